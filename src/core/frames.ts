@@ -1,0 +1,110 @@
+// Frame vocabulary of the wire protocol. Type codes are append-only: never renumber or reuse one.
+import type { NodeId } from './types.ts';
+
+export const FrameType = {
+  /** Announce presence; `wantReply` asks the receiver to answer with its own HELLO. */
+  hello: 1,
+  /** Chang-Roberts ring message carrying the best candidate seen so far. */
+  election: 2,
+  /** Acknowledges one ring hop, so a dead successor can be detected and skipped. */
+  electionAck: 3,
+  /** The winner of an election announces itself to every member. */
+  coordinator: 4,
+  /** Bully algorithm: sent to every higher-key node. */
+  bully: 5,
+  /** Bully algorithm: a higher-key node is alive and takes over the election. */
+  bullyOk: 6,
+  /** Berkeley round: the master asks a member for its clock. */
+  poll: 7,
+  /** Answer to a poll: echoes the poll's transmit time and gives the receive time. */
+  reply: 8,
+  /** The master tells one member how far to move its clock. */
+  correct: 9,
+} as const;
+
+export type FrameTypeName = keyof typeof FrameType;
+export type FrameTypeCode = (typeof FrameType)[FrameTypeName];
+
+export const ROLE_CODES = { electing: 0, slave: 1, master: 2 } as const;
+
+/** Fields every frame carries. */
+export interface FrameHeader {
+  /** Protocol version. */
+  v: number;
+  cluster: string;
+  from: NodeId;
+  /** Sender's election priority, so keys are known from any frame. */
+  prio: number;
+  /** Sender's current term. */
+  term: number;
+  /** Sender's clock when the frame left, stamped by the shell just before encoding. */
+  txNs: bigint;
+}
+
+export interface HelloBody {
+  type: typeof FrameType.hello;
+  wantReply: boolean;
+  role: number;
+  /** The master the sender follows in `term`, or null. */
+  masterId: NodeId | null;
+}
+export interface ElectionBody {
+  type: typeof FrameType.election;
+  hopId: number;
+  candidateId: NodeId;
+  candidatePrio: number;
+}
+export interface ElectionAckBody {
+  type: typeof FrameType.electionAck;
+  hopId: number;
+}
+export interface CoordinatorBody {
+  type: typeof FrameType.coordinator;
+  /** 0 = ring, 1 = bully. */
+  algorithm: number;
+}
+export interface BullyBody {
+  type: typeof FrameType.bully;
+}
+export interface BullyOkBody {
+  type: typeof FrameType.bullyOk;
+}
+export interface PollBody {
+  type: typeof FrameType.poll;
+  round: number;
+  probe: number;
+}
+export interface ReplyBody {
+  type: typeof FrameType.reply;
+  round: number;
+  probe: number;
+  /** t1: the poll's txNs, echoed. */
+  pollTxNs: bigint;
+  /** t2: when the poll arrived at the member, on the member's clock. */
+  rxNs: bigint;
+}
+export interface CorrectBody {
+  type: typeof FrameType.correct;
+  round: number;
+  /** How far the member should move its clock, in ns (positive = forward). */
+  correctionNs: number;
+}
+
+export type FrameBody =
+  | HelloBody
+  | ElectionBody
+  | ElectionAckBody
+  | CoordinatorBody
+  | BullyBody
+  | BullyOkBody
+  | PollBody
+  | ReplyBody
+  | CorrectBody;
+
+/** A complete frame as it travels. */
+export type Frame = FrameHeader & FrameBody;
+
+/** What the core emits: the shell adds `txNs` at the moment of sending. */
+export type OutgoingFrame = Omit<FrameHeader, 'txNs'> & FrameBody;
+
+export const ALGORITHM_CODES = { ring: 0, bully: 1 } as const;

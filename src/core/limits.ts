@@ -1,0 +1,72 @@
+// Every limit and protocol default in one place (TIGER_STYLE: put a limit on everything).
+// Units are last in every name. Shell modules and the CLI read their defaults from here.
+
+export const PROTOCOL_VERSION = 1;
+
+/** Largest encoded frame we send or accept; fits one unfragmented datagram on any LAN. */
+export const FRAME_BYTES_MAX = 1200;
+export const NODE_ID_BYTES_MAX = 64;
+export const CLUSTER_BYTES_MAX = 64;
+export const PRIORITY_MAX = 1_000_000;
+/** Terms and rounds must stay exact in a float64. */
+export const COUNTER_MAX = Number.MAX_SAFE_INTEGER;
+/** Probes per member per round (a burst; the lowest-delay sample is kept). */
+export const PROBES_PER_ROUND_MAX = 16;
+/** Largest correction a frame may carry: one year. Anything larger is garbage. */
+export const CORRECTION_NS_MAX = 365 * 24 * 3600 * 1e9;
+/** Timestamps are unsigned 64-bit nanoseconds since the Unix epoch. */
+export const TIMESTAMP_NS_MAX = (1n << 63n) - 1n;
+
+export const PEERS_MAX_DEFAULT = 1024;
+/** Static --peer endpoints whose node id we have not learned yet. */
+export const STATIC_ENDPOINTS_MAX = 256;
+/** Frames queued for sending by the core between two drains. */
+export const OUTBOX_FRAMES_MAX = 8192;
+/** Events (for logs) queued by the core between two drains. */
+export const EVENTS_MAX = 1024;
+/** Recent elections kept for status. */
+export const ELECTION_HISTORY_MAX = 16;
+
+export const UDP_PORT_DEFAULT = 7412;
+export const HTTP_PORT_DEFAULT = 7413;
+export const CLUSTER_DEFAULT = 'default';
+export const PRIORITY_DEFAULT = 100;
+
+export const POLL_INTERVAL_MS_DEFAULT = 1000;
+export const POLL_INTERVAL_MS_MIN = 100;
+export const POLL_INTERVAL_MS_MAX = 3_600_000;
+/** A member that hears nothing from its master for this many poll intervals starts an election. */
+export const MASTER_TIMEOUT_POLLS_DEFAULT = 3;
+export const PROBES_PER_ROUND_DEFAULT = 4;
+export const PROBE_SPACING_MS_DEFAULT = 20;
+/** How long the master waits for replies after the last probe of a round. */
+export const REPLY_WAIT_MS_DEFAULT = 150;
+/** Offsets farther than this from the median are left out of the average (still corrected). */
+export const OUTLIER_THRESHOLD_MS_DEFAULT = 20;
+
+/** Leaderless start: listen this long (jittered) before the first election. */
+export const DISCOVERY_WINDOW_MS_DEFAULT = 2500;
+export const DISCOVERY_JITTER_FRACTION = 0.2;
+/** Chang-Roberts: each hop must be acknowledged within this, else resent once, then skipped. */
+export const HOP_ACK_TIMEOUT_MS_DEFAULT = 150;
+export const HOP_ATTEMPTS_MAX = 2;
+/** A ring election that has not produced a coordinator by then falls back to the bully algorithm. */
+export const RING_TIMEOUT_MS_DEFAULT = 1500;
+/** Bully: wait this long for an OK from a higher node before declaring victory. */
+export const BULLY_ANSWER_TIMEOUT_MS_DEFAULT = 300;
+/** Bully: after an OK, wait this long for the coordinator announcement before retrying. */
+export const BULLY_COORDINATOR_TIMEOUT_MS_DEFAULT = 1500;
+/** Retried elections back off exponentially (with jitter) up to this. */
+export const ELECTION_BACKOFF_MS_MAX = 8000;
+/** A peer not heard from for this long is polled only every DEAD_PEER_POLL_EVERY_ROUNDS rounds. */
+export const PEER_SILENT_MS_DEFAULT = 10_000;
+export const DEAD_PEER_POLL_EVERY_ROUNDS = 8;
+/** Nodes without a master re-send HELLO to every peer this often. */
+export const HELLO_INTERVAL_MS_DEFAULT = 5000;
+
+/** Clock discipline defaults. */
+export const STEP_THRESHOLD_NS_DEFAULT = 128_000_000; // like ntpd's 128 ms
+export const SLEW_PPM_MAX_DEFAULT = 500; // the rate adjtime(3) slews at
+
+/** Decode failures are logged at most this often (the counter still counts every one). */
+export const REJECT_LOG_INTERVAL_MS = 10_000;

@@ -1,0 +1,797 @@
+// The node state machine: pure protocol logic, no sockets, timers or wall clock.
+// The shell feeds it received frames (with their arrival time on this node's clock) and tick()
+// calls with a monotonic time in milliseconds, and drains what it wants sent and done.
+import { ALGORITHM_CODES, FrameType, ROLE_CODES, type Frame, type FrameBody, type OutgoingFrame } from './frames.ts';
+import {
+  DEAD_PEER_POLL_EVERY_ROUNDS,
+  DISCOVERY_JITTER_FRACTION,
+  ELECTION_BACKOFF_MS_MAX,
+  ELECTION_HISTORY_MAX,
+  EVENTS_MAX,
+  HOP_ATTEMPTS_MAX,
+  OUTBOX_FRAMES_MAX,
+  PROTOCOL_VERSION,
+  STATIC_ENDPOINTS_MAX,
+} from './limits.ts';
+import { bestCandidate, ringSuccessors } from './election/ring.ts';
+import { higherKeyed } from './election/bully.ts';
+import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample } from './sync/berkeley.ts';
+import { compareKeys, endpointKey, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
+
+export interface NodeConfig {
+  nodeId: NodeId;
+  priority: number;
+  cluster: string;
+  pollIntervalMs: number;
+  masterTimeoutMs: number;
+  probesPerRound: number;
+  probeSpacingMs: number;
+  replyWaitMs: number;
+  outlierThresholdNs: number;
+  discoveryWindowMs: number;
+  hopAckTimeoutMs: number;
+  ringTimeoutMs: number;
+  bullyAnswerTimeoutMs: number;
+  bullyCoordinatorTimeoutMs: number;
+  peerSilentMs: number;
+  peersMax: number;
+  /** Uniform in [0, 1); injected so a seeded simulator reproduces every jitter. */
+  random: () => number;
+}
+
+export interface PeerState {
+  nodeId: NodeId;
+  priority: number;
+  endpoint: Endpoint;
+  /** Monotonic ms of the last valid frame from this peer; null if only discovered. */
+  lastHeardMs: number | null;
+  /** Failed to answer (ring hop or polls); skipped in the ring, polled less often. */
+  suspect: boolean;
+  /** Consecutive rounds this peer was polled and did not answer. */
+  missedRounds: number;
+  lastSample: (ClockSample & { round: number; atMs: number }) | null;
+  /** Whether it was left out of the last average. */
+  excluded: boolean;
+}
+
+export interface ElectionRecord {
+  term: number;
+  algorithm: ElectionAlgorithm;
+  winner: NodeId;
+  /** From this node entering the election to learning the result. */
+  durationMs: number;
+  endedMs: number;
+}
+
+export interface RoundRecord {
+  round: number;
+  term: number;
+  atMs: number;
+  members: number;
+  answered: number;
+  averageNs: number;
+  medianNs: number;
+  excluded: NodeId[];
+}
+
+export type NodeEvent =
+  | { kind: 'peer-new'; nodeId: NodeId; endpoint: Endpoint; via: 'frame' | 'discovery' }
+  | { kind: 'peer-suspect'; nodeId: NodeId; why: string }
+  | { kind: 'peer-alive'; nodeId: NodeId }
+  | { kind: 'peer-limit'; nodeId: NodeId }
+  | { kind: 'election-start'; term: number; algorithm: ElectionAlgorithm; reason: string }
+  | { kind: 'election-end'; record: ElectionRecord }
+  | { kind: 'election-failed'; term: number; why: string; retryInMs: number }
+  | { kind: 'role'; from: Role; to: Role; term: number; masterId: NodeId | null }
+  | { kind: 'round'; record: RoundRecord }
+  | { kind: 'duplicate-id'; endpoint: Endpoint }
+  | { kind: 'outbox-full' };
+
+export interface Correction {
+  correctionNs: number;
+  term: number;
+  round: number;
+  masterId: NodeId;
+}
+
+export interface SendRequest {
+  to: Endpoint;
+  frame: OutgoingFrame;
+}
+
+export interface Drained {
+  sends: SendRequest[];
+  corrections: Correction[];
+  events: NodeEvent[];
+}
+
+export interface NodeCounters {
+  framesAccepted: number;
+  framesOtherCluster: number;
+  framesStale: number;
+  framesFromSelfId: number;
+  framesDroppedOutboxFull: number;
+  roundsCompleted: number;
+  correctionsApplied: number;
+  electionsStarted: number;
+  electionsWon: number;
+  electionsByAlgorithm: Record<ElectionAlgorithm, number>;
+  peersRefused: number;
+}
+
+export interface NodeStatus {
+  nodeId: NodeId;
+  cluster: string;
+  priority: number;
+  role: Role;
+  masterId: NodeId | null;
+  term: number;
+  election: {
+    inProgress: { term: number; algorithm: ElectionAlgorithm; sinceMs: number } | null;
+    last: ElectionRecord | null;
+    history: ElectionRecord[];
+  };
+  lastRound: RoundRecord | null;
+  lastCorrection: (Correction & { atMs: number }) | null;
+  peers: PeerState[];
+  counters: NodeCounters;
+}
+
+interface PendingHop {
+  toId: NodeId;
+  hopId: number;
+  candidate: ElectionKey;
+  sentMs: number;
+  attempts: number;
+}
+
+interface ElectionState {
+  term: number;
+  algorithm: ElectionAlgorithm;
+  /** When this node entered the election (kept across the ring-to-bully fallback). */
+  startedMs: number;
+  // Ring
+  bestSent: ElectionKey | null;
+  hop: PendingHop | null;
+  ringDeadlineMs: number;
+  // Bully
+  bullyPhase: 'answers' | 'coordinator' | null;
+  bullyDeadlineMs: number;
+}
+
+interface RoundState {
+  round: number;
+  startedMs: number;
+  members: NodeId[];
+  nextProbe: number;
+  nextProbeMs: number;
+  /** `${nodeId}/${probe}` of polls not yet answered. */
+  outstanding: Set<string>;
+  samples: Map<NodeId, ClockSample>;
+  deadlineMs: number | null;
+}
+
+const NEVER = Number.POSITIVE_INFINITY;
+
+export class ProtocolNode {
+  private readonly config: NodeConfig;
+  private readonly selfKey: ElectionKey;
+  private readonly peers = new Map<NodeId, PeerState>();
+  /** --peer endpoints not yet identified by a frame. */
+  private readonly staticEndpoints = new Map<string, Endpoint>();
+
+  private role: Role = 'electing';
+  private term = 0;
+  private masterId: NodeId | null = null;
+  private lastMasterHeardMs = 0;
+  private discoveryUntilMs: number;
+  private election: ElectionState | null = null;
+  /** A retry after a failed election waits until then (exponential backoff with jitter). */
+  private electionNotBeforeMs = 0;
+  private failedElections = 0;
+  private hopSeq = 0;
+  private roundSeq = 0;
+  private round: RoundState | null = null;
+  private nextRoundMs = NEVER;
+  private appliedTerm = -1;
+  private appliedRound = -1;
+
+  private lastElection: ElectionRecord | null = null;
+  private readonly electionHistory: ElectionRecord[] = [];
+  private lastRound: RoundRecord | null = null;
+  private lastCorrection: (Correction & { atMs: number }) | null = null;
+
+  private sends: SendRequest[] = [];
+  private corrections: Correction[] = [];
+  private events: NodeEvent[] = [];
+
+  readonly counters: NodeCounters = {
+    framesAccepted: 0,
+    framesOtherCluster: 0,
+    framesStale: 0,
+    framesFromSelfId: 0,
+    framesDroppedOutboxFull: 0,
+    roundsCompleted: 0,
+    correctionsApplied: 0,
+    electionsStarted: 0,
+    electionsWon: 0,
+    electionsByAlgorithm: { ring: 0, bully: 0 },
+    peersRefused: 0,
+  };
+
+  constructor(config: NodeConfig, nowMs: number) {
+    this.config = config;
+    this.selfKey = { nodeId: config.nodeId, priority: config.priority };
+    const jitter = 1 + DISCOVERY_JITTER_FRACTION * (2 * config.random() - 1);
+    this.discoveryUntilMs = nowMs + config.discoveryWindowMs * jitter;
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** A peer announced by discovery (mDNS). Liveness still comes from its frames. */
+  discovered(peer: { nodeId: NodeId; priority: number; endpoint: Endpoint }, nowMs: number): void {
+    if (peer.nodeId === this.config.nodeId) return;
+    const known = this.peers.get(peer.nodeId);
+    if (known) {
+      known.endpoint = peer.endpoint;
+      known.priority = peer.priority;
+      return;
+    }
+    if (!this.admitPeer(peer.nodeId, peer.priority, peer.endpoint, null, 'discovery')) return;
+    // Introduce ourselves so a master adds us to its rounds, or a peer tells us who the master is.
+    this.sendHello(peer.endpoint, this.masterId === null);
+    void nowMs;
+  }
+
+  /** A --peer HOST:PORT whose node id is learned from its first frame. */
+  addStaticEndpoint(endpoint: Endpoint): void {
+    if (this.staticEndpoints.size >= STATIC_ENDPOINTS_MAX) return;
+    this.staticEndpoints.set(endpointKey(endpoint), endpoint);
+    this.sendHello(endpoint, true);
+  }
+
+  /** A decoded frame. `rxNs` is this node's clock when the datagram arrived. */
+  receive(frame: Frame, from: Endpoint, rxNs: bigint, nowMs: number): void {
+    if (frame.cluster !== this.config.cluster) {
+      this.counters.framesOtherCluster += 1;
+      return;
+    }
+    if (frame.from === this.config.nodeId) {
+      // Our own id from another endpoint: a misconfigured duplicate node id.
+      this.counters.framesFromSelfId += 1;
+      this.emit({ kind: 'duplicate-id', endpoint: from });
+      return;
+    }
+    this.counters.framesAccepted += 1;
+    this.heard(frame, from, nowMs);
+    switch (frame.type) {
+      case FrameType.hello:
+        return this.onHello(frame, from, nowMs);
+      case FrameType.election:
+        return this.onElection(frame, from, nowMs);
+      case FrameType.electionAck:
+        return this.onElectionAck(frame);
+      case FrameType.coordinator:
+        return this.onCoordinator(frame, from, nowMs);
+      case FrameType.bully:
+        return this.onBully(frame, from, nowMs);
+      case FrameType.bullyOk:
+        return this.onBullyOk(frame, nowMs);
+      case FrameType.poll:
+        return this.onPoll(frame, from, rxNs, nowMs);
+      case FrameType.reply:
+        return this.onReply(frame, rxNs, nowMs);
+      case FrameType.correct:
+        return this.onCorrect(frame, from, nowMs);
+    }
+  }
+
+  /** Timer expiry is just another input: call at (or after) nextDeadlineMs(). */
+  tick(nowMs: number): void {
+    if (this.role === 'slave' && nowMs - this.lastMasterHeardMs >= this.config.masterTimeoutMs) {
+      this.startElection('master silent', nowMs);
+    }
+    if (this.role === 'electing' && this.election === null && nowMs >= this.discoveryUntilMs && nowMs >= this.electionNotBeforeMs) {
+      this.startElection(this.lastElection === null ? 'no master found' : 'retry', nowMs);
+    }
+    const election = this.election;
+    if (election !== null) {
+      if (election.algorithm === 'ring') {
+        if (election.hop !== null && nowMs - election.hop.sentMs >= this.config.hopAckTimeoutMs) this.hopTimedOut(nowMs);
+        if (this.election === election && nowMs >= election.ringDeadlineMs) {
+          this.startBully(this.term + 1, nowMs, 'ring timed out');
+        }
+      } else if (nowMs >= election.bullyDeadlineMs) {
+        if (election.bullyPhase === 'answers') {
+          this.becomeMaster('bully', nowMs);
+        } else {
+          this.electionFailed('no coordinator after bully answer', nowMs);
+        }
+      }
+    }
+    if (this.role === 'master') {
+      if (this.round === null && nowMs >= this.nextRoundMs) this.startRound(nowMs);
+      if (this.round !== null) this.advanceRound(nowMs);
+    }
+  }
+
+  /** The earliest time tick() has something to do. */
+  nextDeadlineMs(): number {
+    let deadline = NEVER;
+    if (this.role === 'slave') deadline = Math.min(deadline, this.lastMasterHeardMs + this.config.masterTimeoutMs);
+    if (this.role === 'electing' && this.election === null) deadline = Math.min(deadline, Math.max(this.discoveryUntilMs, this.electionNotBeforeMs));
+    const election = this.election;
+    if (election !== null) {
+      if (election.algorithm === 'ring') {
+        deadline = Math.min(deadline, election.ringDeadlineMs);
+        if (election.hop !== null) deadline = Math.min(deadline, election.hop.sentMs + this.config.hopAckTimeoutMs);
+      } else {
+        deadline = Math.min(deadline, election.bullyDeadlineMs);
+      }
+    }
+    if (this.role === 'master') {
+      if (this.round === null) deadline = Math.min(deadline, this.nextRoundMs);
+      else {
+        if (this.round.nextProbe < this.config.probesPerRound) deadline = Math.min(deadline, this.round.nextProbeMs);
+        if (this.round.deadlineMs !== null) deadline = Math.min(deadline, this.round.deadlineMs);
+      }
+    }
+    return deadline;
+  }
+
+  drain(): Drained {
+    const drained = { sends: this.sends, corrections: this.corrections, events: this.events };
+    this.sends = [];
+    this.corrections = [];
+    this.events = [];
+    return drained;
+  }
+
+  status(): NodeStatus {
+    return {
+      nodeId: this.config.nodeId,
+      cluster: this.config.cluster,
+      priority: this.config.priority,
+      role: this.role,
+      masterId: this.masterId,
+      term: this.term,
+      election: {
+        inProgress: this.election ? { term: this.election.term, algorithm: this.election.algorithm, sinceMs: this.election.startedMs } : null,
+        last: this.lastElection,
+        history: [...this.electionHistory],
+      },
+      lastRound: this.lastRound,
+      lastCorrection: this.lastCorrection,
+      peers: [...this.peers.values()].map((peer) => ({ ...peer, endpoint: { ...peer.endpoint } })),
+      counters: { ...this.counters, electionsByAlgorithm: { ...this.counters.electionsByAlgorithm } },
+    };
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  private admitPeer(nodeId: NodeId, priority: number, endpoint: Endpoint, nowMs: number | null, via: 'frame' | 'discovery'): PeerState | null {
+    if (this.peers.size >= this.config.peersMax) {
+      this.counters.peersRefused += 1;
+      this.emit({ kind: 'peer-limit', nodeId });
+      return null;
+    }
+    const peer: PeerState = { nodeId, priority, endpoint, lastHeardMs: nowMs, suspect: false, missedRounds: 0, lastSample: null, excluded: false };
+    this.peers.set(nodeId, peer);
+    this.emit({ kind: 'peer-new', nodeId, endpoint, via });
+    return peer;
+  }
+
+  /** Any valid frame proves the sender alive and tells us its address and key. */
+  private heard(frame: Frame, from: Endpoint, nowMs: number): void {
+    this.staticEndpoints.delete(endpointKey(from));
+    let peer = this.peers.get(frame.from);
+    if (!peer) {
+      peer = this.admitPeer(frame.from, frame.prio, from, nowMs, 'frame') ?? undefined;
+      if (!peer) return;
+    }
+    peer.endpoint = from;
+    peer.priority = frame.prio;
+    peer.lastHeardMs = nowMs;
+    if (peer.suspect) {
+      peer.suspect = false;
+      this.emit({ kind: 'peer-alive', nodeId: peer.nodeId });
+    }
+  }
+
+  private markSuspect(nodeId: NodeId, why: string): void {
+    const peer = this.peers.get(nodeId);
+    if (!peer || peer.suspect) return;
+    peer.suspect = true;
+    this.emit({ kind: 'peer-suspect', nodeId, why });
+  }
+
+  private livePeers(): PeerState[] {
+    return [...this.peers.values()].filter((peer) => !peer.suspect);
+  }
+
+  // ---------------------------------------------------------------- output helpers
+
+  private emit(event: NodeEvent): void {
+    if (this.events.length < EVENTS_MAX) this.events.push(event);
+  }
+
+  private send(to: Endpoint, body: FrameBody): void {
+    if (this.sends.length >= OUTBOX_FRAMES_MAX) {
+      this.counters.framesDroppedOutboxFull += 1;
+      if (this.counters.framesDroppedOutboxFull === 1) this.emit({ kind: 'outbox-full' });
+      return;
+    }
+    const frame = {
+      v: PROTOCOL_VERSION,
+      cluster: this.config.cluster,
+      from: this.config.nodeId,
+      prio: this.config.priority,
+      term: this.term,
+      ...body,
+    } as OutgoingFrame;
+    this.sends.push({ to, frame });
+  }
+
+  private sendTo(nodeId: NodeId, body: FrameBody): void {
+    const peer = this.peers.get(nodeId);
+    if (peer) this.send(peer.endpoint, body);
+  }
+
+  private sendHello(to: Endpoint, wantReply: boolean): void {
+    this.send(to, { type: FrameType.hello, wantReply, role: ROLE_CODES[this.role], masterId: this.masterId });
+  }
+
+  /** Tells a node acting on an old term which term and master we follow. */
+  private informStale(to: Endpoint): void {
+    this.counters.framesStale += 1;
+    this.sendHello(to, false);
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  private setRole(role: Role): void {
+    if (role === this.role) return;
+    const from = this.role;
+    this.role = role;
+    if (role !== 'master') {
+      this.round = null;
+      this.nextRoundMs = NEVER;
+    }
+    this.emit({ kind: 'role', from, to: role, term: this.term, masterId: this.masterId });
+  }
+
+  /** Follow `masterId` in `term` (which is >= our term). */
+  private follow(masterId: NodeId, term: number, algorithm: ElectionAlgorithm | null, nowMs: number): void {
+    const changed = this.masterId !== masterId || this.term !== term;
+    this.term = term;
+    this.masterId = masterId;
+    this.lastMasterHeardMs = nowMs;
+    this.finishElection(masterId, algorithm, nowMs);
+    if (this.role !== 'slave') this.setRole('slave');
+    else if (changed) this.emit({ kind: 'role', from: 'slave', to: 'slave', term, masterId });
+  }
+
+  private finishElection(winner: NodeId, algorithm: ElectionAlgorithm | null, nowMs: number): void {
+    this.failedElections = 0;
+    this.electionNotBeforeMs = 0;
+    const election = this.election;
+    this.election = null;
+    if (election === null) return;
+    const record: ElectionRecord = {
+      term: this.term,
+      algorithm: algorithm ?? election.algorithm,
+      winner,
+      durationMs: nowMs - election.startedMs,
+      endedMs: nowMs,
+    };
+    this.lastElection = record;
+    this.electionHistory.push(record);
+    if (this.electionHistory.length > ELECTION_HISTORY_MAX) this.electionHistory.shift();
+    this.emit({ kind: 'election-end', record });
+  }
+
+  private becomeMaster(algorithm: ElectionAlgorithm, nowMs: number): void {
+    this.masterId = this.config.nodeId;
+    this.counters.electionsWon += 1;
+    this.finishElection(this.config.nodeId, algorithm, nowMs);
+    this.setRole('master');
+    for (const peer of this.peers.values()) {
+      this.send(peer.endpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[algorithm] });
+      peer.missedRounds = 0;
+    }
+    // Poll at once: the members have been without a master for a while.
+    this.round = null;
+    this.nextRoundMs = nowMs;
+  }
+
+  /** Another node is master in our term or a later one: stop being master. */
+  private acceptsMaster(candidate: NodeId, candidatePrio: number, term: number): boolean {
+    if (term > this.term) return true;
+    if (term < this.term) return false;
+    if (this.masterId === null || this.masterId === candidate) return this.election === null || this.election.term <= term;
+    // Two masters in one term can only come from a split ring; the higher key wins.
+    const current = this.masterId === this.config.nodeId ? this.selfKey : this.peers.get(this.masterId);
+    if (!current) return true;
+    return compareKeys({ nodeId: candidate, priority: candidatePrio }, current) > 0;
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  private newElection(term: number, algorithm: ElectionAlgorithm, nowMs: number, reason: string): ElectionState {
+    const previous = this.election;
+    this.term = term;
+    this.masterId = null;
+    this.setRole('electing');
+    this.counters.electionsStarted += 1;
+    this.counters.electionsByAlgorithm[algorithm] += 1;
+    this.emit({ kind: 'election-start', term, algorithm, reason });
+    this.election = {
+      term,
+      algorithm,
+      startedMs: previous?.startedMs ?? nowMs,
+      bestSent: null,
+      hop: null,
+      ringDeadlineMs: nowMs + this.config.ringTimeoutMs,
+      bullyPhase: null,
+      bullyDeadlineMs: NEVER,
+    };
+    return this.election;
+  }
+
+  private startElection(reason: string, nowMs: number): void {
+    this.election = null;
+    const election = this.newElection(this.term + 1, 'ring', nowMs, reason);
+    this.forwardRing(election, this.selfKey, nowMs);
+  }
+
+  /** Send the ring message on to the first live successor; with none, fall back to bully. */
+  private forwardRing(election: ElectionState, candidate: ElectionKey, nowMs: number): void {
+    const successor = ringSuccessors(this.selfKey, this.livePeers())[0];
+    if (successor === undefined) {
+      if (this.peers.size === 0) this.becomeMaster('ring', nowMs); // a ring of one
+      else this.startBully(this.term + 1, nowMs, 'no live successor');
+      return;
+    }
+    this.hopSeq += 1;
+    election.bestSent = candidate;
+    election.hop = { toId: successor.nodeId, hopId: this.hopSeq, candidate, sentMs: nowMs, attempts: 1 };
+    this.sendElection(election.hop);
+  }
+
+  private sendElection(hop: PendingHop): void {
+    this.sendTo(hop.toId, { type: FrameType.election, hopId: hop.hopId, candidateId: hop.candidate.nodeId, candidatePrio: hop.candidate.priority });
+  }
+
+  private hopTimedOut(nowMs: number): void {
+    const election = this.election;
+    const hop = election?.hop;
+    if (!election || !hop) return;
+    if (hop.attempts < HOP_ATTEMPTS_MAX) {
+      hop.attempts += 1;
+      hop.sentMs = nowMs;
+      this.sendElection(hop);
+      return;
+    }
+    // Skip the dead successor.
+    this.markSuspect(hop.toId, 'ring hop not acknowledged');
+    election.hop = null;
+    this.forwardRing(election, hop.candidate, nowMs);
+  }
+
+  private onElection(frame: Frame & { type: typeof FrameType.election }, from: Endpoint, nowMs: number): void {
+    this.send(from, { type: FrameType.electionAck, hopId: frame.hopId });
+    if (frame.term < this.term) return this.informStale(from);
+    let election = this.election;
+    if (frame.term > this.term) {
+      election = this.newElection(frame.term, 'ring', nowMs, `ring message from ${frame.from}`);
+    }
+    // Same term: only an ongoing ring election of this term takes part.
+    if (election === null || election.algorithm !== 'ring' || election.term !== frame.term) {
+      // The sender missed this term's result: tell it who won.
+      if (election === null && this.masterId !== null) this.sendHello(from, false);
+      return;
+    }
+    const candidate = { nodeId: frame.candidateId, priority: frame.candidatePrio };
+    if (candidate.nodeId === this.config.nodeId) {
+      // Our own candidacy came all the way round: nobody live has a higher key.
+      this.becomeMaster('ring', nowMs);
+      return;
+    }
+    const best = bestCandidate(candidate, this.selfKey);
+    if (election.bestSent !== null && compareKeys(best, election.bestSent) <= 0) return;
+    election.hop = null;
+    this.forwardRing(election, best, nowMs);
+  }
+
+  private onElectionAck(frame: Frame & { type: typeof FrameType.electionAck }): void {
+    const hop = this.election?.hop;
+    if (hop && hop.hopId === frame.hopId && hop.toId === frame.from && this.election) this.election.hop = null;
+  }
+
+  private startBully(term: number, nowMs: number, reason: string): void {
+    const election = this.newElection(term, 'bully', nowMs, reason);
+    const higher = higherKeyed(this.selfKey, [...this.peers.values()]);
+    if (higher.length === 0) {
+      this.becomeMaster('bully', nowMs);
+      return;
+    }
+    for (const peer of higher) this.send(peer.endpoint, { type: FrameType.bully });
+    election.bullyPhase = 'answers';
+    election.bullyDeadlineMs = nowMs + this.config.bullyAnswerTimeoutMs;
+  }
+
+  private onBully(frame: Frame & { type: typeof FrameType.bully }, from: Endpoint, nowMs: number): void {
+    const senderIsLower = compareKeys({ nodeId: frame.from, priority: frame.prio }, this.selfKey) < 0;
+    if (frame.term > this.term) {
+      if (senderIsLower) {
+        this.startBully(frame.term, nowMs, `bully challenge from ${frame.from}`);
+      } else {
+        // Taken over by a higher node: wait for its announcement.
+        const election = this.newElection(frame.term, 'bully', nowMs, `bully challenge from ${frame.from}`);
+        election.bullyPhase = 'coordinator';
+        election.bullyDeadlineMs = nowMs + this.config.bullyCoordinatorTimeoutMs;
+      }
+    } else if (frame.term === this.term && senderIsLower && this.role === 'electing' && this.election?.algorithm !== 'bully') {
+      this.election = null;
+      this.startBully(frame.term, nowMs, `bully challenge from ${frame.from}`);
+    }
+    if (!senderIsLower) return;
+    this.send(from, { type: FrameType.bullyOk });
+    // Behind us: tell it who the master is, or remind it that we already are.
+    if (frame.term < this.term) this.informStale(from);
+    else if (this.role === 'master') this.send(from, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[this.lastElection?.algorithm ?? 'bully'] });
+  }
+
+  private onBullyOk(frame: Frame & { type: typeof FrameType.bullyOk }, nowMs: number): void {
+    const election = this.election;
+    if (election === null || election.algorithm !== 'bully' || frame.term !== election.term) return;
+    if (election.bullyPhase !== 'answers') return;
+    election.bullyPhase = 'coordinator';
+    election.bullyDeadlineMs = nowMs + this.config.bullyCoordinatorTimeoutMs;
+  }
+
+  private electionFailed(why: string, nowMs: number): void {
+    this.failedElections += 1;
+    const backoffMs = Math.min(ELECTION_BACKOFF_MS_MAX, this.config.hopAckTimeoutMs * 2 ** this.failedElections);
+    this.electionNotBeforeMs = nowMs + backoffMs * (0.5 + this.config.random());
+    this.election = null;
+    this.emit({ kind: 'election-failed', term: this.term, why, retryInMs: this.electionNotBeforeMs - nowMs });
+  }
+
+  private onCoordinator(frame: Frame & { type: typeof FrameType.coordinator }, from: Endpoint, nowMs: number): void {
+    if (!this.acceptsMaster(frame.from, frame.prio, frame.term)) return this.informStale(from);
+    this.follow(frame.from, frame.term, frame.algorithm === ALGORITHM_CODES.bully ? 'bully' : 'ring', nowMs);
+  }
+
+  private onHello(frame: Frame & { type: typeof FrameType.hello }, from: Endpoint, nowMs: number): void {
+    if (frame.wantReply) this.sendHello(from, false);
+    const masterId = frame.masterId;
+    if (masterId === null || masterId === this.config.nodeId) return;
+    // Someone follows a master in a later term (or in ours while we have none): adopt it.
+    if (frame.term < this.term || (frame.term === this.term && this.masterId === masterId)) return;
+    const masterPeer = this.peers.get(masterId);
+    const masterPrio = masterId === frame.from ? frame.prio : (masterPeer?.priority ?? 0);
+    if (!this.acceptsMaster(masterId, masterPrio, frame.term)) return;
+    this.follow(masterId, frame.term, null, nowMs);
+    // Make sure the master knows us, so it polls us.
+    if (masterPeer) this.sendHello(masterPeer.endpoint, false);
+  }
+
+  // ---------------------------------------------------------------- Berkeley rounds (master)
+
+  private startRound(nowMs: number): void {
+    this.roundSeq += 1;
+    const members = [...this.peers.values()]
+      .filter((peer) => !peer.suspect || this.roundSeq % DEAD_PEER_POLL_EVERY_ROUNDS === 0)
+      .map((peer) => peer.nodeId);
+    this.round = {
+      round: this.roundSeq,
+      startedMs: nowMs,
+      members,
+      nextProbe: 0,
+      nextProbeMs: nowMs,
+      outstanding: new Set(),
+      samples: new Map(),
+      deadlineMs: null,
+    };
+    this.nextRoundMs = nowMs + this.config.pollIntervalMs;
+  }
+
+  private advanceRound(nowMs: number): void {
+    const round = this.round;
+    if (round === null) return;
+    while (round.nextProbe < this.config.probesPerRound && nowMs >= round.nextProbeMs) {
+      for (const nodeId of round.members) {
+        round.outstanding.add(`${nodeId}/${round.nextProbe}`);
+        this.sendTo(nodeId, { type: FrameType.poll, round: round.round, probe: round.nextProbe });
+      }
+      round.nextProbe += 1;
+      round.nextProbeMs += this.config.probeSpacingMs;
+      if (round.nextProbe === this.config.probesPerRound) round.deadlineMs = nowMs + this.config.replyWaitMs;
+    }
+    const allProbesSent = round.nextProbe === this.config.probesPerRound;
+    if (allProbesSent && (round.outstanding.size === 0 || nowMs >= (round.deadlineMs ?? NEVER))) this.finishRound(round, nowMs);
+  }
+
+  private onReply(frame: Frame & { type: typeof FrameType.reply }, rxNs: bigint, nowMs: number): void {
+    const round = this.round;
+    if (this.role !== 'master' || round === null || frame.term !== this.term || frame.round !== round.round) return;
+    // Only an answer to a poll we sent and have not had answered yet counts (no duplicates).
+    if (!round.outstanding.delete(`${frame.from}/${frame.probe}`)) return;
+    const sample = sampleFromTimestamps(frame.pollTxNs, frame.rxNs, frame.txNs, rxNs);
+    if (sample.delayNs < 0) return; // inconsistent timestamps: a clock stepped mid-probe
+    round.samples.set(frame.from, betterSample(round.samples.get(frame.from), sample));
+    this.advanceRound(nowMs);
+  }
+
+  private finishRound(round: RoundState, nowMs: number): void {
+    this.round = null;
+    const offsetsNs = new Map<NodeId, number>();
+    for (const nodeId of round.members) {
+      const peer = this.peers.get(nodeId);
+      if (!peer) continue;
+      const sample = round.samples.get(nodeId);
+      if (sample === undefined) {
+        peer.missedRounds += 1;
+        if (peer.missedRounds >= 3) this.markSuspect(nodeId, `missed ${peer.missedRounds} rounds`);
+        continue;
+      }
+      peer.missedRounds = 0;
+      peer.lastSample = { ...sample, round: round.round, atMs: nowMs };
+      offsetsNs.set(nodeId, sample.offsetNs);
+    }
+    const result = berkeleyRound(this.config.nodeId, offsetsNs, this.config.outlierThresholdNs);
+    const excluded = new Set(result.excluded);
+    for (const [nodeId, correctionNs] of result.correctionsNs) {
+      if (nodeId === this.config.nodeId) continue;
+      const peer = this.peers.get(nodeId);
+      if (peer) peer.excluded = excluded.has(nodeId);
+      this.sendTo(nodeId, { type: FrameType.correct, round: round.round, correctionNs });
+    }
+    this.counters.roundsCompleted += 1;
+    const record: RoundRecord = {
+      round: round.round,
+      term: this.term,
+      atMs: nowMs,
+      members: round.members.length,
+      answered: offsetsNs.size,
+      averageNs: result.averageNs,
+      medianNs: result.medianNs,
+      excluded: result.excluded,
+    };
+    this.lastRound = record;
+    this.emit({ kind: 'round', record });
+    // The master moves to the average too; a round with nobody answering changes nothing.
+    if (offsetsNs.size > 0) this.applyCorrection({ correctionNs: result.averageNs, term: this.term, round: round.round, masterId: this.config.nodeId }, nowMs);
+  }
+
+  private applyCorrection(correction: Correction, nowMs: number): void {
+    this.appliedTerm = correction.term;
+    this.appliedRound = correction.round;
+    this.counters.correctionsApplied += 1;
+    this.lastCorrection = { ...correction, atMs: nowMs };
+    this.corrections.push(correction);
+  }
+
+  // ---------------------------------------------------------------- Berkeley rounds (member)
+
+  private onPoll(frame: Frame & { type: typeof FrameType.poll }, from: Endpoint, rxNs: bigint, nowMs: number): void {
+    if (this.masterId !== frame.from || this.term !== frame.term || this.role !== 'slave') {
+      if (!this.acceptsMaster(frame.from, frame.prio, frame.term)) return this.informStale(from);
+      this.follow(frame.from, frame.term, null, nowMs);
+    }
+    this.lastMasterHeardMs = nowMs;
+    this.send(from, { type: FrameType.reply, round: frame.round, probe: frame.probe, pollTxNs: frame.txNs, rxNs });
+  }
+
+  private onCorrect(frame: Frame & { type: typeof FrameType.correct }, from: Endpoint, nowMs: number): void {
+    if (this.role !== 'slave' || this.masterId !== frame.from || this.term !== frame.term) {
+      if (frame.term < this.term) this.informStale(from);
+      return;
+    }
+    this.lastMasterHeardMs = nowMs;
+    // At most once per (term, round); a lost correction is superseded by the next round's.
+    if (frame.term === this.appliedTerm && frame.round <= this.appliedRound) return;
+    this.applyCorrection({ correctionNs: frame.correctionNs, term: frame.term, round: frame.round, masterId: frame.from }, nowMs);
+  }
+}

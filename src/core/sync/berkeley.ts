@@ -1,0 +1,87 @@
+// Berkeley arithmetic: offsets from four timestamps, the fault-tolerant average, corrections.
+// Offsets are "member clock minus master clock" in nanoseconds.
+
+export interface ClockSample {
+  /** Member clock minus master clock, compensated for the round trip. */
+  offsetNs: number;
+  /** Round-trip network delay, excluding the member's processing time. */
+  delayNs: number;
+}
+
+/**
+ * The NTP/Cristian four-timestamp estimate. t1: poll sent (master clock), t2: poll received
+ * (member clock), t3: reply sent (member clock), t4: reply received (master clock). Assumes
+ * symmetric paths; the error is at most half the delay.
+ */
+export function sampleFromTimestamps(t1Ns: bigint, t2Ns: bigint, t3Ns: bigint, t4Ns: bigint): ClockSample {
+  // Differences first, in bigint, so 64-bit epoch timestamps keep full precision.
+  const outboundNs = Number(t2Ns - t1Ns);
+  const inboundNs = Number(t3Ns - t4Ns);
+  return {
+    offsetNs: (outboundNs + inboundNs) / 2,
+    delayNs: Number(t4Ns - t1Ns) - Number(t3Ns - t2Ns),
+  };
+}
+
+/** The better of two samples of one member: the one with the lower delay (least error bound). */
+export function betterSample(current: ClockSample | undefined, candidate: ClockSample): ClockSample {
+  return current === undefined || candidate.delayNs < current.delayNs ? candidate : current;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError('median of no values');
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+export interface AverageResult {
+  medianNs: number;
+  averageNs: number;
+  included: string[];
+  excluded: string[];
+}
+
+/**
+ * Fault-tolerant average: members farther than `thresholdNs` from the median are left out, so
+ * one wild clock cannot drag the others. The median always has company (itself), so the
+ * included set is never empty.
+ */
+export function faultTolerantAverage(offsets: ReadonlyMap<string, number>, thresholdNs: number): AverageResult {
+  const values = [...offsets.values()];
+  const medianNs = median(values);
+  const included: string[] = [];
+  const excluded: string[] = [];
+  let sumNs = 0;
+  for (const [id, offsetNs] of offsets) {
+    if (Math.abs(offsetNs - medianNs) <= thresholdNs) {
+      included.push(id);
+      sumNs += offsetNs;
+    } else {
+      excluded.push(id);
+    }
+  }
+  // With an even count the median can sit between two far-apart clusters and exclude everyone.
+  if (included.length === 0) {
+    return { medianNs, averageNs: medianNs, included, excluded };
+  }
+  return { medianNs, averageNs: sumNs / included.length, included, excluded };
+}
+
+export interface RoundResult extends AverageResult {
+  /** Per node (master included): how far to move its clock, in ns. */
+  correctionsNs: Map<string, number>;
+}
+
+/**
+ * One Berkeley round's outcome. `memberOffsetsNs` holds each answering member's offset against
+ * the master; the master takes part with offset 0. Every node, excluded or not, is told to move
+ * to the average.
+ */
+export function berkeleyRound(masterId: string, memberOffsetsNs: ReadonlyMap<string, number>, thresholdNs: number): RoundResult {
+  const offsets = new Map<string, number>([[masterId, 0], ...memberOffsetsNs]);
+  const average = faultTolerantAverage(offsets, thresholdNs);
+  const correctionsNs = new Map<string, number>();
+  for (const [id, offsetNs] of offsets) correctionsNs.set(id, average.averageNs - offsetNs);
+  return { ...average, correctionsNs };
+}

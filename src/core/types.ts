@@ -1,0 +1,46 @@
+// Shared vocabulary of the pure core: identities, election keys, endpoints, roles.
+
+export type NodeId = string;
+
+/** A UDP endpoint. The shell fills it from the datagram's source address. */
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export function endpointKey(endpoint: Endpoint): string {
+  return endpoint.address.includes(':') ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
+}
+
+export type Role = 'master' | 'slave' | 'electing';
+
+export type ElectionAlgorithm = 'ring' | 'bully';
+
+/** The election key: priority first, then the node id compared as a byte string; higher wins. */
+export interface ElectionKey {
+  priority: number;
+  nodeId: NodeId;
+}
+
+const utf8 = new TextEncoder();
+
+function compareBytes(a: string, b: string): number {
+  const left = utf8.encode(a);
+  const right = utf8.encode(b);
+  const length = Math.min(left.length, right.length);
+  for (let index = 0; index < length; index += 1) {
+    const difference = (left[index] as number) - (right[index] as number);
+    if (difference !== 0) return difference < 0 ? -1 : 1;
+  }
+  return left.length === right.length ? 0 : left.length < right.length ? -1 : 1;
+}
+
+/** Negative when a < b, 0 when equal, positive when a > b. */
+export function compareKeys(a: ElectionKey, b: ElectionKey): number {
+  if (a.priority !== b.priority) return a.priority < b.priority ? -1 : 1;
+  return compareBytes(a.nodeId, b.nodeId);
+}
+
+export function utf8ByteLength(text: string): number {
+  return utf8.encode(text).length;
+}
