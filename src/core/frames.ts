@@ -20,6 +20,10 @@ export const FrameType = {
   reply: 8,
   /** The master tells one member how far to move its clock. */
   correct: 9,
+  /** One-shot time query (the `query` command, Cristian's algorithm); answered by any agent. */
+  timeQuery: 10,
+  /** Answer to a time query: echoes its txNs and gives the receive time. */
+  timeAnswer: 11,
 } as const;
 
 export type FrameTypeName = keyof typeof FrameType;
@@ -90,6 +94,20 @@ export interface CorrectBody {
   correctionNs: number;
 }
 
+export interface TimeQueryBody {
+  type: typeof FrameType.timeQuery;
+  /** Chosen by the querier to match answers to queries. */
+  queryId: number;
+}
+export interface TimeAnswerBody {
+  type: typeof FrameType.timeAnswer;
+  queryId: number;
+  /** t1: the query's txNs, echoed. */
+  queryTxNs: bigint;
+  /** t2: when the query arrived, on the answering agent's clock. */
+  rxNs: bigint;
+}
+
 export type FrameBody =
   | HelloBody
   | ElectionBody
@@ -99,7 +117,9 @@ export type FrameBody =
   | BullyOkBody
   | PollBody
   | ReplyBody
-  | CorrectBody;
+  | CorrectBody
+  | TimeQueryBody
+  | TimeAnswerBody;
 
 /** A complete frame as it travels. */
 export type Frame = FrameHeader & FrameBody;

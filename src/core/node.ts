@@ -252,6 +252,13 @@ export class ProtocolNode {
 
   /** A decoded frame. `rxNs` is this node's clock when the datagram arrived. */
   receive(frame: Frame, from: Endpoint, rxNs: bigint, nowMs: number): void {
+    // Time queries are read-only and come from tools, not members: answer them from any cluster
+    // and do not take the querier for a peer.
+    if (frame.type === FrameType.timeQuery) {
+      this.send(from, { type: FrameType.timeAnswer, queryId: frame.queryId, queryTxNs: frame.txNs, rxNs });
+      return;
+    }
+    if (frame.type === FrameType.timeAnswer) return;
     if (frame.cluster !== this.config.cluster) {
       this.counters.framesOtherCluster += 1;
       return;

@@ -110,6 +110,16 @@ const frameSchema = z.discriminatedUnion('type', [
       correctionNs: z.number().finite().min(-CORRECTION_NS_MAX).max(CORRECTION_NS_MAX),
     })
     .strict(),
+  z.object({ ...header, type: z.literal(FrameType.timeQuery), queryId: counter }).strict(),
+  z
+    .object({
+      ...header,
+      type: z.literal(FrameType.timeAnswer),
+      queryId: counter,
+      queryTxNs: timestampNs,
+      rxNs: timestampNs,
+    })
+    .strict(),
 ]);
 
 const knownTypes = new Set<unknown>(Object.values(FrameType));
@@ -126,6 +136,12 @@ export function decodeFrame(datagram: Uint8Array): DecodeResult {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
     return { ok: false, reason: 'not-a-map', detail: `decoded ${value === null ? 'null' : typeof value}` };
+  }
+  // A msgpackr record (ext 0x72) also decodes to a plain object; the wire format is a msgpack map,
+  // so the datagram must start with a map marker (fixmap 0x80-0x8f, map16 0xde, map32 0xdf).
+  const first = datagram[0] as number;
+  if (!((first >= 0x80 && first <= 0x8f) || first === 0xde || first === 0xdf)) {
+    return { ok: false, reason: 'not-a-map', detail: `top-level msgpack byte 0x${first.toString(16)}` };
   }
   const record = value as Record<string, unknown>;
   if (record.v !== PROTOCOL_VERSION) {

@@ -1,0 +1,82 @@
+// Human-readable rendering of the status report and of durations and offsets.
+import type { StatusReport } from '../daemon/status.ts';
+
+/** Signed seconds with an adaptive unit: +1.234 s, -12.3 ms, +45.6 µs, +120 ns. */
+export function formatOffsetNs(ns: number | null): string {
+  if (ns === null || !Number.isFinite(ns)) return '-';
+  const sign = ns < 0 ? '-' : '+';
+  return sign + formatDurationNs(Math.abs(ns));
+}
+
+export function formatDurationNs(ns: number | null): string {
+  if (ns === null || !Number.isFinite(ns)) return '-';
+  const abs = Math.abs(ns);
+  if (abs >= 1e9) return `${(ns / 1e9).toFixed(3)} s`;
+  if (abs >= 1e6) return `${(ns / 1e6).toFixed(3)} ms`;
+  if (abs >= 1e3) return `${(ns / 1e3).toFixed(1)} µs`;
+  return `${Math.round(ns)} ns`;
+}
+
+export function formatAgoMs(ms: number | null): string {
+  if (ms === null) return 'never';
+  if (ms < 1000) return `${Math.round(ms)} ms ago`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s ago`;
+  return `${Math.round(ms / 60_000)} min ago`;
+}
+
+function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, index) => (widths[index] = Math.max(widths[index] ?? 0, cell.length)));
+  return rows.map((row) => row.map((cell, index) => (index === row.length - 1 ? cell : cell.padEnd(widths[index] ?? 0))).join('  ')).join('\n');
+}
+
+export function formatStatus(status: StatusReport): string {
+  const lines: string[] = [];
+  const master = status.role === 'master' ? 'this node' : (status.masterId ?? 'none yet');
+  lines.push(`Node       ${status.nodeId}  (cluster ${status.cluster}, priority ${status.priority}, listening on ${status.listen.address}:${status.listen.port})`);
+  lines.push(`Role       ${status.role}   master: ${master}   term: ${status.term}`);
+  const clock = status.clock;
+  lines.push(
+    `Clock      ${clock.mode}, ${clock.synchronized ? 'synchronized' : 'not synchronized'}; offset from host ${formatOffsetNs(clock.hostOffsetNs)}, ` +
+      `frequency ${clock.frequencyPpm >= 0 ? '+' : ''}${clock.frequencyPpm.toFixed(3)} ppm, slew left ${formatOffsetNs(clock.slewRemainingNs)}, ${clock.steps} steps, ${clock.slews} slews`,
+  );
+  const election = status.election;
+  const last = election.last
+    ? `last won by ${election.last.winner} in term ${election.last.term} (${election.last.algorithm}, took ${election.last.durationMs.toFixed(1)} ms, ${formatAgoMs(election.last.agoMs)})`
+    : 'none finished yet';
+  const running = election.inProgress ? `; running: term ${election.inProgress.term} (${election.inProgress.algorithm}, ${election.inProgress.forMs} ms)` : '';
+  lines.push(`Elections  ${last}${running}; ${election.started} taken part in (ring ${election.byAlgorithm.ring}, bully ${election.byAlgorithm.bully}), ${election.won} won`);
+  if (status.lastRound) {
+    const round = status.lastRound;
+    lines.push(
+      `Round      #${round.round}, ${formatAgoMs(round.agoMs)}: ${round.answered}/${round.members} members answered, average ${formatOffsetNs(round.averageNs)}` +
+        (round.excluded.length > 0 ? `, excluded: ${round.excluded.join(', ')}` : ', none excluded'),
+    );
+  }
+  if (status.lastCorrection) {
+    const correction = status.lastCorrection;
+    lines.push(`Correction ${formatOffsetNs(correction.correctionNs)} from ${correction.masterId} (term ${correction.term}, round ${correction.round}, ${formatAgoMs(correction.agoMs)})`);
+  }
+  const counters = status.counters;
+  const reasons = Object.entries(counters.framesRejectedByReason)
+    .filter(([, count]) => count > 0)
+    .map(([reason, count]) => `${reason} ${count}`)
+    .join(', ');
+  lines.push(
+    `Frames     received ${counters.framesReceived}, sent ${counters.framesSent}, rejected ${counters.framesRejected}${reasons ? ` (${reasons})` : ''}, ` +
+      `other cluster ${counters.framesOtherCluster}, stale ${counters.framesStale}, send errors ${counters.sendErrors}`,
+  );
+  lines.push('');
+  if (status.peers.length === 0) {
+    lines.push('Peers      none known');
+  } else {
+    const rows = [['PEER', 'ADDRESS', 'PRIO', 'LAST HEARD', 'OFFSET', 'DELAY', 'STATE']];
+    for (const peer of status.peers) {
+      const state = peer.nodeId === status.masterId ? 'master' : peer.suspect ? 'not answering' : peer.excluded ? 'excluded (outlier)' : 'ok';
+      rows.push([peer.nodeId, `${peer.address}:${peer.port}`, String(peer.priority), formatAgoMs(peer.lastHeardAgoMs), formatOffsetNs(peer.offsetNs), formatDurationNs(peer.delayNs), state]);
+    }
+    lines.push(`Peers (${status.peers.length})${status.role === 'master' ? '' : ' (offsets and delays are measured by the master)'}`);
+    lines.push(table(rows));
+  }
+  return lines.join('\n');
+}

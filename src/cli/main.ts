@@ -1,0 +1,210 @@
+// The berkeley-agent command line (yargs). `run` is the default command.
+// Exit codes: 0 ok, 1 runtime failure (cannot bind, cannot reach the agent, demo not converged),
+// 2 bad option or value (the message names it).
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { buildRunConfig, ConfigError, parseHostPort, parseHttp } from '../daemon/config.ts';
+import { startDaemon, StartupError } from '../daemon/daemon.ts';
+import { createLogger } from '../daemon/logger.ts';
+import { LOG_LEVELS } from '../daemon/logger.ts';
+import type { StatusReport } from '../daemon/status.ts';
+import { HTTP_PORT_DEFAULT, UDP_PORT_DEFAULT } from '../core/limits.ts';
+import { formatStatus, formatOffsetNs, formatDurationNs } from './format.ts';
+import { queryAgent, QueryError } from './query.ts';
+import { formatDemoSummary, runDemo } from './demo.ts';
+import { PACKAGE_VERSION } from '../daemon/version.ts';
+
+const EXIT_RUNTIME = 1;
+const EXIT_USAGE = 2;
+
+function usageError(message: string): never {
+  process.stderr.write(`berkeley-agent: ${message}\nTry 'berkeley-agent --help' for the options.\n`);
+  process.exit(EXIT_USAGE);
+}
+
+function runtimeError(message: string): never {
+  process.stderr.write(`berkeley-agent: ${message}\n`);
+  process.exit(EXIT_RUNTIME);
+}
+
+function runOptions(argv: Argv): Argv {
+  return argv
+    .option('interface', { type: 'string', describe: 'Network interface for mDNS and the UDP socket (e.g. eth0)' })
+    .option('port', { type: 'number', describe: 'UDP port (0 = any free port, advertised over mDNS)', default: UDP_PORT_DEFAULT })
+    .option('bind', { type: 'string', describe: 'IPv4 address to bind the UDP socket to (default: the --interface address, else 0.0.0.0)' })
+    .option('cluster', { type: 'string', describe: 'Cluster name; agents of other clusters are ignored', default: 'default' })
+    .option('node-id', { type: 'string', describe: 'Unique node id (default: the host name, plus the port when not 7412)' })
+    .option('priority', { type: 'number', describe: 'Election priority; the highest (priority, node id) becomes master', default: 100 })
+    .option('peer', { type: 'string', array: true, describe: 'Static peer HOST:PORT (repeatable)' })
+    .option('mdns', { type: 'boolean', describe: 'Discover peers with mDNS (--no-mdns to use static peers only)', default: true })
+    .option('poll-interval', { type: 'number', describe: 'Seconds between Berkeley rounds', default: 1 })
+    .option('master-timeout', { type: 'number', describe: 'Seconds without the master before a new election (default 3 poll intervals)' })
+    .option('discovery-window', { type: 'number', describe: 'Seconds to listen for peers and a master before the first election', default: 2.5 })
+    .option('outlier-threshold', { type: 'number', describe: 'Seconds from the median beyond which a clock is left out of the average', default: 0.02 })
+    .option('clock', { type: 'string', choices: ['auto', 'system', 'virtual'], describe: 'Clock to discipline', default: 'auto' })
+    .option('virtual-offset', { type: 'number', describe: 'Start the virtual clock this many seconds off (demos, tests)', default: 0 })
+    .option('virtual-drift', { type: 'number', describe: 'Make the virtual clock run this many ppm fast (demos, tests)', default: 0 })
+    .option('step-threshold', { type: 'number', describe: 'Corrections of at least this many seconds are stepped, smaller ones slewed', default: 0.128 })
+    .option('max-slew-ppm', { type: 'number', describe: 'Largest slew rate in ppm', default: 500 })
+    .option('max-peers', { type: 'number', describe: 'Most peers tracked', default: 1024 })
+    .option('http', { type: 'string', describe: "Control server HOST:PORT, or 'none'", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+    .option('log-level', { type: 'string', choices: LOG_LEVELS as string[], describe: 'Log level', default: 'info' })
+    .option('log-format', { type: 'string', choices: ['auto', 'json', 'pretty'], describe: 'json lines, pretty, or auto (pretty on a terminal)', default: 'auto' });
+}
+
+async function commandRun(raw: Record<string, unknown>): Promise<void> {
+  let config;
+  try {
+    config = buildRunConfig(raw);
+  } catch (error) {
+    if (error instanceof ConfigError) usageError(error.message);
+    throw error;
+  }
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  let daemon;
+  try {
+    daemon = await startDaemon(config, logger);
+  } catch (error) {
+    if (error instanceof StartupError) runtimeError(error.message);
+    throw error;
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    // A stuck shutdown must not keep the service from stopping.
+    setTimeout(() => process.exit(EXIT_RUNTIME), 5000).unref();
+    void daemon.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+async function fetchStatus(httpOption: unknown): Promise<StatusReport> {
+  let target;
+  try {
+    target = parseHttp(httpOption);
+  } catch (error) {
+    if (error instanceof ConfigError) usageError(error.message);
+    throw error;
+  }
+  if (target === null) usageError("--http: 'none' leaves nothing to ask; give the agent's control server HOST:PORT");
+  const url = `http://${target.host}:${target.port}/status`;
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    if (!response.ok) runtimeError(`${url} answered ${response.status}`);
+    return (await response.json()) as StatusReport;
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
+    runtimeError(`cannot reach the agent's control server at ${target.host}:${target.port} (${cause}); is the agent running, and is --http right?`);
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('berkeley-agent')
+    .usage('$0 [run] [options]   start an agent (default)\n$0 <command> [options]')
+    .env('BERKELEY_AGENT')
+    .config('config', 'JSON file of options (keys as the long option names)')
+    .command(
+      ['run', '$0'],
+      'Start an agent: discover peers, elect a master, synchronize clocks',
+      (command) => runOptions(command),
+      async (args) => commandRun(args as Record<string, unknown>),
+    )
+    .command(
+      'status',
+      "Show a running agent's status",
+      (command) =>
+        command
+          .option('http', { type: 'string', describe: "The agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+          .option('json', { type: 'boolean', describe: 'Print the status as one JSON object', default: false }),
+      async (args) => {
+        const status = await fetchStatus(args.http);
+        process.stdout.write(args.json ? `${JSON.stringify(status)}\n` : `${formatStatus(status)}\n`);
+      },
+    )
+    .command(
+      'query <target>',
+      "Measure a remote agent's clock against this host (Cristian's algorithm)",
+      (command) =>
+        command
+          .positional('target', { type: 'string', describe: 'The agent HOST:PORT (UDP)', demandOption: true })
+          .option('samples', { type: 'number', describe: 'Queries to send; the lowest round trip is kept', default: 8 })
+          .option('timeout', { type: 'number', describe: 'Seconds to wait for answers after the last query', default: 1 })
+          .option('json', { type: 'boolean', describe: 'Print the result as JSON', default: false }),
+      async (args) => {
+        let target;
+        try {
+          target = parseHostPort(String(args.target), 'target', { allowPortZero: false });
+        } catch (error) {
+          if (error instanceof ConfigError) usageError(error.message.replace('--target', 'HOST:PORT'));
+          throw error;
+        }
+        const samples = Number(args.samples);
+        if (!Number.isInteger(samples) || samples < 1 || samples > 1000) usageError(`--samples: must be a whole number from 1 to 1000 (got ${String(args.samples)})`);
+        const timeoutS = Number(args.timeout);
+        if (!Number.isFinite(timeoutS) || timeoutS < 0 || timeoutS > 60) usageError(`--timeout: must be 0..60 seconds (got ${String(args.timeout)})`);
+        const { lookup } = await import('node:dns/promises');
+        let address: string;
+        try {
+          address = (await lookup(target.host, { family: 4 })).address;
+        } catch {
+          runtimeError(`cannot resolve ${target.host}`);
+        }
+        try {
+          const result = await queryAgent({ address, port: target.port }, { samples, intervalMs: 20, timeoutMs: timeoutS * 1000 });
+          if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+          else {
+            process.stdout.write(
+              `${result.remoteNodeId} at ${result.target} (term ${result.remoteTerm}): offset ${formatOffsetNs(result.offsetNs)} ± ${formatDurationNs(result.errorBoundNs)} against this host, ` +
+                `round trip ${formatDurationNs(result.rttNs)} (best of ${result.samplesReceived}/${result.samplesSent} answers)\n`,
+            );
+          }
+        } catch (error) {
+          if (error instanceof QueryError) runtimeError(error.message);
+          throw error;
+        }
+      },
+    )
+    .command(
+      'demo',
+      'Run a local demo cluster on loopback (no root, no network)',
+      (command) =>
+        command
+          .option('nodes', { type: 'number', describe: 'Number of agents (2..32)', default: 5 })
+          .option('duration', { type: 'number', describe: 'Seconds to run (5..3600)', default: 20 })
+          .option('poll-interval', { type: 'number', describe: 'Seconds between rounds', default: 1 })
+          .option('failover', { type: 'boolean', describe: 'Stop the master half-way (--no-failover to keep it)', default: true })
+          .option('json', { type: 'boolean', describe: 'Print only the summary, as JSON', default: false }),
+      async (args) => {
+        const nodes = Number(args.nodes);
+        if (!Number.isInteger(nodes) || nodes < 2 || nodes > 32) usageError(`--nodes: must be a whole number from 2 to 32 (got ${String(args.nodes)})`);
+        const durationS = Number(args.duration);
+        if (!Number.isFinite(durationS) || durationS < 5 || durationS > 3600) usageError(`--duration: must be 5..3600 seconds (got ${String(args.duration)})`);
+        const pollIntervalS = Number(args['poll-interval']);
+        if (!Number.isFinite(pollIntervalS) || pollIntervalS < 0.1 || pollIntervalS > 60) usageError(`--poll-interval: must be 0.1..60 seconds (got ${String(args['poll-interval'])})`);
+        const summary = await runDemo({ nodes, durationS, pollIntervalS, failover: Boolean(args.failover), json: Boolean(args.json), out: process.stdout });
+        process.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : `${formatDemoSummary(summary)}\n`);
+        process.exitCode = summary.ok ? 0 : EXIT_RUNTIME;
+      },
+    )
+    .strict()
+    .version(PACKAGE_VERSION)
+    .help()
+    .alias('h', 'help')
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .fail((message, error) => {
+      if (error) {
+        if (error instanceof ConfigError) usageError(error.message);
+        // A bug, not an operator mistake: keep the stack for the report.
+        process.stderr.write(`berkeley-agent: internal error: ${error.stack ?? String(error)}\n`);
+        process.exit(EXIT_RUNTIME);
+      }
+      usageError(message ?? 'invalid command line');
+    })
+    .parseAsync();
+}
+
+await main(hideBin(process.argv));

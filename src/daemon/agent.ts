@@ -1,0 +1,282 @@
+// The agent: the thin shell around ProtocolNode. It owns the socket, the timers, the clock, the
+// discovery and the control server, feeds the core its inputs and carries out what it drains.
+import type { Logger } from 'pino';
+import { ProtocolNode, type NodeConfig, type NodeEvent } from '../core/node.ts';
+import type { Frame } from '../core/frames.ts';
+import { PROTOCOL_VERSION, REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
+import type { Endpoint } from '../core/types.ts';
+import type { ClockDriver } from '../clock/driver.ts';
+import type { HostClock } from '../clock/host.ts';
+import { decodeFrame, encodeFrame, REJECT_REASONS, type RejectReason } from '../wire/codec.ts';
+import { UdpTransport, type Datagram } from '../net/udp.ts';
+import { MdnsDiscovery } from '../net/mdns.ts';
+import { RateLimiter } from './logger.ts';
+import type { StatusReport } from './status.ts';
+import { PACKAGE_VERSION } from './version.ts';
+
+export interface AgentOptions {
+  node: NodeConfig;
+  bindAddress: string;
+  port: number;
+  interfaceName: string | null;
+  /** IPv4 address of --interface, for mDNS; null = library default. */
+  interfaceAddress: string | null;
+  staticPeers: Endpoint[];
+  mdns: boolean;
+  hostClock: HostClock;
+  clock: ClockDriver;
+  logger: Logger;
+}
+
+export class Agent {
+  private readonly options: AgentOptions;
+  private readonly log: Logger;
+  private readonly node: ProtocolNode;
+  private readonly transport: UdpTransport;
+  private discovery: MdnsDiscovery | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly startedMonoMs: number;
+  private listen: Endpoint = { address: '', port: 0 };
+  private stopped = false;
+  private framesReceived = 0;
+  private framesSent = 0;
+  private readonly rejectedByReason = Object.fromEntries(REJECT_REASONS.map((reason) => [reason, 0])) as Record<RejectReason, number>;
+  private readonly rejectLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
+  private readonly duplicateIdLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
+  private readonly sendErrorLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
+
+  constructor(options: AgentOptions) {
+    this.options = options;
+    this.log = options.logger;
+    this.startedMonoMs = options.hostClock.monoMs();
+    this.node = new ProtocolNode(options.node, this.startedMonoMs);
+    this.transport = new UdpTransport({
+      bindAddress: options.bindAddress,
+      port: options.port,
+      hostClock: options.hostClock,
+      onDatagram: (datagram) => this.onDatagram(datagram),
+      onError: (error) => {
+        if (this.sendErrorLog.allow(this.monoMs())) this.log.warn({ err: error.message, suppressed: this.sendErrorLog.takeSuppressed() }, 'udp socket error');
+      },
+    });
+  }
+
+  private monoMs(): number {
+    return this.options.hostClock.monoMs();
+  }
+
+  /** Binds the socket, starts discovery and the protocol. Resolves with the bound endpoint. */
+  async start(): Promise<Endpoint> {
+    this.listen = await this.transport.start();
+    const config = this.options.node;
+    this.log.info(
+      { nodeId: config.nodeId, cluster: config.cluster, priority: config.priority, listen: this.listen, clock: this.options.clock.mode, pollIntervalMs: config.pollIntervalMs },
+      'agent started',
+    );
+    for (const peer of this.options.staticPeers) this.node.addStaticEndpoint(peer);
+    if (this.options.mdns) {
+      this.discovery = new MdnsDiscovery({
+        nodeId: config.nodeId,
+        priority: config.priority,
+        cluster: config.cluster,
+        port: this.listen.port,
+        protocolVersion: PROTOCOL_VERSION,
+        ...(this.options.interfaceAddress ? { interfaceAddress: this.options.interfaceAddress } : {}),
+        logger: this.log,
+        onUp: (peer) => {
+          this.node.discovered({ nodeId: peer.nodeId, priority: peer.priority, endpoint: { address: peer.address, port: peer.port } }, this.monoMs());
+          this.pump();
+        },
+        onDown: (nodeId) => this.log.info({ peer: nodeId }, 'mDNS goodbye'),
+      });
+      this.discovery.start();
+    }
+    this.pump();
+    return this.listen;
+  }
+
+  /** Adds a static peer after start (the demo learns its siblings' ports late). */
+  addPeer(endpoint: Endpoint): void {
+    this.node.addStaticEndpoint(endpoint);
+    this.pump();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.discovery?.stop();
+    await this.transport.close();
+    this.log.info({ nodeId: this.options.node.nodeId }, 'agent stopped');
+  }
+
+  private onDatagram(datagram: Datagram): void {
+    if (this.stopped) return;
+    this.framesReceived += 1;
+    // Convert the arrival stamp to this agent's clock before anything else can move it.
+    const rxNs = this.options.clock.atHostNs(datagram.rxHostNs);
+    const decoded = decodeFrame(datagram.bytes);
+    if (!decoded.ok) {
+      this.rejectedByReason[decoded.reason] += 1;
+      if (this.rejectLog.allow(datagram.rxMonoMs)) {
+        this.log.debug({ from: datagram.from, reason: decoded.reason, detail: decoded.detail, suppressed: this.rejectLog.takeSuppressed() }, 'frame rejected');
+      }
+      return;
+    }
+    this.node.receive(decoded.frame, datagram.from, rxNs, datagram.rxMonoMs);
+    this.pump();
+  }
+
+  /** Carry out everything the core asked for, then re-arm the timer for its next deadline. */
+  private pump(): void {
+    if (this.stopped) return;
+    const out = this.node.drain();
+    for (const correction of out.corrections) {
+      const outcome = this.options.clock.correct(correction.correctionNs);
+      this.log.debug({ correctionNs: Math.round(correction.correctionNs), outcome, term: correction.term, round: correction.round }, 'clock corrected');
+      if (outcome === 'step') this.log.info({ correctionNs: Math.round(correction.correctionNs), masterId: correction.masterId }, 'clock stepped');
+    }
+    for (const send of out.sends) {
+      // Stamp the transmit time as late as possible: just before encoding and sending.
+      const frame = { ...send.frame, txNs: this.options.clock.nowNs() } as Frame;
+      this.transport.send(encodeFrame(frame), send.to);
+      this.framesSent += 1;
+    }
+    for (const event of out.events) this.logEvent(event);
+    if (this.timer) clearTimeout(this.timer);
+    const deadlineMs = this.node.nextDeadlineMs();
+    if (Number.isFinite(deadlineMs)) {
+      const delayMs = Math.max(0, deadlineMs - this.monoMs());
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.node.tick(this.monoMs());
+        this.pump();
+      }, Math.ceil(delayMs));
+    }
+  }
+
+  private logEvent(event: NodeEvent): void {
+    switch (event.kind) {
+      case 'peer-new':
+        return this.log.info({ peer: event.nodeId, endpoint: event.endpoint, via: event.via }, 'peer appeared');
+      case 'peer-suspect':
+        return this.log.warn({ peer: event.nodeId, why: event.why }, 'peer not answering');
+      case 'peer-alive':
+        return this.log.info({ peer: event.nodeId }, 'peer answering again');
+      case 'peer-limit':
+        return this.log.warn({ peer: event.nodeId, peersMax: this.options.node.peersMax }, 'peer limit reached, peer ignored');
+      case 'election-start':
+        return this.log.info({ term: event.term, algorithm: event.algorithm, reason: event.reason }, 'election started');
+      case 'election-failed':
+        return this.log.warn({ term: event.term, why: event.why, retryInMs: Math.round(event.retryInMs) }, 'election failed');
+      case 'election-end':
+        return this.log.info(
+          { term: event.record.term, algorithm: event.record.algorithm, masterId: event.record.winner, durationMs: Math.round(event.record.durationMs) },
+          'election finished',
+        );
+      case 'role':
+        return this.log.info({ from: event.from, to: event.to, term: event.term, masterId: event.masterId }, 'role changed');
+      case 'round':
+        return this.log.debug(
+          { round: event.record.round, answered: event.record.answered, members: event.record.members, averageNs: Math.round(event.record.averageNs), excluded: event.record.excluded },
+          'round completed',
+        );
+      case 'duplicate-id':
+        if (this.duplicateIdLog.allow(this.monoMs())) {
+          this.log.error({ endpoint: event.endpoint, nodeId: this.options.node.nodeId }, 'another agent uses our node id; give each agent a unique --node-id');
+        }
+        return;
+      case 'outbox-full':
+        return this.log.error({}, 'outgoing frame queue full; frames dropped');
+    }
+  }
+
+  status(): StatusReport {
+    const nowMs = this.monoMs();
+    const core = this.node.status();
+    const clock = this.options.clock.report();
+    const framesRejected = Object.values(this.rejectedByReason).reduce((sum, count) => sum + count, 0);
+    const last = core.election.last;
+    return {
+      nodeId: core.nodeId,
+      cluster: core.cluster,
+      priority: core.priority,
+      role: core.role,
+      masterId: core.masterId,
+      term: core.term,
+      version: PACKAGE_VERSION,
+      protocolVersion: PROTOCOL_VERSION,
+      pid: process.pid,
+      uptimeMs: Math.round(nowMs - this.startedMonoMs),
+      listen: { ...this.listen },
+      interface: this.options.interfaceName,
+      pollIntervalMs: this.options.node.pollIntervalMs,
+      clock: {
+        mode: clock.mode,
+        hostOffsetNs: clock.hostOffsetNs,
+        frequencyPpm: clock.frequencyPpm,
+        synchronized: clock.synchronized,
+        slewRemainingNs: clock.slewRemainingNs,
+        steps: clock.steps,
+        slews: clock.slews,
+      },
+      election: {
+        inProgress: core.election.inProgress
+          ? { term: core.election.inProgress.term, algorithm: core.election.inProgress.algorithm, forMs: Math.round(nowMs - core.election.inProgress.sinceMs) }
+          : null,
+        last: last ? { term: last.term, algorithm: last.algorithm, winner: last.winner, durationMs: Math.round(last.durationMs * 1000) / 1000, agoMs: Math.round(nowMs - last.endedMs) } : null,
+        started: core.counters.electionsStarted,
+        won: core.counters.electionsWon,
+        byAlgorithm: core.counters.electionsByAlgorithm,
+      },
+      lastRound: core.lastRound
+        ? {
+            round: core.lastRound.round,
+            term: core.lastRound.term,
+            agoMs: Math.round(nowMs - core.lastRound.atMs),
+            members: core.lastRound.members,
+            answered: core.lastRound.answered,
+            averageNs: Math.round(core.lastRound.averageNs),
+            medianNs: Math.round(core.lastRound.medianNs),
+            excluded: core.lastRound.excluded,
+          }
+        : null,
+      lastCorrection: core.lastCorrection
+        ? {
+            correctionNs: Math.round(core.lastCorrection.correctionNs),
+            term: core.lastCorrection.term,
+            round: core.lastCorrection.round,
+            masterId: core.lastCorrection.masterId,
+            agoMs: Math.round(nowMs - core.lastCorrection.atMs),
+          }
+        : null,
+      peers: core.peers
+        .map((peer) => ({
+          nodeId: peer.nodeId,
+          address: peer.endpoint.address,
+          port: peer.endpoint.port,
+          priority: peer.priority,
+          lastHeardAgoMs: peer.lastHeardMs === null ? null : Math.round(nowMs - peer.lastHeardMs),
+          suspect: peer.suspect,
+          offsetNs: peer.lastSample ? Math.round(peer.lastSample.offsetNs) : null,
+          delayNs: peer.lastSample ? Math.round(peer.lastSample.delayNs) : null,
+          excluded: peer.excluded,
+        }))
+        .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)),
+      counters: {
+        framesReceived: this.framesReceived,
+        framesSent: this.framesSent,
+        framesRejected,
+        framesRejectedByReason: { ...this.rejectedByReason },
+        framesOtherCluster: core.counters.framesOtherCluster,
+        framesStale: core.counters.framesStale,
+        framesFromSelfId: core.counters.framesFromSelfId,
+        sendErrors: this.transport.sendErrors,
+        roundsCompleted: core.counters.roundsCompleted,
+        correctionsApplied: core.counters.correctionsApplied,
+        peersRefused: core.counters.peersRefused,
+      },
+    };
+  }
+}

@@ -1,0 +1,188 @@
+// Run configuration: raw option values (command line, environment, config file, all merged by
+// yargs) in, a validated configuration out. Every error names the option and what is wrong.
+import os from 'node:os';
+import { isIPv4 } from 'node:net';
+import {
+  CLUSTER_BYTES_MAX,
+  CLUSTER_DEFAULT,
+  DISCOVERY_WINDOW_MS_DEFAULT,
+  HTTP_PORT_DEFAULT,
+  MASTER_TIMEOUT_POLLS_DEFAULT,
+  NODE_ID_BYTES_MAX,
+  OUTLIER_THRESHOLD_MS_DEFAULT,
+  PEERS_MAX_DEFAULT,
+  POLL_INTERVAL_MS_DEFAULT,
+  POLL_INTERVAL_MS_MAX,
+  POLL_INTERVAL_MS_MIN,
+  PRIORITY_DEFAULT,
+  PRIORITY_MAX,
+  SLEW_PPM_MAX_DEFAULT,
+  STATIC_ENDPOINTS_MAX,
+  STEP_THRESHOLD_NS_DEFAULT,
+  UDP_PORT_DEFAULT,
+} from '../core/limits.ts';
+import type { LogFormat } from './logger.ts';
+import { LOG_LEVELS } from './logger.ts';
+import type { LevelWithSilent } from 'pino';
+
+/** A configuration error: the CLI prints the message and exits 2. */
+export class ConfigError extends Error {
+  readonly code = 'ECONFIG';
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export type ClockChoice = 'auto' | 'system' | 'virtual';
+
+export interface RunConfig {
+  nodeId: string;
+  cluster: string;
+  priority: number;
+  interfaceName: string | null;
+  bindAddress: string | null;
+  port: number;
+  peers: HostPort[];
+  mdns: boolean;
+  pollIntervalMs: number;
+  masterTimeoutMs: number;
+  discoveryWindowMs: number;
+  outlierThresholdNs: number;
+  clock: ClockChoice;
+  virtualOffsetNs: number;
+  virtualDriftPpm: number;
+  stepThresholdNs: number;
+  slewPpmMax: number;
+  peersMax: number;
+  http: HostPort | null;
+  logLevel: LevelWithSilent;
+  logFormat: LogFormat;
+}
+
+/** Raw values as yargs hands them over (strings from the environment, numbers from argv...). */
+export type RawRunOptions = Record<string, unknown>;
+
+const IDENTIFIER = /^[\x21-\x7e]+$/;
+
+function fail(option: string, message: string, value: unknown): never {
+  const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  throw new ConfigError(`--${option}: ${message} (got ${shown})`);
+}
+
+function number(raw: RawRunOptions, option: string, fallback: number, check: { min: number; max: number; integer?: boolean; minExclusive?: boolean }): number {
+  const value = raw[option];
+  if (value === undefined || value === null || value === '') return fallback;
+  if (Array.isArray(value)) fail(option, 'given more than once', value.join(', '));
+  const parsed = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
+  if (!Number.isFinite(parsed)) fail(option, 'must be a number', value);
+  if (check.integer && !Number.isInteger(parsed)) fail(option, 'must be a whole number', value);
+  if (check.minExclusive ? parsed <= check.min : parsed < check.min) fail(option, `must be ${check.minExclusive ? 'greater than' : 'at least'} ${check.min}`, value);
+  if (parsed > check.max) fail(option, `must be at most ${check.max}`, value);
+  return parsed;
+}
+
+function string(raw: RawRunOptions, option: string): string | undefined {
+  const value = raw[option];
+  if (value === undefined || value === null) return undefined;
+  if (Array.isArray(value)) fail(option, 'given more than once', value.join(', '));
+  if (typeof value !== 'string' && typeof value !== 'number') fail(option, 'must be text', value);
+  return String(value);
+}
+
+function identifier(raw: RawRunOptions, option: string, fallback: string, maxBytes: number): string {
+  const value = string(raw, option) ?? fallback;
+  if (value.length === 0) fail(option, 'must not be empty', value);
+  if (!IDENTIFIER.test(value)) fail(option, 'may contain only printable ASCII characters without spaces', value);
+  if (value.length > maxBytes) fail(option, `must be at most ${maxBytes} bytes`, value);
+  return value;
+}
+
+function boolean(raw: RawRunOptions, option: string, fallback: boolean): boolean {
+  const value = raw[option];
+  if (value === undefined || value === null) return fallback;
+  if (typeof value === 'boolean') return value;
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  return fail(option, 'must be true or false', value);
+}
+
+/** Parses HOST:PORT (IPv4 address or host name). `[v6]:port` is refused: the transport is IPv4. */
+export function parseHostPort(text: string, option: string, options: { allowPortZero: boolean }): HostPort {
+  const match = /^([^:\s]+):(\d{1,5})$/.exec(text.trim());
+  if (!match) fail(option, 'must be HOST:PORT', text);
+  const host = match[1] as string;
+  const port = Number(match[2]);
+  if (port > 65535 || (port === 0 && !options.allowPortZero)) fail(option, `port must be ${options.allowPortZero ? 0 : 1}..65535`, text);
+  if (!isIPv4(host) && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) {
+    fail(option, 'host must be an IPv4 address or a host name', text);
+  }
+  return { host, port };
+}
+
+export function parseHttp(value: unknown): HostPort | null {
+  if (value === undefined || value === null || value === '') return { host: '127.0.0.1', port: HTTP_PORT_DEFAULT };
+  if (typeof value !== 'string') fail('http', 'must be HOST:PORT or none', value);
+  if (value === 'none') return null;
+  return parseHostPort(value, 'http', { allowPortZero: true });
+}
+
+function defaultNodeId(port: number): string {
+  const host = os.hostname().replace(/[^\x21-\x7e]/g, '-').slice(0, NODE_ID_BYTES_MAX - 8) || 'node';
+  if (port === UDP_PORT_DEFAULT) return host;
+  // Several agents on one host need distinct ids.
+  return `${host}-${port === 0 ? process.pid : port}`;
+}
+
+export function buildRunConfig(raw: RawRunOptions): RunConfig {
+  const port = number(raw, 'port', UDP_PORT_DEFAULT, { min: 0, max: 65535, integer: true });
+  const pollIntervalMs = number(raw, 'poll-interval', POLL_INTERVAL_MS_DEFAULT / 1000, { min: POLL_INTERVAL_MS_MIN / 1000, max: POLL_INTERVAL_MS_MAX / 1000 }) * 1000;
+  const masterTimeoutMs =
+    number(raw, 'master-timeout', (pollIntervalMs * MASTER_TIMEOUT_POLLS_DEFAULT) / 1000, { min: 0, max: (POLL_INTERVAL_MS_MAX * 10) / 1000, minExclusive: true }) * 1000;
+  if (masterTimeoutMs <= pollIntervalMs) fail('master-timeout', `must be longer than --poll-interval (${pollIntervalMs / 1000} s)`, masterTimeoutMs / 1000);
+
+  const clock = string(raw, 'clock') ?? 'auto';
+  if (clock !== 'auto' && clock !== 'system' && clock !== 'virtual') fail('clock', 'must be auto, system or virtual', clock);
+
+  const peerValues = raw.peer === undefined || raw.peer === null ? [] : Array.isArray(raw.peer) ? raw.peer : [raw.peer];
+  // The environment gives one string; allow a comma- or space-separated list there.
+  const peerTexts = peerValues.flatMap((value) => String(value).split(/[\s,]+/)).filter((text) => text !== '');
+  if (peerTexts.length > STATIC_ENDPOINTS_MAX) fail('peer', `at most ${STATIC_ENDPOINTS_MAX} static peers`, peerTexts.length);
+  const peers = peerTexts.map((text) => parseHostPort(text, 'peer', { allowPortZero: false }));
+
+  const bindAddress = string(raw, 'bind') ?? null;
+  if (bindAddress !== null && !isIPv4(bindAddress)) fail('bind', 'must be an IPv4 address', bindAddress);
+
+  const logLevel = string(raw, 'log-level') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel as LevelWithSilent)) fail('log-level', `must be one of ${LOG_LEVELS.join(', ')}`, logLevel);
+  const logFormat = string(raw, 'log-format') ?? 'auto';
+  if (logFormat !== 'json' && logFormat !== 'pretty' && logFormat !== 'auto') fail('log-format', 'must be json, pretty or auto', logFormat);
+
+  const interfaceName = string(raw, 'interface') ?? null;
+  if (interfaceName !== null && !/^[A-Za-z0-9_.:@-]{1,15}$/.test(interfaceName)) fail('interface', 'must be a network interface name', interfaceName);
+
+  return {
+    nodeId: identifier(raw, 'node-id', defaultNodeId(port), NODE_ID_BYTES_MAX),
+    cluster: identifier(raw, 'cluster', CLUSTER_DEFAULT, CLUSTER_BYTES_MAX),
+    priority: number(raw, 'priority', PRIORITY_DEFAULT, { min: 0, max: PRIORITY_MAX, integer: true }),
+    interfaceName,
+    bindAddress,
+    port,
+    peers,
+    mdns: boolean(raw, 'mdns', true),
+    pollIntervalMs,
+    masterTimeoutMs,
+    discoveryWindowMs: number(raw, 'discovery-window', DISCOVERY_WINDOW_MS_DEFAULT / 1000, { min: 0, max: 600 }) * 1000,
+    outlierThresholdNs: number(raw, 'outlier-threshold', OUTLIER_THRESHOLD_MS_DEFAULT / 1000, { min: 0, max: 3600, minExclusive: true }) * 1e9,
+    clock,
+    virtualOffsetNs: number(raw, 'virtual-offset', 0, { min: -1e6, max: 1e6 }) * 1e9,
+    virtualDriftPpm: number(raw, 'virtual-drift', 0, { min: -1000, max: 1000 }),
+    stepThresholdNs: number(raw, 'step-threshold', STEP_THRESHOLD_NS_DEFAULT / 1e9, { min: 0, max: 1e6 }) * 1e9,
+    slewPpmMax: number(raw, 'max-slew-ppm', SLEW_PPM_MAX_DEFAULT, { min: 1, max: 100_000 }),
+    peersMax: number(raw, 'max-peers', PEERS_MAX_DEFAULT, { min: 1, max: 65_536, integer: true }),
+    http: parseHttp(raw.http),
+    logLevel: logLevel as LevelWithSilent,
+    logFormat,
+  };
+}

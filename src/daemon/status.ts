@@ -1,0 +1,78 @@
+// The status report: filled by the daemon, served as JSON at GET /status, printed by `status`.
+// Field names are a contract (README "Status fields"); add fields, do not rename them.
+import type { ClockMode } from '../clock/driver.ts';
+import type { ElectionAlgorithm, NodeId, Role } from '../core/types.ts';
+
+export interface PeerReport {
+  nodeId: NodeId;
+  address: string;
+  port: number;
+  priority: number;
+  /** ms since the last valid frame from this peer; null if never heard (only discovered). */
+  lastHeardAgoMs: number | null;
+  suspect: boolean;
+  /** Master only: the peer's clock minus ours at the last round, in ns. */
+  offsetNs: number | null;
+  /** Master only: round-trip delay of the best probe of the last round, in ns. */
+  delayNs: number | null;
+  /** Master only: left out of the last average as an outlier. */
+  excluded: boolean;
+}
+
+export interface StatusReport {
+  nodeId: NodeId;
+  cluster: string;
+  priority: number;
+  role: Role;
+  masterId: NodeId | null;
+  term: number;
+  version: string;
+  protocolVersion: number;
+  pid: number;
+  uptimeMs: number;
+  listen: { address: string; port: number };
+  interface: string | null;
+  pollIntervalMs: number;
+  clock: {
+    mode: ClockMode;
+    hostOffsetNs: number;
+    frequencyPpm: number;
+    synchronized: boolean;
+    slewRemainingNs: number;
+    steps: number;
+    slews: number;
+  };
+  election: {
+    inProgress: { term: number; algorithm: ElectionAlgorithm; forMs: number } | null;
+    last: { term: number; algorithm: ElectionAlgorithm; winner: NodeId; durationMs: number; agoMs: number } | null;
+    started: number;
+    won: number;
+    byAlgorithm: Record<ElectionAlgorithm, number>;
+  };
+  /** Master only: the last completed Berkeley round. */
+  lastRound: {
+    round: number;
+    term: number;
+    agoMs: number;
+    members: number;
+    answered: number;
+    averageNs: number;
+    medianNs: number;
+    excluded: NodeId[];
+  } | null;
+  lastCorrection: { correctionNs: number; term: number; round: number; masterId: NodeId; agoMs: number } | null;
+  peers: PeerReport[];
+  counters: {
+    framesReceived: number;
+    framesSent: number;
+    framesRejected: number;
+    framesRejectedByReason: Record<string, number>;
+    framesOtherCluster: number;
+    framesStale: number;
+    framesFromSelfId: number;
+    sendErrors: number;
+    roundsCompleted: number;
+    correctionsApplied: number;
+    peersRefused: number;
+  };
+}
