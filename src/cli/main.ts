@@ -60,7 +60,7 @@ async function commandRun(raw: Record<string, unknown>): Promise<void> {
     if (error instanceof ConfigError) usageError(error.message);
     throw error;
   }
-  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, name: config.nodeId });
   let daemon;
   try {
     daemon = await startDaemon(config, logger);

@@ -354,7 +354,10 @@ export class NetnsLab {
   async exec(host: LabHost, command: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
     this.assertLive();
     const child = this.spawn(host, command, args);
-    return collect(child, opts.timeoutMs ?? COMMAND_TIMEOUT_MS);
+    const result = await collect(child, opts.timeoutMs ?? COMMAND_TIMEOUT_MS);
+    // The caller has the output; forget the child so many short execs do not pile up buffers.
+    for (const tracked of this.children) if (tracked.child === child) this.children.delete(tracked);
+    return result;
   }
 
   /** Combined stdout/stderr tail of a child started with spawn/exec. */
