@@ -72,7 +72,7 @@ export function formatStatus(status: StatusReport): string {
   } else {
     const rows = [['PEER', 'ADDRESS', 'PRIO', 'LAST HEARD', 'OFFSET', 'DELAY', 'STATE']];
     for (const peer of status.peers) {
-      const state = peer.nodeId === status.masterId ? 'master' : peer.suspect ? 'not answering' : peer.excluded ? 'excluded (outlier)' : 'ok';
+      const state = peer.nodeId === status.masterId ? 'master' : peer.suspect ? 'not answering' : peer.excluded ? 'excluded (outlier)' : peer.sampleDiscarded ? 'sample discarded (slow)' : 'ok';
       rows.push([peer.nodeId, `${peer.address}:${peer.port}`, String(peer.priority), formatAgoMs(peer.lastHeardAgoMs), formatOffsetNs(peer.offsetNs), formatDurationNs(peer.delayNs), state]);
     }
     lines.push(`Peers (${status.peers.length})${status.role === 'master' ? '' : ' (offsets and delays are measured by the master)'}`);

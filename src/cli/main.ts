@@ -8,7 +8,7 @@ import { startDaemon, StartupError } from '../daemon/daemon.ts';
 import { createLogger } from '../daemon/logger.ts';
 import { LOG_LEVELS } from '../daemon/logger.ts';
 import type { StatusReport } from '../daemon/status.ts';
-import { HTTP_PORT_DEFAULT, UDP_PORT_DEFAULT } from '../core/limits.ts';
+import { HTTP_PORT_DEFAULT, SLEW_PPM_MAX_DEFAULT, UDP_PORT_DEFAULT } from '../core/limits.ts';
 import { formatStatus, formatOffsetNs, formatDurationNs } from './format.ts';
 import { queryAgent, QueryError } from './query.ts';
 import { formatDemoSummary, runDemo } from './demo.ts';
@@ -45,7 +45,7 @@ function runOptions(argv: Argv): Argv {
     .option('virtual-offset', { type: 'number', describe: 'Start the virtual clock this many seconds off (demos, tests)', default: 0 })
     .option('virtual-drift', { type: 'number', describe: 'Make the virtual clock run this many ppm fast (demos, tests)', default: 0 })
     .option('step-threshold', { type: 'number', describe: 'Corrections of at least this many seconds are stepped, smaller ones slewed', default: 0.128 })
-    .option('max-slew-ppm', { type: 'number', describe: 'Largest slew rate in ppm', default: 500 })
+    .option('max-slew-ppm', { type: 'number', describe: 'Largest slew rate in ppm', default: SLEW_PPM_MAX_DEFAULT })
     .option('max-peers', { type: 'number', describe: 'Most peers tracked', default: 1024 })
     .option('http', { type: 'string', describe: "Control server HOST:PORT, or 'none'", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
     .option('log-level', { type: 'string', choices: LOG_LEVELS as string[], describe: 'Log level', default: 'info' })

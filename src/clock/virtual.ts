@@ -2,6 +2,7 @@
 // so the daemon (host = the real system clock) and the simulator (host = simulated true time)
 // share it. Starting offset and drift make it deliberately wrong for demos and tests.
 import type { CorrectionOutcome, DisciplinePolicy } from './driver.ts';
+import { INITIAL_STEPS } from '../core/limits.ts';
 
 export interface VirtualClockOptions {
   /** Offset from host time at `startHostNs`. */
@@ -19,7 +20,9 @@ export class VirtualClock {
   private readonly driftPpm: number;
   private slewTotalNs = 0;
   private readonly policy: DisciplinePolicy;
+  /** False during initial synchronization (the first INITIAL_STEPS corrections, all stepped). */
   synchronized = false;
+  corrections = 0;
   steps = 0;
   slews = 0;
 
@@ -64,7 +67,8 @@ export class VirtualClock {
   correct(correctionNs: number, hostNs: bigint): CorrectionOutcome {
     this.rebase(hostNs);
     const step = !this.synchronized || Math.abs(correctionNs) >= this.policy.stepThresholdNs;
-    this.synchronized = true;
+    this.corrections += 1;
+    if (this.corrections >= INITIAL_STEPS) this.synchronized = true;
     if (step) {
       this.baseOffsetNs += correctionNs;
       this.steps += 1;

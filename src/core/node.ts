@@ -4,6 +4,10 @@
 import { ALGORITHM_CODES, FrameType, ROLE_CODES, type Frame, type FrameBody, type OutgoingFrame } from './frames.ts';
 import {
   DEAD_PEER_POLL_EVERY_ROUNDS,
+  DELAY_HISTORY_ROUNDS,
+  POOR_DELAY_FACTOR,
+  POOR_DELAY_MARGIN_NS,
+  POOR_SAMPLE_STREAK_MAX,
   DISCOVERY_JITTER_FRACTION,
   ELECTION_BACKOFF_MS_MAX,
   ELECTION_HISTORY_MAX,
@@ -49,7 +53,11 @@ export interface PeerState {
   suspect: boolean;
   /** Consecutive rounds this peer was polled and did not answer. */
   missedRounds: number;
-  lastSample: (ClockSample & { round: number; atMs: number }) | null;
+  lastSample: (ClockSample & { round: number; atMs: number; discarded: boolean }) | null;
+  /** Best-probe delay of recent rounds (newest last), for the poor-sample filter. */
+  recentDelaysNs: number[];
+  /** Rounds in a row whose sample the filter discarded. */
+  discardStreak: number;
   /** Whether it was left out of the last average. */
   excluded: boolean;
 }
@@ -112,6 +120,8 @@ export interface NodeCounters {
   framesFromSelfId: number;
   framesDroppedOutboxFull: number;
   roundsCompleted: number;
+  /** Round samples dropped by the delay filter. */
+  samplesDiscarded: number;
   correctionsApplied: number;
   electionsStarted: number;
   electionsWon: number;
@@ -173,6 +183,12 @@ interface RoundState {
 
 const NEVER = Number.POSITIVE_INFINITY;
 
+/** Whether a sample's delay is far above the member's recent minimum (needs a little history). */
+export function isPoorSample(delayNs: number, recentDelaysNs: readonly number[]): boolean {
+  if (recentDelaysNs.length < 3) return false;
+  return delayNs > Math.min(...recentDelaysNs) * POOR_DELAY_FACTOR + POOR_DELAY_MARGIN_NS;
+}
+
 export class ProtocolNode {
   private readonly config: NodeConfig;
   private readonly selfKey: ElectionKey;
@@ -212,6 +228,7 @@ export class ProtocolNode {
     framesFromSelfId: 0,
     framesDroppedOutboxFull: 0,
     roundsCompleted: 0,
+    samplesDiscarded: 0,
     correctionsApplied: 0,
     electionsStarted: 0,
     electionsWon: 0,
@@ -295,7 +312,10 @@ export class ProtocolNode {
 
   /** Timer expiry is just another input: call at (or after) nextDeadlineMs(). */
   tick(nowMs: number): void {
-    if (this.role === 'slave' && nowMs - this.lastMasterHeardMs >= this.config.masterTimeoutMs) {
+    // Deadlines are compared in the same form nextDeadlineMs() computes them (start + timeout):
+    // `now - start >= timeout` can be false at now = start + timeout by float rounding, and the
+    // caller would then re-tick at the same instant forever (it hung the simulator).
+    if (this.role === 'slave' && nowMs >= this.lastMasterHeardMs + this.config.masterTimeoutMs) {
       this.startElection('master silent', nowMs);
     }
     if (this.role === 'electing' && this.election === null && nowMs >= this.discoveryUntilMs && nowMs >= this.electionNotBeforeMs) {
@@ -304,7 +324,7 @@ export class ProtocolNode {
     const election = this.election;
     if (election !== null) {
       if (election.algorithm === 'ring') {
-        if (election.hop !== null && nowMs - election.hop.sentMs >= this.config.hopAckTimeoutMs) this.hopTimedOut(nowMs);
+        if (election.hop !== null && nowMs >= election.hop.sentMs + this.config.hopAckTimeoutMs) this.hopTimedOut(nowMs);
         if (this.election === election && nowMs >= election.ringDeadlineMs) {
           this.startBully(this.term + 1, nowMs, 'ring timed out');
         }
@@ -382,7 +402,7 @@ export class ProtocolNode {
       this.emit({ kind: 'peer-limit', nodeId });
       return null;
     }
-    const peer: PeerState = { nodeId, priority, endpoint, lastHeardMs: nowMs, suspect: false, missedRounds: 0, lastSample: null, excluded: false };
+    const peer: PeerState = { nodeId, priority, endpoint, lastHeardMs: nowMs, suspect: false, missedRounds: 0, lastSample: null, recentDelaysNs: [], discardStreak: 0, excluded: false };
     this.peers.set(nodeId, peer);
     this.emit({ kind: 'peer-new', nodeId, endpoint, via });
     return peer;
@@ -505,6 +525,11 @@ export class ProtocolNode {
     for (const peer of this.peers.values()) {
       this.send(peer.endpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[algorithm] });
       peer.missedRounds = 0;
+      // A peer marked suspect for an unacknowledged ring hop may be alive (the hop or its ack was
+      // lost): left suspect it would be polled only every DEAD_PEER_POLL_EVERY_ROUNDS rounds, time
+      // out on its silent master and force another election. Poll everyone; the really dead are
+      // marked again after missing rounds.
+      peer.suspect = false;
     }
     // Poll at once: the members have been without a master for a while.
     this.round = null;
@@ -744,7 +769,17 @@ export class ProtocolNode {
         continue;
       }
       peer.missedRounds = 0;
-      peer.lastSample = { ...sample, round: round.round, atMs: nowMs };
+      // Never starve a member: after a streak of poor rounds its next sample is used anyway.
+      const discarded = peer.discardStreak < POOR_SAMPLE_STREAK_MAX && isPoorSample(sample.delayNs, peer.recentDelaysNs);
+      peer.discardStreak = discarded ? peer.discardStreak + 1 : 0;
+      peer.recentDelaysNs.push(sample.delayNs);
+      if (peer.recentDelaysNs.length > DELAY_HISTORY_ROUNDS) peer.recentDelaysNs.shift();
+      peer.lastSample = { ...sample, round: round.round, atMs: nowMs, discarded };
+      // A poor sample neither moves the average nor its member: the next round supersedes it.
+      if (discarded) {
+        this.counters.samplesDiscarded += 1;
+        continue;
+      }
       offsetsNs.set(nodeId, sample.offsetNs);
     }
     const result = berkeleyRound(this.config.nodeId, offsetsNs, this.config.outlierThresholdNs);

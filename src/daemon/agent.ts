@@ -262,6 +262,7 @@ export class Agent {
           offsetNs: peer.lastSample ? Math.round(peer.lastSample.offsetNs) : null,
           delayNs: peer.lastSample ? Math.round(peer.lastSample.delayNs) : null,
           excluded: peer.excluded,
+          sampleDiscarded: peer.lastSample?.discarded ?? false,
         }))
         .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)),
       counters: {
@@ -274,6 +275,7 @@ export class Agent {
         framesFromSelfId: core.counters.framesFromSelfId,
         sendErrors: this.transport.sendErrors,
         roundsCompleted: core.counters.roundsCompleted,
+        samplesDiscarded: core.counters.samplesDiscarded,
         correctionsApplied: core.counters.correctionsApplied,
         peersRefused: core.counters.peersRefused,
       },

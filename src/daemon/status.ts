@@ -17,6 +17,8 @@ export interface PeerReport {
   delayNs: number | null;
   /** Master only: left out of the last average as an outlier. */
   excluded: boolean;
+  /** Master only: the last sample's delay was far above the recent minimum, so it was not used. */
+  sampleDiscarded: boolean;
 }
 
 export interface StatusReport {
@@ -72,6 +74,7 @@ export interface StatusReport {
     framesFromSelfId: number;
     sendErrors: number;
     roundsCompleted: number;
+    samplesDiscarded: number;
     correctionsApplied: number;
     peersRefused: number;
   };

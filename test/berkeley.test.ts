@@ -1,0 +1,231 @@
+// Berkeley arithmetic: four-timestamp samples, median, fault-tolerant average and round corrections.
+import { describe, expect, it } from 'vitest';
+import { berkeleyRound, betterSample, faultTolerantAverage, median, sampleFromTimestamps } from '../src/core/sync/berkeley.ts';
+
+const MS = 1_000_000;
+/** A realistic epoch in ns, with odd low digits that a float64 cannot represent exactly. */
+const EPOCH_NS = 1_790_000_000_123_456_789n;
+
+/**
+ * Builds the four timestamps of one exchange. The member clock reads `offsetNs` ahead of the
+ * master; the poll takes `outNs` to arrive, the member holds it `processingNs`, the reply takes `backNs`.
+ */
+function exchange(t1Ns: bigint, offsetNs: bigint, outNs: bigint, processingNs: bigint, backNs: bigint): [bigint, bigint, bigint, bigint] {
+  const t2 = t1Ns + outNs + offsetNs;
+  const t3 = t2 + processingNs;
+  const t4 = t3 - offsetNs + backNs;
+  return [t1Ns, t2, t3, t4];
+}
+
+describe('sampleFromTimestamps', () => {
+  it.each([
+    // name, member offset, out, processing, back, expected offset, expected delay
+    ['in sync, symmetric', 0n, 1n * 100_000n, 0n, 100_000n, 0, 200_000],
+    ['ahead, symmetric', 5n * 1_000_000n, 250_000n, 0n, 250_000n, 5 * MS, 500_000],
+    ['behind, symmetric', -2_000_000_000n, 40_000n, 0n, 40_000n, -2000 * MS, 80_000],
+    ['member processing time is excluded from the delay', 3n * 1_000_000n, 100_000n, 7n * 1_000_000n, 100_000n, 3 * MS, 200_000],
+    ['zero delay', 123n, 0n, 0n, 0n, 123, 0],
+    // Asymmetric paths bias the estimate by half the asymmetry: (out - back) / 2.
+    ['asymmetric, slow return', 10n * 1_000_000n, 1_000_000n, 0n, 3_000_000n, 10 * MS - 1 * MS, 4 * MS],
+    ['asymmetric, slow outbound', 10n * 1_000_000n, 3_000_000n, 500_000n, 1_000_000n, 10 * MS + 1 * MS, 4 * MS],
+  ])('%s', (_name, offsetNs, outNs, processingNs, backNs, expectedOffsetNs, expectedDelayNs) => {
+    const [t1, t2, t3, t4] = exchange(EPOCH_NS, offsetNs, outNs, processingNs, backNs);
+    const sample = sampleFromTimestamps(t1, t2, t3, t4);
+    expect(sample.offsetNs).toBe(expectedOffsetNs);
+    expect(sample.delayNs).toBe(expectedDelayNs);
+  });
+
+  it('the asymmetry error never exceeds half the delay', () => {
+    for (const [outNs, backNs] of [
+      [0n, 10_000_000n],
+      [10_000_000n, 0n],
+      [1n, 999n],
+    ] as const) {
+      const [t1, t2, t3, t4] = exchange(EPOCH_NS, 777n, outNs, 1234n, backNs);
+      const sample = sampleFromTimestamps(t1, t2, t3, t4);
+      expect(Math.abs(sample.offsetNs - 777)).toBeLessThanOrEqual(sample.delayNs / 2);
+    }
+  });
+
+  it('keeps nanosecond precision at epoch-sized timestamps', () => {
+    // Number(EPOCH_NS) is off by tens of ns; the differences must be taken in bigint first.
+    expect(BigInt(Number(EPOCH_NS))).not.toBe(EPOCH_NS);
+    const [t1, t2, t3, t4] = exchange(EPOCH_NS, 1n, 3n, 5n, 7n);
+    // offset 1 ns, biased by half the path asymmetry (3 - 7) / 2.
+    expect(sampleFromTimestamps(t1, t2, t3, t4)).toEqual({ offsetNs: 1 + (3 - 7) / 2, delayNs: 10 });
+    const [u1, u2, u3, u4] = exchange(EPOCH_NS + 1n, -1n, 1n, 0n, 1n);
+    expect(sampleFromTimestamps(u1, u2, u3, u4)).toEqual({ offsetNs: -1, delayNs: 2 });
+  });
+
+  it('keeps precision near the top of the 63-bit range', () => {
+    const top = (1n << 63n) - 1_000_000n;
+    const [t1, t2, t3, t4] = exchange(top, 12_345n, 11n, 100n, 11n);
+    expect(sampleFromTimestamps(t1, t2, t3, t4)).toEqual({ offsetNs: 12_345, delayNs: 22 });
+  });
+
+  it('betterSample keeps the lowest-delay sample', () => {
+    const a = { offsetNs: 10, delayNs: 500 };
+    const b = { offsetNs: 20, delayNs: 100 };
+    const c = { offsetNs: 30, delayNs: 300 };
+    expect(betterSample(undefined, a)).toBe(a);
+    expect(betterSample(a, b)).toBe(b);
+    expect(betterSample(b, c)).toBe(b);
+    // A tie keeps the current one.
+    expect(betterSample(b, { offsetNs: 99, delayNs: 100 })).toBe(b);
+  });
+});
+
+describe('median', () => {
+  it.each([
+    [[5], 5],
+    [[3, 1, 2], 2],
+    [[4, 1, 3, 2], 2.5],
+    [[-10, 10], 0],
+    [[7, 7, 7, 100], 7],
+    [[1e9, -1e9, 0, 5, 6], 5],
+  ])('median(%j) = %d', (values, expected) => {
+    expect(median(values)).toBe(expected);
+  });
+
+  it('sorts numerically, not as strings', () => {
+    expect(median([10, 9, 100])).toBe(10);
+  });
+
+  it('does not reorder its input', () => {
+    const values = [3, 1, 2];
+    median(values);
+    expect(values).toEqual([3, 1, 2]);
+  });
+
+  it('of nothing is a RangeError', () => {
+    expect(() => median([])).toThrow(RangeError);
+  });
+});
+
+describe('faultTolerantAverage', () => {
+  const offsets = (entries: Record<string, number>) => new Map(Object.entries(entries));
+
+  it('averages everyone within the bound', () => {
+    const result = faultTolerantAverage(offsets({ a: 0, b: 10, c: 20 }), 100);
+    expect(result).toEqual({ medianNs: 10, averageNs: 10, included: ['a', 'b', 'c'], excluded: [] });
+  });
+
+  it('leaves an outlier out of the average', () => {
+    const result = faultTolerantAverage(offsets({ a: 0, b: 10, c: 20, wild: 5e9 }), 100);
+    expect(result.medianNs).toBe(15);
+    expect(result.averageNs).toBe(10);
+    expect(result.included.sort()).toEqual(['a', 'b', 'c']);
+    expect(result.excluded).toEqual(['wild']);
+  });
+
+  it('leaves outliers on both sides out', () => {
+    const result = faultTolerantAverage(offsets({ low: -3e9, a: 100, b: 200, c: 300, high: 2e9 }), 1000);
+    expect(result.medianNs).toBe(200);
+    expect(result.averageNs).toBe(200);
+    expect(result.excluded.sort()).toEqual(['high', 'low']);
+  });
+
+  it('includes an offset exactly at the bound', () => {
+    const result = faultTolerantAverage(offsets({ a: 0, b: 100, c: 200 }), 100);
+    expect(result.excluded).toEqual([]);
+    expect(result.averageNs).toBe(100);
+  });
+
+  it('excludes an offset just past the bound', () => {
+    const result = faultTolerantAverage(offsets({ a: 0, b: 100, c: 201 }), 100);
+    expect(result.excluded).toEqual(['c']);
+    expect(result.averageNs).toBe(50);
+  });
+
+  it('handles an even count with the median between the middle two', () => {
+    const result = faultTolerantAverage(offsets({ a: 0, b: 40, c: 60, d: 100 }), 50);
+    expect(result.medianNs).toBe(50);
+    expect(result.excluded).toEqual([]);
+    expect(result.averageNs).toBe(50);
+  });
+
+  it('an even count split into two far-apart pairs excludes everyone and falls back to the median', () => {
+    const result = faultTolerantAverage(offsets({ a: 0, b: 10, c: 1e9, d: 1e9 + 10 }), 1000);
+    expect(result.included).toEqual([]);
+    expect(result.excluded.sort()).toEqual(['a', 'b', 'c', 'd']);
+    expect(result.averageNs).toBe(result.medianNs);
+    expect(result.medianNs).toBe((10 + 1e9) / 2);
+  });
+
+  it('when all are far apart, only the median itself is averaged (odd count)', () => {
+    const result = faultTolerantAverage(offsets({ a: -5e6, b: 1e6, c: 9e6 }), 10);
+    expect(result.included).toEqual(['b']);
+    expect(result.averageNs).toBe(1e6);
+  });
+
+  it('a single clock is its own average', () => {
+    expect(faultTolerantAverage(offsets({ solo: 42 }), 0)).toEqual({ medianNs: 42, averageNs: 42, included: ['solo'], excluded: [] });
+  });
+
+  it('the result is always finite', () => {
+    const result = faultTolerantAverage(offsets({ a: 0, b: 1 }), 0);
+    expect(Number.isFinite(result.averageNs)).toBe(true);
+    expect(result.averageNs).toBe(0.5);
+  });
+});
+
+describe('berkeleyRound', () => {
+  function expectConverges(result: ReturnType<typeof berkeleyRound>, offsets: Map<string, number>): void {
+    const targets = [...offsets].map(([id, offsetNs]) => offsetNs + (result.correctionsNs.get(id) as number));
+    for (const target of targets) expect(target).toBeCloseTo(result.averageNs, 6);
+  }
+
+  it('includes the master with offset 0 and corrects it too', () => {
+    const members = new Map([
+      ['b', 300],
+      ['c', 600],
+    ]);
+    const result = berkeleyRound('m', members, 1e6);
+    expect(result.averageNs).toBe(300);
+    expect(result.included.sort()).toEqual(['b', 'c', 'm']);
+    expect(result.correctionsNs.get('m')).toBe(300);
+    expect(result.correctionsNs.get('b')).toBe(0);
+    expect(result.correctionsNs.get('c')).toBe(-300);
+    expect(result.correctionsNs.size).toBe(3);
+    expectConverges(result, new Map([['m', 0], ...members]));
+  });
+
+  it('a master alone corrects nothing', () => {
+    const result = berkeleyRound('m', new Map(), 1000);
+    expect([...result.correctionsNs]).toEqual([['m', 0]]);
+  });
+
+  it('corrects excluded outliers too, to the average of the others', () => {
+    const members = new Map([
+      ['b', 1_000],
+      ['c', -1_000],
+      ['d', 2_000],
+      ['wild', 3_600e9],
+    ]);
+    const result = berkeleyRound('m', members, 20e6);
+    expect(result.excluded).toEqual(['wild']);
+    // (0 + 1000 - 1000 + 2000) / 4: the master counts, the wild clock does not.
+    expect(result.averageNs).toBe(500);
+    expect(result.correctionsNs.get('wild')).toBe(500 - 3_600e9);
+    expect(result.correctionsNs.get('m')).toBe(500);
+    expectConverges(result, new Map([['m', 0], ...members]));
+  });
+
+  it('brings everyone to the same value for realistic skews', () => {
+    const members = new Map<string, number>();
+    // Offsets up to +-2 s, deterministic.
+    for (let index = 0; index < 19; index += 1) members.set(`n${index}`, Math.round(Math.sin(index * 1.7) * 2e9) + index);
+    const result = berkeleyRound('m', members, 20e6);
+    expect(result.correctionsNs.size).toBe(20);
+    expectConverges(result, new Map([['m', 0], ...members]));
+  });
+
+  it('an even split keeps corrections finite and consistent', () => {
+    const members = new Map([['far', 5e9]]);
+    const result = berkeleyRound('m', members, 1000);
+    expect(result.included).toEqual([]);
+    expect(result.averageNs).toBe(2.5e9);
+    expect(result.correctionsNs.get('m')).toBe(2.5e9);
+    expect(result.correctionsNs.get('far')).toBe(-2.5e9);
+  });
+});

@@ -1,0 +1,654 @@
+// Election state machines, driven directly: ProtocolNode instances connected by a tiny in-test
+// message pump (fixed latency, perfect clocks, frames through the real codec, filters to drop
+// frames), plus single-node tests with hand-made frames for the term and correction rules.
+import { describe, expect, it } from 'vitest';
+import { nodeConfig } from '../src/core/defaults.ts';
+import { ringSuccessors, bestCandidate } from '../src/core/election/ring.ts';
+import { higherKeyed } from '../src/core/election/bully.ts';
+import { FrameType, type Frame, type FrameTypeCode, type OutgoingFrame } from '../src/core/frames.ts';
+import { PROTOCOL_VERSION } from '../src/core/limits.ts';
+import { ProtocolNode, type Correction, type NodeConfig, type NodeEvent } from '../src/core/node.ts';
+import { compareKeys, type ElectionKey, type Endpoint, type NodeId } from '../src/core/types.ts';
+import { EventQueue } from '../src/sim/queue.ts';
+import { SeededRandom } from '../src/sim/random.ts';
+import { decodeFrame, encodeFrame } from '../src/wire/codec.ts';
+
+const EPOCH_NS = 1_790_000_000_000_000_000n;
+const nsAt = (ms: number): bigint => EPOCH_NS + BigInt(Math.round(ms * 1e6));
+
+interface PumpNode {
+  id: NodeId;
+  priority: number;
+  endpoint: Endpoint;
+  node: ProtocolNode;
+  corrections: Correction[];
+  events: { atMs: number; event: NodeEvent }[];
+}
+
+interface SentFrame {
+  atMs: number;
+  from: NodeId;
+  to: NodeId | undefined;
+  frame: OutgoingFrame;
+  dropped: boolean;
+}
+
+interface Delivery {
+  to: NodeId;
+  from: Endpoint;
+  bytes: Uint8Array;
+}
+
+type DropRule = (sent: { from: NodeId; to: NodeId | undefined; frame: OutgoingFrame }) => boolean;
+
+/** Nodes on a perfect network with fixed latency; time advances to the next delivery or deadline. */
+class Pump {
+  nowMs = 0;
+  readonly nodes = new Map<NodeId, PumpNode>();
+  /** Every node id with an address, including ghosts that never run. */
+  private readonly addresses = new Map<NodeId, Endpoint>();
+  private readonly byAddress = new Map<string, NodeId>();
+  private readonly queue = new EventQueue<Delivery>();
+  readonly sent: SentFrame[] = [];
+  /** Time of the last POLL or CORRECT each node received from each sender. */
+  readonly lastMasterFrameMs = new Map<string, number>();
+  drop: DropRule = () => false;
+
+  constructor(
+    private readonly options: { latencyMs?: number; config?: Partial<NodeConfig>; seed?: number; random?: () => number } = {},
+  ) {}
+
+  private endpointFor(id: NodeId): Endpoint {
+    let endpoint = this.addresses.get(id);
+    if (!endpoint) {
+      endpoint = { address: `198.18.1.${this.addresses.size + 1}`, port: 7412 };
+      this.addresses.set(id, endpoint);
+      this.byAddress.set(`${endpoint.address}:${endpoint.port}`, id);
+    }
+    return endpoint;
+  }
+
+  add(id: NodeId, priority = 100): PumpNode {
+    const seeded = new SeededRandom((this.options.seed ?? 1) * 1000 + this.addresses.size);
+    const random = this.options.random ?? (() => seeded.next());
+    const node = new ProtocolNode(nodeConfig({ ...this.options.config, nodeId: id, priority, random }), this.nowMs);
+    const entry: PumpNode = { id, priority, endpoint: this.endpointFor(id), node, corrections: [], events: [] };
+    this.nodes.set(id, entry);
+    this.flush(entry);
+    return entry;
+  }
+
+  /** A node others know about (as if from mDNS) that never answers: frames to it vanish. */
+  ghost(id: NodeId, priority = 100): { id: NodeId; priority: number; endpoint: Endpoint } {
+    return { id, priority, endpoint: this.endpointFor(id) };
+  }
+
+  /** Everybody discovers everybody (live nodes and the given ghosts). */
+  introduceAll(ghosts: { id: NodeId; priority: number; endpoint: Endpoint }[] = []): void {
+    const everyone = [...[...this.nodes.values()].map(({ id, priority, endpoint }) => ({ id, priority, endpoint })), ...ghosts];
+    for (const entry of this.nodes.values()) {
+      for (const other of everyone) {
+        if (other.id !== entry.id) entry.node.discovered({ nodeId: other.id, priority: other.priority, endpoint: other.endpoint }, this.nowMs);
+      }
+      this.flush(entry);
+    }
+  }
+
+  crash(id: NodeId): void {
+    this.nodes.delete(id);
+  }
+
+  get(id: NodeId): ProtocolNode {
+    const entry = this.nodes.get(id);
+    if (!entry) throw new Error(`no live node ${id}`);
+    return entry.node;
+  }
+
+  private flush(entry: PumpNode): void {
+    const out = entry.node.drain();
+    entry.corrections.push(...out.corrections);
+    for (const event of out.events) entry.events.push({ atMs: this.nowMs, event });
+    for (const send of out.sends) {
+      const to = this.byAddress.get(`${send.to.address}:${send.to.port}`);
+      const dropped = this.drop({ from: entry.id, to, frame: send.frame });
+      this.sent.push({ atMs: this.nowMs, from: entry.id, to, frame: send.frame, dropped });
+      if (dropped || to === undefined) continue;
+      // The shell stamps txNs at send time; clocks are perfect here.
+      const bytes = encodeFrame({ ...send.frame, txNs: nsAt(this.nowMs) } as Frame);
+      this.queue.push(this.nowMs + (this.options.latencyMs ?? 1), { to, from: entry.endpoint, bytes });
+    }
+  }
+
+  /** Hand one frame to a node, as its shell would after decoding. */
+  deliver(to: NodeId, frame: Frame, from: Endpoint): void {
+    const entry = this.nodes.get(to);
+    if (!entry) return;
+    if (frame.type === FrameType.poll || frame.type === FrameType.correct) this.lastMasterFrameMs.set(`${frame.from}->${to}`, this.nowMs);
+    entry.node.receive(frame, from, nsAt(this.nowMs), this.nowMs);
+    this.flush(entry);
+  }
+
+  runUntil(endMs: number): void {
+    let spins = 0;
+    let lastMs = -1;
+    for (;;) {
+      let timerMs = Number.POSITIVE_INFINITY;
+      for (const entry of this.nodes.values()) timerMs = Math.min(timerMs, entry.node.nextDeadlineMs());
+      const messageMs = this.queue.peekMs();
+      const nextMs = Math.max(this.nowMs, Math.min(timerMs, messageMs));
+      if (nextMs > endMs) break;
+      spins = nextMs === lastMs ? spins + 1 : 0;
+      lastMs = nextMs;
+      if (spins > 10_000) throw new Error(`pump stuck at ${nextMs} ms (a deadline that tick() does not clear)`);
+      this.nowMs = nextMs;
+      if (messageMs <= timerMs) {
+        const delivery = this.queue.pop()!.item;
+        const decoded = decodeFrame(delivery.bytes);
+        if (!decoded.ok) throw new Error(`pump produced an invalid frame: ${decoded.reason} ${decoded.detail}`);
+        this.deliver(delivery.to, decoded.frame, delivery.from);
+      } else {
+        for (const entry of [...this.nodes.values()]) {
+          if (entry.node.nextDeadlineMs() <= this.nowMs) {
+            entry.node.tick(this.nowMs);
+            this.flush(entry);
+          }
+        }
+      }
+    }
+    this.nowMs = Math.max(this.nowMs, endMs);
+  }
+
+  masters(): NodeId[] {
+    return [...this.nodes.values()].filter((entry) => entry.node.status().role === 'master').map((entry) => entry.id);
+  }
+
+  sentOfType(type: FrameTypeCode, from?: NodeId): SentFrame[] {
+    return this.sent.filter((sent) => sent.frame.type === type && (from === undefined || sent.from === from));
+  }
+}
+
+/** The highest key among the given nodes. */
+function highest(keys: ElectionKey[]): NodeId {
+  return [...keys].sort(compareKeys).at(-1)!.nodeId;
+}
+
+/** Exactly one master, the expected one; every live node names it and shares its term. */
+function expectAgreement(pump: Pump, expectedMaster: NodeId, context: string): number {
+  expect(pump.masters(), context).toEqual([expectedMaster]);
+  const term = pump.get(expectedMaster).status().term;
+  for (const [id, entry] of pump.nodes) {
+    const status = entry.node.status();
+    expect(status.masterId, `${context}: ${id} names its master`).toBe(expectedMaster);
+    expect(status.term, `${context}: ${id} term`).toBe(term);
+    expect(status.role, `${context}: ${id} role`).toBe(id === expectedMaster ? 'master' : 'slave');
+    expect(status.election.inProgress, `${context}: ${id} still electing`).toBeNull();
+  }
+  return term;
+}
+
+describe('compareKeys', () => {
+  it('priority beats node id', () => {
+    expect(compareKeys({ priority: 200, nodeId: 'a' }, { priority: 100, nodeId: 'zzz' })).toBeGreaterThan(0);
+    expect(compareKeys({ priority: 0, nodeId: 'zzz' }, { priority: 1, nodeId: 'a' })).toBeLessThan(0);
+  });
+
+  it('equal priorities compare the ids as byte strings', () => {
+    expect(compareKeys({ priority: 5, nodeId: 'b' }, { priority: 5, nodeId: 'a' })).toBeGreaterThan(0);
+    expect(compareKeys({ priority: 5, nodeId: 'node' }, { priority: 5, nodeId: 'node1' })).toBeLessThan(0);
+    expect(compareKeys({ priority: 5, nodeId: 'same' }, { priority: 5, nodeId: 'same' })).toBe(0);
+    // Bytes, not locale: upper case sorts before lower case, digits before letters.
+    expect(compareKeys({ priority: 5, nodeId: 'Zeta' }, { priority: 5, nodeId: 'alpha' })).toBeLessThan(0);
+    expect(compareKeys({ priority: 5, nodeId: 'node-10' }, { priority: 5, nodeId: 'node-9' })).toBeLessThan(0);
+  });
+
+  it('orders by UTF-8 bytes, not UTF-16 code units', () => {
+    // U+FF21 is EF BC A1 in UTF-8 and 0xFF21 in UTF-16; U+1F600 is F0 9F 98 80 and 0xD83D 0xDE00.
+    // UTF-16 order would put U+FF21 above the emoji; byte order puts it below.
+    const fullwidthA = { priority: 1, nodeId: '\uFF21' };
+    const emoji = { priority: 1, nodeId: '\u{1F600}' };
+    expect('\uFF21' > '\u{1F600}').toBe(true);
+    expect(compareKeys(fullwidthA, emoji)).toBeLessThan(0);
+    expect(compareKeys(emoji, fullwidthA)).toBeGreaterThan(0);
+  });
+
+  it('is antisymmetric over a mixed set', () => {
+    const keys: ElectionKey[] = ['a', 'b', 'B', 'node-1', 'node-10', 'n\u00e9', ''].flatMap((nodeId) => [1, 2].map((priority) => ({ priority, nodeId })));
+    for (const a of keys) for (const b of keys) expect(Math.sign(compareKeys(a, b)) + Math.sign(compareKeys(b, a))).toBe(0);
+    // And the sort it induces is total: priority groups, then ids by bytes.
+    expect([...keys].sort(compareKeys).map((key) => `${key.priority}:${key.nodeId}`).slice(0, 4)).toEqual(['1:', '1:B', '1:a', '1:b']);
+  });
+});
+
+describe('ring and bully helpers', () => {
+  const members = [
+    { nodeId: 'c', priority: 100 },
+    { nodeId: 'a', priority: 100 },
+    { nodeId: 'e', priority: 100 },
+    { nodeId: 'b', priority: 100 },
+    { nodeId: 'd', priority: 100 },
+  ];
+  const ids = (list: ElectionKey[]) => list.map((member) => member.nodeId);
+
+  it('ringSuccessors starts at the next higher key and wraps, excluding self', () => {
+    expect(ids(ringSuccessors({ nodeId: 'c', priority: 100 }, members))).toEqual(['d', 'e', 'a', 'b']);
+    expect(ids(ringSuccessors({ nodeId: 'a', priority: 100 }, members))).toEqual(['b', 'c', 'd', 'e']);
+    // The highest wraps to the lowest.
+    expect(ids(ringSuccessors({ nodeId: 'e', priority: 100 }, members))).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('ringSuccessors works for a node not in the list and orders by priority first', () => {
+    expect(ids(ringSuccessors({ nodeId: 'bb', priority: 100 }, members))).toEqual(['c', 'd', 'e', 'a', 'b']);
+    const mixed = [...members, { nodeId: 'a-boss', priority: 500 }];
+    expect(ids(ringSuccessors({ nodeId: 'e', priority: 100 }, mixed))).toEqual(['a-boss', 'a', 'b', 'c', 'd']);
+    expect(ids(ringSuccessors({ nodeId: 'x', priority: 100 }, []))).toEqual([]);
+  });
+
+  it('ringSuccessors does not reorder its input', () => {
+    const copy = members.map((member) => ({ ...member }));
+    ringSuccessors({ nodeId: 'c', priority: 100 }, copy);
+    expect(copy).toEqual(members);
+  });
+
+  it('bestCandidate picks the higher key', () => {
+    expect(bestCandidate({ nodeId: 'a', priority: 2 }, { nodeId: 'z', priority: 1 }).nodeId).toBe('a');
+    expect(bestCandidate({ nodeId: 'a', priority: 1 }, { nodeId: 'z', priority: 1 }).nodeId).toBe('z');
+  });
+
+  it('higherKeyed lists exactly the higher keys', () => {
+    expect(ids(higherKeyed({ nodeId: 'c', priority: 100 }, members)).sort()).toEqual(['d', 'e']);
+    expect(ids(higherKeyed({ nodeId: 'e', priority: 100 }, members))).toEqual([]);
+    expect(ids(higherKeyed({ nodeId: 'z', priority: 1 }, members)).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+});
+
+describe('ring election', () => {
+  it('a lone node elects itself after the discovery window', () => {
+    const pump = new Pump();
+    pump.add('solo');
+    expect(pump.get('solo').status().role).toBe('electing');
+    const windowMs = pump.get('solo').nextDeadlineMs();
+    expect(windowMs).toBeGreaterThanOrEqual(2000);
+    expect(windowMs).toBeLessThanOrEqual(3000);
+    pump.runUntil(windowMs - 1);
+    expect(pump.masters()).toEqual([]);
+    pump.runUntil(windowMs);
+    expect(pump.masters()).toEqual(['solo']);
+    expect(pump.get('solo').status().term).toBe(1);
+  });
+
+  // (id, priority) sets; the winner is decided by priority first, then by id bytes.
+  const clusters: [string, [NodeId, number][]][] = [
+    ['equal priorities', [['n1', 100], ['n2', 100], ['n3', 100], ['n4', 100], ['n5', 100], ['n6', 100]]],
+    ['a low id with the top priority', [['alpha', 300], ['bravo', 100], ['charlie', 100], ['delta', 200], ['echo', 100]]],
+    ['ids that differ only in the last byte', [['node-a', 7], ['node-b', 7], ['node-c', 7], ['node-B', 7]]],
+    ['two nodes', [['x', 1], ['y', 1]]],
+  ];
+
+  for (const [name, members] of clusters) {
+    it(`simultaneous initiators (${name}) end with one master, the highest key, in one term`, () => {
+      // random() = 0.5 makes every discovery window exactly 2500 ms: all start at the same instant.
+      const pump = new Pump({ random: () => 0.5 });
+      for (const [id, priority] of members) pump.add(id, priority);
+      pump.introduceAll();
+      pump.runUntil(2500);
+      // Every node started an election on its own, in the same instant.
+      for (const entry of pump.nodes.values()) {
+        const starts = entry.events.filter(({ event }) => event.kind === 'election-start');
+        expect(starts.map(({ atMs, event }) => [atMs, event.kind === 'election-start' && event.reason])).toEqual([[2500, 'no master found']]);
+      }
+      pump.runUntil(4000);
+      const winner = highest(members.map(([nodeId, priority]) => ({ nodeId, priority })));
+      const term = expectAgreement(pump, winner, name);
+      expect(term).toBe(1);
+      for (const entry of pump.nodes.values()) {
+        const status = entry.node.status();
+        expect(status.election.last?.algorithm, entry.id).toBe('ring');
+        expect(status.counters.electionsByAlgorithm.bully, entry.id).toBe(0);
+      }
+      // Every hop was acknowledged.
+      const hops = pump.sentOfType(FrameType.election).length;
+      expect(pump.sentOfType(FrameType.electionAck).length).toBe(hops);
+      // The winner announced itself to every member, not only its ring successor.
+      const announced = pump.sentOfType(FrameType.coordinator, winner).map((sent) => sent.to).sort();
+      expect(announced).toEqual(members.map(([id]) => id).filter((id) => id !== winner).sort());
+    });
+  }
+
+  it.each([1, 2, 3, 4, 5, 6, 7, 8])('jittered starts with random priorities agree on the highest key (seed %d)', (seed) => {
+    const random = new SeededRandom(seed);
+    const pump = new Pump({ seed });
+    const keys: ElectionKey[] = [];
+    const count = 3 + random.integer(8);
+    for (let index = 0; index < count; index += 1) {
+      const key = { nodeId: `host-${random.integer(1000)}-${index}`, priority: 100 + random.integer(3) };
+      keys.push(key);
+      pump.add(key.nodeId, key.priority);
+    }
+    pump.introduceAll();
+    pump.runUntil(4500);
+    expectAgreement(pump, highest(keys), `seed ${seed}`);
+  });
+
+  it('a dead successor is skipped and the ring still completes', () => {
+    const pump = new Pump({ random: () => 0.5 });
+    for (const id of ['n1', 'n2', 'n3', 'n4', 'n5']) pump.add(id);
+    // n3x sorts between n3 and n4: it is n3's ring successor, and it never answers.
+    const ghost = pump.ghost('n3x');
+    pump.introduceAll([ghost]);
+    pump.runUntil(4000);
+    expectAgreement(pump, 'n5', 'dead successor');
+    expect(pump.get('n5').status().election.last?.algorithm).toBe('ring');
+    for (const entry of pump.nodes.values()) expect(entry.node.status().counters.electionsByAlgorithm.bully, entry.id).toBe(0);
+    // n3 tried the ghost twice (one resend), then marked it suspect and went on to n4.
+    const toGhost = pump.sent.filter((sent) => sent.from === 'n3' && sent.to === 'n3x' && sent.frame.type === FrameType.election);
+    expect(toGhost.length).toBeGreaterThanOrEqual(2);
+    const n3Ghost = pump.get('n3').status().peers.find((peer) => peer.nodeId === 'n3x');
+    expect(n3Ghost?.suspect).toBe(true);
+    expect(pump.nodes.get('n3')!.events.some(({ event }) => event.kind === 'peer-suspect' && event.nodeId === 'n3x')).toBe(true);
+    expect(pump.sent.some((sent) => sent.from === 'n3' && sent.to === 'n4' && sent.frame.type === FrameType.election)).toBe(true);
+  });
+
+  it('a dead node with the highest key is skipped, and the highest live key wins', () => {
+    const pump = new Pump({ random: () => 0.5 });
+    for (const id of ['n1', 'n2', 'n3', 'n4']) pump.add(id);
+    const ghosts = [pump.ghost('boss', 999), pump.ghost('n2x')];
+    pump.introduceAll(ghosts);
+    pump.runUntil(4500);
+    expectAgreement(pump, 'n4', 'dead top node');
+    expect(pump.get('n4').status().election.last?.algorithm).toBe('ring');
+  });
+});
+
+describe('bully fallback', () => {
+  it.each(['n3', 'n5', 'n1'])('when %s acknowledges ring hops but never forwards, bully elects the highest key', (staller) => {
+    const pump = new Pump({ random: () => 0.5 });
+    const ids = ['n1', 'n2', 'n3', 'n4', 'n5'];
+    for (const id of ids) pump.add(id);
+    pump.introduceAll();
+    pump.drop = ({ from, frame }) => from === staller && frame.type === FrameType.election;
+    pump.runUntil(2500 + 1000);
+    // The ring cannot finish: nobody is master yet, the ring timeout (1500 ms) has not passed.
+    expect(pump.masters()).toEqual([]);
+    pump.runUntil(9000);
+    const term = expectAgreement(pump, 'n5', `staller ${staller}`);
+    expect(term).toBeGreaterThanOrEqual(2);
+    for (const entry of pump.nodes.values()) {
+      const status = entry.node.status();
+      expect(status.election.last?.algorithm, entry.id).toBe('bully');
+      expect(status.election.last?.winner, entry.id).toBe('n5');
+    }
+    expect(pump.get('n5').status().counters.electionsByAlgorithm.bully).toBeGreaterThanOrEqual(1);
+    // The staller did acknowledge the hops it received, and its ELECTION frames were really dropped.
+    expect(pump.sentOfType(FrameType.electionAck, staller).length).toBeGreaterThan(0);
+    expect(pump.sentOfType(FrameType.election, staller).every((sent) => sent.dropped)).toBe(true);
+    if (staller === 'n5') {
+      // The top node's own hops all time out: it finds no live successor and wins bully unopposed.
+      expect(pump.nodes.get('n5')!.events.some(({ event }) => event.kind === 'election-start' && event.algorithm === 'bully' && event.reason === 'no live successor')).toBe(true);
+    } else {
+      expect(pump.sentOfType(FrameType.bully).length).toBeGreaterThan(0);
+    }
+    // Berkeley rounds run under the bully master, and its first round reaches every member (a
+    // member left unpolled would time out and force another election).
+    const wonMs = pump.get('n5').status().election.last!.endedMs;
+    pump.runUntil(wonMs + 500);
+    for (const id of ['n1', 'n2', 'n3', 'n4']) {
+      expect(pump.nodes.get(id)!.corrections.filter((correction) => correction.term === term).length, `${id} corrected in term ${term}`).toBeGreaterThan(0);
+    }
+    pump.runUntil(wonMs + 10_000);
+    expect(pump.get('n5').status().counters.roundsCompleted).toBeGreaterThanOrEqual(9);
+    // No further election: still the same term.
+    expect(expectAgreement(pump, 'n5', `staller ${staller}, later`)).toBe(term);
+  });
+});
+
+describe('re-election', () => {
+  it('members start an election masterTimeoutMs after the master goes silent, in a higher term', () => {
+    const pump = new Pump({ seed: 3 });
+    for (const id of ['n1', 'n2', 'n3', 'n4']) pump.add(id);
+    pump.introduceAll();
+    pump.runUntil(6000);
+    const oldTerm = expectAgreement(pump, 'n4', 'before crash');
+    expect(pump.get('n4').status().counters.roundsCompleted).toBeGreaterThan(0);
+    const crashMs = pump.nowMs;
+    pump.crash('n4');
+    const masterTimeoutMs = 3000;
+    const lastHeard = new Map(['n1', 'n2', 'n3'].map((id) => [id, pump.lastMasterFrameMs.get(`n4->${id}`)!]));
+    for (const heard of lastHeard.values()) expect(heard).toBeLessThanOrEqual(crashMs);
+    const firstTimeoutMs = Math.min(...lastHeard.values()) + masterTimeoutMs;
+    // Just before the timeout nothing has changed.
+    pump.runUntil(firstTimeoutMs - 0.001);
+    for (const id of lastHeard.keys()) {
+      const status = pump.get(id).status();
+      expect([status.role, status.masterId, status.term], id).toEqual(['slave', 'n4', oldTerm]);
+    }
+    pump.runUntil(firstTimeoutMs + 3000);
+    const newTerm = expectAgreement(pump, 'n3', 'after crash');
+    expect(newTerm).toBeGreaterThan(oldTerm);
+    // Each silence-triggered election started exactly masterTimeoutMs after that member last heard the master.
+    let silenceStarts = 0;
+    for (const [id, heard] of lastHeard) {
+      for (const { atMs, event } of pump.nodes.get(id)!.events) {
+        if (event.kind === 'election-start' && event.reason === 'master silent') {
+          silenceStarts += 1;
+          expect(atMs, id).toBeCloseTo(heard + masterTimeoutMs, 6);
+          expect(event.term).toBe(oldTerm + 1);
+        }
+      }
+    }
+    expect(silenceStarts).toBeGreaterThan(0);
+  });
+
+  it('a restarted higher node rejoins as a member of the current term without disrupting it', () => {
+    const pump = new Pump({ seed: 4 });
+    for (const id of ['n1', 'n2', 'n3']) pump.add(id);
+    pump.introduceAll();
+    pump.runUntil(6000);
+    const term = expectAgreement(pump, 'n3', 'initial');
+    pump.crash('n3');
+    pump.runUntil(12_000);
+    const term2 = expectAgreement(pump, 'n2', 'after crash');
+    expect(term2).toBeGreaterThan(term);
+    // n3 comes back with a fresh state (term 0) and learns the current master from its peers.
+    pump.add('n3');
+    pump.introduceAll();
+    pump.runUntil(20_000);
+    expect(expectAgreement(pump, 'n2', 'after restart')).toBe(term2);
+    expect(pump.nodes.get('n3')!.corrections.filter((correction) => correction.masterId === 'n2').length).toBeGreaterThan(0);
+  });
+});
+
+describe('single node: terms, corrections and clusters', () => {
+  const member = { address: '198.18.2.1', port: 7412 };
+  const masterA = { address: '198.18.2.2', port: 7412 };
+  const masterB = { address: '198.18.2.3', port: 7412 };
+  const header = (from: NodeId, term: number, extra: { cluster?: string; prio?: number; txNs?: bigint } = {}) => ({
+    v: PROTOCOL_VERSION,
+    cluster: extra.cluster ?? 'default',
+    from,
+    prio: extra.prio ?? 100,
+    term,
+    txNs: extra.txNs ?? nsAt(0),
+  });
+
+  /** A member following `master` in `term` (learned from a COORDINATOR), with its outputs drained. */
+  function follower(master: NodeId, term: number, endpoint: Endpoint): ProtocolNode {
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'member', random: () => 0.5 }), 0);
+    node.receive({ ...header(master, term), type: FrameType.coordinator, algorithm: 0 }, endpoint, nsAt(10), 10);
+    const status = node.status();
+    expect([status.role, status.masterId, status.term]).toEqual(['slave', master, term]);
+    node.drain();
+    return node;
+  }
+
+  /** Runs a frame through the codec, as the shell would. */
+  function wire(frame: Frame): Frame {
+    const decoded = decodeFrame(encodeFrame(frame));
+    if (!decoded.ok) throw new Error(decoded.detail);
+    return decoded.frame;
+  }
+
+  it('answers a POLL from the master of its term with the four-timestamp reply', () => {
+    const node = follower('alpha', 5, masterA);
+    const txNs = nsAt(100) - 123n;
+    node.receive(wire({ ...header('alpha', 5, { txNs }), type: FrameType.poll, round: 3, probe: 1 }), masterA, nsAt(100), 100);
+    const { sends } = node.drain();
+    expect(sends).toHaveLength(1);
+    expect(sends[0]!.to).toEqual(masterA);
+    expect(sends[0]!.frame).toMatchObject({ type: FrameType.reply, round: 3, probe: 1, pollTxNs: txNs, rxNs: nsAt(100), term: 5, from: 'member' });
+  });
+
+  it('ignores a POLL from the master of an older term', () => {
+    const node = follower('beta', 6, masterB);
+    // alpha, even with a higher key, was master in term 5: it is stale.
+    node.receive(wire({ ...header('alpha', 5, { prio: 900 }), type: FrameType.poll, round: 9, probe: 0 }), masterA, nsAt(200), 200);
+    const { sends, corrections } = node.drain();
+    expect(sends.filter((send) => send.frame.type === FrameType.reply)).toEqual([]);
+    expect(corrections).toEqual([]);
+    // It tells the stale master who leads now.
+    const hellos = sends.filter((send) => send.frame.type === FrameType.hello);
+    expect(hellos).toHaveLength(1);
+    expect(hellos[0]!.to).toEqual(masterA);
+    expect(hellos[0]!.frame).toMatchObject({ term: 6, masterId: 'beta' });
+    const status = node.status();
+    expect([status.role, status.masterId, status.term]).toEqual(['slave', 'beta', 6]);
+    expect(status.counters.framesStale).toBe(1);
+  });
+
+  it('ignores a CORRECT from the master of an older term, and applies one from the current master', () => {
+    const node = follower('beta', 6, masterB);
+    node.receive(wire({ ...header('alpha', 5), type: FrameType.correct, round: 50, correctionNs: 1e9 }), masterA, nsAt(300), 300);
+    expect(node.drain().corrections).toEqual([]);
+    expect(node.status().lastCorrection).toBeNull();
+    expect(node.status().counters.correctionsApplied).toBe(0);
+    // Positive control: the master of the current term is obeyed.
+    node.receive(wire({ ...header('beta', 6), type: FrameType.correct, round: 1, correctionNs: -2500 }), masterB, nsAt(400), 400);
+    expect(node.drain().corrections).toEqual([{ correctionNs: -2500, term: 6, round: 1, masterId: 'beta' }]);
+  });
+
+  it('ignores a CORRECT in its term from a node that is not its master', () => {
+    const node = follower('beta', 6, masterB);
+    node.receive(wire({ ...header('alpha', 6), type: FrameType.correct, round: 1, correctionNs: 77 }), masterA, nsAt(300), 300);
+    expect(node.drain().corrections).toEqual([]);
+    expect(node.status().masterId).toBe('beta');
+  });
+
+  it('applies a correction with the same (term, round) at most once', () => {
+    const node = follower('beta', 6, masterB);
+    const bytes = encodeFrame({ ...header('beta', 6), type: FrameType.correct, round: 7, correctionNs: 1234 });
+    const deliver = (atMs: number) => {
+      const decoded = decodeFrame(bytes);
+      if (!decoded.ok) throw new Error(decoded.detail);
+      node.receive(decoded.frame, masterB, nsAt(atMs), atMs);
+    };
+    deliver(500);
+    deliver(501); // the same datagram, duplicated by the network
+    expect(node.drain().corrections).toEqual([{ correctionNs: 1234, term: 6, round: 7, masterId: 'beta' }]);
+    // An older round arriving late is not applied either.
+    node.receive(wire({ ...header('beta', 6), type: FrameType.correct, round: 6, correctionNs: 999 }), masterB, nsAt(502), 502);
+    expect(node.drain().corrections).toEqual([]);
+    // The next round is.
+    node.receive(wire({ ...header('beta', 6), type: FrameType.correct, round: 8, correctionNs: 5 }), masterB, nsAt(503), 503);
+    expect(node.drain().corrections.map((c) => c.round)).toEqual([8]);
+    expect(node.status().counters.correctionsApplied).toBe(2);
+  });
+
+  it('a new term restarts round numbering: round 1 of term 7 applies after round 8 of term 6', () => {
+    const node = follower('beta', 6, masterB);
+    node.receive(wire({ ...header('beta', 6), type: FrameType.correct, round: 8, correctionNs: 5 }), masterB, nsAt(100), 100);
+    node.receive(wire({ ...header('alpha', 7), type: FrameType.coordinator, algorithm: 0 }), masterA, nsAt(110), 110);
+    node.receive(wire({ ...header('alpha', 7), type: FrameType.correct, round: 1, correctionNs: 6 }), masterA, nsAt(120), 120);
+    expect(node.drain().corrections.map((c) => [c.term, c.round])).toEqual([
+      [6, 8],
+      [7, 1],
+    ]);
+  });
+
+  it('ignores frames from another cluster and counts them', () => {
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'member', random: () => 0.5 }), 0);
+    const foreign = { cluster: 'other-lab' };
+    node.receive(wire({ ...header('alpha', 9, foreign), type: FrameType.coordinator, algorithm: 0 }), masterA, nsAt(1), 1);
+    node.receive(wire({ ...header('alpha', 9, foreign), type: FrameType.poll, round: 1, probe: 0 }), masterA, nsAt(2), 2);
+    node.receive(wire({ ...header('alpha', 9, foreign), type: FrameType.correct, round: 1, correctionNs: 5 }), masterA, nsAt(3), 3);
+    node.receive(wire({ ...header('alpha', 9, foreign), type: FrameType.hello, wantReply: true, role: 2, masterId: 'alpha' }), masterA, nsAt(4), 4);
+    const status = node.status();
+    expect(status.counters.framesOtherCluster).toBe(4);
+    expect(status.counters.framesAccepted).toBe(0);
+    expect(status.peers).toEqual([]);
+    expect([status.role, status.masterId, status.term]).toEqual(['electing', null, 0]);
+    const drained = node.drain();
+    expect(drained.sends).toEqual([]);
+    expect(drained.corrections).toEqual([]);
+  });
+
+  it('counts frames that carry its own node id (a duplicate id) and ignores them', () => {
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'member', random: () => 0.5 }), 0);
+    node.receive(wire({ ...header('member', 3), type: FrameType.coordinator, algorithm: 0 }), member, nsAt(1), 1);
+    const status = node.status();
+    expect(status.counters.framesFromSelfId).toBe(1);
+    expect(status.role).toBe('electing');
+    expect(node.drain().events.some((event) => event.kind === 'duplicate-id')).toBe(true);
+  });
+
+  it('a COORDINATOR from an older term is refused and the sender told the current term', () => {
+    const node = follower('beta', 6, masterB);
+    node.receive(wire({ ...header('alpha', 4, { prio: 900 }), type: FrameType.coordinator, algorithm: 0 }), masterA, nsAt(50), 50);
+    const status = node.status();
+    expect([status.masterId, status.term]).toEqual(['beta', 6]);
+    const { sends } = node.drain();
+    expect(sends.map((send) => [send.frame.type, send.to])).toEqual([[FrameType.hello, masterA]]);
+  });
+});
+
+describe('deadlines', () => {
+  // tick() at nextDeadlineMs() must act: if it did nothing, a driver that sleeps until the next
+  // deadline would spin at the same instant forever. Float rounding made `now - start >= timeout`
+  // false at now = start + timeout for these start times (found in the simulator).
+  const fractionalStartsMs = [2500.052, 2500.078, 3946.042, 3946.185, 6732.882891780778, 5241.714183781512];
+
+  it.each(fractionalStartsMs)('the master timeout fires at its deadline (master last heard at %d ms)', (heardMs) => {
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'member', random: () => 0.5 }), 0);
+    node.receive(
+      { v: PROTOCOL_VERSION, cluster: 'default', from: 'boss', prio: 100, term: 3, txNs: nsAt(heardMs), type: FrameType.coordinator, algorithm: 0 },
+      { address: '198.18.3.1', port: 7412 },
+      nsAt(heardMs),
+      heardMs,
+    );
+    expect(node.status().role).toBe('slave');
+    const deadlineMs = node.nextDeadlineMs();
+    expect(deadlineMs).toBe(heardMs + 3000);
+    node.tick(deadlineMs);
+    const status = node.status();
+    expect(status.term).toBe(4);
+    expect(status.role).not.toBe('slave');
+    expect(node.nextDeadlineMs()).toBeGreaterThan(deadlineMs);
+  });
+
+  it.each(fractionalStartsMs)('an unacknowledged ring hop is resent at its deadline (hop sent at %d ms)', (sentMs) => {
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'n1', random: () => 0.5 }), 0);
+    node.discovered({ nodeId: 'n2', priority: 100, endpoint: { address: '198.18.3.2', port: 7412 } }, 0);
+    node.drain();
+    node.tick(sentMs); // past the discovery window: starts a ring election, the hop leaves now
+    expect(node.drain().sends.map((send) => send.frame.type)).toEqual([FrameType.election]);
+    const deadlineMs = node.nextDeadlineMs();
+    expect(deadlineMs).toBe(sentMs + 150);
+    node.tick(deadlineMs);
+    expect(node.drain().sends.map((send) => send.frame.type)).toEqual([FrameType.election]);
+    expect(node.nextDeadlineMs()).toBeGreaterThan(deadlineMs);
+  });
+
+  it('every deadline makes progress through a whole election and rounds', () => {
+    // A node alone with one silent peer walks through ring, skip, bully and mastership.
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'n1', random: () => 0.37 }), 0.123456789);
+    node.discovered({ nodeId: 'n0', priority: 100, endpoint: { address: '198.18.3.2', port: 7412 } }, 0.123456789);
+    let previousMs = -1;
+    for (let step = 0; step < 200; step += 1) {
+      const deadlineMs = node.nextDeadlineMs();
+      expect(deadlineMs, `step ${step}`).toBeGreaterThan(previousMs);
+      node.tick(deadlineMs);
+      node.drain();
+      previousMs = deadlineMs;
+    }
+    expect(node.status().role).toBe('master');
+    expect(node.status().counters.roundsCompleted).toBeGreaterThan(10);
+  });
+});
