@@ -88,7 +88,7 @@ class Pump {
     const everyone = [...[...this.nodes.values()].map(({ id, priority, endpoint }) => ({ id, priority, endpoint })), ...ghosts];
     for (const entry of this.nodes.values()) {
       for (const other of everyone) {
-        if (other.id !== entry.id) entry.node.discovered({ nodeId: other.id, priority: other.priority, endpoint: other.endpoint }, this.nowMs);
+        if (other.id !== entry.id) entry.node.discovered({ nodeId: other.id, priority: other.priority, endpoint: other.endpoint });
       }
       this.flush(entry);
     }
@@ -625,7 +625,7 @@ describe('deadlines', () => {
 
   it.each(fractionalStartsMs)('an unacknowledged ring hop is resent at its deadline (hop sent at %d ms)', (sentMs) => {
     const node = new ProtocolNode(nodeConfig({ nodeId: 'n1', random: () => 0.5 }), 0);
-    node.discovered({ nodeId: 'n2', priority: 100, endpoint: { address: '198.18.3.2', port: 7412 } }, 0);
+    node.discovered({ nodeId: 'n2', priority: 100, endpoint: { address: '198.18.3.2', port: 7412 } });
     node.drain();
     node.tick(sentMs); // past the discovery window: starts a ring election, the hop leaves now
     expect(node.drain().sends.map((send) => send.frame.type)).toEqual([FrameType.election]);
@@ -639,7 +639,7 @@ describe('deadlines', () => {
   it('every deadline makes progress through a whole election and rounds', () => {
     // A node alone with one silent peer walks through ring, skip, bully and mastership.
     const node = new ProtocolNode(nodeConfig({ nodeId: 'n1', random: () => 0.37 }), 0.123456789);
-    node.discovered({ nodeId: 'n0', priority: 100, endpoint: { address: '198.18.3.2', port: 7412 } }, 0.123456789);
+    node.discovered({ nodeId: 'n0', priority: 100, endpoint: { address: '198.18.3.2', port: 7412 } });
     let previousMs = -1;
     for (let step = 0; step < 200; step += 1) {
       const deadlineMs = node.nextDeadlineMs();

@@ -72,11 +72,8 @@ export const BULLY_ANSWER_TIMEOUT_MS_DEFAULT = 300;
 export const BULLY_COORDINATOR_TIMEOUT_MS_DEFAULT = 1500;
 /** Retried elections back off exponentially (with jitter) up to this. */
 export const ELECTION_BACKOFF_MS_MAX = 8000;
-/** A peer not heard from for this long is polled only every DEAD_PEER_POLL_EVERY_ROUNDS rounds. */
-export const PEER_SILENT_MS_DEFAULT = 10_000;
+/** A member that missed rounds (marked suspect) is polled only every this many rounds. */
 export const DEAD_PEER_POLL_EVERY_ROUNDS = 8;
-/** Nodes without a master re-send HELLO to every peer this often. */
-export const HELLO_INTERVAL_MS_DEFAULT = 5000;
 
 /**
  * Initial synchronization: the first corrections are stepped whatever their size, because the

@@ -37,7 +37,6 @@ export interface NodeConfig {
   ringTimeoutMs: number;
   bullyAnswerTimeoutMs: number;
   bullyCoordinatorTimeoutMs: number;
-  peerSilentMs: number;
   peersMax: number;
   /** Uniform in [0, 1); injected so a seeded simulator reproduces every jitter. */
   random: () => number;
@@ -246,7 +245,7 @@ export class ProtocolNode {
   // ---------------------------------------------------------------- inputs
 
   /** A peer announced by discovery (mDNS). Liveness still comes from its frames. */
-  discovered(peer: { nodeId: NodeId; priority: number; endpoint: Endpoint }, nowMs: number): void {
+  discovered(peer: { nodeId: NodeId; priority: number; endpoint: Endpoint }): void {
     if (peer.nodeId === this.config.nodeId) return;
     const known = this.peers.get(peer.nodeId);
     if (known) {
@@ -257,7 +256,6 @@ export class ProtocolNode {
     if (!this.admitPeer(peer.nodeId, peer.priority, peer.endpoint, null, 'discovery')) return;
     // Introduce ourselves so a master adds us to its rounds, or a peer tells us who the master is.
     this.sendHello(peer.endpoint, this.masterId === null);
-    void nowMs;
   }
 
   /** A --peer HOST:PORT whose node id is learned from its first frame. */

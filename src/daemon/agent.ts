@@ -84,7 +84,7 @@ export class Agent {
         ...(this.options.interfaceAddress ? { interfaceAddress: this.options.interfaceAddress } : {}),
         logger: this.log,
         onUp: (peer) => {
-          this.node.discovered({ nodeId: peer.nodeId, priority: peer.priority, endpoint: { address: peer.address, port: peer.port } }, this.monoMs());
+          this.node.discovered({ nodeId: peer.nodeId, priority: peer.priority, endpoint: { address: peer.address, port: peer.port } });
           this.pump();
         },
         onDown: (nodeId) => this.log.info({ peer: nodeId }, 'mDNS goodbye'),

@@ -102,7 +102,7 @@ export class Simulation {
     sim.node = node;
     if (this.options.discoverAll) {
       for (const other of this.nodes.values()) {
-        if (other !== sim) node.discovered({ nodeId: other.spec.nodeId, priority: other.spec.priority ?? 100, endpoint: other.endpoint }, this.nowMs);
+        if (other !== sim) node.discovered({ nodeId: other.spec.nodeId, priority: other.spec.priority ?? 100, endpoint: other.endpoint });
       }
     }
     this.afterInput(sim);
