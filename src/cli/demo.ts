@@ -58,6 +58,11 @@ function agreedMaster(statuses: StatusReport[]): string | null {
 
 export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   const events: string[] = [];
+  const EVENTS_SHOWN = 6;
+  const pushEvent = (line: string) => {
+    events.push(line);
+    if (events.length > EVENTS_SHOWN) events.shift();
+  };
   const eventLog = new Writable({
     write(chunk, _encoding, callback) {
       try {
@@ -69,8 +74,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
               : entry.msg === 'role changed'
                 ? `now ${entry.to}, term ${entry.term}`
                 : 'clock stepped';
-          events.push(`${entry.node}: ${detail}`);
-          if (events.length > 6) events.shift();
+          pushEvent(`${entry.node}: ${detail}`);
         }
       } catch {
         // not JSON: ignore
@@ -142,7 +146,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
           await victim.daemon.stop();
           summary.failover = { stopped: victim.id, newMaster: null, agreedAfterS: null };
           failoverAtS = elapsedS();
-          events.push(`demo: stopped master ${victim.id} abruptly (no goodbye)`);
+          pushEvent(`demo: stopped master ${victim.id} abruptly (no goodbye)`);
         }
       } else if (now >= failoverAtS && summary.failover === null) {
         failoverAtS = now + 1; // no agreed master yet: try again shortly

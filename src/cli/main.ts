@@ -27,6 +27,19 @@ function runtimeError(message: string): never {
   process.exit(EXIT_RUNTIME);
 }
 
+/**
+ * yargs reports a value outside an option's `choices` over several lines ("Invalid values:\n
+ * Argument: clock, Given: ..."); the contract is one line that names the option, so rewrite it
+ * as `--clock: must be one of ...`, and join any other multi-line message into one line.
+ */
+function oneLine(message: string): string {
+  const invalid = [...message.matchAll(/Argument: ([\w-]+), Given: (.*?), Choices: (.*)$/gm)].map(
+    ([, name, given, choices]) => `--${name}: must be one of ${choices} (got ${given})`,
+  );
+  if (invalid.length > 0) return invalid.join('; ');
+  return message.trim().replace(/\s*\n\s*/g, ' ');
+}
+
 function runOptions(argv: Argv): Argv {
   return argv
     .option('interface', { type: 'string', describe: 'Network interface for mDNS and the UDP socket (e.g. eth0)' })
@@ -198,11 +211,14 @@ export async function main(argv: string[]): Promise<void> {
     .fail((message, error) => {
       if (error) {
         if (error instanceof ConfigError) usageError(error.message);
+        // yargs throws a YError for a --config file it cannot read or parse: an operator mistake
+        // (exit 2, the option named), not a bug (it used to print a stack trace and exit 1).
+        if (error.name === 'YError') usageError(/config file/i.test(error.message) ? `--config: ${error.message}` : oneLine(error.message));
         // A bug, not an operator mistake: keep the stack for the report.
         process.stderr.write(`berkeley-agent: internal error: ${error.stack ?? String(error)}\n`);
         process.exit(EXIT_RUNTIME);
       }
-      usageError(message ?? 'invalid command line');
+      usageError(oneLine(message ?? 'invalid command line'));
     })
     .parseAsync();
 }

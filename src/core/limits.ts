@@ -20,6 +20,8 @@ export const TIMESTAMP_NS_MAX = (1n << 63n) - 1n;
 export const PEERS_MAX_DEFAULT = 1024;
 /** Static --peer endpoints whose node id we have not learned yet. */
 export const STATIC_ENDPOINTS_MAX = 256;
+/** A static peer that has not answered yet (not started, or unreachable) is greeted again this often. */
+export const STATIC_HELLO_INTERVAL_MS = 1000;
 /** Frames queued for sending by the core between two drains. */
 export const OUTBOX_FRAMES_MAX = 8192;
 /** Events (for logs) queued by the core between two drains. */

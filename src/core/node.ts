@@ -16,6 +16,7 @@ import {
   OUTBOX_FRAMES_MAX,
   PROTOCOL_VERSION,
   STATIC_ENDPOINTS_MAX,
+  STATIC_HELLO_INTERVAL_MS,
 } from './limits.ts';
 import { bestCandidate, ringSuccessors } from './election/ring.ts';
 import { higherKeyed } from './election/bully.ts';
@@ -192,8 +193,9 @@ export class ProtocolNode {
   private readonly config: NodeConfig;
   private readonly selfKey: ElectionKey;
   private readonly peers = new Map<NodeId, PeerState>();
-  /** --peer endpoints not yet identified by a frame. */
+  /** --peer endpoints not yet identified by a frame; greeted until they answer. */
   private readonly staticEndpoints = new Map<string, Endpoint>();
+  private nextStaticHelloMs = NEVER;
 
   private role: Role = 'electing';
   private term = 0;
@@ -259,10 +261,11 @@ export class ProtocolNode {
   }
 
   /** A --peer HOST:PORT whose node id is learned from its first frame. */
-  addStaticEndpoint(endpoint: Endpoint): void {
+  addStaticEndpoint(endpoint: Endpoint, nowMs: number): void {
     if (this.staticEndpoints.size >= STATIC_ENDPOINTS_MAX) return;
     this.staticEndpoints.set(endpointKey(endpoint), endpoint);
     this.sendHello(endpoint, true);
+    this.nextStaticHelloMs = Math.min(this.nextStaticHelloMs, nowMs + STATIC_HELLO_INTERVAL_MS);
   }
 
   /** A decoded frame. `rxNs` is this node's clock when the datagram arrived. */
@@ -310,6 +313,11 @@ export class ProtocolNode {
 
   /** Timer expiry is just another input: call at (or after) nextDeadlineMs(). */
   tick(nowMs: number): void {
+    if (nowMs >= this.nextStaticHelloMs) {
+      // A static peer may simply not have been started yet: keep greeting it until it answers.
+      for (const endpoint of this.staticEndpoints.values()) this.sendHello(endpoint, true);
+      this.nextStaticHelloMs = this.staticEndpoints.size > 0 ? nowMs + STATIC_HELLO_INTERVAL_MS : NEVER;
+    }
     // Deadlines are compared in the same form nextDeadlineMs() computes them (start + timeout):
     // `now - start >= timeout` can be false at now = start + timeout by float rounding, and the
     // caller would then re-tick at the same instant forever (it hung the simulator).
@@ -342,7 +350,7 @@ export class ProtocolNode {
 
   /** The earliest time tick() has something to do. */
   nextDeadlineMs(): number {
-    let deadline = NEVER;
+    let deadline = this.staticEndpoints.size > 0 ? this.nextStaticHelloMs : NEVER;
     if (this.role === 'slave') deadline = Math.min(deadline, this.lastMasterHeardMs + this.config.masterTimeoutMs);
     if (this.role === 'electing' && this.election === null) deadline = Math.min(deadline, Math.max(this.discoveryUntilMs, this.electionNotBeforeMs));
     const election = this.election;

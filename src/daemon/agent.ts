@@ -73,7 +73,7 @@ export class Agent {
       { nodeId: config.nodeId, cluster: config.cluster, priority: config.priority, listen: this.listen, clock: this.options.clock.mode, pollIntervalMs: config.pollIntervalMs },
       'agent started',
     );
-    for (const peer of this.options.staticPeers) this.node.addStaticEndpoint(peer);
+    for (const peer of this.options.staticPeers) this.node.addStaticEndpoint(peer, this.monoMs());
     if (this.options.mdns) {
       this.discovery = new MdnsDiscovery({
         nodeId: config.nodeId,
@@ -97,7 +97,7 @@ export class Agent {
 
   /** Adds a static peer after start (the demo learns its siblings' ports late). */
   addPeer(endpoint: Endpoint): void {
-    this.node.addStaticEndpoint(endpoint);
+    this.node.addStaticEndpoint(endpoint, this.monoMs());
     this.pump();
   }
 
@@ -212,15 +212,7 @@ export class Agent {
       listen: { ...this.listen },
       interface: this.options.interfaceName,
       pollIntervalMs: this.options.node.pollIntervalMs,
-      clock: {
-        mode: clock.mode,
-        hostOffsetNs: clock.hostOffsetNs,
-        frequencyPpm: clock.frequencyPpm,
-        synchronized: clock.synchronized,
-        slewRemainingNs: clock.slewRemainingNs,
-        steps: clock.steps,
-        slews: clock.slews,
-      },
+      clock,
       election: {
         inProgress: core.election.inProgress
           ? { term: core.election.inProgress.term, algorithm: core.election.inProgress.algorithm, forMs: Math.round(nowMs - core.election.inProgress.sinceMs) }

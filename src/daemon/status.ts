@@ -1,6 +1,6 @@
 // The status report: filled by the daemon, served as JSON at GET /status, printed by `status`.
 // Field names are a contract (README "Status fields"); add fields, do not rename them.
-import type { ClockMode } from '../clock/driver.ts';
+import type { ClockReport } from '../clock/driver.ts';
 import type { ElectionAlgorithm, NodeId, Role } from '../core/types.ts';
 
 export interface PeerReport {
@@ -35,15 +35,8 @@ export interface StatusReport {
   listen: { address: string; port: number };
   interface: string | null;
   pollIntervalMs: number;
-  clock: {
-    mode: ClockMode;
-    hostOffsetNs: number;
-    frequencyPpm: number;
-    synchronized: boolean;
-    slewRemainingNs: number;
-    steps: number;
-    slews: number;
-  };
+  /** mode, hostOffsetNs, frequencyPpm, synchronized, slewRemainingNs, steps, slews. */
+  clock: ClockReport;
   election: {
     inProgress: { term: number; algorithm: ElectionAlgorithm; forMs: number } | null;
     last: { term: number; algorithm: ElectionAlgorithm; winner: NodeId; durationMs: number; agoMs: number } | null;
