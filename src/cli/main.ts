@@ -37,29 +37,44 @@ function oneLine(message: string): string {
     ([, name, given, choices]) => `--${name}: must be one of ${choices} (got ${given})`,
   );
   if (invalid.length > 0) return invalid.join('; ');
+  // yargs names unknown options without their dashes; put them back when that is what was typed.
+  const unknown = /^Unknown arguments?: (.*)$/.exec(message.trim());
+  if (unknown) {
+    const typed = (name: string) => process.argv.find((arg) => arg === `--${name}` || arg === `--no-${name}` || arg.startsWith(`--${name}=`))?.split('=')[0];
+    const names = (unknown[1] ?? '').split(', ').map((name) => typed(name) ?? name);
+    return `unknown option or argument: ${names.join(', ')}`;
+  }
+  const missing = /^Not enough arguments following: (.*)$/.exec(message.trim());
+  if (missing) return `--${missing[1]}: needs a value`;
   return message.trim().replace(/\s*\n\s*/g, ' ');
 }
+
+/**
+ * Numeric options are parsed as text and converted by our own validation, so an error can quote
+ * what was typed ("got \"abc\"") instead of yargs' NaN.
+ */
+const NUMBER = { type: 'string', requiresArg: true } as const;
 
 function runOptions(argv: Argv): Argv {
   return argv
     .option('interface', { type: 'string', describe: 'Network interface for mDNS and the UDP socket (e.g. eth0)' })
-    .option('port', { type: 'number', describe: 'UDP port (0 = any free port, advertised over mDNS)', default: UDP_PORT_DEFAULT })
+    .option('port', { ...NUMBER, describe: 'UDP port (0 = any free port, advertised over mDNS)', default: UDP_PORT_DEFAULT })
     .option('bind', { type: 'string', describe: 'IPv4 address to bind the UDP socket to (default: the --interface address, else 0.0.0.0)' })
     .option('cluster', { type: 'string', describe: 'Cluster name; agents of other clusters are ignored', default: 'default' })
     .option('node-id', { type: 'string', describe: 'Unique node id (default: the host name, plus the port when not 7412)' })
-    .option('priority', { type: 'number', describe: 'Election priority; the highest (priority, node id) becomes master', default: 100 })
-    .option('peer', { type: 'string', array: true, describe: 'Static peer HOST:PORT (repeatable)' })
+    .option('priority', { ...NUMBER, describe: 'Election priority; the highest (priority, node id) becomes master', default: 100 })
+    .option('peer', { type: 'string', array: true, requiresArg: true, describe: 'Static peer HOST:PORT (repeatable)' })
     .option('mdns', { type: 'boolean', describe: 'Discover peers with mDNS (--no-mdns to use static peers only)', default: true })
-    .option('poll-interval', { type: 'number', describe: 'Seconds between Berkeley rounds', default: 1 })
-    .option('master-timeout', { type: 'number', describe: 'Seconds without the master before a new election (default 3 poll intervals)' })
-    .option('discovery-window', { type: 'number', describe: 'Seconds to listen for peers and a master before the first election', default: 2.5 })
-    .option('outlier-threshold', { type: 'number', describe: 'Seconds from the median beyond which a clock is left out of the average', default: 0.02 })
+    .option('poll-interval', { ...NUMBER, describe: 'Seconds between Berkeley rounds', default: 1 })
+    .option('master-timeout', { ...NUMBER, describe: 'Seconds without the master before a new election (default 3 poll intervals)' })
+    .option('discovery-window', { ...NUMBER, describe: 'Seconds to listen for peers and a master before the first election', default: 2.5 })
+    .option('outlier-threshold', { ...NUMBER, describe: 'Seconds from the median beyond which a clock is left out of the average', default: 0.02 })
     .option('clock', { type: 'string', choices: ['auto', 'system', 'virtual'], describe: 'Clock to discipline', default: 'auto' })
-    .option('virtual-offset', { type: 'number', describe: 'Start the virtual clock this many seconds off (demos, tests)', default: 0 })
-    .option('virtual-drift', { type: 'number', describe: 'Make the virtual clock run this many ppm fast (demos, tests)', default: 0 })
-    .option('step-threshold', { type: 'number', describe: 'Corrections of at least this many seconds are stepped, smaller ones slewed', default: 0.128 })
-    .option('max-slew-ppm', { type: 'number', describe: 'Largest slew rate in ppm', default: SLEW_PPM_MAX_DEFAULT })
-    .option('max-peers', { type: 'number', describe: 'Most peers tracked', default: 1024 })
+    .option('virtual-offset', { ...NUMBER, describe: 'Start the virtual clock this many seconds off (demos, tests)', default: 0 })
+    .option('virtual-drift', { ...NUMBER, describe: 'Make the virtual clock run this many ppm fast (demos, tests)', default: 0 })
+    .option('step-threshold', { ...NUMBER, describe: 'Corrections of at least this many seconds are stepped, smaller ones slewed', default: 0.128 })
+    .option('max-slew-ppm', { ...NUMBER, describe: 'Largest slew rate in ppm', default: SLEW_PPM_MAX_DEFAULT })
+    .option('max-peers', { ...NUMBER, describe: 'Most peers tracked', default: 1024 })
     .option('http', { type: 'string', describe: "Control server HOST:PORT, or 'none'", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
     .option('log-level', { type: 'string', choices: LOG_LEVELS as string[], describe: 'Log level', default: 'info' })
     .option('log-format', { type: 'string', choices: ['auto', 'json', 'pretty'], describe: 'json lines, pretty, or auto (pretty on a terminal)', default: 'auto' });
@@ -144,8 +159,8 @@ export async function main(argv: string[]): Promise<void> {
       (command) =>
         command
           .positional('target', { type: 'string', describe: 'The agent HOST:PORT (UDP)', demandOption: true })
-          .option('samples', { type: 'number', describe: 'Queries to send; the lowest round trip is kept', default: 8 })
-          .option('timeout', { type: 'number', describe: 'Seconds to wait for answers after the last query', default: 1 })
+          .option('samples', { ...NUMBER, describe: 'Queries to send; the lowest round trip is kept', default: 8 })
+          .option('timeout', { ...NUMBER, describe: 'Seconds to wait for answers after the last query', default: 1 })
           .option('json', { type: 'boolean', describe: 'Print the result as JSON', default: false }),
       async (args) => {
         let target;
@@ -186,9 +201,9 @@ export async function main(argv: string[]): Promise<void> {
       'Run a local demo cluster on loopback (no root, no network)',
       (command) =>
         command
-          .option('nodes', { type: 'number', describe: 'Number of agents (2..32)', default: 5 })
-          .option('duration', { type: 'number', describe: 'Seconds to run (5..3600)', default: 20 })
-          .option('poll-interval', { type: 'number', describe: 'Seconds between rounds', default: 1 })
+          .option('nodes', { ...NUMBER, describe: 'Number of agents (2..32)', default: 5 })
+          .option('duration', { ...NUMBER, describe: 'Seconds to run (5..3600)', default: 20 })
+          .option('poll-interval', { ...NUMBER, describe: 'Seconds between rounds', default: 1 })
           .option('failover', { type: 'boolean', describe: 'Stop the master half-way (--no-failover to keep it)', default: true })
           .option('json', { type: 'boolean', describe: 'Print only the summary, as JSON', default: false }),
       async (args) => {

@@ -123,6 +123,7 @@ export function parseHostPort(text: string, option: string, options: { allowPort
 
 export function parseHttp(value: unknown): HostPort | null {
   if (value === undefined || value === null || value === '') return { host: '127.0.0.1', port: HTTP_PORT_DEFAULT };
+  if (Array.isArray(value)) fail('http', 'given more than once', value.join(', '));
   if (typeof value !== 'string') fail('http', 'must be HOST:PORT or none', value);
   if (value === 'none') return null;
   return parseHostPort(value, 'http', { allowPortZero: true });

@@ -1,0 +1,740 @@
+// The command line as operators use it: real `berkeley-agent` processes on loopback.
+// Bad options and values (exit 2, one line naming the option, no stack trace), `--clock system`,
+// `status`/`query` against nothing, `--help`, a three-agent static-peer cluster (election of the
+// highest key, the status JSON contract of GUIDE §3 from the CLI and from GET /status, the
+// readable table, clocks within 1 ms, `query`, garbage and other-cluster datagrams), and `demo`.
+//
+// Safety: every agent runs with --no-mdns --bind 127.0.0.1 (no multicast, nothing leaves the
+// host), on ports picked free, and every child process is killed when its test or suite ends.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FrameType, type Frame } from '../src/core/frames.ts';
+import { PROTOCOL_VERSION } from '../src/core/limits.ts';
+import type { StatusReport } from '../src/daemon/status.ts';
+import { decodeFrame, encodeFrame, REJECT_REASONS, type RejectReason } from '../src/wire/codec.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+const BIN = fileURLToPath(new URL('../bin/berkeley-agent', import.meta.url));
+/** Keeps every agent on loopback and off multicast. */
+const LOOPBACK_ONLY = ['--no-mdns', '--bind', '127.0.0.1'];
+const STACK_LINE = /^\s+at .+/m;
+
+// ---------------------------------------------------------------------------------------------
+// Process helpers
+
+const children = new Set<ChildProcess>();
+
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Settings of whoever runs the tests must not leak into the agents.
+  for (const key of Object.keys(env)) if (key.startsWith('BERKELEY_AGENT_')) delete env[key];
+  return { ...env, ...extra };
+}
+
+function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function running(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within graceMs. Resolves once it has exited. */
+async function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
+  if (!running(child)) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    if (running(child)) child.kill('SIGKILL');
+  }, graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+afterAll(async () => {
+  await Promise.all([...children].map((child) => stopChild(child, 1000)));
+});
+
+interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+/** Runs one CLI command to completion (killed after timeoutMs). */
+async function runCli(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  const child = spawnCli(args, options.env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs ?? 20_000);
+  try {
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (exitCode, exitSignal) => resolve([exitCode, exitSignal]));
+    });
+    return { code, signal, stdout, stderr, timedOut };
+  } finally {
+    clearTimeout(timer);
+    if (running(child)) child.kill('SIGKILL');
+  }
+}
+
+function describeResult(result: CliResult): string {
+  return `exit ${result.code} signal ${result.signal}${result.timedOut ? ' (timed out)' : ''}\nstdout: ${result.stdout.slice(-2000)}\nstderr: ${result.stderr.slice(-2000)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports, polling
+
+const handedOut = new Set<number>();
+
+/** A loopback port free for both UDP and TCP right now (bound to port 0, then closed). */
+async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (handedOut.has(port)) continue;
+    const socket = dgram.createSocket('udp4');
+    const udpFree = await new Promise<boolean>((resolve) => {
+      socket.once('error', () => resolve(false));
+      socket.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+    if (!udpFree) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('no free loopback port found');
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function getStatus(httpPort: number): Promise<StatusReport | null> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${httpPort}/status`, { signal: AbortSignal.timeout(3000) });
+    if (!response.ok) return null;
+    return (await response.json()) as StatusReport;
+  } catch {
+    return null;
+  }
+}
+
+/** Polls check() until it returns a value (not undefined), or fails after timeoutMs saying what it last saw. */
+async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, lastSeen: () => string = () => ''): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastSeen() ? `; last seen: ${lastSeen()}` : ''}`);
+    await sleep(250);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Assertions
+
+/** The error output of a refused command line: one message line naming the option, the help hint, no stack. */
+function expectUsageError(result: CliResult, option: RegExp): void {
+  expect(result.timedOut, describeResult(result)).toBe(false);
+  expect(result.code, describeResult(result)).toBe(2);
+  expect(result.stderr).not.toMatch(STACK_LINE);
+  expect(result.stderr).not.toMatch(/internal error/);
+  const lines = result.stderr.trimEnd().split('\n');
+  expect(lines, result.stderr).toHaveLength(2);
+  expect(lines[0]).toMatch(/^berkeley-agent: /);
+  expect(lines[0]).toMatch(option);
+  expect(lines[1]).toMatch(/--help/);
+  expect(result.stdout).toBe('');
+}
+
+/** The GUIDE §3 fields of a status report, with their types. */
+function expectStatusContract(value: unknown): asserts value is StatusReport {
+  expect(value).toBeTypeOf('object');
+  const status = value as Record<string, unknown>;
+  expect(status.nodeId).toBeTypeOf('string');
+  expect(status.cluster).toBeTypeOf('string');
+  expect(Number.isInteger(status.priority)).toBe(true);
+  expect(['master', 'slave', 'electing']).toContain(status.role);
+  expect(status.masterId === null || typeof status.masterId === 'string').toBe(true);
+  expect(Number.isInteger(status.term)).toBe(true);
+  expect(status.term as number).toBeGreaterThanOrEqual(0);
+  const clock = status.clock as Record<string, unknown>;
+  expect(clock).toBeTypeOf('object');
+  expect(clock.mode).toBe('virtual');
+  expect(clock.hostOffsetNs).toBeTypeOf('number');
+  expect(Number.isFinite(clock.hostOffsetNs)).toBe(true);
+  expect(clock.frequencyPpm).toBeTypeOf('number');
+  expect(Number.isFinite(clock.frequencyPpm)).toBe(true);
+  expect(clock.synchronized).toBeTypeOf('boolean');
+  expect(Array.isArray(status.peers)).toBe(true);
+  for (const peer of status.peers as Array<Record<string, unknown>>) {
+    expect(peer.nodeId).toBeTypeOf('string');
+    expect(peer.address).toBeTypeOf('string');
+    expect(Number.isInteger(peer.port)).toBe(true);
+    expect(peer.port as number).toBeGreaterThan(0);
+    expect(peer.port as number).toBeLessThanOrEqual(65535);
+  }
+  const counters = status.counters as Record<string, unknown>;
+  expect(counters).toBeTypeOf('object');
+  expect(Number.isInteger(counters.framesRejected)).toBe(true);
+  expect(counters.framesRejected as number).toBeGreaterThanOrEqual(0);
+}
+
+/** Key sets of the report and of its nested contract objects, to compare two reports' shapes. */
+function shapeOf(status: StatusReport): Record<string, string[]> {
+  const keys = (value: unknown) => Object.keys(value as object).sort();
+  return {
+    top: keys(status),
+    clock: keys(status.clock),
+    counters: keys(status.counters),
+    framesRejectedByReason: keys(status.counters.framesRejectedByReason),
+    peers: status.peers.map((peer) => keys(peer).join(',')),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// Each case is its own short-lived process: run a few at a time.
+describe.concurrent('bad options and values', () => {
+  // Enough to keep the agent harmless should a bad value wrongly be accepted (the test then fails).
+  const harmless = (except: string[]) => {
+    const args: string[] = [...LOOPBACK_ONLY];
+    if (!except.includes('port')) args.push('--port', '0');
+    if (!except.includes('http')) args.push('--http', 'none');
+    return args;
+  };
+
+  const cases: Array<{ name: string; args: string[]; env?: Record<string, string>; option: RegExp }> = [
+    { name: '--poll-interval abc', args: ['--poll-interval', 'abc', ...harmless([])], option: /^berkeley-agent: --poll-interval: must be a number \(got "abc"\)$/ },
+    { name: '--peer without a value', args: [...harmless([]), '--peer'], option: /^berkeley-agent: --peer: needs a value$/ },
+    { name: '--port 70000', args: ['--port', '70000', ...harmless(['port'])], option: /^berkeley-agent: --port: must be at most 65535/ },
+    { name: '--priority -1', args: ['--priority', '-1', ...harmless([])], option: /^berkeley-agent: --priority: must be at least 0/ },
+    { name: '--priority 1.5', args: ['--priority', '1.5', ...harmless([])], option: /^berkeley-agent: --priority: must be a whole number/ },
+    { name: '--peer nohost', args: ['--peer', 'nohost', ...harmless([])], option: /^berkeley-agent: --peer: must be HOST:PORT/ },
+    { name: '--peer 127.0.0.1:0', args: ['--peer', '127.0.0.1:0', ...harmless([])], option: /^berkeley-agent: --peer: port must be 1\.\.65535/ },
+    { name: '--clock bogus', args: ['--clock', 'bogus', ...harmless([])], option: /^berkeley-agent: --clock: must be one of .*auto.*system.*virtual.*bogus/ },
+    { name: '--log-level loud', args: ['--log-level', 'loud', ...harmless([])], option: /^berkeley-agent: --log-level: must be one of/ },
+    { name: '--http nowhere', args: ['--http', 'nowhere', ...harmless(['http'])], option: /^berkeley-agent: --http: must be HOST:PORT/ },
+    { name: '--bind ::1', args: ['--bind', '::1', '--no-mdns', '--port', '0', '--http', 'none'], option: /^berkeley-agent: --bind: must be an IPv4 address/ },
+    { name: '--node-id with a space', args: ['--node-id', 'a b', ...harmless([])], option: /^berkeley-agent: --node-id: may contain only printable ASCII/ },
+    { name: '--master-timeout not above --poll-interval', args: ['--poll-interval', '2', '--master-timeout', '1', ...harmless([])], option: /^berkeley-agent: --master-timeout: must be longer than --poll-interval/ },
+    { name: 'unknown option --frobnicate', args: ['--frobnicate', ...harmless([])], option: /^berkeley-agent: unknown option or argument: --frobnicate$/ },
+    {
+      name: 'env BERKELEY_AGENT_POLL_INTERVAL=0',
+      args: harmless([]),
+      env: { BERKELEY_AGENT_POLL_INTERVAL: '0' },
+      option: /^berkeley-agent: --poll-interval: must be at least 0\.1/,
+    },
+    {
+      name: 'env BERKELEY_AGENT_PEER with one bad entry',
+      args: harmless([]),
+      env: { BERKELEY_AGENT_PEER: '127.0.0.1:7000,oops' },
+      option: /^berkeley-agent: --peer: must be HOST:PORT \(got "oops"\)/,
+    },
+    { name: 'status --http bad', args: ['status', '--http', 'nowhere'], option: /^berkeley-agent: --http: must be HOST:PORT/ },
+    { name: 'query without a port', args: ['query', '127.0.0.1'], option: /^berkeley-agent: HOST:PORT: must be HOST:PORT/ },
+    { name: 'query --samples 0', args: ['query', '127.0.0.1:9', '--samples', '0'], option: /^berkeley-agent: --samples: / },
+    { name: 'demo --nodes 1', args: ['demo', '--nodes', '1'], option: /^berkeley-agent: --nodes: / },
+  ];
+
+  for (const testCase of cases) {
+    it(`${testCase.name}: exit 2, one line naming it`, async () => {
+      const result = await runCli(testCase.args, testCase.env ? { env: testCase.env } : {});
+      expectUsageError(result, testCase.option);
+    });
+  }
+
+  describe('--config files', () => {
+    let directory = '';
+    beforeAll(() => {
+      directory = mkdtempSync(path.join(os.tmpdir(), 'berkeley-cli-test-'));
+    });
+    afterAll(() => {
+      rmSync(directory, { recursive: true, force: true });
+    });
+
+    it('a bad value in the file: exit 2 naming the option', async () => {
+      const file = path.join(directory, 'bad-value.json');
+      writeFileSync(file, JSON.stringify({ priority: 5_000_000, 'poll-interval': 1 }));
+      expectUsageError(await runCli(['--config', file, ...harmless([])]), /^berkeley-agent: --priority: must be at most 1000000/);
+    });
+
+    it('a value of the wrong type in the file: exit 2 naming the option', async () => {
+      const file = path.join(directory, 'bad-type.json');
+      writeFileSync(file, JSON.stringify({ 'poll-interval': 'often' }));
+      expectUsageError(await runCli(['--config', file, ...harmless([])]), /^berkeley-agent: --poll-interval: must be a number/);
+    });
+
+    it('a file that is not JSON, or missing: exit 2 naming --config', async () => {
+      const file = path.join(directory, 'not-json.json');
+      writeFileSync(file, 'port = 7412\n');
+      expectUsageError(await runCli(['--config', file, ...harmless([])]), /^berkeley-agent: --config: .*not-json\.json/);
+      expectUsageError(await runCli(['--config', path.join(directory, 'missing.json'), ...harmless([])]), /^berkeley-agent: --config: .*missing\.json/);
+    });
+  });
+});
+
+describe('runtime failures', () => {
+  it('--clock system says it is not available and exits non-zero', async () => {
+    const result = await runCli(['--clock', 'system', ...LOOPBACK_ONLY, '--port', '0', '--http', 'none']);
+    expect(result.timedOut, describeResult(result)).toBe(false);
+    expect(result.code, describeResult(result)).toBe(1);
+    expect(result.stderr).toMatch(/^berkeley-agent: --clock system: .*not available/m);
+    expect(result.stderr).not.toMatch(STACK_LINE);
+  });
+
+  it('status against a port where no agent listens exits 1 saying it cannot reach the agent', async () => {
+    const port = await freePort();
+    const result = await runCli(['status', '--http', `127.0.0.1:${port}`]);
+    expect(result.code, describeResult(result)).toBe(1);
+    expect(result.stderr).toMatch(new RegExp(`cannot reach the agent.*127\\.0\\.0\\.1:${port}`));
+    expect(result.stderr).not.toMatch(STACK_LINE);
+    expect(result.stdout).toBe('');
+  });
+
+  it('status --http none is refused (nothing to ask)', async () => {
+    expectUsageError(await runCli(['status', '--http', 'none']), /^berkeley-agent: --http: 'none'/);
+  });
+
+  it('query to a port where nothing listens exits 1 saying there was no answer', async () => {
+    const port = await freePort();
+    const result = await runCli(['query', `127.0.0.1:${port}`, '--samples', '2', '--timeout', '0.5', '--json']);
+    expect(result.code, describeResult(result)).toBe(1);
+    expect(result.stderr).toMatch(new RegExp(`no answer.*127\\.0\\.0\\.1:${port}|127\\.0\\.0\\.1:${port}.*no answer`));
+    expect(result.stderr).not.toMatch(STACK_LINE);
+    expect(result.stdout).toBe('');
+  });
+
+  it('a UDP port already taken exits 1 naming --port', async () => {
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+    try {
+      const port = socket.address().port;
+      const result = await runCli([...LOOPBACK_ONLY, '--port', String(port), '--http', 'none']);
+      expect(result.code, describeResult(result)).toBe(1);
+      expect(result.stderr).toMatch(/^berkeley-agent: --port: cannot bind .*EADDRINUSE/m);
+      expect(result.stderr).not.toMatch(STACK_LINE);
+    } finally {
+      socket.close();
+    }
+  });
+});
+
+describe('--help', () => {
+  it('exits 0 and lists the commands and the GUIDE §3 options', async () => {
+    const result = await runCli(['--help']);
+    expect(result.code, describeResult(result)).toBe(0);
+    expect(result.stderr).toBe('');
+    const help = result.stdout;
+    for (const command of ['run', 'status', 'query', 'demo']) expect(help).toMatch(new RegExp(`berkeley-agent ${command}\\b`));
+    // The options of GUIDE §3 that exist in this version (--state-dir and --key-file come later).
+    for (const option of [
+      '--interface',
+      '--port',
+      '--cluster',
+      '--node-id',
+      '--priority',
+      '--peer',
+      '--mdns',
+      '--poll-interval',
+      '--clock',
+      '--virtual-offset',
+      '--virtual-drift',
+      '--http',
+      '--log-level',
+      '--config',
+    ]) {
+      expect(help).toMatch(new RegExp(`^\\s+${option}\\s`, 'm'));
+    }
+    expect(help).toMatch(/--no-mdns/);
+  });
+
+  it('status --help lists --http and --json', async () => {
+    const result = await runCli(['status', '--help']);
+    expect(result.code, describeResult(result)).toBe(0);
+    expect(result.stdout).toMatch(/^\s+--http\s/m);
+    expect(result.stdout).toMatch(/^\s+--json\s/m);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// A three-agent cluster on loopback with static peers.
+
+interface AgentSpec {
+  nodeId: string;
+  priority: number;
+  offsetS: number;
+  driftPpm: number;
+}
+
+interface ClusterAgent extends AgentSpec {
+  udpPort: number;
+  httpPort: number;
+  child: ChildProcess;
+  output: string;
+}
+
+const CLUSTER = 'cli-test';
+// cli-b has the highest key: priority first (cli-c's higher id does not help it), then node id.
+const SPECS: AgentSpec[] = [
+  { nodeId: 'cli-a', priority: 200, offsetS: -1, driftPpm: 20 },
+  { nodeId: 'cli-b', priority: 200, offsetS: 0.5, driftPpm: -20 },
+  { nodeId: 'cli-c', priority: 100, offsetS: 1, driftPpm: 0 },
+];
+const EXPECTED_MASTER = 'cli-b';
+const CONVERGENCE_TIMEOUT_MS = 60_000;
+const SPREAD_LIMIT_NS = 1_000_000;
+
+describe('a three-agent loopback cluster', () => {
+  const agents: ClusterAgent[] = [];
+  const byId = (nodeId: string) => agents.find((agent) => agent.nodeId === nodeId) as ClusterAgent;
+  let lastSeen = '';
+
+  async function statuses(): Promise<Array<StatusReport | null>> {
+    return Promise.all(agents.map((agent) => getStatus(agent.httpPort)));
+  }
+
+  function exitedAgent(): string | null {
+    const dead = agents.find((agent) => !running(agent.child));
+    return dead ? `${dead.nodeId} exited (${dead.child.exitCode ?? dead.child.signalCode}); output:\n${dead.output.slice(-3000)}` : null;
+  }
+
+  /** Every agent answers, exactly one is master, all name it and are synchronized. */
+  async function agreement(): Promise<StatusReport[] | undefined> {
+    const dead = exitedAgent();
+    if (dead) throw new Error(dead);
+    const reports = await statuses();
+    lastSeen = JSON.stringify(reports.map((report) => report && { nodeId: report.nodeId, role: report.role, masterId: report.masterId, term: report.term, sync: report.clock.synchronized }));
+    if (reports.some((report) => report === null)) return undefined;
+    const all = reports as StatusReport[];
+    const masters = all.filter((report) => report.role === 'master');
+    if (masters.length !== 1) return undefined;
+    const masterId = masters[0]?.nodeId;
+    return all.every((report) => report.masterId === masterId && report.clock.synchronized) ? all : undefined;
+  }
+
+  beforeAll(async () => {
+    for (const spec of SPECS) agents.push({ ...spec, udpPort: await freePort(), httpPort: await freePort(), child: null as unknown as ChildProcess, output: '' });
+    for (const agent of agents) {
+      const peers = agents.filter((other) => other !== agent).flatMap((other) => ['--peer', `127.0.0.1:${other.udpPort}`]);
+      agent.child = spawnCli([
+        'run',
+        ...LOOPBACK_ONLY,
+        '--port',
+        String(agent.udpPort),
+        '--http',
+        `127.0.0.1:${agent.httpPort}`,
+        '--node-id',
+        agent.nodeId,
+        '--priority',
+        String(agent.priority),
+        '--cluster',
+        CLUSTER,
+        '--discovery-window',
+        '1',
+        '--poll-interval',
+        '0.5',
+        '--virtual-offset',
+        String(agent.offsetS),
+        '--virtual-drift',
+        String(agent.driftPpm),
+        '--log-format',
+        'json',
+        ...peers,
+      ]);
+      const keep = (chunk: string) => {
+        agent.output = (agent.output + chunk).slice(-20_000);
+      };
+      agent.child.stdout?.setEncoding('utf8').on('data', keep);
+      agent.child.stderr?.setEncoding('utf8').on('data', keep);
+    }
+    await waitFor('the cluster to agree on a master with every clock synchronized', CONVERGENCE_TIMEOUT_MS, agreement, () => lastSeen);
+  }, CONVERGENCE_TIMEOUT_MS + 30_000);
+
+  afterAll(async () => {
+    await Promise.all(agents.map((agent) => (agent.child ? stopChild(agent.child) : Promise.resolve())));
+    // Each agent stops on SIGTERM by itself (exit 0), without needing SIGKILL.
+    for (const agent of agents) if (agent.child) expect(agent.child.exitCode, `${agent.nodeId} exit`).toBe(0);
+  });
+
+  it('elects the highest key (priority, then node id) as the one master, named by all', async () => {
+    const reports = await waitFor('agreement', 15_000, agreement, () => lastSeen);
+    for (const report of reports) {
+      expect(report.masterId).toBe(EXPECTED_MASTER);
+      expect(report.role).toBe(report.nodeId === EXPECTED_MASTER ? 'master' : 'slave');
+      expect(report.term).toBeGreaterThanOrEqual(1);
+    }
+    // Everyone follows the master of the same term.
+    expect(new Set(reports.map((report) => report.term)).size).toBe(1);
+  });
+
+  it('status --json prints every GUIDE §3 field with the right type, for every agent', async () => {
+    const results = await Promise.all(agents.map((agent) => runCli(['status', '--http', `127.0.0.1:${agent.httpPort}`, '--json'])));
+    for (const [index, result] of results.entries()) {
+      const agent = agents[index] as ClusterAgent;
+      expect(result.code, describeResult(result)).toBe(0);
+      expect(result.stdout.trimEnd().split('\n'), 'one JSON object on one line').toHaveLength(1);
+      const status: unknown = JSON.parse(result.stdout);
+      expectStatusContract(status);
+      expect(status.nodeId).toBe(agent.nodeId);
+      expect(status.cluster).toBe(CLUSTER);
+      expect(status.priority).toBe(agent.priority);
+      expect(status.masterId).toBe(EXPECTED_MASTER);
+      expect(status.clock.synchronized).toBe(true);
+      // Each agent knows exactly the other two, at their real addresses.
+      const expectedPeers = agents
+        .filter((other) => other !== agent)
+        .map((other) => ({ nodeId: other.nodeId, address: '127.0.0.1', port: other.udpPort }))
+        .sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+      expect(status.peers.map((peer) => ({ nodeId: peer.nodeId, address: peer.address, port: peer.port })).sort((a, b) => a.nodeId.localeCompare(b.nodeId))).toEqual(expectedPeers);
+      expect(status.counters.framesRejected).toBe(0);
+    }
+  });
+
+  it('GET /status on the control server returns the same JSON shape as status --json', async () => {
+    const agent = byId('cli-a');
+    const result = await runCli(['status', '--http', `127.0.0.1:${agent.httpPort}`, '--json']);
+    expect(result.code, describeResult(result)).toBe(0);
+    const fromCli = JSON.parse(result.stdout) as StatusReport;
+    const response = await fetch(`http://127.0.0.1:${agent.httpPort}/status`, { signal: AbortSignal.timeout(5000) });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+    const fromHttp: unknown = await response.json();
+    expectStatusContract(fromHttp);
+    expect(fromHttp.nodeId).toBe('cli-a');
+    expect(shapeOf(fromHttp)).toEqual(shapeOf(fromCli));
+    // Other paths and methods are refused.
+    expect((await fetch(`http://127.0.0.1:${agent.httpPort}/nope`, { signal: AbortSignal.timeout(5000) })).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${agent.httpPort}/status`, { method: 'POST', signal: AbortSignal.timeout(5000) })).status).toBe(405);
+  });
+
+  it('plain status prints a table with the role and the master', async () => {
+    const slave = await runCli(['status', '--http', `127.0.0.1:${byId('cli-c').httpPort}`]);
+    expect(slave.code, describeResult(slave)).toBe(0);
+    expect(slave.stdout).toMatch(/^Node\s+cli-c\b/m);
+    expect(slave.stdout).toMatch(new RegExp(`^Role\\s+slave\\s+master: ${EXPECTED_MASTER}\\b`, 'm'));
+    expect(slave.stdout).toMatch(/^Clock\s+virtual, synchronized/m);
+    expect(slave.stdout).toMatch(/^PEER\s+ADDRESS/m);
+    expect(() => JSON.parse(slave.stdout)).toThrow();
+
+    const master = await runCli(['status', '--http', `127.0.0.1:${byId(EXPECTED_MASTER).httpPort}`]);
+    expect(master.code, describeResult(master)).toBe(0);
+    expect(master.stdout).toMatch(/^Role\s+master\s+master: this node/m);
+  });
+
+  it('brings the clocks within 1 ms of each other', async () => {
+    // The machine is busy while tests run: sample a few times and keep the best spread.
+    let bestNs = Number.POSITIVE_INFINITY;
+    const seen: number[] = [];
+    for (let sample = 0; sample < 20 && bestNs >= SPREAD_LIMIT_NS / 4; sample += 1) {
+      const reports = await statuses();
+      if (reports.every((report) => report !== null && report.clock.synchronized)) {
+        const offsets = (reports as StatusReport[]).map((report) => report.clock.hostOffsetNs);
+        const spread = Math.max(...offsets) - Math.min(...offsets);
+        seen.push(spread);
+        bestNs = Math.min(bestNs, spread);
+      }
+      await sleep(300);
+    }
+    expect(bestNs, `spreads seen (ns): ${seen.join(', ')}`).toBeLessThan(SPREAD_LIMIT_NS);
+    // They started 2 s apart; the common clock is not the host's (the agents average among themselves).
+    const reports = (await statuses()) as StatusReport[];
+    expect(Math.abs(reports[0]?.clock.hostOffsetNs ?? 0)).toBeGreaterThan(1e6);
+  });
+
+  it("query HOST:PORT --json measures that agent's offset against this host", async () => {
+    const agent = byId('cli-a');
+    const before = await getStatus(agent.httpPort);
+    const result = await runCli(['query', `127.0.0.1:${agent.udpPort}`, '--json', '--samples', '8']);
+    const after = await getStatus(agent.httpPort);
+    expect(result.code, describeResult(result)).toBe(0);
+    const answer = JSON.parse(result.stdout) as Record<string, unknown>;
+    expect(answer.target).toBe(`127.0.0.1:${agent.udpPort}`);
+    expect(answer.remoteNodeId).toBe('cli-a');
+    expect(Number.isInteger(answer.remoteTerm)).toBe(true);
+    expect(answer.samplesSent).toBe(8);
+    expect(answer.samplesReceived as number).toBeGreaterThanOrEqual(1);
+    expect(answer.rttNs as number).toBeGreaterThan(0);
+    expect(answer.errorBoundNs).toBe(Math.round((answer.rttNs as number) / 2));
+    expect(before).not.toBeNull();
+    expect(after).not.toBeNull();
+    // The agent's clock moves only by small corrections and its drift while the query runs.
+    const low = Math.min(before!.clock.hostOffsetNs, after!.clock.hostOffsetNs);
+    const high = Math.max(before!.clock.hostOffsetNs, after!.clock.hostOffsetNs);
+    const toleranceNs = 5e6 + (answer.rttNs as number);
+    expect(answer.offsetNs as number).toBeGreaterThan(low - toleranceNs);
+    expect(answer.offsetNs as number).toBeLessThan(high + toleranceNs);
+  });
+
+  it('query without --json prints a readable line', async () => {
+    const agent = byId('cli-c');
+    const result = await runCli(['query', `127.0.0.1:${agent.udpPort}`, '--samples', '3']);
+    expect(result.code, describeResult(result)).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`^cli-c at 127\\.0\\.0\\.1:${agent.udpPort} \\(term \\d+\\): offset [+-][\\d.]+ (s|ms|µs|ns) .*round trip`));
+  });
+
+  it('counts garbage datagrams as rejected, by reason, and keeps working', async () => {
+    const target = byId('cli-a');
+    const before = await getStatus(target.httpPort);
+    expect(before).not.toBeNull();
+    const valid: Frame = {
+      v: PROTOCOL_VERSION,
+      cluster: CLUSTER,
+      from: 'garbage-sender',
+      prio: 0,
+      term: 0,
+      txNs: 1_700_000_000_000_000_000n,
+      type: FrameType.hello,
+      wantReply: true,
+      role: 0,
+      masterId: null,
+    };
+    const validBytes = encodeFrame(valid);
+    const datagrams: Array<{ name: string; bytes: Buffer; reason?: RejectReason }> = [
+      { name: 'random bytes', bytes: randomBytes(64) },
+      { name: 'more random bytes', bytes: randomBytes(200) },
+      { name: 'a truncated valid frame', bytes: validBytes.subarray(0, validBytes.length - 5), reason: 'malformed' },
+      { name: 'a wrong type field', bytes: encodeFrame({ ...valid, type: 99 } as unknown as Frame), reason: 'unknown-type' },
+      { name: 'a wrongly typed field', bytes: encodeFrame({ ...valid, wantReply: 'yes' } as unknown as Frame), reason: 'bad-field' },
+      { name: 'another protocol version', bytes: encodeFrame({ ...valid, v: PROTOCOL_VERSION + 1 }), reason: 'bad-version' },
+      { name: 'an oversize datagram', bytes: randomBytes(1400), reason: 'oversize' },
+    ];
+    // What the codec makes of each datagram is what the agent must count.
+    const expectedByReason = Object.fromEntries(REJECT_REASONS.map((reason) => [reason, 0])) as Record<RejectReason, number>;
+    for (const datagram of datagrams) {
+      const decoded = decodeFrame(datagram.bytes);
+      expect(decoded.ok, datagram.name).toBe(false);
+      if (decoded.ok) continue;
+      if (datagram.reason) expect(decoded.reason, datagram.name).toBe(datagram.reason);
+      expectedByReason[decoded.reason] += 1;
+    }
+    // The valid frame itself is fine: only the damage makes the others bad.
+    expect(decodeFrame(validBytes).ok).toBe(true);
+
+    const socket = dgram.createSocket('udp4');
+    try {
+      await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+      for (const datagram of datagrams) {
+        await new Promise<void>((resolve, reject) => socket.send(datagram.bytes, target.udpPort, '127.0.0.1', (error) => (error ? reject(error) : resolve())));
+      }
+    } finally {
+      socket.close();
+    }
+
+    const expectedTotal = before!.counters.framesRejected + datagrams.length;
+    await waitFor('the rejects to be counted', 10_000, async () => {
+      const status = await getStatus(target.httpPort);
+      return status && status.counters.framesRejected >= expectedTotal ? status : undefined;
+    });
+    await sleep(1000); // nothing more may arrive
+    const after = (await getStatus(target.httpPort)) as StatusReport;
+    expect(after.counters.framesRejected).toBe(expectedTotal);
+    for (const reason of REJECT_REASONS) {
+      // A reason missing from the report makes the difference NaN, which fails too.
+      const delta = (after.counters.framesRejectedByReason[reason] ?? Number.NaN) - (before!.counters.framesRejectedByReason[reason] ?? Number.NaN);
+      expect(delta, reason).toBe(expectedByReason[reason]);
+    }
+    expect(after.counters.framesReceived - before!.counters.framesReceived).toBeGreaterThanOrEqual(datagrams.length);
+    // None of it became a peer.
+    expect(after.peers.map((peer) => peer.nodeId).sort()).toEqual(['cli-b', 'cli-c']);
+
+    // Still working: the same master everywhere, and the target still receives corrections.
+    const reports = await waitFor('agreement after the garbage', 15_000, agreement, () => lastSeen);
+    for (const report of reports) expect(report.masterId).toBe(EXPECTED_MASTER);
+    const roundBefore = after.lastCorrection?.round ?? -1;
+    await waitFor('a new correction on the target', 15_000, async () => {
+      const status = await getStatus(target.httpPort);
+      return status && (status.lastCorrection?.round ?? -1) > roundBefore ? true : undefined;
+    });
+  });
+
+  it('ignores a valid frame of another cluster: counted, no peer added, no effect on the election', async () => {
+    const target = byId('cli-c');
+    const before = (await getStatus(target.httpPort)) as StatusReport;
+    expect(before).not.toBeNull();
+    // A would-be master of another cluster with a higher term and key.
+    const intruder: Frame = {
+      v: PROTOCOL_VERSION,
+      cluster: 'other',
+      from: 'intruder',
+      prio: 1_000_000,
+      term: before.term + 50,
+      txNs: 1_700_000_000_000_000_000n,
+      type: FrameType.hello,
+      wantReply: true,
+      role: 2,
+      masterId: 'intruder',
+    };
+    const bytes = encodeFrame(intruder);
+    expect(decodeFrame(bytes).ok).toBe(true);
+    const socket = dgram.createSocket('udp4');
+    try {
+      await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+      await new Promise<void>((resolve, reject) => socket.send(bytes, target.udpPort, '127.0.0.1', (error) => (error ? reject(error) : resolve())));
+    } finally {
+      socket.close();
+    }
+    await waitFor('the other-cluster frame to be counted', 10_000, async () => {
+      const status = await getStatus(target.httpPort);
+      return status && status.counters.framesOtherCluster > before.counters.framesOtherCluster ? status : undefined;
+    });
+    await sleep(1000);
+    const after = (await getStatus(target.httpPort)) as StatusReport;
+    expect(after.counters.framesOtherCluster).toBe(before.counters.framesOtherCluster + 1);
+    expect(after.counters.framesRejected).toBe(before.counters.framesRejected);
+    expect(after.peers.map((peer) => peer.nodeId).sort()).toEqual(['cli-a', 'cli-b']);
+    expect(after.masterId).toBe(EXPECTED_MASTER);
+    // The intruder's term did not leak in (a re-election under heavy load could add one or two).
+    expect(after.term).toBeLessThan(before.term + 50);
+  });
+});
+
+describe('demo', () => {
+  it('demo --nodes 3 --duration 8 --json exits 0 with an ok summary including a failover', async () => {
+    // A 0.5 s poll interval (master timeout 1.5 s) leaves the failover half of the run ample time.
+    const result = await runCli(['demo', '--nodes', '3', '--duration', '8', '--poll-interval', '0.5', '--json'], { timeoutMs: 60_000 });
+    expect(result.code, describeResult(result)).toBe(0);
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines, 'only the summary with --json').toHaveLength(1);
+    const summary = JSON.parse(lines[0] as string) as Record<string, unknown>;
+    expect(summary.ok).toBe(true);
+    expect(summary.nodes).toBe(3);
+    expect(summary.durationS).toBe(8);
+    expect(summary.master).toMatch(/^demo-[123]$/);
+    expect(Number.isInteger(summary.term)).toBe(true);
+    expect(summary.electedAfterS).toBeTypeOf('number');
+    expect(summary.convergedAfterS).toBeTypeOf('number');
+    expect(summary.finalSpreadNs as number).toBeLessThan(1e6);
+    const failover = summary.failover as { stopped: string; newMaster: string | null; agreedAfterS: number | null };
+    expect(failover).toBeTypeOf('object');
+    expect(failover).not.toBeNull();
+    expect(failover.stopped).toMatch(/^demo-[123]$/);
+    expect(failover.newMaster).toMatch(/^demo-[123]$/);
+    expect(failover.newMaster).not.toBe(failover.stopped);
+    expect(failover.agreedAfterS).toBeTypeOf('number');
+    expect(summary.master).toBe(failover.newMaster);
+  }, 90_000);
+});

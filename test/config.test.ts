@@ -1,0 +1,383 @@
+// Unit tests of the run configuration: buildRunConfig, parseHostPort and parseHttp. Raw values
+// arrive as yargs hands them over: numbers from the command line, strings from the environment
+// (BERKELEY_AGENT_*) or a config file. Every error is a ConfigError whose message starts with the
+// option's name, which is what the CLI prints before exiting 2.
+import os from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { buildRunConfig, ConfigError, parseHostPort, parseHttp, type RawRunOptions, type RunConfig } from '../src/daemon/config.ts';
+import {
+  CLUSTER_BYTES_MAX,
+  DISCOVERY_WINDOW_MS_DEFAULT,
+  HTTP_PORT_DEFAULT,
+  NODE_ID_BYTES_MAX,
+  OUTLIER_THRESHOLD_MS_DEFAULT,
+  PEERS_MAX_DEFAULT,
+  POLL_INTERVAL_MS_DEFAULT,
+  PRIORITY_DEFAULT,
+  PRIORITY_MAX,
+  SLEW_PPM_MAX_DEFAULT,
+  STATIC_ENDPOINTS_MAX,
+  STEP_THRESHOLD_NS_DEFAULT,
+  UDP_PORT_DEFAULT,
+} from '../src/core/limits.ts';
+
+/** Runs fn, which must throw a ConfigError whose message starts with `--option:`. Returns the message. */
+function configError(fn: () => unknown, option: string): string {
+  let thrown: unknown = null;
+  try {
+    fn();
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown, `expected a ConfigError for --${option}`).toBeInstanceOf(ConfigError);
+  const message = (thrown as ConfigError).message;
+  expect(message.startsWith(`--${option}: `), message).toBe(true);
+  expect((thrown as ConfigError).code).toBe('ECONFIG');
+  // One line: the CLI prints it as is.
+  expect(message).not.toContain('\n');
+  return message;
+}
+
+function rejects(raw: RawRunOptions, option: string): string {
+  return configError(() => buildRunConfig(raw), option);
+}
+
+function build(raw: RawRunOptions): RunConfig {
+  return buildRunConfig(raw);
+}
+
+describe('buildRunConfig defaults', () => {
+  const config = build({});
+
+  it('uses the documented defaults when nothing is given', () => {
+    expect(config.port).toBe(UDP_PORT_DEFAULT);
+    expect(config.port).toBe(7412);
+    expect(config.cluster).toBe('default');
+    expect(config.priority).toBe(PRIORITY_DEFAULT);
+    expect(config.interfaceName).toBeNull();
+    expect(config.bindAddress).toBeNull();
+    expect(config.peers).toEqual([]);
+    expect(config.mdns).toBe(true);
+    expect(config.pollIntervalMs).toBe(POLL_INTERVAL_MS_DEFAULT);
+    expect(config.masterTimeoutMs).toBe(3 * POLL_INTERVAL_MS_DEFAULT);
+    expect(config.discoveryWindowMs).toBe(DISCOVERY_WINDOW_MS_DEFAULT);
+    expect(config.outlierThresholdNs).toBeCloseTo(OUTLIER_THRESHOLD_MS_DEFAULT * 1e6, 0);
+    expect(config.clock).toBe('auto');
+    expect(config.virtualOffsetNs).toBe(0);
+    expect(config.virtualDriftPpm).toBe(0);
+    expect(config.stepThresholdNs).toBeCloseTo(STEP_THRESHOLD_NS_DEFAULT, 0);
+    expect(config.slewPpmMax).toBe(SLEW_PPM_MAX_DEFAULT);
+    expect(config.peersMax).toBe(PEERS_MAX_DEFAULT);
+    expect(config.http).toEqual({ host: '127.0.0.1', port: HTTP_PORT_DEFAULT });
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 7413 });
+    expect(config.logLevel).toBe('info');
+    expect(config.logFormat).toBe('auto');
+  });
+
+  it('defaults the node id to the host name on the default port, host-port otherwise', () => {
+    const host = os.hostname().replace(/[^\x21-\x7e]/g, '-').slice(0, NODE_ID_BYTES_MAX - 8) || 'node';
+    expect(config.nodeId).toBe(host);
+    expect(build({ port: 7500 }).nodeId).toBe(`${host}-7500`);
+    expect(build({ port: 0 }).nodeId).toBe(`${host}-${process.pid}`);
+    expect(build({ port: 7500, 'node-id': 'explicit' }).nodeId).toBe('explicit');
+  });
+
+  it('treats undefined, null and empty strings (unset environment variables) as not given', () => {
+    const fromEmpty = build({ port: '', priority: null, 'poll-interval': undefined, 'virtual-offset': '' });
+    expect(fromEmpty.port).toBe(UDP_PORT_DEFAULT);
+    expect(fromEmpty.priority).toBe(PRIORITY_DEFAULT);
+    expect(fromEmpty.pollIntervalMs).toBe(POLL_INTERVAL_MS_DEFAULT);
+    expect(fromEmpty.virtualOffsetNs).toBe(0);
+  });
+});
+
+describe('buildRunConfig numeric options', () => {
+  it('accepts numbers and numeric strings and converts seconds to the internal units', () => {
+    const config = build({
+      port: '7500',
+      priority: 250,
+      'poll-interval': '0.5',
+      'master-timeout': 2,
+      'discovery-window': '1',
+      'outlier-threshold': 0.005,
+      'virtual-offset': '-1.5',
+      'virtual-drift': '42.5',
+      'step-threshold': 0.25,
+      'max-slew-ppm': '1000',
+      'max-peers': '64',
+    });
+    expect(config.port).toBe(7500);
+    expect(config.priority).toBe(250);
+    expect(config.pollIntervalMs).toBe(500);
+    expect(config.masterTimeoutMs).toBe(2000);
+    expect(config.discoveryWindowMs).toBe(1000);
+    expect(config.outlierThresholdNs).toBeCloseTo(5e6, 0);
+    expect(config.virtualOffsetNs).toBe(-1.5e9);
+    expect(config.virtualDriftPpm).toBe(42.5);
+    expect(config.stepThresholdNs).toBeCloseTo(2.5e8, 0);
+    expect(config.slewPpmMax).toBe(1000);
+    expect(config.peersMax).toBe(64);
+  });
+
+  it('derives the master timeout from the poll interval (3 intervals) unless given', () => {
+    expect(build({ 'poll-interval': 0.5 }).masterTimeoutMs).toBe(1500);
+    expect(build({ 'poll-interval': 2 }).masterTimeoutMs).toBe(6000);
+    expect(build({ 'poll-interval': 2, 'master-timeout': 10 }).masterTimeoutMs).toBe(10_000);
+  });
+
+  // Every numeric option: values that are not numbers, out of range, or (for whole-number options)
+  // fractional. Each must be refused with a message naming the option.
+  const cases: Array<{ option: string; valid: unknown[]; invalid: unknown[]; fractionRefused: boolean }> = [
+    { option: 'port', valid: [0, 1, '65535'], invalid: [-1, 65536, 70000], fractionRefused: true },
+    { option: 'priority', valid: [0, PRIORITY_MAX, '7'], invalid: [-1, PRIORITY_MAX + 1], fractionRefused: true },
+    { option: 'max-peers', valid: [1, 65_536], invalid: [0, 65_537], fractionRefused: true },
+    { option: 'poll-interval', valid: [0.1, 3600, '2.5'], invalid: [0, 0.05, -1, 3601], fractionRefused: false },
+    { option: 'discovery-window', valid: [0, 600, '0.25'], invalid: [-0.1, 601], fractionRefused: false },
+    { option: 'outlier-threshold', valid: [0.001, 3600], invalid: [0, -1, 3601], fractionRefused: false },
+    { option: 'virtual-offset', valid: [-1e6, 1e6, '-0.5'], invalid: [-1e6 - 1, 1e6 + 1], fractionRefused: false },
+    { option: 'virtual-drift', valid: [-1000, 1000, '12.5'], invalid: [-1001, 1001], fractionRefused: false },
+    { option: 'step-threshold', valid: [0, 1e6], invalid: [-0.001, 1e6 + 1], fractionRefused: false },
+    { option: 'max-slew-ppm', valid: [1, 100_000], invalid: [0, 0.5, 100_001], fractionRefused: false },
+  ];
+  const notNumbers: unknown[] = ['abc', '12abc', '  ', 'Infinity', '-Infinity', Number.NaN, Number.POSITIVE_INFINITY, true, { value: 1 }];
+
+  for (const { option, valid, invalid, fractionRefused } of cases) {
+    describe(`--${option}`, () => {
+      it('accepts values at the edges of its range', () => {
+        for (const value of valid) {
+          // The master timeout must exceed the poll interval; give it room when testing the latter.
+          const extra: RawRunOptions = option === 'poll-interval' ? { 'master-timeout': 36_000 } : {};
+          expect(() => build({ [option]: value, ...extra }), `${option}=${String(value)}`).not.toThrow();
+        }
+      });
+
+      it('refuses values that are not numbers', () => {
+        for (const value of notNumbers) expect(rejects({ [option]: value }, option)).toMatch(/must be a number/);
+      });
+
+      it('refuses values out of range', () => {
+        for (const value of invalid) expect(rejects({ [option]: value }, option)).toMatch(/must be (at least|at most|greater than)/);
+      });
+
+      if (fractionRefused) {
+        it('refuses fractions', () => {
+          expect(rejects({ [option]: 1.5 }, option)).toMatch(/whole number/);
+          expect(rejects({ [option]: '2.25' }, option)).toMatch(/whole number/);
+        });
+      } else {
+        it('accepts fractions', () => {
+          // 1.25 lies inside every fractional option's range.
+          expect(() => build({ [option]: 1.25, 'master-timeout': 36_000 })).not.toThrow();
+          expect(() => build({ [option]: '1.25', 'master-timeout': 36_000 })).not.toThrow();
+        });
+      }
+
+      it('refuses being given more than once', () => {
+        expect(rejects({ [option]: [valid[0], valid[1]] }, option)).toMatch(/more than once/);
+      });
+    });
+  }
+
+  it('reports the value it got', () => {
+    expect(rejects({ port: 70000 }, 'port')).toContain('70000');
+    expect(rejects({ 'poll-interval': 'soon' }, 'poll-interval')).toContain('"soon"');
+  });
+});
+
+describe('--master-timeout', () => {
+  it('must be longer than --poll-interval', () => {
+    expect(rejects({ 'poll-interval': 1, 'master-timeout': 1 }, 'master-timeout')).toMatch(/longer than --poll-interval/);
+    expect(rejects({ 'poll-interval': 2, 'master-timeout': 1.5 }, 'master-timeout')).toMatch(/longer than --poll-interval/);
+    expect(build({ 'poll-interval': 1, 'master-timeout': 1.001 }).masterTimeoutMs).toBeCloseTo(1001, 6);
+  });
+
+  it('must be a positive number', () => {
+    expect(rejects({ 'master-timeout': 0 }, 'master-timeout')).toMatch(/greater than 0/);
+    expect(rejects({ 'master-timeout': -3 }, 'master-timeout')).toMatch(/greater than 0/);
+    expect(rejects({ 'master-timeout': 'later' }, 'master-timeout')).toMatch(/must be a number/);
+    expect(rejects({ 'master-timeout': 36_001 }, 'master-timeout')).toMatch(/at most/);
+  });
+});
+
+describe('--peer', () => {
+  it('is repeatable', () => {
+    expect(build({ peer: ['10.0.0.1:7412', 'node-b.local:7500'] }).peers).toEqual([
+      { host: '10.0.0.1', port: 7412 },
+      { host: 'node-b.local', port: 7500 },
+    ]);
+  });
+
+  it('accepts a single string', () => {
+    expect(build({ peer: '127.0.0.1:9000' }).peers).toEqual([{ host: '127.0.0.1', port: 9000 }]);
+  });
+
+  it('splits comma- and space-separated lists (as from the environment)', () => {
+    expect(build({ peer: '10.0.0.1:1, 10.0.0.2:2 10.0.0.3:3,,10.0.0.4:4' }).peers).toEqual([
+      { host: '10.0.0.1', port: 1 },
+      { host: '10.0.0.2', port: 2 },
+      { host: '10.0.0.3', port: 3 },
+      { host: '10.0.0.4', port: 4 },
+    ]);
+    expect(build({ peer: ['a:1', 'b:2,c:3'] }).peers.map((peer) => peer.host)).toEqual(['a', 'b', 'c']);
+    expect(build({ peer: '' }).peers).toEqual([]);
+    expect(build({ peer: [] }).peers).toEqual([]);
+  });
+
+  it('refuses a missing port, a bad host, port 0 and ports above 65535', () => {
+    expect(rejects({ peer: 'nohost' }, 'peer')).toMatch(/HOST:PORT/);
+    expect(rejects({ peer: '10.0.0.1' }, 'peer')).toMatch(/HOST:PORT/);
+    expect(rejects({ peer: '10.0.0.1:' }, 'peer')).toMatch(/HOST:PORT/);
+    expect(rejects({ peer: ':7412' }, 'peer')).toMatch(/HOST:PORT/);
+    expect(rejects({ peer: '10.0.0.1:abc' }, 'peer')).toMatch(/HOST:PORT/);
+    expect(rejects({ peer: 'bad_host:7412' }, 'peer')).toMatch(/host must be/);
+    expect(rejects({ peer: '-bad:7412' }, 'peer')).toMatch(/host must be/);
+    expect(rejects({ peer: 'bad..host:7412' }, 'peer')).toMatch(/host must be/);
+    expect(rejects({ peer: '[::1]:7412' }, 'peer')).toMatch(/HOST:PORT/);
+    expect(rejects({ peer: '10.0.0.1:0' }, 'peer')).toMatch(/port must be 1\.\.65535/);
+    expect(rejects({ peer: '10.0.0.1:65536' }, 'peer')).toMatch(/port must be 1\.\.65535/);
+    // One bad entry in a list spoils it, and the message shows which.
+    expect(rejects({ peer: ['10.0.0.1:1', '10.0.0.2:2,oops'] }, 'peer')).toContain('"oops"');
+  });
+
+  it(`accepts at most ${STATIC_ENDPOINTS_MAX} static peers`, () => {
+    const peers = (count: number) => Array.from({ length: count }, (_, index) => `10.0.${index >> 8}.${index & 255}:7412`);
+    expect(build({ peer: peers(STATIC_ENDPOINTS_MAX) }).peers).toHaveLength(STATIC_ENDPOINTS_MAX);
+    expect(rejects({ peer: peers(STATIC_ENDPOINTS_MAX + 1) }, 'peer')).toMatch(/at most/);
+  });
+});
+
+describe('parseHostPort', () => {
+  it('parses IPv4 addresses and host names, trimming blanks', () => {
+    expect(parseHostPort('192.0.2.1:80', 'peer', { allowPortZero: false })).toEqual({ host: '192.0.2.1', port: 80 });
+    expect(parseHostPort(' host-1.example.org:65535 ', 'peer', { allowPortZero: false })).toEqual({ host: 'host-1.example.org', port: 65535 });
+  });
+
+  it('allows port 0 only when asked to', () => {
+    expect(parseHostPort('127.0.0.1:0', 'http', { allowPortZero: true })).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(configError(() => parseHostPort('127.0.0.1:0', 'peer', { allowPortZero: false }), 'peer')).toMatch(/1\.\.65535/);
+  });
+
+  it('names the option it was given', () => {
+    expect(configError(() => parseHostPort('nope', 'target', { allowPortZero: false }), 'target')).toMatch(/HOST:PORT/);
+    expect(configError(() => parseHostPort('x:123456', 'http', { allowPortZero: true }), 'http')).toMatch(/HOST:PORT/);
+    expect(configError(() => parseHostPort('a b:1', 'peer', { allowPortZero: true }), 'peer')).toMatch(/HOST:PORT/);
+  });
+});
+
+describe('--http', () => {
+  it('defaults to the loopback control port', () => {
+    expect(parseHttp(undefined)).toEqual({ host: '127.0.0.1', port: 7413 });
+    expect(parseHttp('')).toEqual({ host: '127.0.0.1', port: 7413 });
+  });
+
+  it("'none' disables the control server", () => {
+    expect(parseHttp('none')).toBeNull();
+    expect(build({ http: 'none' }).http).toBeNull();
+  });
+
+  it('accepts HOST:PORT, port 0 included', () => {
+    expect(parseHttp('127.0.0.1:0')).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(parseHttp('0.0.0.0:8080')).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(parseHttp('localhost:9999')).toEqual({ host: 'localhost', port: 9999 });
+    expect(build({ http: '127.0.0.1:0' }).http).toEqual({ host: '127.0.0.1', port: 0 });
+  });
+
+  it('refuses anything else', () => {
+    expect(configError(() => parseHttp('off'), 'http')).toMatch(/HOST:PORT/);
+    expect(configError(() => parseHttp('None'), 'http')).toMatch(/HOST:PORT/);
+    expect(configError(() => parseHttp('127.0.0.1'), 'http')).toMatch(/HOST:PORT/);
+    expect(configError(() => parseHttp('127.0.0.1:70000'), 'http')).toMatch(/65535/);
+    expect(configError(() => parseHttp('[::1]:7413'), 'http')).toMatch(/HOST:PORT/);
+    expect(configError(() => parseHttp(7413), 'http')).toMatch(/HOST:PORT or none/);
+    expect(configError(() => parseHttp(['127.0.0.1:1', 'none']), 'http')).toMatch(/given more than once/);
+    expect(rejects({ http: 'nowhere' }, 'http')).toMatch(/HOST:PORT/);
+  });
+});
+
+describe('--node-id and --cluster', () => {
+  for (const [option, max] of [
+    ['node-id', NODE_ID_BYTES_MAX],
+    ['cluster', CLUSTER_BYTES_MAX],
+  ] as const) {
+    const field = option === 'node-id' ? 'nodeId' : 'cluster';
+
+    it(`--${option} accepts printable ASCII without spaces, up to ${max} bytes`, () => {
+      expect(build({ [option]: 'a' })[field]).toBe('a');
+      expect(build({ [option]: 'Node_1.example:7412/x~!' })[field]).toBe('Node_1.example:7412/x~!');
+      expect(build({ [option]: 'x'.repeat(max) })[field]).toBe('x'.repeat(max));
+      // A number from a config file is taken as its text.
+      expect(build({ [option]: 42 })[field]).toBe('42');
+    });
+
+    it(`--${option} refuses empty, too long, spaces, control and non-ASCII characters`, () => {
+      expect(rejects({ [option]: '' }, option)).toMatch(/empty/);
+      expect(rejects({ [option]: 'x'.repeat(max + 1) }, option)).toMatch(new RegExp(`at most ${max} bytes`));
+      expect(rejects({ [option]: 'has space' }, option)).toMatch(/printable ASCII/);
+      expect(rejects({ [option]: 'tab\there' }, option)).toMatch(/printable ASCII/);
+      expect(rejects({ [option]: 'new\nline' }, option)).toMatch(/printable ASCII/);
+      expect(rejects({ [option]: 'héllo' }, option)).toMatch(/printable ASCII/);
+      expect(rejects({ [option]: '\u0000' }, option)).toMatch(/printable ASCII/);
+      expect(rejects({ [option]: ['a', 'b'] }, option)).toMatch(/more than once/);
+      expect(rejects({ [option]: true }, option)).toMatch(/text/);
+    });
+  }
+});
+
+describe('--clock', () => {
+  it('accepts auto, system and virtual', () => {
+    expect(build({ clock: 'auto' }).clock).toBe('auto');
+    expect(build({ clock: 'system' }).clock).toBe('system');
+    expect(build({ clock: 'virtual' }).clock).toBe('virtual');
+  });
+
+  it('refuses anything else', () => {
+    expect(rejects({ clock: 'bogus' }, 'clock')).toMatch(/auto, system or virtual/);
+    expect(rejects({ clock: 'AUTO' }, 'clock')).toMatch(/auto, system or virtual/);
+    expect(rejects({ clock: '' }, 'clock')).toMatch(/auto, system or virtual/);
+  });
+});
+
+describe('--log-level and --log-format', () => {
+  it('accept the pino levels and the three formats', () => {
+    for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) expect(build({ 'log-level': level }).logLevel).toBe(level);
+    for (const format of ['auto', 'json', 'pretty']) expect(build({ 'log-format': format }).logFormat).toBe(format);
+  });
+
+  it('refuse anything else', () => {
+    expect(rejects({ 'log-level': 'verbose' }, 'log-level')).toMatch(/must be one of/);
+    expect(rejects({ 'log-level': 'INFO' }, 'log-level')).toMatch(/must be one of/);
+    expect(rejects({ 'log-format': 'xml' }, 'log-format')).toMatch(/json, pretty or auto/);
+  });
+});
+
+describe('--bind', () => {
+  it('accepts an IPv4 address', () => {
+    expect(build({ bind: '127.0.0.1' }).bindAddress).toBe('127.0.0.1');
+    expect(build({ bind: '0.0.0.0' }).bindAddress).toBe('0.0.0.0');
+  });
+
+  it('refuses IPv6, host names and malformed addresses', () => {
+    for (const value of ['::1', '::', 'localhost', '256.0.0.1', '10.0.0', '10.0.0.1:80', '']) {
+      expect(rejects({ bind: value }, 'bind'), value).toMatch(/IPv4/);
+    }
+  });
+});
+
+describe('--mdns and --interface', () => {
+  it('--mdns takes booleans and their spellings from the environment', () => {
+    expect(build({ mdns: false }).mdns).toBe(false);
+    expect(build({ mdns: 'false' }).mdns).toBe(false);
+    expect(build({ mdns: '0' }).mdns).toBe(false);
+    expect(build({ mdns: 'true' }).mdns).toBe(true);
+    expect(build({ mdns: '1' }).mdns).toBe(true);
+    expect(rejects({ mdns: 'maybe' }, 'mdns')).toMatch(/true or false/);
+  });
+
+  it('--interface takes a network interface name', () => {
+    expect(build({ interface: 'eth0' }).interfaceName).toBe('eth0');
+    expect(build({ interface: 'br-lan.10' }).interfaceName).toBe('br-lan.10');
+    expect(rejects({ interface: 'eth 0' }, 'interface')).toMatch(/interface name/);
+    expect(rejects({ interface: 'a'.repeat(16) }, 'interface')).toMatch(/interface name/);
+    expect(rejects({ interface: '' }, 'interface')).toMatch(/interface name/);
+  });
+});
