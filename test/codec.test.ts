@@ -35,6 +35,7 @@ const SAMPLES: Record<string, Frame> = {
   correct: { ...header, type: FrameType.correct, round: 12, correctionNs: -1234.5 },
   timeQuery: { ...header, type: FrameType.timeQuery, queryId: 99 },
   timeAnswer: { ...header, type: FrameType.timeAnswer, queryId: 99, queryTxNs: EPOCH_NS - 7n, rxNs: EPOCH_NS + 3n },
+  leave: { ...header, type: FrameType.leave },
 };
 
 /** Type codes are append-only: the next code after the last one is unknown today. */

@@ -98,6 +98,15 @@ class Pump {
     this.nodes.delete(id);
   }
 
+  /** Graceful stop (SIGTERM): the node sends its LEAVE frames, then is gone. */
+  leave(id: NodeId): void {
+    const entry = this.nodes.get(id);
+    if (!entry) throw new Error(`no live node ${id}`);
+    entry.node.leave();
+    this.flush(entry);
+    this.nodes.delete(id);
+  }
+
   get(id: NodeId): ProtocolNode {
     const entry = this.nodes.get(id);
     if (!entry) throw new Error(`no live node ${id}`);
@@ -650,5 +659,88 @@ describe('deadlines', () => {
     }
     expect(node.status().role).toBe('master');
     expect(node.status().counters.roundsCompleted).toBeGreaterThan(10);
+  });
+});
+
+describe('graceful handover (LEAVE)', () => {
+  it('the master leaving makes the members elect at once: a new master polls within one poll interval', () => {
+    const pump = new Pump({ seed: 5 });
+    for (const id of ['n1', 'n2', 'n3', 'n4']) pump.add(id);
+    pump.introduceAll();
+    pump.runUntil(6000);
+    const oldTerm = expectAgreement(pump, 'n4', 'before leave');
+    const leftMs = pump.nowMs;
+    pump.leave('n4');
+    expect(pump.sent.filter((sent) => sent.from === 'n4' && sent.frame.type === FrameType.leave).map((sent) => sent.to).sort()).toEqual(['n1', 'n2', 'n3']);
+    pump.runUntil(leftMs + 1000);
+    const newTerm = expectAgreement(pump, 'n3', 'after leave');
+    expect(newTerm).toBeGreaterThan(oldTerm);
+    const firstPoll = pump.sent.find((sent) => sent.from === 'n3' && sent.frame.type === FrameType.poll && sent.atMs > leftMs);
+    expect(firstPoll, 'n3 polls').toBeDefined();
+    expect(firstPoll!.atMs - leftMs).toBeLessThan(1000);
+    // The leaver is forgotten, not merely suspected.
+    for (const id of ['n1', 'n2', 'n3']) expect(pump.get(id).status().peers.map((peer) => peer.nodeId)).not.toContain('n4');
+  });
+
+  it('a member leaving is dropped from the rounds without an election', () => {
+    const pump = new Pump({ seed: 6 });
+    for (const id of ['n1', 'n2', 'n3']) pump.add(id);
+    pump.introduceAll();
+    pump.runUntil(6000);
+    const term = expectAgreement(pump, 'n3', 'before leave');
+    pump.leave('n1');
+    pump.runUntil(pump.nowMs + 3000);
+    expect(expectAgreement(pump, 'n3', 'after leave')).toBe(term);
+    const master = pump.get('n3').status();
+    expect(master.peers.map((peer) => peer.nodeId)).toEqual(['n2']);
+    expect(master.lastRound?.members).toBe(1);
+    expect(master.lastRound?.answered).toBe(1);
+  });
+
+  it('after leave() a node sends and accepts nothing', () => {
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'a', random: () => 0.5 }), 0);
+    node.discovered({ nodeId: 'b', priority: 100, endpoint: { address: '198.18.0.2', port: 7412 } });
+    node.drain();
+    node.leave();
+    expect(node.drain().sends.map((send) => send.frame.type)).toEqual([FrameType.leave]);
+    node.tick(10_000);
+    expect(node.nextDeadlineMs()).toBe(Number.POSITIVE_INFINITY);
+    expect(node.drain().sends).toEqual([]);
+  });
+});
+
+describe('--never-master', () => {
+  it('a never-master node with the highest key is synchronized but never master', () => {
+    const pump = new Pump({ seed: 7 });
+    pump.add('n1');
+    pump.add('n2');
+    const top = pump.add('zz-top', 1000);
+    top.node = new ProtocolNode(nodeConfig({ nodeId: 'zz-top', priority: 1000, neverMaster: true, random: () => 0.5 }), pump.nowMs);
+    pump.introduceAll();
+    pump.runUntil(8000);
+    expect(pump.masters()).toEqual(['n2']);
+    const status = pump.get('zz-top').status();
+    expect(status.neverMaster).toBe(true);
+    expect([status.role, status.masterId]).toEqual(['slave', 'n2']);
+    expect(top.corrections.length).toBeGreaterThan(0);
+    expect(pump.sent.some((sent) => sent.from === 'zz-top' && sent.frame.type === FrameType.election && 'candidateId' in sent.frame && sent.frame.candidateId === 'zz-top')).toBe(false);
+  });
+
+  it('when its master goes, a never-master node waits without standing or answering bully challenges', () => {
+    const pump = new Pump({ seed: 8 });
+    pump.add('n1');
+    const top = pump.add('zz-top', 1000);
+    top.node = new ProtocolNode(nodeConfig({ nodeId: 'zz-top', priority: 1000, neverMaster: true, random: () => 0.5 }), pump.nowMs);
+    pump.introduceAll();
+    pump.runUntil(6000);
+    expect(pump.masters()).toEqual(['n1']);
+    pump.crash('n1');
+    pump.runUntil(30_000);
+    expect(pump.masters()).toEqual([]);
+    const status = pump.get('zz-top').status();
+    expect([status.role, status.masterId]).toEqual(['electing', null]);
+    expect(pump.sent.some((sent) => sent.from === 'zz-top' && (sent.frame.type === FrameType.bully || sent.frame.type === FrameType.bullyOk || sent.frame.type === FrameType.coordinator))).toBe(false);
+    // Nothing left to do: no timer spins.
+    expect(pump.get('zz-top').nextDeadlineMs()).toBe(Number.POSITIVE_INFINITY);
   });
 });

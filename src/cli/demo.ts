@@ -143,7 +143,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         const victim = running.find((node) => node.id === master);
         if (victim) {
           victim.running = false;
-          await victim.daemon.stop();
+          await victim.daemon.stopAbruptly();
           summary.failover = { stopped: victim.id, newMaster: null, agreedAfterS: null };
           failoverAtS = elapsedS();
           pushEvent(`demo: stopped master ${victim.id} abruptly (no goodbye)`);

@@ -33,6 +33,7 @@ export function nodeConfig(partial: Partial<NodeConfig> & Pick<NodeConfig, 'node
     bullyAnswerTimeoutMs: BULLY_ANSWER_TIMEOUT_MS_DEFAULT,
     bullyCoordinatorTimeoutMs: BULLY_COORDINATOR_TIMEOUT_MS_DEFAULT,
     peersMax: PEERS_MAX_DEFAULT,
+    neverMaster: false,
     ...partial,
     pollIntervalMs,
   };

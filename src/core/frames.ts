@@ -24,6 +24,8 @@ export const FrameType = {
   timeQuery: 10,
   /** Answer to a time query: echoes its txNs and gives the receive time. */
   timeAnswer: 11,
+  /** The sender is shutting down gracefully (SIGTERM): forget it; if it was the master, elect now. */
+  leave: 12,
 } as const;
 
 export type FrameTypeName = keyof typeof FrameType;
@@ -108,6 +110,10 @@ export interface TimeAnswerBody {
   rxNs: bigint;
 }
 
+export interface LeaveBody {
+  type: typeof FrameType.leave;
+}
+
 export type FrameBody =
   | HelloBody
   | ElectionBody
@@ -119,7 +125,8 @@ export type FrameBody =
   | ReplyBody
   | CorrectBody
   | TimeQueryBody
-  | TimeAnswerBody;
+  | TimeAnswerBody
+  | LeaveBody;
 
 /** A complete frame as it travels. */
 export type Frame = FrameHeader & FrameBody;

@@ -39,6 +39,8 @@ export interface NodeConfig {
   bullyAnswerTimeoutMs: number;
   bullyCoordinatorTimeoutMs: number;
   peersMax: number;
+  /** Never stand in an election (still synchronized by whoever is master). */
+  neverMaster: boolean;
   /** Uniform in [0, 1); injected so a seeded simulator reproduces every jitter. */
   random: () => number;
 }
@@ -87,6 +89,7 @@ export type NodeEvent =
   | { kind: 'peer-suspect'; nodeId: NodeId; why: string }
   | { kind: 'peer-alive'; nodeId: NodeId }
   | { kind: 'peer-limit'; nodeId: NodeId }
+  | { kind: 'peer-left'; nodeId: NodeId; wasMaster: boolean }
   | { kind: 'election-start'; term: number; algorithm: ElectionAlgorithm; reason: string }
   | { kind: 'election-end'; record: ElectionRecord }
   | { kind: 'election-failed'; term: number; why: string; retryInMs: number }
@@ -133,6 +136,7 @@ export interface NodeStatus {
   nodeId: NodeId;
   cluster: string;
   priority: number;
+  neverMaster: boolean;
   role: Role;
   masterId: NodeId | null;
   term: number;
@@ -196,6 +200,8 @@ export class ProtocolNode {
   /** --peer endpoints not yet identified by a frame; greeted until they answer. */
   private readonly staticEndpoints = new Map<string, Endpoint>();
   private nextStaticHelloMs = NEVER;
+  /** Set by leave(): the node has said goodbye and takes no more input. */
+  private left = false;
 
   private role: Role = 'electing';
   private term = 0;
@@ -268,8 +274,23 @@ export class ProtocolNode {
     this.nextStaticHelloMs = Math.min(this.nextStaticHelloMs, nowMs + STATIC_HELLO_INTERVAL_MS);
   }
 
+  /**
+   * Graceful shutdown: tell every peer we are leaving, so that a master's members elect at once
+   * instead of waiting for the master timeout. The node ignores all input afterwards.
+   */
+  leave(): void {
+    if (this.left) return;
+    for (const peer of this.peers.values()) this.send(peer.endpoint, { type: FrameType.leave });
+    this.left = true;
+    this.election = null;
+    this.round = null;
+    this.nextRoundMs = NEVER;
+    this.nextStaticHelloMs = NEVER;
+  }
+
   /** A decoded frame. `rxNs` is this node's clock when the datagram arrived. */
   receive(frame: Frame, from: Endpoint, rxNs: bigint, nowMs: number): void {
+    if (this.left) return;
     // Time queries are read-only and come from tools, not members: answer them from any cluster
     // and do not take the querier for a peer.
     if (frame.type === FrameType.timeQuery) {
@@ -308,11 +329,14 @@ export class ProtocolNode {
         return this.onReply(frame, rxNs, nowMs);
       case FrameType.correct:
         return this.onCorrect(frame, from, nowMs);
+      case FrameType.leave:
+        return this.onLeave(frame, nowMs);
     }
   }
 
   /** Timer expiry is just another input: call at (or after) nextDeadlineMs(). */
   tick(nowMs: number): void {
+    if (this.left) return;
     if (nowMs >= this.nextStaticHelloMs) {
       // A static peer may simply not have been started yet: keep greeting it until it answers.
       for (const endpoint of this.staticEndpoints.values()) this.sendHello(endpoint, true);
@@ -322,9 +346,10 @@ export class ProtocolNode {
     // `now - start >= timeout` can be false at now = start + timeout by float rounding, and the
     // caller would then re-tick at the same instant forever (it hung the simulator).
     if (this.role === 'slave' && nowMs >= this.lastMasterHeardMs + this.config.masterTimeoutMs) {
-      this.startElection('master silent', nowMs);
+      if (this.config.neverMaster) this.loseMaster();
+      else this.startElection('master silent', nowMs);
     }
-    if (this.role === 'electing' && this.election === null && nowMs >= this.discoveryUntilMs && nowMs >= this.electionNotBeforeMs) {
+    if (this.mayInitiate() && nowMs >= this.discoveryUntilMs && nowMs >= this.electionNotBeforeMs) {
       this.startElection(this.lastElection === null ? 'no master found' : 'retry', nowMs);
     }
     const election = this.election;
@@ -332,7 +357,8 @@ export class ProtocolNode {
       if (election.algorithm === 'ring') {
         if (election.hop !== null && nowMs >= election.hop.sentMs + this.config.hopAckTimeoutMs) this.hopTimedOut(nowMs);
         if (this.election === election && nowMs >= election.ringDeadlineMs) {
-          this.startBully(this.term + 1, nowMs, 'ring timed out');
+          if (this.config.neverMaster) this.election = null; // wait for a node that can stand
+          else this.startBully(this.term + 1, nowMs, 'ring timed out');
         }
       } else if (nowMs >= election.bullyDeadlineMs) {
         if (election.bullyPhase === 'answers') {
@@ -350,9 +376,10 @@ export class ProtocolNode {
 
   /** The earliest time tick() has something to do. */
   nextDeadlineMs(): number {
+    if (this.left) return NEVER;
     let deadline = this.staticEndpoints.size > 0 ? this.nextStaticHelloMs : NEVER;
     if (this.role === 'slave') deadline = Math.min(deadline, this.lastMasterHeardMs + this.config.masterTimeoutMs);
-    if (this.role === 'electing' && this.election === null) deadline = Math.min(deadline, Math.max(this.discoveryUntilMs, this.electionNotBeforeMs));
+    if (this.mayInitiate()) deadline = Math.min(deadline, Math.max(this.discoveryUntilMs, this.electionNotBeforeMs));
     const election = this.election;
     if (election !== null) {
       if (election.algorithm === 'ring') {
@@ -385,6 +412,7 @@ export class ProtocolNode {
       nodeId: this.config.nodeId,
       cluster: this.config.cluster,
       priority: this.config.priority,
+      neverMaster: this.config.neverMaster,
       role: this.role,
       masterId: this.masterId,
       term: this.term,
@@ -436,6 +464,17 @@ export class ProtocolNode {
     if (!peer || peer.suspect) return;
     peer.suspect = true;
     this.emit({ kind: 'peer-suspect', nodeId, why });
+  }
+
+  /** Whether this node should start an election now that it has no master. */
+  private mayInitiate(): boolean {
+    return this.role === 'electing' && this.election === null && !this.config.neverMaster;
+  }
+
+  /** A --never-master node whose master went silent waits, masterless, for a new one. */
+  private loseMaster(): void {
+    this.masterId = null;
+    this.setRole('electing');
   }
 
   private livePeers(): PeerState[] {
@@ -586,7 +625,8 @@ export class ProtocolNode {
   private forwardRing(election: ElectionState, candidate: ElectionKey, nowMs: number): void {
     const successor = ringSuccessors(this.selfKey, this.livePeers())[0];
     if (successor === undefined) {
-      if (this.peers.size === 0) this.becomeMaster('ring', nowMs); // a ring of one
+      if (this.config.neverMaster) this.election = null; // nobody to pass to; wait
+      else if (this.peers.size === 0) this.becomeMaster('ring', nowMs); // a ring of one
       else this.startBully(this.term + 1, nowMs, 'no live successor');
       return;
     }
@@ -635,7 +675,7 @@ export class ProtocolNode {
       this.becomeMaster('ring', nowMs);
       return;
     }
-    const best = bestCandidate(candidate, this.selfKey);
+    const best = this.config.neverMaster ? candidate : bestCandidate(candidate, this.selfKey);
     if (election.bestSent !== null && compareKeys(best, election.bestSent) <= 0) return;
     election.hop = null;
     this.forwardRing(election, best, nowMs);
@@ -659,6 +699,8 @@ export class ProtocolNode {
   }
 
   private onBully(frame: Frame & { type: typeof FrameType.bully }, from: Endpoint, nowMs: number): void {
+    // A node that never stands must not answer: the challenger would wait for its announcement.
+    if (this.config.neverMaster) return;
     const senderIsLower = compareKeys({ nodeId: frame.from, priority: frame.prio }, this.selfKey) < 0;
     if (frame.term > this.term) {
       if (senderIsLower) {
@@ -699,6 +741,29 @@ export class ProtocolNode {
   private onCoordinator(frame: Frame & { type: typeof FrameType.coordinator }, from: Endpoint, nowMs: number): void {
     if (!this.acceptsMaster(frame.from, frame.prio, frame.term)) return this.informStale(from);
     this.follow(frame.from, frame.term, frame.algorithm === ALGORITHM_CODES.bully ? 'bully' : 'ring', nowMs);
+  }
+
+  private onLeave(frame: Frame & { type: typeof FrameType.leave }, nowMs: number): void {
+    const wasMaster = this.masterId === frame.from;
+    this.peers.delete(frame.from);
+    this.emit({ kind: 'peer-left', nodeId: frame.from, wasMaster });
+    const round = this.round;
+    if (round !== null) {
+      round.members = round.members.filter((nodeId) => nodeId !== frame.from);
+      for (let probe = 0; probe < this.config.probesPerRound; probe += 1) round.outstanding.delete(`${frame.from}/${probe}`);
+      this.advanceRound(nowMs);
+    }
+    const election = this.election;
+    if (election?.hop?.toId === frame.from) {
+      // Our ring successor left: pass the message on at once instead of waiting for the ack timeout.
+      const candidate = election.hop.candidate;
+      election.hop = null;
+      this.forwardRing(election, candidate, nowMs);
+    }
+    if (wasMaster && this.role === 'slave') {
+      if (this.config.neverMaster) this.loseMaster();
+      else this.startElection(`master ${frame.from} left`, nowMs);
+    }
   }
 
   private onHello(frame: Frame & { type: typeof FrameType.hello }, from: Endpoint, nowMs: number): void {

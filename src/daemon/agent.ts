@@ -4,6 +4,9 @@ import type { Logger } from 'pino';
 import { ProtocolNode, type NodeConfig, type NodeEvent } from '../core/node.ts';
 import type { Frame } from '../core/frames.ts';
 import { PROTOCOL_VERSION, REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
+
+/** How long a graceful stop waits for its LEAVE frames to leave the socket. */
+const LEAVE_FLUSH_TIMEOUT_MS = 200;
 import type { Endpoint } from '../core/types.ts';
 import type { ClockDriver } from '../clock/driver.ts';
 import type { HostClock } from '../clock/host.ts';
@@ -101,14 +104,31 @@ export class Agent {
     this.pump();
   }
 
+  /**
+   * Graceful stop (SIGTERM): tell the peers we are leaving (a master's members then elect at
+   * once), send the mDNS goodbye, close the socket.
+   */
   async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.node.leave();
+    this.pump();
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.transport.flush(LEAVE_FLUSH_TIMEOUT_MS);
+    await this.discovery?.stop();
+    await this.transport.close();
+    this.log.info({ nodeId: this.options.node.nodeId }, 'agent stopped');
+  }
+
+  /** Stop without a word (for tests and the demo): like kill -9, peers notice only by silence. */
+  async stopAbruptly(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.discovery?.stop();
     await this.transport.close();
-    this.log.info({ nodeId: this.options.node.nodeId }, 'agent stopped');
   }
 
   private onDatagram(datagram: Datagram): void {
@@ -164,6 +184,8 @@ export class Agent {
         return this.log.warn({ peer: event.nodeId, why: event.why }, 'peer not answering');
       case 'peer-alive':
         return this.log.info({ peer: event.nodeId }, 'peer answering again');
+      case 'peer-left':
+        return this.log.info({ peer: event.nodeId, wasMaster: event.wasMaster }, event.wasMaster ? 'master left; electing now' : 'peer left');
       case 'peer-limit':
         return this.log.warn({ peer: event.nodeId, peersMax: this.options.node.peersMax }, 'peer limit reached, peer ignored');
       case 'election-start':
@@ -202,6 +224,7 @@ export class Agent {
       nodeId: core.nodeId,
       cluster: core.cluster,
       priority: core.priority,
+      neverMaster: core.neverMaster,
       role: core.role,
       masterId: core.masterId,
       term: core.term,

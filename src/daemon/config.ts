@@ -41,6 +41,7 @@ export interface RunConfig {
   nodeId: string;
   cluster: string;
   priority: number;
+  neverMaster: boolean;
   interfaceName: string | null;
   bindAddress: string | null;
   port: number;
@@ -167,6 +168,7 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     nodeId: identifier(raw, 'node-id', defaultNodeId(port), NODE_ID_BYTES_MAX),
     cluster: identifier(raw, 'cluster', CLUSTER_DEFAULT, CLUSTER_BYTES_MAX),
     priority: number(raw, 'priority', PRIORITY_DEFAULT, { min: 0, max: PRIORITY_MAX, integer: true }),
+    neverMaster: boolean(raw, 'never-master', false),
     interfaceName,
     bindAddress,
     port,

@@ -28,7 +28,10 @@ export interface RunningDaemon {
   listen: Endpoint;
   /** Bound control-server port, or null when disabled. */
   httpPort: number | null;
+  /** Graceful: LEAVE to the peers, mDNS goodbye. */
   stop(): Promise<void>;
+  /** Silent, as if killed (the demo's failover): peers notice only when polls stop. */
+  stopAbruptly(): Promise<void>;
 }
 
 function chooseClock(config: RunConfig, hostClock: HostClock, logger: Logger): ClockDriver {
@@ -81,6 +84,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
       discoveryWindowMs: config.discoveryWindowMs,
       outlierThresholdNs: config.outlierThresholdNs,
       peersMax: config.peersMax,
+      neverMaster: config.neverMaster,
       random: Math.random,
     }),
     bindAddress,
@@ -122,6 +126,10 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     async stop() {
       await control?.stop();
       await agent.stop();
+    },
+    async stopAbruptly() {
+      await control?.stop();
+      await agent.stopAbruptly();
     },
   };
 }

@@ -25,6 +25,8 @@ export interface StatusReport {
   nodeId: NodeId;
   cluster: string;
   priority: number;
+  /** Started with --never-master: takes part in elections but never stands. */
+  neverMaster: boolean;
   role: Role;
   masterId: NodeId | null;
   term: number;

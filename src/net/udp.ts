@@ -28,6 +28,9 @@ export class UdpTransport {
   private readonly socket: dgram.Socket;
   private readonly options: UdpTransportOptions;
   private closed = false;
+  /** Datagrams handed to the socket whose send has not completed yet. */
+  private inFlight = 0;
+  private drained: (() => void) | null = null;
   sendErrors = 0;
 
   constructor(options: UdpTransportOptions) {
@@ -56,11 +59,27 @@ export class UdpTransport {
 
   send(bytes: Uint8Array, to: Endpoint): void {
     if (this.closed) return;
+    this.inFlight += 1;
     this.socket.send(bytes, to.port, to.address, (error) => {
+      this.inFlight -= 1;
+      if (this.inFlight === 0) this.drained?.();
       if (error) {
         this.sendErrors += 1;
         this.options.onError(error);
       }
+    });
+  }
+
+  /** Resolves once every datagram handed to send() has left (or after `timeoutMs`). */
+  flush(timeoutMs: number): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.drained = done;
     });
   }
 

@@ -111,6 +111,7 @@ const frameSchema = z.discriminatedUnion('type', [
     })
     .strict(),
   z.object({ ...header, type: z.literal(FrameType.timeQuery), queryId: counter }).strict(),
+  z.object({ ...header, type: z.literal(FrameType.leave) }).strict(),
   z
     .object({
       ...header,
