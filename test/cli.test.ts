@@ -611,6 +611,7 @@ describe('a three-agent loopback cluster', () => {
       wantReply: true,
       role: 0,
       masterId: null,
+      masterPrio: null,
     };
     const validBytes = encodeFrame(valid);
     const datagrams: Array<{ name: string; bytes: Buffer; reason?: RejectReason }> = [
@@ -687,6 +688,7 @@ describe('a three-agent loopback cluster', () => {
       wantReply: true,
       role: 2,
       masterId: 'intruder',
+      masterPrio: 1_000_000,
     };
     const bytes = encodeFrame(intruder);
     expect(decodeFrame(bytes).ok).toBe(true);

@@ -23,8 +23,8 @@ const header = { v: PROTOCOL_VERSION, cluster: 'lab-1', from: 'node-a', prio: 10
 
 /** One valid frame of every type. */
 const SAMPLES: Record<string, Frame> = {
-  hello: { ...header, type: FrameType.hello, wantReply: true, role: 2, masterId: 'node-z' },
-  helloNoMaster: { ...header, type: FrameType.hello, wantReply: false, role: 0, masterId: null },
+  hello: { ...header, type: FrameType.hello, wantReply: true, role: 2, masterId: 'node-z', masterPrio: 100 },
+  helloNoMaster: { ...header, type: FrameType.hello, wantReply: false, role: 0, masterId: null, masterPrio: null },
   election: { ...header, type: FrameType.election, hopId: 42, candidateId: 'node-q', candidatePrio: 250 },
   electionAck: { ...header, type: FrameType.electionAck, hopId: 42 },
   coordinator: { ...header, type: FrameType.coordinator, algorithm: 1 },
@@ -209,7 +209,7 @@ describe('wrong shape and wrong types', () => {
   });
 
   it('coordinator with an unknown algorithm is a bad field', () => {
-    expectRejected(decodeFrame(raw({ ...SAMPLES.coordinator, algorithm: 2 })), 'bad-field');
+    expectRejected(decodeFrame(raw({ ...SAMPLES.coordinator, algorithm: 3 })), 'bad-field');
   });
 
   it('an extra key is a bad field', () => {

@@ -578,7 +578,7 @@ describe('single node: terms, corrections and clusters', () => {
     node.receive(wire({ ...header('alpha', 9, foreign), type: FrameType.coordinator, algorithm: 0 }), masterA, nsAt(1), 1);
     node.receive(wire({ ...header('alpha', 9, foreign), type: FrameType.poll, round: 1, probe: 0 }), masterA, nsAt(2), 2);
     node.receive(wire({ ...header('alpha', 9, foreign), type: FrameType.correct, round: 1, correctionNs: 5 }), masterA, nsAt(3), 3);
-    node.receive(wire({ ...header('alpha', 9, foreign), type: FrameType.hello, wantReply: true, role: 2, masterId: 'alpha' }), masterA, nsAt(4), 4);
+    node.receive(wire({ ...header('alpha', 9, foreign), type: FrameType.hello, wantReply: true, role: 2, masterId: 'alpha', masterPrio: 100 }), masterA, nsAt(4), 4);
     const status = node.status();
     expect(status.counters.framesOtherCluster).toBe(4);
     expect(status.counters.framesAccepted).toBe(0);
@@ -743,4 +743,42 @@ describe('--never-master', () => {
     // Nothing left to do: no timer spins.
     expect(pump.get('zz-top').nextDeadlineMs()).toBe(Number.POSITIVE_INFINITY);
   });
+});
+
+describe('two masters meet (a healed partition)', () => {
+  const left = ['n1', 'n2', 'n3'];
+  const right = ['n4', 'n5', 'n6'];
+  const side = (id: NodeId | undefined) => (id !== undefined && left.includes(id) ? 'left' : 'right');
+
+  for (const [name, priorities] of [
+    ['the right side has the higher key', { n6: 100, n3: 100 }],
+    ['the left side has the higher key', { n3: 500, n6: 100 }],
+  ] as const) {
+    it(`each side elects its own master; after healing the higher key stays and the other joins within two poll intervals (${name})`, () => {
+      const pump = new Pump({ seed: 11 });
+      for (const id of [...left, ...right]) pump.add(id, (priorities as Record<string, number>)[id] ?? 100);
+      pump.introduceAll();
+      let partitioned = true;
+      pump.drop = ({ from, to }) => partitioned && side(from) !== side(to);
+      pump.runUntil(15_000);
+      const masters = pump.masters().sort();
+      expect(masters).toEqual(['n3', 'n6']);
+      for (const id of left) expect(pump.get(id).status().masterId).toBe('n3');
+      for (const id of right) expect(pump.get(id).status().masterId).toBe('n6');
+
+      const healMs = pump.nowMs;
+      partitioned = false;
+      pump.runUntil(healMs + 2 * 1000);
+      const winner = compareKeys({ nodeId: 'n3', priority: priorities.n3 }, { nodeId: 'n6', priority: priorities.n6 }) > 0 ? 'n3' : 'n6';
+      expect(pump.masters()).toEqual([winner]);
+      const terms = new Set<number>();
+      for (const id of [...left, ...right]) {
+        const status = pump.get(id).status();
+        expect(status.masterId, id).toBe(winner);
+        terms.add(status.term);
+      }
+      expect(terms.size).toBe(1);
+      expect(pump.get(winner).status().election.last?.algorithm).toBe('takeover');
+    });
+  }
 });

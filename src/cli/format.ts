@@ -45,7 +45,7 @@ export function formatStatus(status: StatusReport): string {
     ? `last won by ${election.last.winner} in term ${election.last.term} (${election.last.algorithm}, took ${election.last.durationMs.toFixed(1)} ms, ${formatAgoMs(election.last.agoMs)})`
     : 'none finished yet';
   const running = election.inProgress ? `; running: term ${election.inProgress.term} (${election.inProgress.algorithm}, ${election.inProgress.forMs} ms)` : '';
-  lines.push(`Elections  ${last}${running}; ${election.started} taken part in (ring ${election.byAlgorithm.ring}, bully ${election.byAlgorithm.bully}), ${election.won} won`);
+  lines.push(`Elections  ${last}${running}; ${election.started} taken part in (ring ${election.byAlgorithm.ring}, bully ${election.byAlgorithm.bully}, takeover ${election.byAlgorithm.takeover ?? 0}), ${election.won} won`);
   if (status.lastRound) {
     const round = status.lastRound;
     lines.push(

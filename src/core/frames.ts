@@ -53,6 +53,8 @@ export interface HelloBody {
   role: number;
   /** The master the sender follows in `term`, or null. */
   masterId: NodeId | null;
+  /** That master's priority (so a receiver can compare keys with a master it does not know). */
+  masterPrio: number | null;
 }
 export interface ElectionBody {
   type: typeof FrameType.election;
@@ -66,7 +68,7 @@ export interface ElectionAckBody {
 }
 export interface CoordinatorBody {
   type: typeof FrameType.coordinator;
-  /** 0 = ring, 1 = bully. */
+  /** 0 = ring, 1 = bully, 2 = takeover. */
   algorithm: number;
 }
 export interface BullyBody {
@@ -134,4 +136,4 @@ export type Frame = FrameHeader & FrameBody;
 /** What the core emits: the shell adds `txNs` at the moment of sending. */
 export type OutgoingFrame = Omit<FrameHeader, 'txNs'> & FrameBody;
 
-export const ALGORITHM_CODES = { ring: 0, bully: 1 } as const;
+export const ALGORITHM_CODES = { ring: 0, bully: 1, takeover: 2 } as const;

@@ -129,6 +129,8 @@ export interface NodeCounters {
   electionsStarted: number;
   electionsWon: number;
   electionsByAlgorithm: Record<ElectionAlgorithm, number>;
+  /** Times this node, as master, met another master with a lower key and took over. */
+  takeovers: number;
   peersRefused: number;
 }
 
@@ -239,7 +241,8 @@ export class ProtocolNode {
     correctionsApplied: 0,
     electionsStarted: 0,
     electionsWon: 0,
-    electionsByAlgorithm: { ring: 0, bully: 0 },
+    electionsByAlgorithm: { ring: 0, bully: 0, takeover: 0 },
+    takeovers: 0,
     peersRefused: 0,
   };
 
@@ -510,7 +513,15 @@ export class ProtocolNode {
   }
 
   private sendHello(to: Endpoint, wantReply: boolean): void {
-    this.send(to, { type: FrameType.hello, wantReply, role: ROLE_CODES[this.role], masterId: this.masterId });
+    this.send(to, { type: FrameType.hello, wantReply, role: ROLE_CODES[this.role], masterId: this.masterId, masterPrio: this.masterKey()?.priority ?? null });
+  }
+
+  /** The key of the master we follow (or are), if known. */
+  private masterKey(): ElectionKey | null {
+    if (this.masterId === null) return null;
+    if (this.masterId === this.config.nodeId) return this.selfKey;
+    const peer = this.peers.get(this.masterId);
+    return peer ? { nodeId: peer.nodeId, priority: peer.priority } : null;
   }
 
   /** Tells a node acting on an old term which term and master we follow. */
@@ -739,8 +750,44 @@ export class ProtocolNode {
   }
 
   private onCoordinator(frame: Frame & { type: typeof FrameType.coordinator }, from: Endpoint, nowMs: number): void {
+    if (this.role === 'master') return this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
     if (!this.acceptsMaster(frame.from, frame.prio, frame.term)) return this.informStale(from);
-    this.follow(frame.from, frame.term, frame.algorithm === ALGORITHM_CODES.bully ? 'bully' : 'ring', nowMs);
+    const algorithm = frame.algorithm === ALGORITHM_CODES.bully ? 'bully' : frame.algorithm === ALGORITHM_CODES.takeover ? 'takeover' : 'ring';
+    this.follow(frame.from, frame.term, algorithm, nowMs);
+  }
+
+  /**
+   * Two masters met (a partition healed, or a node came back as master of its own island). The
+   * higher key stays master: it takes over in a term above both, so every member of either side
+   * accepts it by the term rule. The lower one follows if that does not take its term backwards,
+   * and otherwise tells the higher one, which then takes over.
+   */
+  private otherMasterSeen(other: ElectionKey, otherTerm: number, otherEndpoint: Endpoint | null, nowMs: number): void {
+    if (other.nodeId === this.config.nodeId || this.role !== 'master') return;
+    if (compareKeys(this.selfKey, other) > 0) {
+      this.takeOver(Math.max(this.term, otherTerm) + 1, otherEndpoint, nowMs);
+    } else if (otherTerm > this.term) {
+      this.follow(other.nodeId, otherTerm, null, nowMs);
+      // Bring our members along at once instead of leaving them to time out.
+      for (const peer of this.peers.values()) if (peer.nodeId !== other.nodeId) this.sendHello(peer.endpoint, false);
+    } else if (otherEndpoint !== null) {
+      this.sendHello(otherEndpoint, false);
+    }
+  }
+
+  private takeOver(term: number, otherEndpoint: Endpoint | null, nowMs: number): void {
+    this.term = term;
+    this.counters.takeovers += 1;
+    this.lastElection = { term, algorithm: 'takeover', winner: this.config.nodeId, durationMs: 0, endedMs: nowMs };
+    this.electionHistory.push(this.lastElection);
+    if (this.electionHistory.length > ELECTION_HISTORY_MAX) this.electionHistory.shift();
+    this.emit({ kind: 'election-end', record: this.lastElection });
+    const announce = { type: FrameType.coordinator, algorithm: ALGORITHM_CODES.takeover } as const;
+    for (const peer of this.peers.values()) this.send(peer.endpoint, announce);
+    if (otherEndpoint !== null && ![...this.peers.values()].some((peer) => endpointKey(peer.endpoint) === endpointKey(otherEndpoint))) this.send(otherEndpoint, announce);
+    // Rounds of the old term are void; poll everyone in the new one now.
+    this.round = null;
+    this.nextRoundMs = nowMs;
   }
 
   private onLeave(frame: Frame & { type: typeof FrameType.leave }, nowMs: number): void {
@@ -770,10 +817,20 @@ export class ProtocolNode {
     if (frame.wantReply) this.sendHello(from, false);
     const masterId = frame.masterId;
     if (masterId === null || masterId === this.config.nodeId) return;
+    if (this.role === 'master') {
+      // Evidence of another master: from itself, or from one of its members.
+      const masterPeer = this.peers.get(masterId);
+      const masterPrio = masterId === frame.from ? frame.prio : (frame.masterPrio ?? masterPeer?.priority ?? null);
+      if (masterPrio === null) return;
+      const masterEndpoint = masterId === frame.from ? from : (masterPeer?.endpoint ?? null);
+      return this.otherMasterSeen({ nodeId: masterId, priority: masterPrio }, frame.term, masterEndpoint, nowMs);
+    }
+    // A master of an older term: tell it ours, so the two masters can settle it.
+    if (frame.term < this.term && frame.role === ROLE_CODES.master && this.masterId !== null) return this.informStale(from);
     // Someone follows a master in a later term (or in ours while we have none): adopt it.
     if (frame.term < this.term || (frame.term === this.term && this.masterId === masterId)) return;
     const masterPeer = this.peers.get(masterId);
-    const masterPrio = masterId === frame.from ? frame.prio : (masterPeer?.priority ?? 0);
+    const masterPrio = masterId === frame.from ? frame.prio : (frame.masterPrio ?? masterPeer?.priority ?? 0);
     if (!this.acceptsMaster(masterId, masterPrio, frame.term)) return;
     this.follow(masterId, frame.term, null, nowMs);
     // Make sure the master knows us, so it polls us.
@@ -787,6 +844,9 @@ export class ProtocolNode {
     const members = [...this.peers.values()]
       .filter((peer) => !peer.suspect || this.roundSeq % DEAD_PEER_POLL_EVERY_ROUNDS === 0)
       .map((peer) => peer.nodeId);
+    // Greet the silent ones every round: one small frame each finds a healed partition (and its
+    // master) within a poll interval, without a full probe burst to nodes that may be dead.
+    for (const peer of this.peers.values()) if (peer.suspect && !members.includes(peer.nodeId)) this.sendHello(peer.endpoint, true);
     this.round = {
       round: this.roundSeq,
       startedMs: nowMs,
@@ -889,6 +949,10 @@ export class ProtocolNode {
   // ---------------------------------------------------------------- Berkeley rounds (member)
 
   private onPoll(frame: Frame & { type: typeof FrameType.poll }, from: Endpoint, rxNs: bigint, nowMs: number): void {
+    if (this.role === 'master') {
+      this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
+      if (this.role === 'master') return;
+    }
     if (this.masterId !== frame.from || this.term !== frame.term || this.role !== 'slave') {
       if (!this.acceptsMaster(frame.from, frame.prio, frame.term)) return this.informStale(from);
       this.follow(frame.from, frame.term, null, nowMs);

@@ -14,7 +14,8 @@ export function endpointKey(endpoint: Endpoint): string {
 
 export type Role = 'master' | 'slave' | 'electing';
 
-export type ElectionAlgorithm = 'ring' | 'bully';
+/** `takeover`: two masters met (a healed partition) and the higher key took over in a new term. */
+export type ElectionAlgorithm = 'ring' | 'bully' | 'takeover';
 
 /** The election key: priority first, then the node id compared as a byte string; higher wins. */
 export interface ElectionKey {

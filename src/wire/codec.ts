@@ -69,6 +69,7 @@ const frameSchema = z.discriminatedUnion('type', [
       wantReply: z.boolean(),
       role: z.number().int().min(0).max(2),
       masterId: identifier(NODE_ID_BYTES_MAX).nullable(),
+      masterPrio: z.number().int().min(0).max(PRIORITY_MAX).nullable(),
     })
     .strict(),
   z
@@ -81,7 +82,7 @@ const frameSchema = z.discriminatedUnion('type', [
     })
     .strict(),
   z.object({ ...header, type: z.literal(FrameType.electionAck), hopId: counter }).strict(),
-  z.object({ ...header, type: z.literal(FrameType.coordinator), algorithm: z.number().int().min(0).max(1) }).strict(),
+  z.object({ ...header, type: z.literal(FrameType.coordinator), algorithm: z.number().int().min(0).max(2) }).strict(),
   z.object({ ...header, type: z.literal(FrameType.bully) }).strict(),
   z.object({ ...header, type: z.literal(FrameType.bullyOk) }).strict(),
   z
