@@ -77,6 +77,7 @@ function runOptions(argv: Argv): Argv {
     .option('max-slew-ppm', { ...NUMBER, describe: 'Largest slew rate in ppm', default: SLEW_PPM_MAX_DEFAULT })
     .option('max-peers', { ...NUMBER, describe: 'Most peers tracked', default: 1024 })
     .option('http', { type: 'string', describe: "Control server HOST:PORT, or 'none'", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+    .option('state-dir', { type: 'string', requiresArg: true, describe: 'Directory for state kept across restarts (default: $STATE_DIRECTORY from systemd, else none)' })
     .option('log-level', { type: 'string', choices: LOG_LEVELS as string[], describe: 'Log level', default: 'info' })
     .option('log-format', { type: 'string', choices: ['auto', 'json', 'pretty'], describe: 'json lines, pretty, or auto (pretty on a terminal)', default: 'auto' });
 }

@@ -23,6 +23,12 @@ import { higherKeyed } from './election/bully.ts';
 import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample } from './sync/berkeley.ts';
 import { compareKeys, endpointKey, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
 
+/** What survives a restart (the daemon keeps it in --state-dir). */
+export interface PersistedNodeState {
+  /** The highest term this node had reached: a restarted node never goes back below it. */
+  term: number;
+}
+
 export interface NodeConfig {
   nodeId: NodeId;
   priority: number;
@@ -246,8 +252,9 @@ export class ProtocolNode {
     peersRefused: 0,
   };
 
-  constructor(config: NodeConfig, nowMs: number) {
+  constructor(config: NodeConfig, nowMs: number, persisted: PersistedNodeState | null = null) {
     this.config = config;
+    this.term = persisted?.term ?? 0;
     this.selfKey = { nodeId: config.nodeId, priority: config.priority };
     const jitter = 1 + DISCOVERY_JITTER_FRACTION * (2 * config.random() - 1);
     this.discoveryUntilMs = nowMs + config.discoveryWindowMs * jitter;
@@ -408,6 +415,11 @@ export class ProtocolNode {
     this.corrections = [];
     this.events = [];
     return drained;
+  }
+
+  /** The state to keep across restarts; the shell saves it whenever it changes. */
+  persistentState(): PersistedNodeState {
+    return { term: this.term };
   }
 
   status(): NodeStatus {

@@ -1,7 +1,8 @@
 // The agent: the thin shell around ProtocolNode. It owns the socket, the timers, the clock, the
 // discovery and the control server, feeds the core its inputs and carries out what it drains.
 import type { Logger } from 'pino';
-import { ProtocolNode, type NodeConfig, type NodeEvent } from '../core/node.ts';
+import { ProtocolNode, type NodeConfig, type NodeEvent, type PersistedNodeState } from '../core/node.ts';
+import type { StateWriter } from './state.ts';
 import type { Frame } from '../core/frames.ts';
 import { PROTOCOL_VERSION, REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
 
@@ -29,6 +30,9 @@ export interface AgentOptions {
   hostClock: HostClock;
   clock: ClockDriver;
   logger: Logger;
+  /** State from --state-dir, and where to keep it; null without a state directory. */
+  persisted: PersistedNodeState | null;
+  stateWriter: StateWriter | null;
 }
 
 export class Agent {
@@ -52,7 +56,7 @@ export class Agent {
     this.options = options;
     this.log = options.logger;
     this.startedMonoMs = options.hostClock.monoMs();
-    this.node = new ProtocolNode(options.node, this.startedMonoMs);
+    this.node = new ProtocolNode(options.node, this.startedMonoMs, options.persisted);
     this.transport = new UdpTransport({
       bindAddress: options.bindAddress,
       port: options.port,
@@ -118,6 +122,7 @@ export class Agent {
     await this.transport.flush(LEAVE_FLUSH_TIMEOUT_MS);
     await this.discovery?.stop();
     await this.transport.close();
+    await this.options.stateWriter?.flush();
     this.log.info({ nodeId: this.options.node.nodeId }, 'agent stopped');
   }
 
@@ -164,6 +169,7 @@ export class Agent {
       this.framesSent += 1;
     }
     for (const event of out.events) this.logEvent(event);
+    this.options.stateWriter?.save(this.node.persistentState());
     if (this.timer) clearTimeout(this.timer);
     const deadlineMs = this.node.nextDeadlineMs();
     if (Number.isFinite(deadlineMs)) {

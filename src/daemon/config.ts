@@ -58,6 +58,8 @@ export interface RunConfig {
   slewPpmMax: number;
   peersMax: number;
   http: HostPort | null;
+  /** Where state survives restarts (the term); null keeps nothing. */
+  stateDir: string | null;
   logLevel: LevelWithSilent;
   logFormat: LogFormat;
 }
@@ -130,6 +132,17 @@ export function parseHttp(value: unknown): HostPort | null {
   return parseHostPort(value, 'http', { allowPortZero: true });
 }
 
+/** --state-dir, else systemd's $STATE_DIRECTORY (StateDirectory=), else none. */
+function stateDirectory(raw: RawRunOptions): string | null {
+  const given = string(raw, 'state-dir');
+  if (given !== undefined) {
+    if (given.trim() === '' || given.includes('\0')) fail('state-dir', 'must be a directory path', given);
+    return given;
+  }
+  const fromSystemd = process.env.STATE_DIRECTORY?.split(':')[0];
+  return fromSystemd ? fromSystemd : null;
+}
+
 function defaultNodeId(port: number): string {
   const host = os.hostname().replace(/[^\x21-\x7e]/g, '-').slice(0, NODE_ID_BYTES_MAX - 8) || 'node';
   if (port === UDP_PORT_DEFAULT) return host;
@@ -185,6 +198,7 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     slewPpmMax: number(raw, 'max-slew-ppm', SLEW_PPM_MAX_DEFAULT, { min: 1, max: 100_000 }),
     peersMax: number(raw, 'max-peers', PEERS_MAX_DEFAULT, { min: 1, max: 65_536, integer: true }),
     http: parseHttp(raw.http),
+    stateDir: stateDirectory(raw),
     logLevel: logLevel as LevelWithSilent,
     logFormat,
   };

@@ -11,6 +11,7 @@ import { VirtualClockDriver } from '../clock/virtual-driver.ts';
 import type { ClockDriver } from '../clock/driver.ts';
 import { resolveInterface } from '../net/mdns.ts';
 import type { Endpoint } from '../core/types.ts';
+import { loadState, StateWriter } from './state.ts';
 
 /** A failure to start that the operator can fix; the CLI prints the message and exits 1. */
 export class StartupError extends Error {
@@ -72,6 +73,15 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     }
   }
   const staticPeers = await resolvePeers(config);
+  let persisted = null;
+  let stateWriter: StateWriter | null = null;
+  if (config.stateDir !== null) {
+    const loaded = await loadState(config.stateDir, config.nodeId);
+    if (loaded.warning) logger.warn({ stateDir: config.stateDir }, loaded.warning);
+    persisted = loaded.state;
+    if (persisted) logger.info({ stateDir: config.stateDir, term: persisted.term }, 'state loaded');
+    stateWriter = new StateWriter(config.stateDir, config.nodeId, (error) => logger.error({ stateDir: config.stateDir, err: error.message }, 'cannot save state'));
+  }
   const clock = chooseClock(config, hostClock, logger);
   const bindAddress = config.bindAddress ?? interfaceAddress ?? '0.0.0.0';
   const agent = new Agent({
@@ -96,6 +106,8 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     hostClock,
     clock,
     logger,
+    persisted,
+    stateWriter,
   });
   let listen: Endpoint;
   try {

@@ -1,0 +1,82 @@
+// The state directory (--state-dir): what an agent keeps across restarts, so that a restarted
+// agent never goes back to an older term. Written atomically (temp file + rename); a missing,
+// unreadable or malformed file is reported and ignored, never fatal.
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { COUNTER_MAX } from '../core/limits.ts';
+import type { PersistedNodeState } from '../core/node.ts';
+
+const STATE_FILE = 'state.json';
+
+const stateSchema = z.object({ nodeId: z.string(), term: z.number().int().min(0).max(COUNTER_MAX) }).loose();
+
+export type LoadResult = { state: PersistedNodeState | null; warning: string | null };
+
+export async function loadState(stateDir: string, nodeId: string): Promise<LoadResult> {
+  const file = path.join(stateDir, STATE_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: null, warning: null };
+    return { state: null, warning: `cannot read ${file}: ${(error as Error).message}` };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { state: null, warning: `${file} is not JSON; ignoring it` };
+  }
+  const result = stateSchema.safeParse(parsed);
+  if (!result.success) return { state: null, warning: `${file} has an unexpected shape; ignoring it` };
+  // The state of another node id (a renamed agent) says nothing about this one.
+  if (result.data.nodeId !== nodeId) return { state: null, warning: `${file} belongs to node ${result.data.nodeId}; ignoring it` };
+  return { state: { term: result.data.term }, warning: null };
+}
+
+/** Saves state; writes are serialized and coalesced so the newest state always lands last. */
+export class StateWriter {
+  private pending: PersistedNodeState | null = null;
+  private writing: Promise<void> | null = null;
+  private lastSaved: string | null = null;
+
+  constructor(
+    private readonly stateDir: string,
+    private readonly nodeId: string,
+    private readonly onError: (error: Error) => void,
+  ) {}
+
+  save(state: PersistedNodeState): void {
+    const text = JSON.stringify({ nodeId: this.nodeId, term: state.term });
+    if (text === this.lastSaved) return;
+    this.lastSaved = text;
+    this.pending = state;
+    this.writing ??= this.drain();
+  }
+
+  /** Resolves once everything handed to save() is on disk. */
+  async flush(): Promise<void> {
+    while (this.writing) await this.writing;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending) {
+        const state = this.pending;
+        this.pending = null;
+        try {
+          await mkdir(this.stateDir, { recursive: true });
+          const file = path.join(this.stateDir, STATE_FILE);
+          const temporary = `${file}.${process.pid}.tmp`;
+          await writeFile(temporary, `${JSON.stringify({ nodeId: this.nodeId, term: state.term, savedAt: new Date().toISOString() })}\n`);
+          await rename(temporary, file);
+        } catch (error) {
+          this.onError(error as Error);
+        }
+      }
+    } finally {
+      this.writing = null;
+    }
+  }
+}

@@ -1,0 +1,72 @@
+// --state-dir: the term survives a restart, so a restarted node never goes back to an older term.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadState, StateWriter } from '../src/daemon/state.ts';
+import { ProtocolNode } from '../src/core/node.ts';
+import { nodeConfig } from '../src/core/defaults.ts';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'berkeley-state-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('state directory', () => {
+  it('a missing file is simply no state', async () => {
+    expect(await loadState(dir, 'a')).toEqual({ state: null, warning: null });
+  });
+
+  it('saves atomically and loads the newest term', async () => {
+    const errors: Error[] = [];
+    const writer = new StateWriter(dir, 'a', (error) => errors.push(error));
+    writer.save({ term: 3 });
+    writer.save({ term: 4 });
+    writer.save({ term: 9 });
+    await writer.flush();
+    expect(errors).toEqual([]);
+    expect(await loadState(dir, 'a')).toEqual({ state: { term: 9 }, warning: null });
+    const onDisk = JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8')) as { nodeId: string; term: number };
+    expect(onDisk).toMatchObject({ nodeId: 'a', term: 9 });
+  });
+
+  it('creates the directory when it does not exist yet', async () => {
+    const nested = path.join(dir, 'x', 'y');
+    const writer = new StateWriter(nested, 'a', (error) => {
+      throw error;
+    });
+    writer.save({ term: 2 });
+    await writer.flush();
+    expect((await loadState(nested, 'a')).state).toEqual({ term: 2 });
+  });
+
+  it('ignores, with a warning, a malformed file, a wrong shape, or another node id', async () => {
+    const file = path.join(dir, 'state.json');
+    await writeFile(file, '{not json');
+    expect(await loadState(dir, 'a')).toMatchObject({ state: null, warning: expect.stringMatching(/not JSON/) });
+    await writeFile(file, JSON.stringify({ nodeId: 'a', term: -1 }));
+    expect(await loadState(dir, 'a')).toMatchObject({ state: null, warning: expect.stringMatching(/unexpected shape/) });
+    await writeFile(file, JSON.stringify({ nodeId: 'b', term: 5 }));
+    expect(await loadState(dir, 'a')).toMatchObject({ state: null, warning: expect.stringMatching(/belongs to node b/) });
+  });
+
+  it('reports a write error instead of throwing', async () => {
+    await writeFile(path.join(dir, 'file'), 'x');
+    const errors: Error[] = [];
+    const writer = new StateWriter(path.join(dir, 'file', 'sub'), 'a', (error) => errors.push(error));
+    writer.save({ term: 1 });
+    await writer.flush();
+    expect(errors.length).toBe(1);
+  });
+
+  it('a node restarted with its state starts at its old term and elects above it', () => {
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'a', random: () => 0.5 }), 0, { term: 41 });
+    expect(node.status().term).toBe(41);
+    node.tick(10_000); // alone after the discovery window: a ring of one
+    expect(node.status()).toMatchObject({ role: 'master', term: 42 });
+    expect(node.persistentState()).toEqual({ term: 42 });
+  });
+});
