@@ -782,3 +782,15 @@ describe('two masters meet (a healed partition)', () => {
     });
   }
 });
+
+describe('--election bully', () => {
+  it('elections start with the bully algorithm and elect the highest key', () => {
+    const pump = new Pump({ seed: 12, config: { electionAlgorithm: 'bully' } });
+    for (const id of ['n1', 'n2', 'n3', 'n4']) pump.add(id);
+    pump.introduceAll();
+    pump.runUntil(6000);
+    expect(pump.masters()).toEqual(['n4']);
+    for (const id of ['n1', 'n2', 'n3']) expect(pump.get(id).status().election.last?.algorithm).toBe('bully');
+    expect(pump.sent.some((sent) => sent.frame.type === FrameType.election)).toBe(false);
+  });
+});

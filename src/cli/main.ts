@@ -63,6 +63,7 @@ function runOptions(argv: Argv): Argv {
     .option('cluster', { type: 'string', describe: 'Cluster name; agents of other clusters are ignored', default: 'default' })
     .option('node-id', { type: 'string', describe: 'Unique node id (default: the host name, plus the port when not 7412)' })
     .option('priority', { ...NUMBER, describe: 'Election priority; the highest (priority, node id) becomes master', default: 100 })
+    .option('election', { type: 'string', choices: ['ring', 'bully'], describe: 'Algorithm elections start with (ring falls back to bully when it stalls)', default: 'ring' })
     .option('never-master', { type: 'boolean', describe: 'Take part in elections but never become master (still synchronized)', default: false })
     .option('peer', { type: 'string', array: true, requiresArg: true, describe: 'Static peer HOST:PORT (repeatable)' })
     .option('mdns', { type: 'boolean', describe: 'Discover peers with mDNS (--no-mdns to use static peers only)', default: true })

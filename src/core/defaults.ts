@@ -34,6 +34,7 @@ export function nodeConfig(partial: Partial<NodeConfig> & Pick<NodeConfig, 'node
     bullyCoordinatorTimeoutMs: BULLY_COORDINATOR_TIMEOUT_MS_DEFAULT,
     peersMax: PEERS_MAX_DEFAULT,
     neverMaster: false,
+    electionAlgorithm: 'ring',
     ...partial,
     pollIntervalMs,
   };

@@ -47,6 +47,8 @@ export interface NodeConfig {
   peersMax: number;
   /** Never stand in an election (still synchronized by whoever is master). */
   neverMaster: boolean;
+  /** The algorithm an election starts with: ring (falling back to bully when it stalls) or bully. */
+  electionAlgorithm: 'ring' | 'bully';
   /** Uniform in [0, 1); injected so a seeded simulator reproduces every jitter. */
   random: () => number;
 }
@@ -640,6 +642,7 @@ export class ProtocolNode {
 
   private startElection(reason: string, nowMs: number): void {
     this.election = null;
+    if (this.config.electionAlgorithm === 'bully') return this.startBully(this.term + 1, nowMs, reason);
     const election = this.newElection(this.term + 1, 'ring', nowMs, reason);
     this.forwardRing(election, this.selfKey, nowMs);
   }

@@ -42,6 +42,7 @@ export interface RunConfig {
   cluster: string;
   priority: number;
   neverMaster: boolean;
+  electionAlgorithm: 'ring' | 'bully';
   interfaceName: string | null;
   bindAddress: string | null;
   port: number;
@@ -132,6 +133,12 @@ export function parseHttp(value: unknown): HostPort | null {
   return parseHostPort(value, 'http', { allowPortZero: true });
 }
 
+function electionChoice(raw: RawRunOptions): 'ring' | 'bully' {
+  const value = string(raw, 'election') ?? 'ring';
+  if (value !== 'ring' && value !== 'bully') fail('election', 'must be ring or bully', value);
+  return value;
+}
+
 /** --state-dir, else systemd's $STATE_DIRECTORY (StateDirectory=), else none. */
 function stateDirectory(raw: RawRunOptions): string | null {
   const given = string(raw, 'state-dir');
@@ -182,6 +189,7 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     cluster: identifier(raw, 'cluster', CLUSTER_DEFAULT, CLUSTER_BYTES_MAX),
     priority: number(raw, 'priority', PRIORITY_DEFAULT, { min: 0, max: PRIORITY_MAX, integer: true }),
     neverMaster: boolean(raw, 'never-master', false),
+    electionAlgorithm: electionChoice(raw),
     interfaceName,
     bindAddress,
     port,

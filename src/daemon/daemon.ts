@@ -95,6 +95,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
       outlierThresholdNs: config.outlierThresholdNs,
       peersMax: config.peersMax,
       neverMaster: config.neverMaster,
+      electionAlgorithm: config.electionAlgorithm,
       random: Math.random,
     }),
     bindAddress,
