@@ -564,12 +564,26 @@ describe('single node: terms, corrections and clusters', () => {
   it('a new term restarts round numbering: round 1 of term 7 applies after round 8 of term 6', () => {
     const node = follower('beta', 6, masterB);
     node.receive(wire({ ...header('beta', 6), type: FrameType.correct, round: 8, correctionNs: 5 }), masterB, nsAt(100), 100);
-    node.receive(wire({ ...header('alpha', 7), type: FrameType.coordinator, algorithm: 0 }), masterA, nsAt(110), 110);
-    node.receive(wire({ ...header('alpha', 7), type: FrameType.correct, round: 1, correctionNs: 6 }), masterA, nsAt(120), 120);
+    // alpha has the higher key here: a live lower-key master is not deserted (next test).
+    node.receive(wire({ ...header('alpha', 7, { prio: 200 }), type: FrameType.coordinator, algorithm: 0 }), masterA, nsAt(110), 110);
+    node.receive(wire({ ...header('alpha', 7, { prio: 200 }), type: FrameType.correct, round: 1, correctionNs: 6 }), masterA, nsAt(120), 120);
     expect(node.drain().corrections.map((c) => [c.term, c.round])).toEqual([
       [6, 8],
       [7, 1],
     ]);
+  });
+
+  it('while its master lives, a member does not desert it for a lower-key master of a later term, and tells that master about its own', () => {
+    const node = follower('beta', 6, masterB);
+    node.receive(wire({ ...header('beta', 6), type: FrameType.correct, round: 8, correctionNs: 5 }), masterB, nsAt(100), 100);
+    node.drain();
+    node.receive(wire({ ...header('alpha', 7), type: FrameType.poll, round: 1, probe: 0 }), masterA, nsAt(110), 110);
+    expect([node.status().masterId, node.status().term]).toEqual(['beta', 6]);
+    const out = node.drain().sends;
+    expect(out.map((send) => [send.to, send.frame.type, 'masterId' in send.frame ? send.frame.masterId : undefined])).toEqual([[masterA, FrameType.hello, 'beta']]);
+    // Once the master has been silent for the master timeout, the later term is followed.
+    node.receive(wire({ ...header('alpha', 7), type: FrameType.poll, round: 2, probe: 0 }), masterA, nsAt(3200), 3200);
+    expect([node.status().masterId, node.status().term]).toEqual(['alpha', 7]);
   });
 
   it('ignores frames from another cluster and counts them', () => {
@@ -781,6 +795,19 @@ describe('two masters meet (a healed partition)', () => {
       }
       expect(terms.size).toBe(1);
       expect(pump.get(winner).status().election.last?.algorithm).toBe('takeover');
+      // One takeover, one term above both sides: frames still in flight from before it do not
+      // trigger more (they once caused a storm of takeovers).
+      expect(pump.get(winner).status().counters.takeovers).toBe(1);
+      const sideTerms = [pump.get('n3').status(), pump.get('n6').status()];
+      expect([...terms][0]).toBe(pump.get(winner).status().election.last?.term);
+      expect(sideTerms.every((status) => status.term === [...terms][0])).toBe(true);
+      // The winner's members never followed the loser in between.
+      const loser = winner === 'n3' ? 'n6' : 'n3';
+      const winnerSide = winner === 'n3' ? left : right;
+      for (const id of winnerSide) {
+        const followedLoser = pump.nodes.get(id)!.events.some(({ atMs, event }) => atMs >= healMs && event.kind === 'role' && event.masterId === loser);
+        expect(followedLoser, id).toBe(false);
+      }
     });
   }
 });

@@ -613,9 +613,17 @@ export class ProtocolNode {
   }
 
   /** Another node is master in our term or a later one: stop being master. */
-  private acceptsMaster(candidate: NodeId, candidatePrio: number, term: number): boolean {
-    if (term > this.term) return true;
+  private acceptsMaster(candidate: NodeId, candidatePrio: number, term: number, nowMs: number): boolean {
     if (term < this.term) return false;
+    if (term > this.term) {
+      // A member whose master is alive does not defect to a lower-key master of another island
+      // (a healed partition): it points that master at ours instead, and the two masters settle
+      // it (the higher key takes over, and its announcement is accepted here).
+      const current = this.masterKey();
+      const masterAlive = this.role === 'slave' && current !== null && nowMs < this.lastMasterHeardMs + this.config.masterTimeoutMs;
+      if (masterAlive && current.nodeId !== candidate && compareKeys({ nodeId: candidate, priority: candidatePrio }, current) < 0) return false;
+      return true;
+    }
     if (this.masterId === null || this.masterId === candidate) return this.election === null || this.election.term <= term;
     // Two masters in one term can only come from a split ring; the higher key wins.
     const current = this.masterId === this.config.nodeId ? this.selfKey : this.peers.get(this.masterId);
@@ -777,7 +785,7 @@ export class ProtocolNode {
 
   private onCoordinator(frame: Frame & { type: typeof FrameType.coordinator }, from: Endpoint, nowMs: number): void {
     if (this.role === 'master') return this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
-    if (!this.acceptsMaster(frame.from, frame.prio, frame.term)) return this.informStale(from);
+    if (!this.acceptsMaster(frame.from, frame.prio, frame.term, nowMs)) return this.informStale(from);
     const algorithm = frame.algorithm === ALGORITHM_CODES.bully ? 'bully' : frame.algorithm === ALGORITHM_CODES.takeover ? 'takeover' : 'ring';
     this.follow(frame.from, frame.term, algorithm, nowMs);
   }
@@ -791,6 +799,11 @@ export class ProtocolNode {
   private otherMasterSeen(other: ElectionKey, otherTerm: number, otherEndpoint: Endpoint | null, nowMs: number): void {
     if (other.nodeId === this.config.nodeId || this.role !== 'master') return;
     if (compareKeys(this.selfKey, other) > 0) {
+      if (otherTerm < this.term) {
+        // Stale news (frames in flight from before our takeover): remind it, do not bump again.
+        if (otherEndpoint !== null) this.send(otherEndpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[this.lastElection?.algorithm ?? 'takeover'] });
+        return;
+      }
       this.takeOver(Math.max(this.term, otherTerm) + 1, otherEndpoint, nowMs);
     } else if (otherTerm > this.term) {
       this.follow(other.nodeId, otherTerm, null, nowMs);
@@ -857,7 +870,11 @@ export class ProtocolNode {
     if (frame.term < this.term || (frame.term === this.term && this.masterId === masterId)) return;
     const masterPeer = this.peers.get(masterId);
     const masterPrio = masterId === frame.from ? frame.prio : (frame.masterPrio ?? masterPeer?.priority ?? 0);
-    if (!this.acceptsMaster(masterId, masterPrio, frame.term)) return;
+    if (!this.acceptsMaster(masterId, masterPrio, frame.term, nowMs)) {
+      // A master we will not follow while ours lives: tell it about ours.
+      if (frame.role === ROLE_CODES.master && masterId === frame.from) this.informStale(from);
+      return;
+    }
     this.follow(masterId, frame.term, null, nowMs);
     // Make sure the master knows us, so it polls us.
     if (masterPeer) this.sendHello(masterPeer.endpoint, false);
@@ -980,7 +997,7 @@ export class ProtocolNode {
       if (this.role === 'master') return;
     }
     if (this.masterId !== frame.from || this.term !== frame.term || this.role !== 'slave') {
-      if (!this.acceptsMaster(frame.from, frame.prio, frame.term)) return this.informStale(from);
+      if (!this.acceptsMaster(frame.from, frame.prio, frame.term, nowMs)) return this.informStale(from);
       this.follow(frame.from, frame.term, null, nowMs);
     }
     this.lastMasterHeardMs = nowMs;
