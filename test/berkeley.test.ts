@@ -229,3 +229,34 @@ describe('berkeleyRound', () => {
     expect(result.correctionsNs.get('far')).toBe(-2.5e9);
   });
 });
+
+describe('berkeleyRound with voters (only synchronized clocks vote)', () => {
+  it('a member with a wild unsynchronized clock does not move the synchronized ones, and is still corrected', () => {
+    const offsets = new Map([
+      ['synced-a', 100],
+      ['fresh-b', 5e9],
+    ]);
+    const result = berkeleyRound('master', offsets, 20e6, (id) => id !== 'fresh-b');
+    expect(result.averageNs).toBe(50);
+    expect(result.correctionsNs.get('fresh-b')).toBe(50 - 5e9);
+    expect(result.correctionsNs.get('master')).toBe(50);
+    expect(result.excluded).toContain('fresh-b');
+  });
+
+  it('with no voter at all (a cluster just starting), everyone votes', () => {
+    const offsets = new Map([
+      ['a', 1000],
+      ['b', 2000],
+    ]);
+    const result = berkeleyRound('master', offsets, 20e6, () => false);
+    expect(result.averageNs).toBe(1000);
+    expect(result.excluded).toEqual([]);
+  });
+
+  it('an unsynchronized master does not vote either', () => {
+    const offsets = new Map([['a', 4e9]]);
+    const result = berkeleyRound('master', offsets, 20e6, (id) => id === 'a');
+    expect(result.correctionsNs.get('master')).toBe(4e9);
+    expect(result.correctionsNs.get('a')).toBe(0);
+  });
+});

@@ -31,11 +31,13 @@ const SAMPLES: Record<string, Frame> = {
   bully: { ...header, type: FrameType.bully },
   bullyOk: { ...header, type: FrameType.bullyOk },
   poll: { ...header, type: FrameType.poll, round: 12, probe: 3 },
-  reply: { ...header, type: FrameType.reply, round: 12, probe: 3, pollTxNs: EPOCH_NS - 1_000_001n, rxNs: EPOCH_NS - 499_999n },
+  reply: { ...header, type: FrameType.reply, round: 12, probe: 3, pollTxNs: EPOCH_NS - 1_000_001n, rxNs: EPOCH_NS - 499_999n, synced: true },
   correct: { ...header, type: FrameType.correct, round: 12, correctionNs: -1234.5 },
   timeQuery: { ...header, type: FrameType.timeQuery, queryId: 99 },
   timeAnswer: { ...header, type: FrameType.timeAnswer, queryId: 99, queryTxNs: EPOCH_NS - 7n, rxNs: EPOCH_NS + 3n },
   leave: { ...header, type: FrameType.leave },
+  // Terms carry the winner's slot in their low 24 bits and pass 2^32, where msgpack uses 64 bits.
+  bigTerm: { ...header, term: 2 ** 40 + 12_345, type: FrameType.bullyOk },
 };
 
 /** Type codes are append-only: the next code after the last one is unknown today. */
@@ -190,7 +192,7 @@ describe('wrong shape and wrong types', () => {
   it.each([
     ['term as string', { term: '7' }],
     ['term as float', { term: 7.5 }],
-    ['term as bigint', { term: 7n }],
+    ['term as a bigint beyond 2^53', { term: 2n ** 60n }],
     ['cluster as number', { cluster: 1 }],
     ['from as array', { from: ['a'] }],
     ['prio as boolean', { prio: true }],

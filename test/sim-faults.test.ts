@@ -198,7 +198,7 @@ describe('crashes and restarts', () => {
     const member = sim.liveNodeIds().find((id) => id !== master) as NodeId;
     const term = sim.node(member)?.status().term ?? 0;
     expect(term).toBeGreaterThan(0);
-    expect(sim.persistedState(member)).toEqual({ term });
+    expect(sim.persistedState(member)).toMatchObject({ term });
     sim.crash(member);
     sim.restart(member, { state: 'persisted' });
     sim.runFor(0);

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadState, StateWriter } from '../src/daemon/state.ts';
 import { ProtocolNode } from '../src/core/node.ts';
 import { nodeConfig } from '../src/core/defaults.ts';
+import { claimTerm } from '../src/core/election/terms.ts';
 
 let dir: string;
 beforeEach(async () => {
@@ -20,17 +21,21 @@ describe('state directory', () => {
     expect(await loadState(dir, 'a')).toEqual({ state: null, warning: null });
   });
 
-  it('saves atomically and loads the newest term', async () => {
+  it('saves synchronously (on disk when save() returns) and loads the newest state', async () => {
     const errors: Error[] = [];
     const writer = new StateWriter(dir, 'a', (error) => errors.push(error));
-    writer.save({ term: 3 });
-    writer.save({ term: 4 });
-    writer.save({ term: 9 });
-    await writer.flush();
+    writer.save({ term: 3, lastMasterTerm: 0 });
+    expect(await loadState(dir, 'a')).toEqual({ state: { term: 3, lastMasterTerm: 0 }, warning: null });
+    writer.save({ term: 9, lastMasterTerm: 9 });
     expect(errors).toEqual([]);
-    expect(await loadState(dir, 'a')).toEqual({ state: { term: 9 }, warning: null });
+    expect(await loadState(dir, 'a')).toEqual({ state: { term: 9, lastMasterTerm: 9 }, warning: null });
     const onDisk = JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8')) as { nodeId: string; term: number };
-    expect(onDisk).toMatchObject({ nodeId: 'a', term: 9 });
+    expect(onDisk).toMatchObject({ nodeId: 'a', term: 9, lastMasterTerm: 9 });
+  });
+
+  it('reads a state file without lastMasterTerm (older format) as 0', async () => {
+    await writeFile(path.join(dir, 'state.json'), JSON.stringify({ nodeId: 'a', term: 7 }));
+    expect((await loadState(dir, 'a')).state).toEqual({ term: 7, lastMasterTerm: 0 });
   });
 
   it('creates the directory when it does not exist yet', async () => {
@@ -38,9 +43,8 @@ describe('state directory', () => {
     const writer = new StateWriter(nested, 'a', (error) => {
       throw error;
     });
-    writer.save({ term: 2 });
-    await writer.flush();
-    expect((await loadState(nested, 'a')).state).toEqual({ term: 2 });
+    writer.save({ term: 2, lastMasterTerm: 0 });
+    expect((await loadState(nested, 'a')).state).toEqual({ term: 2, lastMasterTerm: 0 });
   });
 
   it('ignores, with a warning, a malformed file, a wrong shape, or another node id', async () => {
@@ -57,16 +61,28 @@ describe('state directory', () => {
     await writeFile(path.join(dir, 'file'), 'x');
     const errors: Error[] = [];
     const writer = new StateWriter(path.join(dir, 'file', 'sub'), 'a', (error) => errors.push(error));
-    writer.save({ term: 1 });
-    await writer.flush();
+    writer.save({ term: 1, lastMasterTerm: 0 });
     expect(errors.length).toBe(1);
   });
 
   it('a node restarted with its state starts at its old term and elects above it', () => {
-    const node = new ProtocolNode(nodeConfig({ nodeId: 'a', random: () => 0.5 }), 0, { term: 41 });
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'a', random: () => 0.5 }), 0, { term: 41, lastMasterTerm: 0 });
     expect(node.status().term).toBe(41);
     node.tick(10_000); // alone after the discovery window: a ring of one
-    expect(node.status()).toMatchObject({ role: 'master', term: 42 });
-    expect(node.persistentState()).toEqual({ term: 42 });
+    expect(node.status()).toMatchObject({ role: 'master', term: claimTerm('a', 42) });
+    expect(node.persistentState()).toMatchObject({ term: claimTerm('a', 42) });
+  });
+});
+
+describe('a restarted master never claims its old term again', () => {
+  it('even when the election it wins runs at or below the term it was master in', () => {
+    const oldTerm = claimTerm('a', 10);
+    // Restarted with state: it had been master in oldTerm; the cluster moved on without it.
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'a', random: () => 0.5 }), 0, { term: oldTerm, lastMasterTerm: oldTerm });
+    node.tick(10_000); // alone: a ring of one in term oldTerm + 1
+    const status = node.status();
+    expect(status.role).toBe('master');
+    expect(status.term).toBeGreaterThan(oldTerm);
+    expect(node.persistentState()).toEqual({ term: status.term, lastMasterTerm: status.term });
   });
 });

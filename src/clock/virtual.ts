@@ -66,7 +66,8 @@ export class VirtualClock {
    */
   correct(correctionNs: number, hostNs: bigint): CorrectionOutcome {
     this.rebase(hostNs);
-    const step = !this.synchronized || Math.abs(correctionNs) >= this.policy.stepThresholdNs;
+    // Once synchronized the clock never runs backwards: a large backward correction is slewed.
+    const step = !this.synchronized || (Math.abs(correctionNs) >= this.policy.stepThresholdNs && correctionNs > 0);
     this.corrections += 1;
     if (this.corrections >= INITIAL_STEPS) this.synchronized = true;
     if (step) {

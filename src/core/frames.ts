@@ -93,6 +93,8 @@ export interface ReplyBody {
   pollTxNs: bigint;
   /** t2: when the poll arrived at the member, on the member's clock. */
   rxNs: bigint;
+  /** The member's clock is synchronized: only synchronized clocks vote in the average. */
+  synced: boolean;
 }
 export interface CorrectBody {
   type: typeof FrameType.correct;

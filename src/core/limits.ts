@@ -10,6 +10,8 @@ export const CLUSTER_BYTES_MAX = 64;
 export const PRIORITY_MAX = 1_000_000;
 /** Terms and rounds must stay exact in a float64. */
 export const COUNTER_MAX = Number.MAX_SAFE_INTEGER;
+/** A master's term carries its slot in these low bits (src/core/election/terms.ts). */
+export const TERM_SLOT_BITS = 24;
 /** Probes per member per round (a burst; the lowest-delay sample is kept). */
 export const PROBES_PER_ROUND_MAX = 16;
 /** Largest correction a frame may carry: one year. Anything larger is garbage. */

@@ -20,6 +20,7 @@ import {
 } from './limits.ts';
 import { bestCandidate, ringSuccessors } from './election/ring.ts';
 import { higherKeyed } from './election/bully.ts';
+import { claimTerm } from './election/terms.ts';
 import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample } from './sync/berkeley.ts';
 import { compareKeys, endpointKey, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
 
@@ -27,6 +28,11 @@ import { compareKeys, endpointKey, type ElectionAlgorithm, type ElectionKey, typ
 export interface PersistedNodeState {
   /** The highest term this node had reached: a restarted node never goes back below it. */
   term: number;
+  /**
+   * The last term this node was master in. A restarted node never claims it again: its rounds
+   * there restart at 1, and members that applied later rounds of that term would drop them.
+   */
+  lastMasterTerm: number;
 }
 
 export interface NodeConfig {
@@ -194,6 +200,8 @@ interface RoundState {
   /** `${nodeId}/${probe}` of polls not yet answered. */
   outstanding: Set<string>;
   samples: Map<NodeId, ClockSample>;
+  /** Members whose replies said their clock is synchronized. */
+  synced: Set<NodeId>;
   deadlineMs: number | null;
 }
 
@@ -214,6 +222,10 @@ export class ProtocolNode {
   private nextStaticHelloMs = NEVER;
   /** Set by leave(): the node has said goodbye and takes no more input. */
   private left = false;
+  /** Reported by the shell after each correction (the clock, not the core, decides). */
+  private clockSynchronized = false;
+  /** See PersistedNodeState.lastMasterTerm. */
+  private lastMasterTerm = 0;
 
   private role: Role = 'electing';
   private term = 0;
@@ -260,6 +272,7 @@ export class ProtocolNode {
   constructor(config: NodeConfig, nowMs: number, persisted: PersistedNodeState | null = null) {
     this.config = config;
     this.term = persisted?.term ?? 0;
+    this.lastMasterTerm = persisted?.lastMasterTerm ?? 0;
     this.selfKey = { nodeId: config.nodeId, priority: config.priority };
     const jitter = 1 + DISCOVERY_JITTER_FRACTION * (2 * config.random() - 1);
     this.discoveryUntilMs = nowMs + config.discoveryWindowMs * jitter;
@@ -424,9 +437,14 @@ export class ProtocolNode {
     return drained;
   }
 
+  /** The shell tells the core whether its clock is synchronized (after each correction). */
+  setClockSynchronized(synchronized: boolean): void {
+    this.clockSynchronized = synchronized;
+  }
+
   /** The state to keep across restarts; the shell saves it whenever it changes. */
   persistentState(): PersistedNodeState {
-    return { term: this.term };
+    return { term: this.term, lastMasterTerm: this.lastMasterTerm };
   }
 
   status(): NodeStatus {
@@ -594,6 +612,9 @@ export class ProtocolNode {
   }
 
   private becomeMaster(algorithm: ElectionAlgorithm, nowMs: number): void {
+    // The election ran in a term anyone could be in; the master takes one only it can claim.
+    this.term = claimTerm(this.config.nodeId, Math.max(this.term, this.lastMasterTerm + 1));
+    this.lastMasterTerm = this.term;
     this.masterId = this.config.nodeId;
     this.counters.electionsWon += 1;
     this.finishElection(this.config.nodeId, algorithm, nowMs);
@@ -814,8 +835,10 @@ export class ProtocolNode {
     }
   }
 
-  private takeOver(term: number, otherEndpoint: Endpoint | null, nowMs: number): void {
+  private takeOver(minTerm: number, otherEndpoint: Endpoint | null, nowMs: number): void {
+    const term = claimTerm(this.config.nodeId, Math.max(minTerm, this.lastMasterTerm + 1));
     this.term = term;
+    this.lastMasterTerm = term;
     this.counters.takeovers += 1;
     this.lastElection = { term, algorithm: 'takeover', winner: this.config.nodeId, durationMs: 0, endedMs: nowMs };
     this.electionHistory.push(this.lastElection);
@@ -855,7 +878,14 @@ export class ProtocolNode {
   private onHello(frame: Frame & { type: typeof FrameType.hello }, from: Endpoint, nowMs: number): void {
     if (frame.wantReply) this.sendHello(from, false);
     const masterId = frame.masterId;
-    if (masterId === null || masterId === this.config.nodeId) return;
+    if (masterId === null) return;
+    if (masterId === this.config.nodeId) {
+      // Someone still follows us in a term we do not remember: a past life of ours (restarted
+      // without --state-dir). Never claim that term again, or our new rounds (numbered from 1)
+      // would look like replays to members that applied the old ones.
+      if (frame.term > this.lastMasterTerm && this.role !== 'master') this.lastMasterTerm = frame.term;
+      return;
+    }
     if (this.role === 'master') {
       // Evidence of another master: from itself, or from one of its members.
       const masterPeer = this.peers.get(masterId);
@@ -898,6 +928,7 @@ export class ProtocolNode {
       nextProbeMs: nowMs,
       outstanding: new Set(),
       samples: new Map(),
+      synced: new Set(),
       deadlineMs: null,
     };
     this.nextRoundMs = nowMs + this.config.pollIntervalMs;
@@ -927,6 +958,7 @@ export class ProtocolNode {
     const sample = sampleFromTimestamps(frame.pollTxNs, frame.rxNs, frame.txNs, rxNs);
     if (sample.delayNs < 0) return; // inconsistent timestamps: a clock stepped mid-probe
     round.samples.set(frame.from, betterSample(round.samples.get(frame.from), sample));
+    if (frame.synced) round.synced.add(frame.from);
     this.advanceRound(nowMs);
   }
 
@@ -956,7 +988,8 @@ export class ProtocolNode {
       }
       offsetsNs.set(nodeId, sample.offsetNs);
     }
-    const result = berkeleyRound(this.config.nodeId, offsetsNs, this.config.outlierThresholdNs);
+    const selfId = this.config.nodeId;
+    const result = berkeleyRound(selfId, offsetsNs, this.config.outlierThresholdNs, (id) => (id === selfId ? this.clockSynchronized : round.synced.has(id)));
     const excluded = new Set(result.excluded);
     for (const [nodeId, correctionNs] of result.correctionsNs) {
       if (nodeId === this.config.nodeId) continue;
@@ -1001,7 +1034,7 @@ export class ProtocolNode {
       this.follow(frame.from, frame.term, null, nowMs);
     }
     this.lastMasterHeardMs = nowMs;
-    this.send(from, { type: FrameType.reply, round: frame.round, probe: frame.probe, pollTxNs: frame.txNs, rxNs });
+    this.send(from, { type: FrameType.reply, round: frame.round, probe: frame.probe, pollTxNs: frame.txNs, rxNs, synced: this.clockSynchronized });
   }
 
   private onCorrect(frame: Frame & { type: typeof FrameType.correct }, from: Endpoint, nowMs: number): void {

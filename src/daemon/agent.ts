@@ -122,7 +122,6 @@ export class Agent {
     await this.transport.flush(LEAVE_FLUSH_TIMEOUT_MS);
     await this.discovery?.stop();
     await this.transport.close();
-    await this.options.stateWriter?.flush();
     this.log.info({ nodeId: this.options.node.nodeId }, 'agent stopped');
   }
 
@@ -162,6 +161,9 @@ export class Agent {
       this.log.debug({ correctionNs: Math.round(correction.correctionNs), outcome, term: correction.term, round: correction.round }, 'clock corrected');
       if (outcome === 'step') this.log.info({ correctionNs: Math.round(correction.correctionNs), masterId: correction.masterId }, 'clock stepped');
     }
+    if (out.corrections.length > 0) this.node.setClockSynchronized(this.options.clock.report().synchronized);
+    // Persist first: no frame may announce a term that a crash right now would lose.
+    this.options.stateWriter?.save(this.node.persistentState());
     for (const send of out.sends) {
       // Stamp the transmit time as late as possible: just before encoding and sending.
       const frame = { ...send.frame, txNs: this.options.clock.nowNs() } as Frame;
@@ -169,7 +171,6 @@ export class Agent {
       this.framesSent += 1;
     }
     for (const event of out.events) this.logEvent(event);
-    this.options.stateWriter?.save(this.node.persistentState());
     if (this.timer) clearTimeout(this.timer);
     const deadlineMs = this.node.nextDeadlineMs();
     if (Number.isFinite(deadlineMs)) {

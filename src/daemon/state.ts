@@ -1,7 +1,8 @@
 // The state directory (--state-dir): what an agent keeps across restarts, so that a restarted
 // agent never goes back to an older term. Written atomically (temp file + rename); a missing,
 // unreadable or malformed file is reported and ignored, never fatal.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { COUNTER_MAX } from '../core/limits.ts';
@@ -9,7 +10,9 @@ import type { PersistedNodeState } from '../core/node.ts';
 
 const STATE_FILE = 'state.json';
 
-const stateSchema = z.object({ nodeId: z.string(), term: z.number().int().min(0).max(COUNTER_MAX) }).loose();
+const stateSchema = z
+  .object({ nodeId: z.string(), term: z.number().int().min(0).max(COUNTER_MAX), lastMasterTerm: z.number().int().min(0).max(COUNTER_MAX).default(0) })
+  .loose();
 
 export type LoadResult = { state: PersistedNodeState | null; warning: string | null };
 
@@ -32,13 +35,16 @@ export async function loadState(stateDir: string, nodeId: string): Promise<LoadR
   if (!result.success) return { state: null, warning: `${file} has an unexpected shape; ignoring it` };
   // The state of another node id (a renamed agent) says nothing about this one.
   if (result.data.nodeId !== nodeId) return { state: null, warning: `${file} belongs to node ${result.data.nodeId}; ignoring it` };
-  return { state: { term: result.data.term }, warning: null };
+  return { state: { term: result.data.term, lastMasterTerm: result.data.lastMasterTerm }, warning: null };
 }
 
-/** Saves state; writes are serialized and coalesced so the newest state always lands last. */
+/**
+ * Saves state synchronously, before the frames that announce it are sent (as Raft persists its
+ * term before answering): a crash can then never restart the node below a term it announced.
+ * It writes only when the state changed, which is at elections, so the cost (a small file and a
+ * rename) is rare.
+ */
 export class StateWriter {
-  private pending: PersistedNodeState | null = null;
-  private writing: Promise<void> | null = null;
   private lastSaved: string | null = null;
 
   constructor(
@@ -48,35 +54,17 @@ export class StateWriter {
   ) {}
 
   save(state: PersistedNodeState): void {
-    const text = JSON.stringify({ nodeId: this.nodeId, term: state.term });
-    if (text === this.lastSaved) return;
-    this.lastSaved = text;
-    this.pending = state;
-    this.writing ??= this.drain();
-  }
-
-  /** Resolves once everything handed to save() is on disk. */
-  async flush(): Promise<void> {
-    while (this.writing) await this.writing;
-  }
-
-  private async drain(): Promise<void> {
+    const key = JSON.stringify(state);
+    if (key === this.lastSaved) return;
     try {
-      while (this.pending) {
-        const state = this.pending;
-        this.pending = null;
-        try {
-          await mkdir(this.stateDir, { recursive: true });
-          const file = path.join(this.stateDir, STATE_FILE);
-          const temporary = `${file}.${process.pid}.tmp`;
-          await writeFile(temporary, `${JSON.stringify({ nodeId: this.nodeId, term: state.term, savedAt: new Date().toISOString() })}\n`);
-          await rename(temporary, file);
-        } catch (error) {
-          this.onError(error as Error);
-        }
-      }
-    } finally {
-      this.writing = null;
+      mkdirSync(this.stateDir, { recursive: true });
+      const file = path.join(this.stateDir, STATE_FILE);
+      const temporary = `${file}.${process.pid}.tmp`;
+      writeFileSync(temporary, `${JSON.stringify({ nodeId: this.nodeId, ...state, savedAt: new Date().toISOString() })}\n`);
+      renameSync(temporary, file);
+      this.lastSaved = key;
+    } catch (error) {
+      this.onError(error as Error);
     }
   }
 }

@@ -450,6 +450,7 @@ export class Simulation {
       persisted === null ? null : { ...persisted },
     );
     sim.node = node;
+    node.setClockSynchronized(sim.clock.synchronized);
     this.checker?.started(sim.spec.nodeId, { persistedState: persisted !== null, clockKept });
     this.record(`boot ${sim.spec.nodeId} #${sim.incarnation}${clockKept ? '' : ' fresh clock'}${persisted === null ? '' : ` persisted ${JSON.stringify(persisted)}`}`);
     if (this.options.discoverAll) {
@@ -498,6 +499,7 @@ export class Simulation {
       this.trace.add(`${nodeId} correct ${correction.term}/${correction.round} ${correction.correctionNs}`);
       if (this.keepLines > 0) this.record(`${nodeId} ${outcome} ${(correction.correctionNs / 1e6).toFixed(3)} ms from ${correction.masterId} term ${correction.term} round ${correction.round}`);
       if (checker !== null && view !== null) checker.observeCorrection(nodeId, correction, view, { beforeNs, afterNs, wasSynchronized });
+      node.setClockSynchronized(sim.clock.synchronized);
     }
     checker?.observeReading(nodeId, this.readClock(sim));
     for (const send of out.sends) this.transmit(sim, send.to, { ...send.frame, txNs: this.readClock(sim) } as Frame);

@@ -82,7 +82,8 @@ export const VOPR_DEFAULTS: VoprOptions = {
   lossBurstMsMax: 3000,
   restartClock: 'mixed',
   restartState: 'mixed',
-  stateWriteMs: 2,
+  // The daemon saves state synchronously before sending (src/daemon/state.ts).
+  stateWriteMs: 0,
   network: { latencyMs: 0.2, jitterMeanMs: 0.1, asymmetry: 1 },
   safetyNetwork: { lossRate: 0.02, duplicateRate: 0.02, reorderRate: 0.05, reorderDelayMsMax: 20, corruptRate: 0.002 },
   clock: { wanderPpmPerStep: 1, wanderStepMs: 1000, driftPpmMax: 500 },

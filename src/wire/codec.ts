@@ -45,7 +45,11 @@ const unpackr = new Unpackr({
 
 // Printable ASCII without spaces: byte length equals character length, and ids print safely in logs.
 const identifier = (maxBytes: number) => z.string().regex(/^[\x21-\x7e]+$/).max(maxBytes);
-const counter = z.number().int().min(0).max(COUNTER_MAX);
+// Terms grow past 2^32 (they carry the winner's slot in their low bits), where msgpack packs them
+// as 64-bit integers that decode as bigint: accept both, up to what a float64 holds exactly.
+const counter = z
+  .union([z.number().int().min(0).max(COUNTER_MAX), z.bigint().min(0n).max(BigInt(COUNTER_MAX))])
+  .transform((value) => Number(value));
 // 64-bit integers arrive as bigint; small ones may have been packed as plain numbers by other encoders.
 const timestampNs = z
   .union([z.bigint(), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)])
@@ -101,6 +105,7 @@ const frameSchema = z.discriminatedUnion('type', [
       probe: z.number().int().min(0).max(PROBES_PER_ROUND_MAX - 1),
       pollTxNs: timestampNs,
       rxNs: timestampNs,
+      synced: z.boolean(),
     })
     .strict(),
   z

@@ -78,10 +78,19 @@ export interface RoundResult extends AverageResult {
  * the master; the master takes part with offset 0. Every node, excluded or not, is told to move
  * to the average.
  */
-export function berkeleyRound(masterId: string, memberOffsetsNs: ReadonlyMap<string, number>, thresholdNs: number): RoundResult {
+export function berkeleyRound(
+  masterId: string,
+  memberOffsetsNs: ReadonlyMap<string, number>,
+  thresholdNs: number,
+  votes: (id: string) => boolean = () => true,
+): RoundResult {
   const offsets = new Map<string, number>([[masterId, 0], ...memberOffsetsNs]);
-  const average = faultTolerantAverage(offsets, thresholdNs);
+  // Only voters make the average (e.g. synchronized clocks: a box just booted with a wild clock
+  // must not drag a synchronized cluster); with no voter at all, everyone votes.
+  const voters = new Map([...offsets].filter(([id]) => votes(id)));
+  const average = faultTolerantAverage(voters.size > 0 ? voters : offsets, thresholdNs);
+  const nonVoters = voters.size > 0 ? [...offsets.keys()].filter((id) => !voters.has(id)) : [];
   const correctionsNs = new Map<string, number>();
   for (const [id, offsetNs] of offsets) correctionsNs.set(id, average.averageNs - offsetNs);
-  return { ...average, correctionsNs };
+  return { ...average, excluded: [...average.excluded, ...nonVoters], correctionsNs };
 }
