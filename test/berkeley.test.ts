@@ -220,13 +220,35 @@ describe('berkeleyRound', () => {
     expectConverges(result, new Map([['m', 0], ...members]));
   });
 
-  it('an even split keeps corrections finite and consistent', () => {
+  it('an even split follows the group ahead, so nobody has to go backwards', () => {
     const members = new Map([['far', 5e9]]);
     const result = berkeleyRound('m', members, 1000);
-    expect(result.included).toEqual([]);
-    expect(result.averageNs).toBe(2.5e9);
-    expect(result.correctionsNs.get('m')).toBe(2.5e9);
-    expect(result.correctionsNs.get('far')).toBe(-2.5e9);
+    expect(result.included).toEqual(['far']);
+    expect(result.excluded).toEqual(['m']);
+    expect(result.averageNs).toBe(5e9);
+    expect(result.correctionsNs.get('m')).toBe(5e9);
+    expect(result.correctionsNs.get('far')).toBe(0);
+  });
+
+  it('two islands meeting: the larger group is followed; of equal ones, the one ahead', () => {
+    const islands = new Map([
+      ['a1', 10],
+      ['a2', 20],
+      ['b1', 1e9],
+      ['b2', 1e9 + 10],
+      ['b3', 1e9 + 30],
+    ]);
+    const larger = berkeleyRound('a0', islands, 20e6);
+    expect(larger.included.sort()).toEqual(['b1', 'b2', 'b3']);
+    expect(larger.correctionsNs.get('a0')).toBeCloseTo(1e9 + 40 / 3, 3);
+    const behindIsLarger = berkeleyRound('a0', new Map([...islands].filter(([id]) => id !== 'b3' && id !== 'b2')), 20e6);
+    expect(behindIsLarger.included.sort()).toEqual(['a0', 'a1', 'a2']);
+  });
+
+  it('a lone wild clock is never followed while a larger group exists', () => {
+    const result = berkeleyRound('m', new Map([['ok', 100], ['wild', 3600e9]]), 20e6);
+    expect(result.included.sort()).toEqual(['m', 'ok']);
+    expect(result.correctionsNs.get('wild')).toBeLessThan(-3599e9);
   });
 });
 

@@ -3,8 +3,7 @@
 // kind, reproducibility from the seed, and the invariant checker's own tests.
 // Every failure message carries the seed. Reproduce one with
 //   npx tsx scripts/sim-seeds.ts --mix <mix> --start <seed> --seeds 1 --trace 200
-// The seeded runs use the fault mixes the current core survives ('network' and 'crash'); the
-// mixes with partitions still find safety violations and are run by the script, not here.
+// Every fault mix runs here for a few hundred seeds in all; the script runs thousands.
 import { describe, expect, it } from 'vitest';
 import type { Correction } from '../src/core/node.ts';
 import { compareKeys, type NodeId } from '../src/core/types.ts';
@@ -14,7 +13,7 @@ import { SeededRandom } from '../src/sim/random.ts';
 import { Simulation, type SimNetworkSpec, type SimNodeSpec } from '../src/sim/simulation.ts';
 import { FAULT_MIXES, run, runWithSimulation, type FaultMixName } from '../src/sim/vopr.ts';
 
-const SEEDS_PER_MIX = 200;
+const SEEDS_PER_MIX = 80;
 /** Short runs keep a few hundred seeds within seconds: 12 s of faults, then liveness. */
 const SHORT = { nodes: { min: 3, max: 12 }, safetyMs: 12_000 } as const;
 
@@ -22,7 +21,7 @@ function seedRun(mix: FaultMixName, seed: number) {
   return run(seed, { ...FAULT_MIXES[mix], ...SHORT, reproduce: `npx tsx scripts/sim-seeds.ts --mix ${mix} --nodes 3..12 --safety-ms 12000 --start ${seed} --seeds 1` });
 }
 
-describe.each(['network', 'crash'] as const)('VOPR seeds, %s faults', (mix) => {
+describe.each(['network', 'crash', 'partition', 'nopartition', 'all'] as const)('VOPR seeds, %s faults', (mix) => {
   const seeds = Array.from({ length: SEEDS_PER_MIX }, (_, index) => 1 + index);
   it.each(seeds)(`${mix} seed %i: safe under faults, one followed master per component after`, (seed) => {
     const summary = seedRun(mix, seed);
@@ -30,7 +29,12 @@ describe.each(['network', 'crash'] as const)('VOPR seeds, %s faults', (mix) => {
     expect(summary.livenessMs, `seed ${seed}: liveness time`).toBeLessThanOrEqual(40_000);
     expect(summary.master, `seed ${seed}: a master at the end`).not.toBeNull();
     expect(summary.frames.rejected, `seed ${seed}: uncorrupted frames rejected`).toBe(0);
-    expect(summary.spreadNs, `seed ${seed}: clocks converged after liveness`).toBeLessThan(5_000_000);
+    // Islands that synchronized separately (partition mixes start apart by up to 2 s) merge by
+    // stepping forward when the group ahead is followed, but a smaller group ahead must slew back
+    // (a synchronized clock never steps backwards) at 5000 ppm: minutes for a second. Only mixes
+    // without partitions can be held to a converged spread within the run.
+    const partitions = mix === 'all' || mix === 'partition';
+    if (!partitions) expect(summary.spreadNs, `seed ${seed}: clocks converged after liveness`).toBeLessThan(5_000_000);
   });
 });
 

@@ -78,6 +78,27 @@ export interface RoundResult extends AverageResult {
  * the master; the master takes part with offset 0. Every node, excluded or not, is told to move
  * to the average.
  */
+/**
+ * Splits offsets into groups wherever two neighbours (in sorted order) are more than `gapNs`
+ * apart, and returns the group the cluster should follow: the largest, and of equally large ones
+ * the one ahead. When two synchronized islands meet (a healed partition), following the one ahead
+ * means the others step forward instead of slewing backwards for minutes; a lone wild clock is a
+ * group of one and is never followed while any larger group exists.
+ */
+export function referenceGroup(offsets: ReadonlyMap<string, number>, gapNs: number): Map<string, number> {
+  const sorted = [...offsets].sort((a, b) => a[1] - b[1]);
+  let best: [string, number][] = [];
+  let current: [string, number][] = [];
+  for (const entry of sorted) {
+    const last = current.at(-1);
+    if (last !== undefined && entry[1] - last[1] > gapNs) current = [];
+    current.push(entry);
+    // >= : of equal sizes, the later (ahead) group wins.
+    if (current.length >= best.length) best = current;
+  }
+  return new Map(best);
+}
+
 export function berkeleyRound(
   masterId: string,
   memberOffsetsNs: ReadonlyMap<string, number>,
@@ -88,9 +109,11 @@ export function berkeleyRound(
   // Only voters make the average (e.g. synchronized clocks: a box just booted with a wild clock
   // must not drag a synchronized cluster); with no voter at all, everyone votes.
   const voters = new Map([...offsets].filter(([id]) => votes(id)));
-  const average = faultTolerantAverage(voters.size > 0 ? voters : offsets, thresholdNs);
-  const nonVoters = voters.size > 0 ? [...offsets.keys()].filter((id) => !voters.has(id)) : [];
+  const electorate = voters.size > 0 ? voters : offsets;
+  const group = referenceGroup(electorate, thresholdNs);
+  const average = faultTolerantAverage(group, thresholdNs);
+  const outside = [...offsets.keys()].filter((id) => !group.has(id));
   const correctionsNs = new Map<string, number>();
   for (const [id, offsetNs] of offsets) correctionsNs.set(id, average.averageNs - offsetNs);
-  return { ...average, excluded: [...average.excluded, ...nonVoters], correctionsNs };
+  return { ...average, excluded: [...average.excluded, ...outside], correctionsNs };
 }
