@@ -806,6 +806,7 @@ describe('two masters meet (a healed partition)', () => {
       if (loserTermBefore > winnerTermBefore) {
         expect(winnerStatus.counters.takeovers).toBe(1);
         expect(winnerStatus.election.last?.algorithm).toBe('takeover');
+        expect(winnerStatus.counters.electionsByAlgorithm.takeover).toBe(1);
         expect(winnerStatus.term).toBe(claimTerm(winner, loserTermBefore + 1));
       } else {
         expect(winnerStatus.counters.takeovers).toBe(0);

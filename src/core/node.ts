@@ -840,6 +840,7 @@ export class ProtocolNode {
     this.term = term;
     this.lastMasterTerm = term;
     this.counters.takeovers += 1;
+    this.counters.electionsByAlgorithm.takeover += 1;
     this.lastElection = { term, algorithm: 'takeover', winner: this.config.nodeId, durationMs: 0, endedMs: nowMs };
     this.electionHistory.push(this.lastElection);
     if (this.electionHistory.length > ELECTION_HISTORY_MAX) this.electionHistory.shift();
