@@ -835,3 +835,36 @@ describe('--election bully', () => {
     expect(pump.sent.some((sent) => sent.frame.type === FrameType.election)).toBe(false);
   });
 });
+
+describe('election backoff', () => {
+  it('repeated failed elections back off exponentially with jitter, up to a cap', () => {
+    // A higher node that answers every bully challenge but never announces itself (a broken or
+    // one-way-reachable peer): each attempt fails, and the retries must spread out.
+    let jitter = 0.5;
+    const node = new ProtocolNode(nodeConfig({ nodeId: 'n1', electionAlgorithm: 'bully', random: () => jitter }), 0);
+    const higher = { address: '198.18.4.9', port: 7412 };
+    node.discovered({ nodeId: 'n9', priority: 100, endpoint: higher });
+    node.drain();
+    const retries: number[] = [];
+    let nowMs = 0;
+    for (let attempt = 0; attempt < 8; attempt += 1) {
+      nowMs = node.nextDeadlineMs();
+      node.tick(nowMs); // starts the (next) bully election
+      const challenge = node.drain().sends.find((send) => send.frame.type === FrameType.bully);
+      expect(challenge, `attempt ${attempt}`).toBeDefined();
+      const term = node.status().term;
+      node.receive({ v: PROTOCOL_VERSION, cluster: 'default', from: 'n9', prio: 100, term, txNs: nsAt(nowMs), type: FrameType.bullyOk }, higher, nsAt(nowMs), nowMs);
+      nowMs = node.nextDeadlineMs(); // waiting for n9's COORDINATOR, which never comes
+      node.tick(nowMs);
+      const failed = node.drain().events.find((event) => event.kind === 'election-failed');
+      expect(failed, `attempt ${attempt}`).toBeDefined();
+      if (failed?.kind === 'election-failed') retries.push(Math.round(failed.retryInMs));
+      expect(node.status().role).toBe('electing');
+      expect(node.nextDeadlineMs() - nowMs).toBeCloseTo(failed?.kind === 'election-failed' ? failed.retryInMs : -1, 6);
+      if (attempt === 5) jitter = 0.9; // jitter scales the wait between 0.5x and 1.5x
+    }
+    // random() = 0.5 gives factor 1: 150 ms * 2^k, capped at ELECTION_BACKOFF_MS_MAX (8 s).
+    expect(retries.slice(0, 6)).toEqual([300, 600, 1200, 2400, 4800, 8000]);
+    expect(retries.slice(6)).toEqual([11200, 11200]);
+  });
+});
