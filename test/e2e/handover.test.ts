@@ -37,10 +37,10 @@ describe.skipIf(!availability.ok)('handover and static peers (real processes in 
     const newMaster = second.reports.find((report) => report.nodeId === 'node-3')!;
     expect(newMaster.term).toBeGreaterThan(first.reports[0]!.term);
     const survivorLogs = agents.filter((agent) => agent.alive).map((agent) => lab!.outputOf(agent.child));
-    for (const log of survivorLogs) {
-      expect(log).toContain('master left; electing now');
-      expect(log).not.toContain('"reason":"master silent"');
-    }
+    // The first survivor to get the LEAVE starts the election; the others may join it through its
+    // ring message before their own LEAVE arrives. Nobody waited for the master timeout.
+    expect(survivorLogs.some((log) => log.includes('master left; electing now'))).toBe(true);
+    for (const log of survivorLogs) expect(log).not.toContain('"reason":"master silent"');
     // The old master is forgotten by everyone.
     for (const report of second.reports) expect(report.peers.map((peer) => peer.nodeId)).not.toContain('node-4');
     expect(failoverMs).toBeLessThan(2000);
