@@ -36,6 +36,8 @@ export interface DemoSummary {
 }
 
 const CONVERGED_SPREAD_NS = 1e6;
+/** Terms are large (a master's term carries its slot in the low 24 bits). */
+const TERM_WIDTH = 10;
 
 interface DemoNode {
   id: string;
@@ -154,11 +156,11 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       if (isTty) {
         const rows = statuses.map((status) => {
           const mark = status.role === 'master' ? '*' : ' ';
-          return `${mark} ${status.nodeId.padEnd(8)} ${status.role.padEnd(9)} ${String(status.masterId ?? '-').padEnd(8)} ${String(status.term).padStart(4)}  ${formatOffsetNs(status.clock.hostOffsetNs).padStart(12)}  ${status.clock.synchronized ? 'yes' : 'no '}`;
+          return `${mark} ${status.nodeId.padEnd(8)} ${status.role.padEnd(9)} ${String(status.masterId ?? '-').padEnd(8)} ${String(status.term).padStart(TERM_WIDTH)}  ${formatOffsetNs(status.clock.hostOffsetNs).padStart(12)}  ${status.clock.synchronized ? 'yes' : 'no '}`;
         });
         const screen = [
           `berkeley-agent demo: ${options.nodes} agents on loopback, ${now.toFixed(1)} s / ${options.durationS} s`,
-          `  NODE     ROLE      MASTER   TERM  CLOCK-HOST     SYNC`,
+          `  NODE     ROLE      MASTER   ${'TERM'.padStart(TERM_WIDTH)}  ${'CLOCK-HOST'.padStart(12)}  SYNC`,
           ...rows,
           ...nodes.filter((node) => !node.running).map((node) => `x ${node.id.padEnd(8)} stopped`),
           `spread (max - min of clocks): ${formatDurationNs(spreadNs)}${master ? `   master: ${master}` : '   electing...'}`,
