@@ -3,7 +3,7 @@
 // 2 bad option or value (the message names it).
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { buildRunConfig, ConfigError, parseHostPort, parseHttp } from '../daemon/config.ts';
+import { buildRunConfig, ConfigError, numberOption, parseHostPort, parseHttp } from '../daemon/config.ts';
 import { startDaemon, StartupError } from '../daemon/daemon.ts';
 import { createLogger } from '../daemon/logger.ts';
 import { LOG_LEVELS } from '../daemon/logger.ts';
@@ -84,13 +84,8 @@ function runOptions(argv: Argv): Argv {
 }
 
 async function commandRun(raw: Record<string, unknown>): Promise<void> {
-  let config;
-  try {
-    config = buildRunConfig(raw);
-  } catch (error) {
-    if (error instanceof ConfigError) usageError(error.message);
-    throw error;
-  }
+  // A ConfigError reaches the .fail() handler, which prints it and exits 2.
+  const config = buildRunConfig(raw);
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, name: config.nodeId });
   let daemon;
   try {
@@ -113,13 +108,7 @@ async function commandRun(raw: Record<string, unknown>): Promise<void> {
 }
 
 async function fetchStatus(httpOption: unknown): Promise<StatusReport> {
-  let target;
-  try {
-    target = parseHttp(httpOption);
-  } catch (error) {
-    if (error instanceof ConfigError) usageError(error.message);
-    throw error;
-  }
+  const target = parseHttp(httpOption);
   if (target === null) usageError("--http: 'none' leaves nothing to ask; give the agent's control server HOST:PORT");
   const url = `http://${target.host}:${target.port}/status`;
   try {
@@ -173,10 +162,8 @@ export async function main(argv: string[]): Promise<void> {
           if (error instanceof ConfigError) usageError(error.message.replace('--target', 'HOST:PORT'));
           throw error;
         }
-        const samples = Number(args.samples);
-        if (!Number.isInteger(samples) || samples < 1 || samples > 1000) usageError(`--samples: must be a whole number from 1 to 1000 (got ${String(args.samples)})`);
-        const timeoutS = Number(args.timeout);
-        if (!Number.isFinite(timeoutS) || timeoutS < 0 || timeoutS > 60) usageError(`--timeout: must be 0..60 seconds (got ${String(args.timeout)})`);
+        const samples = numberOption(args, 'samples', 8, { min: 1, max: 1000, integer: true });
+        const timeoutS = numberOption(args, 'timeout', 1, { min: 0, max: 60 });
         const { lookup } = await import('node:dns/promises');
         let address: string;
         try {
@@ -210,12 +197,9 @@ export async function main(argv: string[]): Promise<void> {
           .option('failover', { type: 'boolean', describe: 'Stop the master half-way (--no-failover to keep it)', default: true })
           .option('json', { type: 'boolean', describe: 'Print only the summary, as JSON', default: false }),
       async (args) => {
-        const nodes = Number(args.nodes);
-        if (!Number.isInteger(nodes) || nodes < 2 || nodes > 32) usageError(`--nodes: must be a whole number from 2 to 32 (got ${String(args.nodes)})`);
-        const durationS = Number(args.duration);
-        if (!Number.isFinite(durationS) || durationS < 5 || durationS > 3600) usageError(`--duration: must be 5..3600 seconds (got ${String(args.duration)})`);
-        const pollIntervalS = Number(args['poll-interval']);
-        if (!Number.isFinite(pollIntervalS) || pollIntervalS < 0.1 || pollIntervalS > 60) usageError(`--poll-interval: must be 0.1..60 seconds (got ${String(args['poll-interval'])})`);
+        const nodes = numberOption(args, 'nodes', 5, { min: 2, max: 32, integer: true });
+        const durationS = numberOption(args, 'duration', 20, { min: 5, max: 3600 });
+        const pollIntervalS = numberOption(args, 'poll-interval', 1, { min: 0.1, max: 60 });
         const summary = await runDemo({ nodes, durationS, pollIntervalS, failover: Boolean(args.failover), json: Boolean(args.json), out: process.stdout });
         process.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : `${formatDemoSummary(summary)}\n`);
         process.exitCode = summary.ok ? 0 : EXIT_RUNTIME;

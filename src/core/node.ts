@@ -647,7 +647,7 @@ export class ProtocolNode {
     }
     if (this.masterId === null || this.masterId === candidate) return this.election === null || this.election.term <= term;
     // Two masters in one term can only come from a split ring; the higher key wins.
-    const current = this.masterId === this.config.nodeId ? this.selfKey : this.peers.get(this.masterId);
+    const current = this.masterKey();
     if (!current) return true;
     return compareKeys({ nodeId: candidate, priority: candidatePrio }, current) > 0;
   }

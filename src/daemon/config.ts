@@ -75,7 +75,8 @@ function fail(option: string, message: string, value: unknown): never {
   throw new ConfigError(`--${option}: ${message} (got ${shown})`);
 }
 
-function number(raw: RawRunOptions, option: string, fallback: number, check: { min: number; max: number; integer?: boolean; minExclusive?: boolean }): number {
+/** A numeric option (text from argv or the environment, a number from a config file), validated. */
+export function numberOption(raw: RawRunOptions, option: string, fallback: number, check: { min: number; max: number; integer?: boolean; minExclusive?: boolean }): number {
   const value = raw[option];
   if (value === undefined || value === null || value === '') return fallback;
   if (Array.isArray(value)) fail(option, 'given more than once', value.join(', '));
@@ -158,10 +159,10 @@ function defaultNodeId(port: number): string {
 }
 
 export function buildRunConfig(raw: RawRunOptions): RunConfig {
-  const port = number(raw, 'port', UDP_PORT_DEFAULT, { min: 0, max: 65535, integer: true });
-  const pollIntervalMs = number(raw, 'poll-interval', POLL_INTERVAL_MS_DEFAULT / 1000, { min: POLL_INTERVAL_MS_MIN / 1000, max: POLL_INTERVAL_MS_MAX / 1000 }) * 1000;
+  const port = numberOption(raw, 'port', UDP_PORT_DEFAULT, { min: 0, max: 65535, integer: true });
+  const pollIntervalMs = numberOption(raw, 'poll-interval', POLL_INTERVAL_MS_DEFAULT / 1000, { min: POLL_INTERVAL_MS_MIN / 1000, max: POLL_INTERVAL_MS_MAX / 1000 }) * 1000;
   const masterTimeoutMs =
-    number(raw, 'master-timeout', (pollIntervalMs * MASTER_TIMEOUT_POLLS_DEFAULT) / 1000, { min: 0, max: (POLL_INTERVAL_MS_MAX * 10) / 1000, minExclusive: true }) * 1000;
+    numberOption(raw, 'master-timeout', (pollIntervalMs * MASTER_TIMEOUT_POLLS_DEFAULT) / 1000, { min: 0, max: (POLL_INTERVAL_MS_MAX * 10) / 1000, minExclusive: true }) * 1000;
   if (masterTimeoutMs <= pollIntervalMs) fail('master-timeout', `must be longer than --poll-interval (${pollIntervalMs / 1000} s)`, masterTimeoutMs / 1000);
 
   const clock = string(raw, 'clock') ?? 'auto';
@@ -187,7 +188,7 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
   return {
     nodeId: identifier(raw, 'node-id', defaultNodeId(port), NODE_ID_BYTES_MAX),
     cluster: identifier(raw, 'cluster', CLUSTER_DEFAULT, CLUSTER_BYTES_MAX),
-    priority: number(raw, 'priority', PRIORITY_DEFAULT, { min: 0, max: PRIORITY_MAX, integer: true }),
+    priority: numberOption(raw, 'priority', PRIORITY_DEFAULT, { min: 0, max: PRIORITY_MAX, integer: true }),
     neverMaster: boolean(raw, 'never-master', false),
     electionAlgorithm: electionChoice(raw),
     interfaceName,
@@ -197,14 +198,14 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     mdns: boolean(raw, 'mdns', true),
     pollIntervalMs,
     masterTimeoutMs,
-    discoveryWindowMs: number(raw, 'discovery-window', DISCOVERY_WINDOW_MS_DEFAULT / 1000, { min: 0, max: 600 }) * 1000,
-    outlierThresholdNs: number(raw, 'outlier-threshold', OUTLIER_THRESHOLD_MS_DEFAULT / 1000, { min: 0, max: 3600, minExclusive: true }) * 1e9,
+    discoveryWindowMs: numberOption(raw, 'discovery-window', DISCOVERY_WINDOW_MS_DEFAULT / 1000, { min: 0, max: 600 }) * 1000,
+    outlierThresholdNs: numberOption(raw, 'outlier-threshold', OUTLIER_THRESHOLD_MS_DEFAULT / 1000, { min: 0, max: 3600, minExclusive: true }) * 1e9,
     clock,
-    virtualOffsetNs: number(raw, 'virtual-offset', 0, { min: -1e6, max: 1e6 }) * 1e9,
-    virtualDriftPpm: number(raw, 'virtual-drift', 0, { min: -1000, max: 1000 }),
-    stepThresholdNs: number(raw, 'step-threshold', STEP_THRESHOLD_NS_DEFAULT / 1e9, { min: 0, max: 1e6 }) * 1e9,
-    slewPpmMax: number(raw, 'max-slew-ppm', SLEW_PPM_MAX_DEFAULT, { min: 1, max: 100_000 }),
-    peersMax: number(raw, 'max-peers', PEERS_MAX_DEFAULT, { min: 1, max: 65_536, integer: true }),
+    virtualOffsetNs: numberOption(raw, 'virtual-offset', 0, { min: -1e6, max: 1e6 }) * 1e9,
+    virtualDriftPpm: numberOption(raw, 'virtual-drift', 0, { min: -1000, max: 1000 }),
+    stepThresholdNs: numberOption(raw, 'step-threshold', STEP_THRESHOLD_NS_DEFAULT / 1e9, { min: 0, max: 1e6 }) * 1e9,
+    slewPpmMax: numberOption(raw, 'max-slew-ppm', SLEW_PPM_MAX_DEFAULT, { min: 1, max: 100_000 }),
+    peersMax: numberOption(raw, 'max-peers', PEERS_MAX_DEFAULT, { min: 1, max: 65_536, integer: true }),
     http: parseHttp(raw.http),
     stateDir: stateDirectory(raw),
     logLevel: logLevel as LevelWithSilent,
