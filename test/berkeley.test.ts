@@ -107,7 +107,7 @@ describe('faultTolerantAverage', () => {
 
   it('averages everyone within the bound', () => {
     const result = faultTolerantAverage(offsets({ a: 0, b: 10, c: 20 }), 100);
-    expect(result).toEqual({ medianNs: 10, averageNs: 10, included: ['a', 'b', 'c'], excluded: [] });
+    expect(result).toEqual({ medianNs: 10, averageNs: 10, boundNs: 100, included: ['a', 'b', 'c'], excluded: [] });
   });
 
   it('leaves an outlier out of the average', () => {
@@ -158,8 +158,27 @@ describe('faultTolerantAverage', () => {
     expect(result.averageNs).toBe(1e6);
   });
 
+  it('second stage: the bound follows the round\'s spread (4 MAD), above the floor and below the threshold', () => {
+    const us = 1000;
+    // Nine quiet clocks within +-20 us and one 400 us away (a slow sample, a clock still slewing):
+    // far inside the 20 ms threshold, but far outside this round's spread.
+    const quiet = { a: -20 * us, b: -15 * us, c: -10 * us, d: -5 * us, e: 0, f: 5 * us, g: 10 * us, h: 15 * us, i: 20 * us };
+    const result = faultTolerantAverage(offsets({ ...quiet, slow: 400 * us }), 20e6, 100 * us);
+    expect(result.excluded).toEqual(['slow']);
+    expect(result.averageNs).toBeCloseTo(0, 6);
+    expect(result.boundNs).toBe(100 * us); // 4 MAD = 50 us, raised to the floor
+    // On a noisy LAN (offsets spread over +-2 ms) the bound widens with the MAD and keeps them all.
+    const noisy = Object.fromEntries(Object.entries(quiet).map(([id, value]) => [id, value * 100]));
+    const wide = faultTolerantAverage(offsets({ ...noisy, far: 3e6 }), 20e6, 100 * us);
+    // Median 250 us, median absolute deviation 1.25 ms: the bound is 5 ms.
+    expect(wide.boundNs).toBeCloseTo(5e6, 0);
+    expect(wide.excluded).toEqual([]);
+    // Never wider than the threshold.
+    expect(faultTolerantAverage(offsets({ ...noisy, far: 3e6 }), 1e6, 100 * us).boundNs).toBe(1e6);
+  });
+
   it('a single clock is its own average', () => {
-    expect(faultTolerantAverage(offsets({ solo: 42 }), 0)).toEqual({ medianNs: 42, averageNs: 42, included: ['solo'], excluded: [] });
+    expect(faultTolerantAverage(offsets({ solo: 42 }), 0)).toEqual({ medianNs: 42, averageNs: 42, boundNs: 0, included: ['solo'], excluded: [] });
   });
 
   it('the result is always finite', () => {

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -35,11 +35,13 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   // Settings of whoever runs the tests must not leak into the agents.
   for (const key of Object.keys(env)) if (key.startsWith('BERKELEY_AGENT_')) delete env[key];
-  return { ...env, ...extra };
+  // Never the kernel clock (CI is root): a test that means --clock system says so on the command line.
+  return { ...env, BERKELEY_AGENT_CLOCK: 'virtual', ...extra };
 }
 
-function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnCli(args: string[], env: Record<string, string> = {}, prefix: string[] = []): ChildProcess {
+  const [command, ...commandArgs] = [...prefix, process.execPath, BIN, ...args] as [string, ...string[]];
+  const child = spawn(command, commandArgs, { cwd: REPO_ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -74,8 +76,8 @@ interface CliResult {
 }
 
 /** Runs one CLI command to completion (killed after timeoutMs). */
-async function runCli(args: string[], options: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
-  const child = spawnCli(args, options.env);
+async function runCli(args: string[], options: { env?: Record<string, string>; timeoutMs?: number; prefix?: string[] } = {}): Promise<CliResult> {
+  const child = spawnCli(args, options.env, options.prefix);
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
@@ -298,12 +300,22 @@ describe.concurrent('bad options and values', () => {
 });
 
 describe('runtime failures', () => {
-  it('--clock system says it is not available and exits non-zero', async () => {
-    const result = await runCli(['--clock', 'system', ...LOOPBACK_ONLY, '--port', '0', '--http', 'none']);
+  // Without CAP_SYS_TIME (dropped from the bounding set when we are root, so the kernel itself
+  // would refuse any write), --clock system must stop with the reason and auto must fall back.
+  const DROP_SYS_TIME = process.getuid?.() === 0 ? ['setpriv', '--inh-caps=-sys_time', '--bounding-set=-sys_time', '--'] : [];
+
+  it('--clock system without CAP_SYS_TIME exits 1 naming the missing capability', async () => {
+    const result = await runCli(['--clock', 'system', ...LOOPBACK_ONLY, '--port', '0', '--http', 'none'], { prefix: DROP_SYS_TIME });
     expect(result.timedOut, describeResult(result)).toBe(false);
     expect(result.code, describeResult(result)).toBe(1);
-    expect(result.stderr).toMatch(/^berkeley-agent: --clock system: .*not available/m);
+    expect(result.stderr).toMatch(/^berkeley-agent: --clock system: .*CAP_SYS_TIME/m);
     expect(result.stderr).not.toMatch(STACK_LINE);
+  });
+
+  it('--clock system with --virtual-offset is refused: those apply to the virtual clock only', async () => {
+    const result = await runCli(['--clock', 'system', '--virtual-offset', '1', ...LOOPBACK_ONLY, '--port', '0', '--http', 'none'], { prefix: DROP_SYS_TIME });
+    expect(result.code, describeResult(result)).toBe(1);
+    expect(result.stderr).toMatch(/^berkeley-agent: --virtual-offset and --virtual-drift apply to the virtual clock only/m);
   });
 
   it('status against a port where no agent listens exits 1 saying it cannot reach the agent', async () => {
@@ -565,6 +577,41 @@ describe('a three-agent loopback cluster', () => {
     expect(Math.abs(reports[0]?.clock.hostOffsetNs ?? 0)).toBeGreaterThan(1e6);
   });
 
+  it('tracking: each clock learns a frequency that cancels its oscillator error against the others, and the master reports every member', async () => {
+    // Rate against the host = oscillator (--virtual-drift, 40 ppm apart) + learned frequency.
+    let rates: number[] = [];
+    const reports = await waitFor(
+      'the frequencies to agree within 8 ppm and the RMS offsets to fall under 1 ms',
+      40_000,
+      async () => {
+        const all = await statuses();
+        if (all.some((report) => report === null)) return undefined;
+        rates = (all as StatusReport[]).map((report) => (report.clock.virtualDriftPpm ?? Number.NaN) + report.clock.frequencyPpm);
+        const settled = all.every((report) => report !== null && report.tracking.rmsOffsetNs !== null && report.tracking.rmsOffsetNs < SPREAD_LIMIT_NS);
+        return Math.max(...rates) - Math.min(...rates) < 8 && settled ? (all as StatusReport[]) : undefined;
+      },
+      () => `rates vs host (ppm): ${rates.map((rate) => rate.toFixed(2)).join(', ')}`,
+    );
+    for (const report of reports) {
+      expect(report.clock.virtualDriftPpm).toBe(SPECS.find((spec) => spec.nodeId === report.nodeId)?.driftPpm);
+      expect(report.tracking.referenceId).toBe(EXPECTED_MASTER);
+      expect(report.tracking.updates).toBeGreaterThan(3);
+      expect(report.tracking.refused).toBe(0);
+      expect(report.tracking.holdover).toBe(false);
+      expect(report.tracking.correctionNsMax).toBe(600e9);
+    }
+    const master = reports.find((report) => report.nodeId === EXPECTED_MASTER) as StatusReport;
+    expect(master.lastRound?.boundNs).toBeGreaterThan(0);
+    for (const peer of master.peers) {
+      expect(peer.offsetNs, peer.nodeId).toBeTypeOf('number');
+      expect(peer.delayNs as number, peer.nodeId).toBeGreaterThan(0);
+      expect(peer.lastHeardAgoMs as number, peer.nodeId).toBeLessThan(2000);
+    }
+    const printed = await runCli(['status', '--http', `127.0.0.1:${byId(EXPECTED_MASTER).httpPort}`]);
+    expect(printed.stdout).toMatch(/^Tracking\s+reference cli-b, last offset [+-][\d.]+ \S+, RMS offset [\d.]+ \S+, \d+ updates/m);
+    expect(printed.stdout).toMatch(/^Policy\s+step at \+128\.000 ms once synchronized \(never backwards\), slew up to 5000 ppm, refuse above 600\.000 s/m);
+  });
+
   it("query HOST:PORT --json measures that agent's offset against this host", async () => {
     const agent = byId('cli-a');
     const before = await getStatus(agent.httpPort);
@@ -738,5 +785,62 @@ describe('demo', () => {
     expect(failover.newMaster).not.toBe(failover.stopped);
     expect(failover.agreedAfterS).toBeTypeOf('number');
     expect(summary.master).toBe(failover.newMaster);
+  }, 90_000);
+});
+
+describe('the drift file (--state-dir)', () => {
+  it('an agent keeps its learned frequency across a restart', async () => {
+    const directory = mkdtempSync(path.join(os.tmpdir(), 'berkeley-drift-'));
+    const children: ChildProcess[] = [];
+    try {
+      const ports = [await freePort(), await freePort()];
+      const httpPorts = [await freePort(), await freePort()];
+      const start = (index: number, extra: string[] = []) => {
+        const child = spawnCli([
+          ...LOOPBACK_ONLY,
+          '--port', String(ports[index]),
+          '--http', `127.0.0.1:${httpPorts[index]}`,
+          '--node-id', `drift-${index}`,
+          '--cluster', `drift-${process.pid}`,
+          '--discovery-window', '0.5',
+          '--poll-interval', '0.5',
+          '--state-dir', path.join(directory, String(index)),
+          '--virtual-drift', index === 0 ? '30' : '-30',
+          '--peer', `127.0.0.1:${ports[1 - index]}`,
+          ...extra,
+        ]);
+        children.push(child);
+        return child;
+      };
+      const first = [start(0), start(1)];
+      await waitFor('both agents synchronized', 30_000, async () => {
+        const reports = await Promise.all(httpPorts.map((port) => getStatus(port)));
+        return reports.every((report) => report?.clock.synchronized && report.tracking.updates > 6) ? reports : undefined;
+      });
+      // A graceful stop writes the frequency, with the kind of clock it belongs to.
+      await Promise.all(first.map((child) => stopChild(child)));
+      const saved = JSON.parse(readFileSync(path.join(directory, '0', 'state.json'), 'utf8')) as { frequency: { clockMode: string; frequencyPpm: number } };
+      expect(saved.frequency.clockMode).toBe('virtual');
+      expect(Number.isFinite(saved.frequency.frequencyPpm)).toBe(true);
+      expect(saved.frequency.frequencyPpm).not.toBe(0);
+
+      // Restarted alone (nobody corrects it), it runs on the saved frequency from the start.
+      const file = path.join(directory, '0', 'state.json');
+      writeFileSync(file, JSON.stringify({ ...saved, frequency: { clockMode: 'virtual', frequencyPpm: 12.5 } }));
+      const again = start(0);
+      const report = await waitFor('the restarted agent to answer', 20_000, () => getStatus(httpPorts[0] as number).then((value) => value ?? undefined));
+      expect(report.clock.frequencyPpm).toBe(12.5);
+      expect(report.tracking.frequencyPpm).toBe(12.5);
+      await stopChild(again);
+      // A frequency of the other kind of clock is not used.
+      writeFileSync(file, JSON.stringify({ ...saved, frequency: { clockMode: 'system', frequencyPpm: 12.5 } }));
+      const third = start(0);
+      const other = await waitFor('the agent to answer', 20_000, () => getStatus(httpPorts[0] as number).then((value) => value ?? undefined));
+      expect(other.clock.frequencyPpm).toBe(0);
+      await stopChild(third);
+    } finally {
+      await Promise.all(children.map((child) => stopChild(child)));
+      rmSync(directory, { recursive: true, force: true });
+    }
   }, 90_000);
 });

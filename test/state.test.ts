@@ -1,4 +1,5 @@
-// --state-dir: the term survives a restart, so a restarted node never goes back to an older term.
+// --state-dir: the term survives a restart, so a restarted node never goes back to an older term;
+// the learned frequency survives too (the drift file).
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,19 +19,34 @@ afterEach(async () => {
 
 describe('state directory', () => {
   it('a missing file is simply no state', async () => {
-    expect(await loadState(dir, 'a')).toEqual({ state: null, warning: null });
+    expect(await loadState(dir, 'a')).toEqual({ state: null, frequency: null, warning: null });
   });
 
   it('saves synchronously (on disk when save() returns) and loads the newest state', async () => {
     const errors: Error[] = [];
     const writer = new StateWriter(dir, 'a', (error) => errors.push(error));
     writer.save({ term: 3, lastMasterTerm: 0 });
-    expect(await loadState(dir, 'a')).toEqual({ state: { term: 3, lastMasterTerm: 0 }, warning: null });
+    expect(await loadState(dir, 'a')).toEqual({ state: { term: 3, lastMasterTerm: 0 }, frequency: null, warning: null });
     writer.save({ term: 9, lastMasterTerm: 9 });
     expect(errors).toEqual([]);
-    expect(await loadState(dir, 'a')).toEqual({ state: { term: 9, lastMasterTerm: 9 }, warning: null });
+    expect(await loadState(dir, 'a')).toEqual({ state: { term: 9, lastMasterTerm: 9 }, frequency: null, warning: null });
     const onDisk = JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8')) as { nodeId: string; term: number };
     expect(onDisk).toMatchObject({ nodeId: 'a', term: 9, lastMasterTerm: 9 });
+  });
+
+  it('keeps the frequency with the kind of clock it was learned on', async () => {
+    const writer = new StateWriter(dir, 'a', (error) => {
+      throw error;
+    });
+    writer.save({ term: 3, lastMasterTerm: 0 }, { clockMode: 'system', frequencyPpm: -12.345 });
+    expect(await loadState(dir, 'a')).toEqual({ state: { term: 3, lastMasterTerm: 0 }, frequency: { clockMode: 'system', frequencyPpm: -12.345 }, warning: null });
+  });
+
+  it('a bad frequency entry is dropped without losing the term', async () => {
+    for (const frequency of [{ clockMode: 'system', frequencyPpm: 1e9 }, { clockMode: 'sundial', frequencyPpm: 1 }, 'fast']) {
+      await writeFile(path.join(dir, 'state.json'), JSON.stringify({ nodeId: 'a', term: 7, frequency }));
+      expect(await loadState(dir, 'a')).toEqual({ state: { term: 7, lastMasterTerm: 0 }, frequency: null, warning: null });
+    }
   });
 
   it('reads a state file without lastMasterTerm (older format) as 0', async () => {

@@ -97,6 +97,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         bind: '127.0.0.1',
         mdns: false,
         http: 'none',
+        // The demo never touches the kernel clock, even as root.
+        clock: 'virtual',
         'poll-interval': options.pollIntervalS,
         'discovery-window': 1,
         'virtual-offset': (Math.random() * 4 - 2).toFixed(6),

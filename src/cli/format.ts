@@ -36,9 +36,32 @@ export function formatStatus(status: StatusReport): string {
   lines.push(`Node       ${status.nodeId}  (cluster ${status.cluster}, priority ${status.priority}, listening on ${status.listen.address}:${status.listen.port})`);
   lines.push(`Role       ${status.role}   master: ${master}   term: ${status.term}`);
   const clock = status.clock;
+  const signedPpm = (ppm: number) => `${ppm >= 0 ? '+' : ''}${ppm.toFixed(3)} ppm`;
+  const drift = clock.virtualDriftPpm === null ? '' : `, oscillator ${signedPpm(clock.virtualDriftPpm)} (--virtual-drift)`;
   lines.push(
-    `Clock      ${clock.mode}, ${clock.synchronized ? 'synchronized' : 'not synchronized'}; offset from host ${formatOffsetNs(clock.hostOffsetNs)}, ` +
-      `frequency ${clock.frequencyPpm >= 0 ? '+' : ''}${clock.frequencyPpm.toFixed(3)} ppm, slew left ${formatOffsetNs(clock.slewRemainingNs)}, ${clock.steps} steps, ${clock.slews} slews`,
+    `Clock      ${clock.mode}, ${clock.synchronized ? 'synchronized' : 'not synchronized'}; ` +
+      (clock.mode === 'virtual' ? `offset from host ${formatOffsetNs(clock.hostOffsetNs)}, ` : '') +
+      `frequency ${signedPpm(clock.frequencyPpm)}${drift}, slew left ${formatOffsetNs(clock.slewRemainingNs)}` +
+      (clock.slewRatePpm > 0 ? ` at ${clock.slewRatePpm.toFixed(0)} ppm` : '') +
+      `, ${clock.steps} steps, ${clock.slews} slews`,
+  );
+  if (clock.kernel) {
+    const kernel = clock.kernel;
+    lines.push(
+      `Kernel     ${kernel.unsync ? 'STA_UNSYNC set' : 'synchronized'}, frequency ${signedPpm(kernel.frequencyPpm)}, ` +
+        `max error ${formatDurationNs(kernel.maxErrorNs)}, estimated error ${formatDurationNs(kernel.estErrorNs)}, status 0x${kernel.status.toString(16)}`,
+    );
+  }
+  const tracking = status.tracking;
+  const holdover = tracking.holdover ? ' (holdover: no correction for over two poll intervals)' : '';
+  lines.push(
+    `Tracking   reference ${tracking.referenceId ?? '-'}, last offset ${formatOffsetNs(tracking.lastOffsetNs)}, RMS offset ${formatDurationNs(tracking.rmsOffsetNs)}, ` +
+      `${tracking.updates} updates, last ${formatAgoMs(tracking.lastUpdateAgoMs)}${holdover}`,
+  );
+  lines.push(
+    `Policy     step at ${tracking.stepThresholdNs > 0 ? `+${formatDurationNs(tracking.stepThresholdNs)}` : 'never'} once synchronized (never backwards), ` +
+      `slew up to ${tracking.slewRatePpmMax.toFixed(0)} ppm, refuse above ${tracking.correctionNsMax === null ? 'never' : formatDurationNs(tracking.correctionNsMax)}` +
+      (tracking.refused > 0 ? `; REFUSED ${tracking.refused} (last ${formatOffsetNs(tracking.lastRefused?.correctionNs ?? null)}, ${formatAgoMs(tracking.lastRefused?.agoMs ?? null)})` : ''),
   );
   const election = status.election;
   const last = election.last
@@ -49,7 +72,8 @@ export function formatStatus(status: StatusReport): string {
   if (status.lastRound) {
     const round = status.lastRound;
     lines.push(
-      `Round      #${round.round}, ${formatAgoMs(round.agoMs)}: ${round.answered}/${round.members} members answered, average ${formatOffsetNs(round.averageNs)}` +
+      `Round      #${round.round}, ${formatAgoMs(round.agoMs)}: ${round.answered}/${round.members} members answered, median ${formatOffsetNs(round.medianNs)}, ` +
+        `average ${formatOffsetNs(round.averageNs)} of those within ${formatDurationNs(round.boundNs)}` +
         (round.excluded.length > 0 ? `, excluded: ${round.excluded.join(', ')}` : ', none excluded'),
     );
   }

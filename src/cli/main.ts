@@ -8,7 +8,7 @@ import { startDaemon, StartupError } from '../daemon/daemon.ts';
 import { createLogger } from '../daemon/logger.ts';
 import { LOG_LEVELS } from '../daemon/logger.ts';
 import type { StatusReport } from '../daemon/status.ts';
-import { HTTP_PORT_DEFAULT, SLEW_PPM_MAX_DEFAULT, UDP_PORT_DEFAULT } from '../core/limits.ts';
+import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, PROBE_SPACING_MS_DEFAULT, PROBES_PER_ROUND_DEFAULT, SLEW_PPM_MAX_DEFAULT, UDP_PORT_DEFAULT } from '../core/limits.ts';
 import { formatStatus, formatOffsetNs, formatDurationNs } from './format.ts';
 import { queryAgent, QueryError } from './query.ts';
 import { formatDemoSummary, runDemo } from './demo.ts';
@@ -75,7 +75,11 @@ function runOptions(argv: Argv): Argv {
     .option('virtual-offset', { ...NUMBER, describe: 'Start the virtual clock this many seconds off (demos, tests)', default: 0 })
     .option('virtual-drift', { ...NUMBER, describe: 'Make the virtual clock run this many ppm fast (demos, tests)', default: 0 })
     .option('step-threshold', { ...NUMBER, describe: 'Corrections of at least this many seconds are stepped, smaller ones slewed', default: 0.128 })
-    .option('max-slew-ppm', { ...NUMBER, describe: 'Largest slew rate in ppm', default: SLEW_PPM_MAX_DEFAULT })
+    .option('max-slew-ppm', { ...NUMBER, describe: 'Largest slew rate in ppm (the kernel clock allows at most 500 with the frequency)', default: SLEW_PPM_MAX_DEFAULT })
+    .option('max-correction', { ...NUMBER, describe: 'Once synchronized, refuse corrections larger than this many seconds (panic threshold; 0 = never refuse)', default: CORRECTION_NS_MAX_DEFAULT / 1e9 })
+    .option('force', { type: 'boolean', describe: 'Discipline the kernel clock even when another time daemon (chronyd, ntpd, systemd-timesyncd) runs', default: false })
+    .option('probes', { ...NUMBER, describe: 'Probes per member per round; the lowest-delay one is used', default: PROBES_PER_ROUND_DEFAULT })
+    .option('probe-spacing', { ...NUMBER, describe: 'Seconds between the probes of a round', default: PROBE_SPACING_MS_DEFAULT / 1000 })
     .option('max-peers', { ...NUMBER, describe: 'Most peers tracked', default: 1024 })
     .option('http', { type: 'string', describe: "Control server HOST:PORT, or 'none'", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
     .option('state-dir', { type: 'string', requiresArg: true, describe: 'Directory for state kept across restarts (default: $STATE_DIRECTORY from systemd, else none)' })
@@ -125,12 +129,13 @@ export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('berkeley-agent')
     .usage('$0 [run] [options]   start an agent (default)\n$0 <command> [options]')
-    .env('BERKELEY_AGENT')
     .config('config', 'JSON file of options (keys as the long option names)')
     .command(
       ['run', '$0'],
       'Start an agent: discover peers, elect a master, synchronize clocks',
-      (command) => runOptions(command),
+      // The environment configures the agent only: BERKELEY_AGENT_* set for the service (an
+      // EnvironmentFile) must not break `status` or `query` run in the same shell.
+      (command) => runOptions(command).env('BERKELEY_AGENT'),
       async (args) => commandRun(args as Record<string, unknown>),
     )
     .command(

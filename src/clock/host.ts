@@ -26,6 +26,14 @@ export class HostClock {
     this.nextCheckMonoNs = process.hrtime.bigint() + STEP_CHECK_INTERVAL_NS;
   }
 
+  /**
+   * The system clock was stepped by `deltaNs` (by us, through the kernel clock driver): the step is
+   * relative and atomic and the monotonic clock does not move, so the anchor moves by exactly that.
+   */
+  applyStep(deltaNs: bigint): void {
+    this.anchorRealNs += deltaNs;
+  }
+
   /** Monotonic milliseconds, for timers. */
   monoMs(): number {
     return performance.now();

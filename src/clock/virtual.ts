@@ -1,8 +1,7 @@
 // The virtual clock: host time plus an offset the agent controls. Pure arithmetic over host time,
 // so the daemon (host = the real system clock) and the simulator (host = simulated true time)
-// share it. Starting offset and drift make it deliberately wrong for demos and tests.
-import type { CorrectionOutcome, DisciplinePolicy } from './driver.ts';
-import { INITIAL_STEPS } from '../core/limits.ts';
+// share it. Starting offset and drift make it deliberately wrong for demos and tests. It obeys
+// step / slew / frequency like the kernel clock; the decisions are the discipline's.
 
 export interface VirtualClockOptions {
   /** Offset from host time at `startHostNs`. */
@@ -10,39 +9,35 @@ export interface VirtualClockOptions {
   /** Rate error relative to host time, in ppm (a bad oscillator). */
   driftPpm: number;
   startHostNs: bigint;
-  policy: DisciplinePolicy;
 }
 
 export class VirtualClock {
   private baseHostNs: bigint;
   /** Offset at baseHostNs, not counting the slew in progress. */
   private baseOffsetNs: number;
-  private readonly driftPpm: number;
+  readonly driftPpm: number;
+  /** The discipline's frequency adjustment, ppm. */
+  private frequency = 0;
+  /** The slew started at baseHostNs: its total and its rate. */
   private slewTotalNs = 0;
-  private readonly policy: DisciplinePolicy;
-  /** False during initial synchronization (the first INITIAL_STEPS corrections, all stepped). */
-  synchronized = false;
-  corrections = 0;
-  steps = 0;
-  slews = 0;
+  private slewRate = 0;
 
   constructor(options: VirtualClockOptions) {
     this.baseHostNs = options.startHostNs;
     this.baseOffsetNs = options.initialOffsetNs;
     this.driftPpm = options.driftPpm;
-    this.policy = options.policy;
   }
 
   private slewAppliedNs(elapsedNs: number): number {
     if (this.slewTotalNs === 0 || elapsedNs <= 0) return 0;
-    const possibleNs = (elapsedNs * this.policy.slewPpmMax) / 1e6;
+    const possibleNs = (elapsedNs * this.slewRate) / 1e6;
     return Math.sign(this.slewTotalNs) * Math.min(Math.abs(this.slewTotalNs), possibleNs);
   }
 
   /** This clock minus host time, at host time `hostNs`. */
   offsetAtNs(hostNs: bigint): number {
     const elapsedNs = Number(hostNs - this.baseHostNs);
-    return this.baseOffsetNs + (elapsedNs * this.driftPpm) / 1e6 + this.slewAppliedNs(elapsedNs);
+    return this.baseOffsetNs + (elapsedNs * (this.driftPpm + this.frequency)) / 1e6 + this.slewAppliedNs(elapsedNs);
   }
 
   readAtNs(hostNs: bigint): bigint {
@@ -53,34 +48,43 @@ export class VirtualClock {
     return this.slewTotalNs - this.slewAppliedNs(Number(hostNs - this.baseHostNs));
   }
 
+  /** The rate of the slew in progress (0 once it is done). */
+  slewRateAtNs(hostNs: bigint): number {
+    return this.slewRemainingAtNs(hostNs) === 0 ? 0 : this.slewRate;
+  }
+
   /** Fold everything up to `hostNs` into the base, dropping the unapplied part of any slew. */
   private rebase(hostNs: bigint): void {
     this.baseOffsetNs = this.offsetAtNs(hostNs);
     this.baseHostNs = hostNs;
     this.slewTotalNs = 0;
+    this.slewRate = 0;
   }
 
-  /**
-   * Apply a correction measured against this clock. A new correction supersedes what is left of
-   * the previous slew (it was measured after part of it had been applied).
-   */
-  correct(correctionNs: number, hostNs: bigint): CorrectionOutcome {
+  step(deltaNs: number, hostNs: bigint): void {
     this.rebase(hostNs);
-    // Once synchronized the clock never runs backwards: a large backward correction is slewed.
-    const step = !this.synchronized || (Math.abs(correctionNs) >= this.policy.stepThresholdNs && correctionNs > 0);
-    this.corrections += 1;
-    if (this.corrections >= INITIAL_STEPS) this.synchronized = true;
-    if (step) {
-      this.baseOffsetNs += correctionNs;
-      this.steps += 1;
-      return 'step';
-    }
-    this.slewTotalNs = correctionNs;
-    this.slews += 1;
-    return 'slew';
+    this.baseOffsetNs += deltaNs;
+  }
+
+  /** Slews `phaseNs` at `ratePpm`, replacing what is left of the previous slew. */
+  slew(phaseNs: number, ratePpm: number, hostNs: bigint): void {
+    this.rebase(hostNs);
+    if (!(ratePpm > 0)) return;
+    this.slewTotalNs = phaseNs;
+    this.slewRate = ratePpm;
+  }
+
+  /** Changes the frequency adjustment from `hostNs` on (keeping the slew in progress). */
+  setFrequency(frequencyPpm: number, hostNs: bigint): void {
+    const remainingNs = this.slewRemainingAtNs(hostNs);
+    const rate = this.slewRate;
+    this.rebase(hostNs);
+    this.frequency = frequencyPpm;
+    this.slewTotalNs = remainingNs;
+    this.slewRate = remainingNs === 0 ? 0 : rate;
   }
 
   get frequencyPpm(): number {
-    return this.driftPpm;
+    return this.frequency;
   }
 }

@@ -95,6 +95,8 @@ export interface RoundRecord {
   answered: number;
   averageNs: number;
   medianNs: number;
+  /** The second stage's bound around the median. */
+  boundNs: number;
   excluded: NodeId[];
 }
 
@@ -1007,6 +1009,7 @@ export class ProtocolNode {
       answered: offsetsNs.size,
       averageNs: result.averageNs,
       medianNs: result.medianNs,
+      boundNs: result.boundNs,
       excluded: result.excluded,
     };
     this.lastRound = record;

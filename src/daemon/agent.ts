@@ -2,9 +2,11 @@
 // discovery and the control server, feeds the core its inputs and carries out what it drains.
 import type { Logger } from 'pino';
 import { ProtocolNode, type NodeConfig, type NodeEvent, type PersistedNodeState } from '../core/node.ts';
-import type { StateWriter } from './state.ts';
+import type { SavedFrequency, StateWriter } from './state.ts';
 import type { Frame } from '../core/frames.ts';
-import { PROTOCOL_VERSION, REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
+import { FREQUENCY_SAVE_INTERVAL_MS, FREQUENCY_SAVE_PPM, PROTOCOL_VERSION, REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
+import { carryOut, Discipline, type DisciplineAction } from '../core/sync/discipline.ts';
+import type { Correction } from '../core/node.ts';
 
 /** How long a graceful stop waits for its LEAVE frames to leave the socket. */
 const LEAVE_FLUSH_TIMEOUT_MS = 200;
@@ -29,6 +31,10 @@ export interface AgentOptions {
   mdns: boolean;
   hostClock: HostClock;
   clock: ClockDriver;
+  /** The loop that turns the master's corrections into steps, slews and frequency. */
+  discipline: Discipline;
+  /** The --virtual-drift of a virtual clock (null for the kernel clock), for status. */
+  virtualDriftPpm: number | null;
   logger: Logger;
   /** State from --state-dir, and where to keep it; null without a state directory. */
   persisted: PersistedNodeState | null;
@@ -51,12 +57,17 @@ export class Agent {
   private readonly rejectLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly duplicateIdLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly sendErrorLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
+  private readonly refusedLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
+  /** The frequency last written to the state directory, and when. */
+  private savedFrequency: SavedFrequency | null = null;
+  private savedFrequencyAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(options: AgentOptions) {
     this.options = options;
     this.log = options.logger;
     this.startedMonoMs = options.hostClock.monoMs();
     this.node = new ProtocolNode(options.node, this.startedMonoMs, options.persisted);
+    this.node.setClockSynchronized(options.discipline.isSynchronized);
     this.transport = new UdpTransport({
       bindAddress: options.bindAddress,
       port: options.port,
@@ -119,6 +130,8 @@ export class Agent {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.options.stateWriter?.save(this.node.persistentState(), this.frequencyToSave(true));
+    this.options.clock.close();
     await this.transport.flush(LEAVE_FLUSH_TIMEOUT_MS);
     await this.discovery?.stop();
     await this.transport.close();
@@ -131,6 +144,7 @@ export class Agent {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.options.clock.close();
     await this.discovery?.stop();
     await this.transport.close();
   }
@@ -156,14 +170,10 @@ export class Agent {
   private pump(): void {
     if (this.stopped) return;
     const out = this.node.drain();
-    for (const correction of out.corrections) {
-      const outcome = this.options.clock.correct(correction.correctionNs);
-      this.log.debug({ correctionNs: Math.round(correction.correctionNs), outcome, term: correction.term, round: correction.round }, 'clock corrected');
-      if (outcome === 'step') this.log.info({ correctionNs: Math.round(correction.correctionNs), masterId: correction.masterId }, 'clock stepped');
-    }
-    if (out.corrections.length > 0) this.node.setClockSynchronized(this.options.clock.report().synchronized);
+    for (const correction of out.corrections) this.applyCorrection(correction);
+    if (out.corrections.length > 0) this.node.setClockSynchronized(this.options.discipline.isSynchronized);
     // Persist first: no frame may announce a term that a crash right now would lose.
-    this.options.stateWriter?.save(this.node.persistentState());
+    this.options.stateWriter?.save(this.node.persistentState(), this.frequencyToSave());
     for (const send of out.sends) {
       // Stamp the transmit time as late as possible: just before encoding and sending.
       const frame = { ...send.frame, txNs: this.options.clock.nowNs() } as Frame;
@@ -181,6 +191,51 @@ export class Agent {
         this.pump();
       }, Math.ceil(delayMs));
     }
+  }
+
+  /** Runs one correction through the discipline and carries out its decision on the clock. */
+  private applyCorrection(correction: Correction): void {
+    const clock = this.options.clock;
+    const action: DisciplineAction = this.options.discipline.correct(correction.correctionNs, this.monoMs(), clock.state().slewRemainingNs);
+    const context = { correctionNs: Math.round(correction.correctionNs), masterId: correction.masterId, term: correction.term, round: correction.round };
+    switch (action.kind) {
+      case 'refuse':
+        if (this.refusedLog.allow(this.monoMs())) {
+          this.log.error(
+            { ...context, correctionNsMax: action.correctionNsMax, suppressed: this.refusedLog.takeSuppressed() },
+            'correction refused: larger than --max-correction (panic threshold); the clock is left alone',
+          );
+        }
+        return;
+      case 'step':
+        carryOut(action, clock);
+        this.log.info({ ...context, why: action.why }, 'clock stepped');
+        break;
+      case 'slew':
+        carryOut(action, clock);
+        this.log.debug({ ...context, phaseNs: Math.round(action.phaseNs), frequencyPpm: action.frequencyPpm }, 'clock slewed');
+        break;
+    }
+    const tracking = this.options.discipline.state();
+    if (tracking.synchronized) {
+      // Tell the kernel how good the clock is (for other programs reading adjtimex/ntp_gettime).
+      const estErrorNs = tracking.rmsOffsetNs ?? Math.abs(correction.correctionNs);
+      clock.markSynchronized(estErrorNs, Math.abs(correction.correctionNs) + 3 * estErrorNs);
+    }
+  }
+
+  /** The drift file rule: keep a moved frequency at most once a minute (and always at stop). */
+  private frequencyToSave(force = false): SavedFrequency | null {
+    const discipline = this.options.discipline;
+    if (!discipline.isSynchronized) return this.savedFrequency;
+    const frequencyPpm = Math.round(discipline.frequencyPpm * 1000) / 1000;
+    const moved = this.savedFrequency === null || Math.abs(this.savedFrequency.frequencyPpm - frequencyPpm) > FREQUENCY_SAVE_PPM;
+    const nowMs = this.monoMs();
+    if (force || (moved && nowMs - this.savedFrequencyAtMs >= FREQUENCY_SAVE_INTERVAL_MS)) {
+      this.savedFrequency = { clockMode: this.options.clock.mode, frequencyPpm };
+      this.savedFrequencyAtMs = nowMs;
+    }
+    return this.savedFrequency;
   }
 
   private logEvent(event: NodeEvent): void {
@@ -224,7 +279,9 @@ export class Agent {
   status(): StatusReport {
     const nowMs = this.monoMs();
     const core = this.node.status();
-    const clock = this.options.clock.report();
+    const clockState = this.options.clock.state();
+    const discipline = this.options.discipline.state();
+    const policy = this.options.discipline.policy;
     const framesRejected = Object.values(this.rejectedByReason).reduce((sum, count) => sum + count, 0);
     const last = core.election.last;
     return {
@@ -242,7 +299,32 @@ export class Agent {
       listen: { ...this.listen },
       interface: this.options.interfaceName,
       pollIntervalMs: this.options.node.pollIntervalMs,
-      clock,
+      clock: {
+        mode: clockState.mode,
+        hostOffsetNs: clockState.hostOffsetNs,
+        frequencyPpm: clockState.frequencyPpm,
+        synchronized: discipline.synchronized,
+        slewRemainingNs: clockState.slewRemainingNs,
+        slewRatePpm: clockState.slewRatePpm,
+        steps: discipline.steps,
+        slews: discipline.slews,
+        virtualDriftPpm: this.options.virtualDriftPpm,
+        kernel: clockState.kernel,
+      },
+      tracking: {
+        referenceId: core.lastCorrection?.masterId ?? null,
+        lastOffsetNs: discipline.lastOffsetNs === null ? null : Math.round(discipline.lastOffsetNs),
+        rmsOffsetNs: discipline.rmsOffsetNs === null ? null : Math.round(discipline.rmsOffsetNs),
+        frequencyPpm: Math.round(discipline.frequencyPpm * 1000) / 1000,
+        updates: discipline.updates,
+        refused: discipline.refused,
+        lastRefused: discipline.lastRefused ? { correctionNs: Math.round(discipline.lastRefused.correctionNs), agoMs: Math.round(nowMs - discipline.lastRefused.atMs) } : null,
+        lastUpdateAgoMs: discipline.lastUpdateMs === null ? null : Math.round(nowMs - discipline.lastUpdateMs),
+        holdover: discipline.lastUpdateMs !== null && nowMs - discipline.lastUpdateMs > 2 * this.options.node.pollIntervalMs,
+        stepThresholdNs: policy.stepThresholdNs,
+        slewRatePpmMax: this.options.discipline.slewRatePpm(),
+        correctionNsMax: Number.isFinite(policy.correctionNsMax) ? policy.correctionNsMax : null,
+      },
       election: {
         inProgress: core.election.inProgress
           ? { term: core.election.inProgress.term, algorithm: core.election.inProgress.algorithm, forMs: Math.round(nowMs - core.election.inProgress.sinceMs) }
@@ -261,6 +343,7 @@ export class Agent {
             answered: core.lastRound.answered,
             averageNs: Math.round(core.lastRound.averageNs),
             medianNs: Math.round(core.lastRound.medianNs),
+            boundNs: Math.round(core.lastRound.boundNs),
             excluded: core.lastRound.excluded,
           }
         : null,

@@ -5,6 +5,8 @@ import { isIPv4 } from 'node:net';
 import {
   CLUSTER_BYTES_MAX,
   CLUSTER_DEFAULT,
+  CORRECTION_NS_MAX,
+  CORRECTION_NS_MAX_DEFAULT,
   DISCOVERY_WINDOW_MS_DEFAULT,
   HTTP_PORT_DEFAULT,
   MASTER_TIMEOUT_POLLS_DEFAULT,
@@ -16,6 +18,9 @@ import {
   POLL_INTERVAL_MS_MIN,
   PRIORITY_DEFAULT,
   PRIORITY_MAX,
+  PROBE_SPACING_MS_DEFAULT,
+  PROBES_PER_ROUND_DEFAULT,
+  PROBES_PER_ROUND_MAX,
   SLEW_PPM_MAX_DEFAULT,
   STATIC_ENDPOINTS_MAX,
   STEP_THRESHOLD_NS_DEFAULT,
@@ -57,6 +62,12 @@ export interface RunConfig {
   virtualDriftPpm: number;
   stepThresholdNs: number;
   slewPpmMax: number;
+  /** Corrections larger than this after synchronization are refused (panic threshold); Infinity = never. */
+  correctionNsMax: number;
+  /** Run the kernel clock even when another time daemon is running. */
+  force: boolean;
+  probesPerRound: number;
+  probeSpacingMs: number;
   peersMax: number;
   http: HostPort | null;
   /** Where state survives restarts (the term); null keeps nothing. */
@@ -158,6 +169,11 @@ function defaultNodeId(port: number): string {
   return `${host}-${port === 0 ? process.pid : port}`;
 }
 
+function maxCorrectionNs(raw: RawRunOptions): number {
+  const seconds = numberOption(raw, 'max-correction', CORRECTION_NS_MAX_DEFAULT / 1e9, { min: 0, max: CORRECTION_NS_MAX / 1e9 });
+  return seconds === 0 ? Number.POSITIVE_INFINITY : seconds * 1e9;
+}
+
 export function buildRunConfig(raw: RawRunOptions): RunConfig {
   const port = numberOption(raw, 'port', UDP_PORT_DEFAULT, { min: 0, max: 65535, integer: true });
   const pollIntervalMs = numberOption(raw, 'poll-interval', POLL_INTERVAL_MS_DEFAULT / 1000, { min: POLL_INTERVAL_MS_MIN / 1000, max: POLL_INTERVAL_MS_MAX / 1000 }) * 1000;
@@ -205,6 +221,11 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     virtualDriftPpm: numberOption(raw, 'virtual-drift', 0, { min: -1000, max: 1000 }),
     stepThresholdNs: numberOption(raw, 'step-threshold', STEP_THRESHOLD_NS_DEFAULT / 1e9, { min: 0, max: 1e6 }) * 1e9,
     slewPpmMax: numberOption(raw, 'max-slew-ppm', SLEW_PPM_MAX_DEFAULT, { min: 1, max: 100_000 }),
+    // 0 turns the panic threshold off (like ntpd's -g forever); that is allowed but not advised.
+    correctionNsMax: maxCorrectionNs(raw),
+    force: boolean(raw, 'force', false),
+    probesPerRound: numberOption(raw, 'probes', PROBES_PER_ROUND_DEFAULT, { min: 1, max: PROBES_PER_ROUND_MAX, integer: true }),
+    probeSpacingMs: numberOption(raw, 'probe-spacing', PROBE_SPACING_MS_DEFAULT / 1000, { min: 0, max: 0.1 }) * 1000,
     peersMax: numberOption(raw, 'max-peers', PEERS_MAX_DEFAULT, { min: 1, max: 65_536, integer: true }),
     http: parseHttp(raw.http),
     stateDir: stateDirectory(raw),

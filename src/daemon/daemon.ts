@@ -9,9 +9,10 @@ import { nodeConfig } from '../core/defaults.ts';
 import { HostClock } from '../clock/host.ts';
 import { VirtualClockDriver } from '../clock/virtual-driver.ts';
 import type { ClockDriver } from '../clock/driver.ts';
+import { Discipline } from '../core/sync/discipline.ts';
 import { resolveInterface } from '../net/mdns.ts';
 import type { Endpoint } from '../core/types.ts';
-import { loadState, StateWriter } from './state.ts';
+import { loadState, StateWriter, type SavedFrequency } from './state.ts';
 
 /** A failure to start that the operator can fix; the CLI prints the message and exits 1. */
 export class StartupError extends Error {
@@ -35,19 +36,43 @@ export interface RunningDaemon {
   stopAbruptly(): Promise<void>;
 }
 
-function chooseClock(config: RunConfig, hostClock: HostClock, logger: Logger): ClockDriver {
-  if (config.clock === 'system') {
-    throw new StartupError(
-      'ECLOCK',
-      '--clock system: the kernel clock driver is not available in this version yet; use --clock virtual (or auto) for now',
-    );
+interface ChosenClock {
+  driver: ClockDriver;
+  virtualDriftPpm: number | null;
+}
+
+function virtualClock(config: RunConfig, hostClock: HostClock): ChosenClock {
+  const driver = new VirtualClockDriver(hostClock, { initialOffsetNs: config.virtualOffsetNs, driftPpm: config.virtualDriftPpm });
+  return { driver, virtualDriftPpm: config.virtualDriftPpm };
+}
+
+/**
+ * `system` disciplines the kernel clock or fails with the reason; `auto` does when it may (Linux,
+ * CAP_SYS_TIME, no other time daemon) and otherwise falls back to a virtual clock with a warning.
+ */
+async function chooseClock(config: RunConfig, hostClock: HostClock, logger: Logger): Promise<ChosenClock> {
+  if (config.clock === 'virtual') return virtualClock(config, hostClock);
+  const wantsVirtualStart = config.virtualOffsetNs !== 0 || config.virtualDriftPpm !== 0;
+  if (config.clock === 'auto' && wantsVirtualStart) return virtualClock(config, hostClock);
+  if (config.clock === 'system' && wantsVirtualStart) {
+    throw new StartupError('ECLOCK', '--virtual-offset and --virtual-drift apply to the virtual clock only; drop them or use --clock virtual');
   }
-  if (config.clock === 'auto') logger.info({}, 'clock auto: the kernel clock driver is not available yet, using the virtual clock');
-  return new VirtualClockDriver(hostClock, {
-    initialOffsetNs: config.virtualOffsetNs,
-    driftPpm: config.virtualDriftPpm,
-    policy: { stepThresholdNs: config.stepThresholdNs, slewPpmMax: config.slewPpmMax },
+  const { openSystemClock } = await import('../clock/system-check.ts');
+  const opened = openSystemClock({
+    force: config.force,
+    hostClock,
+    driver: {
+      onStepped: (deltaNs) => hostClock.applyStep(BigInt(Math.round(deltaNs))),
+      onError: (error) => logger.error({ code: error.code, operation: error.operation, err: error.message }, 'kernel clock write failed'),
+    },
   });
+  if (opened.ok) {
+    for (const warning of opened.warnings) logger.warn({}, warning);
+    return { driver: opened.driver, virtualDriftPpm: null };
+  }
+  if (config.clock === 'system') throw new StartupError('ECLOCK', `--clock system: ${opened.reason}`);
+  logger.warn({ why: opened.reason }, 'clock auto: cannot discipline the kernel clock; using a virtual clock (nothing outside this agent follows it)');
+  return virtualClock(config, hostClock);
 }
 
 async function resolvePeers(config: RunConfig): Promise<Endpoint[]> {
@@ -74,15 +99,31 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
   }
   const staticPeers = await resolvePeers(config);
   let persisted = null;
+  let savedFrequency: SavedFrequency | null = null;
   let stateWriter: StateWriter | null = null;
   if (config.stateDir !== null) {
     const loaded = await loadState(config.stateDir, config.nodeId);
     if (loaded.warning) logger.warn({ stateDir: config.stateDir }, loaded.warning);
     persisted = loaded.state;
+    savedFrequency = loaded.frequency;
     if (persisted) logger.info({ stateDir: config.stateDir, term: persisted.term }, 'state loaded');
     stateWriter = new StateWriter(config.stateDir, config.nodeId, (error) => logger.error({ stateDir: config.stateDir, err: error.message }, 'cannot save state'));
   }
-  const clock = chooseClock(config, hostClock, logger);
+  const { driver: clock, virtualDriftPpm } = await chooseClock(config, hostClock, logger);
+  // The drift file is only a good start for the same kind of clock.
+  // Without one, the kernel clock starts from the frequency the kernel has now (what a previous run
+  // or daemon left); a virtual clock from 0.
+  const startFrequencyPpm = savedFrequency !== null && savedFrequency.clockMode === clock.mode ? savedFrequency.frequencyPpm : clock.state().frequencyPpm;
+  if (savedFrequency !== null && savedFrequency.clockMode === clock.mode) logger.info({ frequencyPpm: startFrequencyPpm }, 'frequency loaded from the state directory');
+  const kernel = clock.state().kernel;
+  // A kernel clock that kept its synchronization across our restart (STA_UNSYNC clear and a small
+  // error bound) must not be stepped backwards by a fresh initial synchronization.
+  const startSynchronized = kernel !== null && !kernel.unsync && kernel.maxErrorNs < config.stepThresholdNs;
+  const discipline = new Discipline(
+    { stepThresholdNs: config.stepThresholdNs, slewPpmMax: config.slewPpmMax, correctionNsMax: config.correctionNsMax, driverPpmMax: clock.frequencyPpmMax },
+    { frequencyPpm: startFrequencyPpm, synchronized: startSynchronized },
+  );
+  clock.setFrequency(discipline.frequencyPpm);
   const bindAddress = config.bindAddress ?? interfaceAddress ?? '0.0.0.0';
   const agent = new Agent({
     node: nodeConfig({
@@ -93,6 +134,8 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
       masterTimeoutMs: config.masterTimeoutMs,
       discoveryWindowMs: config.discoveryWindowMs,
       outlierThresholdNs: config.outlierThresholdNs,
+      probesPerRound: config.probesPerRound,
+      probeSpacingMs: config.probeSpacingMs,
       peersMax: config.peersMax,
       neverMaster: config.neverMaster,
       electionAlgorithm: config.electionAlgorithm,
@@ -106,6 +149,8 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     mdns: config.mdns,
     hostClock,
     clock,
+    discipline,
+    virtualDriftPpm,
     logger,
     persisted,
     stateWriter,

@@ -1,20 +1,38 @@
 // The state directory (--state-dir): what an agent keeps across restarts, so that a restarted
-// agent never goes back to an older term. Written atomically (temp file + rename); a missing,
+// agent never goes back to an older term, and starts from the frequency it had learned (like
+// chrony's drift file). Written atomically (temp file + rename); a missing,
 // unreadable or malformed file is reported and ignored, never fatal.
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { COUNTER_MAX } from '../core/limits.ts';
+import { COUNTER_MAX, FREQUENCY_PPM_MAX } from '../core/limits.ts';
+import type { ClockMode } from '../clock/driver.ts';
 import type { PersistedNodeState } from '../core/node.ts';
 
 const STATE_FILE = 'state.json';
 
+/** The learned frequency, and of which clock: a virtual clock's says nothing about the kernel's. */
+export interface SavedFrequency {
+  clockMode: ClockMode;
+  frequencyPpm: number;
+}
+
 const stateSchema = z
-  .object({ nodeId: z.string(), term: z.number().int().min(0).max(COUNTER_MAX), lastMasterTerm: z.number().int().min(0).max(COUNTER_MAX).default(0) })
+  .object({
+    nodeId: z.string(),
+    term: z.number().int().min(0).max(COUNTER_MAX),
+    lastMasterTerm: z.number().int().min(0).max(COUNTER_MAX).default(0),
+    frequency: z
+      .object({ clockMode: z.enum(['virtual', 'system']), frequencyPpm: z.number().min(-FREQUENCY_PPM_MAX).max(FREQUENCY_PPM_MAX) })
+      .nullable()
+      .optional()
+      // A bad drift entry alone must not cost the term: drop just it.
+      .catch(null),
+  })
   .loose();
 
-export type LoadResult = { state: PersistedNodeState | null; warning: string | null };
+export type LoadResult = { state: PersistedNodeState | null; frequency: SavedFrequency | null; warning: string | null };
 
 export async function loadState(stateDir: string, nodeId: string): Promise<LoadResult> {
   const file = path.join(stateDir, STATE_FILE);
@@ -22,27 +40,28 @@ export async function loadState(stateDir: string, nodeId: string): Promise<LoadR
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: null, warning: null };
-    return { state: null, warning: `cannot read ${file}: ${(error as Error).message}` };
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: null, frequency: null, warning: null };
+    return { state: null, frequency: null, warning: `cannot read ${file}: ${(error as Error).message}` };
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return { state: null, warning: `${file} is not JSON; ignoring it` };
+    return { state: null, frequency: null, warning: `${file} is not JSON; ignoring it` };
   }
   const result = stateSchema.safeParse(parsed);
-  if (!result.success) return { state: null, warning: `${file} has an unexpected shape; ignoring it` };
+  if (!result.success) return { state: null, frequency: null, warning: `${file} has an unexpected shape; ignoring it` };
   // The state of another node id (a renamed agent) says nothing about this one.
-  if (result.data.nodeId !== nodeId) return { state: null, warning: `${file} belongs to node ${result.data.nodeId}; ignoring it` };
-  return { state: { term: result.data.term, lastMasterTerm: result.data.lastMasterTerm }, warning: null };
+  if (result.data.nodeId !== nodeId) return { state: null, frequency: null, warning: `${file} belongs to node ${result.data.nodeId}; ignoring it` };
+  return { state: { term: result.data.term, lastMasterTerm: result.data.lastMasterTerm }, frequency: result.data.frequency ?? null, warning: null };
 }
 
 /**
  * Saves state synchronously, before the frames that announce it are sent (as Raft persists its
  * term before answering): a crash can then never restart the node below a term it announced.
- * It writes only when the state changed, which is at elections, so the cost (a small file and a
- * rename) is rare.
+ * It writes only when the state changed, which is at elections and when the agent decides the
+ * frequency moved enough to be worth keeping (at most once a minute), so the cost (a small file and
+ * a rename) is rare.
  */
 export class StateWriter {
   private lastSaved: string | null = null;
@@ -53,14 +72,14 @@ export class StateWriter {
     private readonly onError: (error: Error) => void,
   ) {}
 
-  save(state: PersistedNodeState): void {
-    const key = JSON.stringify(state);
+  save(state: PersistedNodeState, frequency: SavedFrequency | null = null): void {
+    const key = JSON.stringify([state, frequency]);
     if (key === this.lastSaved) return;
     try {
       mkdirSync(this.stateDir, { recursive: true });
       const file = path.join(this.stateDir, STATE_FILE);
       const temporary = `${file}.${process.pid}.tmp`;
-      writeFileSync(temporary, `${JSON.stringify({ nodeId: this.nodeId, ...state, savedAt: new Date().toISOString() })}\n`);
+      writeFileSync(temporary, `${JSON.stringify({ nodeId: this.nodeId, ...state, frequency, savedAt: new Date().toISOString() })}\n`);
       renameSync(temporary, file);
       this.lastSaved = key;
     } catch (error) {

@@ -1,6 +1,6 @@
 // The status report: filled by the daemon, served as JSON at GET /status, printed by `status`.
 // Field names are a contract (README "Status fields"); add fields, do not rename them.
-import type { ClockReport } from '../clock/driver.ts';
+import type { ClockMode, KernelClockState } from '../clock/driver.ts';
 import type { ElectionAlgorithm, NodeId, Role } from '../core/types.ts';
 
 export interface PeerReport {
@@ -21,6 +21,49 @@ export interface PeerReport {
   sampleDiscarded: boolean;
 }
 
+export interface ClockReport {
+  mode: ClockMode;
+  /** This clock minus the host's system clock at the moment of the reply; 0 in system mode. */
+  hostOffsetNs: number;
+  /** The discipline's frequency adjustment in effect, ppm (positive = sped up). */
+  frequencyPpm: number;
+  /** Past initial synchronization: from now on the clock never steps backwards. */
+  synchronized: boolean;
+  slewRemainingNs: number;
+  /** Rate of the slew in progress, ppm (0 when none). */
+  slewRatePpm: number;
+  steps: number;
+  slews: number;
+  /** Virtual clock only: its deliberate oscillator error (--virtual-drift); null in system mode. */
+  virtualDriftPpm: number | null;
+  /** System clock only: what the kernel reports (adjtimex); null for the virtual clock. */
+  kernel: KernelClockState | null;
+}
+
+/** How well the clock follows the cluster, in the spirit of `chronyc tracking`. */
+export interface TrackingReport {
+  /** The master whose correction was applied last. */
+  referenceId: NodeId | null;
+  /** This clock minus the cluster's time at the last accepted correction. */
+  lastOffsetNs: number | null;
+  /** Root mean square of the recent offsets (synchronized corrections only). */
+  rmsOffsetNs: number | null;
+  frequencyPpm: number;
+  /** Corrections accepted (stepped or slewed) and refused by the panic threshold. */
+  updates: number;
+  refused: number;
+  lastRefused: { correctionNs: number; agoMs: number } | null;
+  lastUpdateAgoMs: number | null;
+  /** No correction for over two poll intervals: running on the learned frequency alone. */
+  holdover: boolean;
+  /** The policy in effect. */
+  stepThresholdNs: number;
+  /** The slew rate available now (the configured limit within what the clock allows). */
+  slewRatePpmMax: number;
+  /** null: no panic threshold (--max-correction 0). */
+  correctionNsMax: number | null;
+}
+
 export interface StatusReport {
   nodeId: NodeId;
   cluster: string;
@@ -37,8 +80,8 @@ export interface StatusReport {
   listen: { address: string; port: number };
   interface: string | null;
   pollIntervalMs: number;
-  /** mode, hostOffsetNs, frequencyPpm, synchronized, slewRemainingNs, steps, slews. */
   clock: ClockReport;
+  tracking: TrackingReport;
   election: {
     inProgress: { term: number; algorithm: ElectionAlgorithm; forMs: number } | null;
     last: { term: number; algorithm: ElectionAlgorithm; winner: NodeId; durationMs: number; agoMs: number } | null;
@@ -55,6 +98,9 @@ export interface StatusReport {
     answered: number;
     averageNs: number;
     medianNs: number;
+    /** Offsets within this of the median were averaged (two-stage median, see README). */
+    boundNs: number;
+    /** Left out of the average: outliers, and clocks not yet synchronized (they do not vote). */
     excluded: NodeId[];
   } | null;
   lastCorrection: { correctionNs: number; term: number; round: number; masterId: NodeId; agoMs: number } | null;

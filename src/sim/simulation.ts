@@ -9,7 +9,8 @@ import { nodeConfig } from '../core/defaults.ts';
 import { FrameType, type Frame } from '../core/frames.ts';
 import type { Endpoint, NodeId } from '../core/types.ts';
 import { VirtualClock } from '../clock/virtual.ts';
-import { SLEW_PPM_MAX_DEFAULT, STEP_THRESHOLD_NS_DEFAULT } from '../core/limits.ts';
+import { CORRECTION_NS_MAX_DEFAULT, SLEW_PPM_MAX_DEFAULT, STEP_THRESHOLD_NS_DEFAULT, VIRTUAL_CLOCK_PPM_MAX } from '../core/limits.ts';
+import { carryOut, Discipline } from '../core/sync/discipline.ts';
 import { decodeFrame, encodeFrame } from '../wire/codec.ts';
 import { InvariantChecker, type CheckMode, type NodeView } from './invariants.ts';
 import { Oscillator } from './oscillator.ts';
@@ -136,6 +137,8 @@ interface SimNode {
   incarnation: number;
   oscillator: Oscillator;
   clock: VirtualClock;
+  /** The node's clock discipline; kept with the clock (a kernel clock keeps its frequency and synchronization). */
+  discipline: Discipline;
   /** Invalidates timer events scheduled before the latest input. */
   timerGeneration: number;
   /** Pending boot requested by restart() (null: a plain boot). */
@@ -255,7 +258,7 @@ export class Simulation {
         node: null,
         incarnation: 0,
         oscillator,
-        clock: this.newClock(oscillator),
+        ...this.newClock(oscillator),
         timerGeneration: 0,
         pendingRestart: null,
         disk: null,
@@ -273,13 +276,16 @@ export class Simulation {
   // ---------------------------------------------------------------- clocks
 
   /** A fresh virtual clock over the machine clock, reading machine time (offset 0) until corrected. */
-  private newClock(oscillator: Oscillator): VirtualClock {
-    return new VirtualClock({
-      initialOffsetNs: 0,
-      driftPpm: 0,
-      startHostNs: this.machineNs(oscillator),
-      policy: { stepThresholdNs: STEP_THRESHOLD_NS_DEFAULT, slewPpmMax: SLEW_PPM_MAX_DEFAULT },
-    });
+  private newClock(oscillator: Oscillator): { clock: VirtualClock; discipline: Discipline } {
+    return {
+      clock: new VirtualClock({ initialOffsetNs: 0, driftPpm: 0, startHostNs: this.machineNs(oscillator) }),
+      discipline: new Discipline({
+        stepThresholdNs: STEP_THRESHOLD_NS_DEFAULT,
+        slewPpmMax: SLEW_PPM_MAX_DEFAULT,
+        correctionNsMax: CORRECTION_NS_MAX_DEFAULT,
+        driverPpmMax: VIRTUAL_CLOCK_PPM_MAX,
+      }),
+    };
   }
 
   trueNs(): bigint {
@@ -439,7 +445,7 @@ export class Simulation {
     const restart = sim.pendingRestart;
     sim.pendingRestart = null;
     const clockKept = restart === null || (restart.clock ?? 'keep') === 'keep';
-    if (!clockKept) sim.clock = this.newClock(sim.oscillator);
+    if (!clockKept) Object.assign(sim, this.newClock(sim.oscillator));
     sim.incarnation += 1;
     if (restart !== null) this.counters.restarts += 1;
     this.landWrites(sim);
@@ -450,7 +456,7 @@ export class Simulation {
       persisted === null ? null : { ...persisted },
     );
     sim.node = node;
-    node.setClockSynchronized(sim.clock.synchronized);
+    node.setClockSynchronized(sim.discipline.isSynchronized);
     this.checker?.started(sim.spec.nodeId, { persistedState: persisted !== null, clockKept });
     this.record(`boot ${sim.spec.nodeId} #${sim.incarnation}${clockKept ? '' : ' fresh clock'}${persisted === null ? '' : ` persisted ${JSON.stringify(persisted)}`}`);
     if (this.options.discoverAll) {
@@ -491,15 +497,22 @@ export class Simulation {
     }
     for (const correction of out.corrections) {
       const machineNs = this.machineNs(sim.oscillator);
-      const wasSynchronized = sim.clock.synchronized;
+      const wasSynchronized = sim.discipline.isSynchronized;
       const beforeNs = sim.clock.readAtNs(machineNs);
-      const outcome = sim.clock.correct(correction.correctionNs, machineNs);
+      const action = sim.discipline.correct(correction.correctionNs, this.nowMs, sim.clock.slewRemainingAtNs(machineNs));
+      const clock = sim.clock;
+      carryOut(action, {
+        step: (deltaNs) => clock.step(deltaNs, machineNs),
+        slew: (phaseNs, ratePpm) => clock.slew(phaseNs, ratePpm, machineNs),
+        setFrequency: (frequencyPpm) => clock.setFrequency(frequencyPpm, machineNs),
+      });
+      const outcome = action.kind;
       const afterNs = sim.clock.readAtNs(machineNs);
       this.counters.correctionsApplied += 1;
       this.trace.add(`${nodeId} correct ${correction.term}/${correction.round} ${correction.correctionNs}`);
       if (this.keepLines > 0) this.record(`${nodeId} ${outcome} ${(correction.correctionNs / 1e6).toFixed(3)} ms from ${correction.masterId} term ${correction.term} round ${correction.round}`);
       if (checker !== null && view !== null) checker.observeCorrection(nodeId, correction, view, { beforeNs, afterNs, wasSynchronized });
-      node.setClockSynchronized(sim.clock.synchronized);
+      node.setClockSynchronized(sim.discipline.isSynchronized);
     }
     checker?.observeReading(nodeId, this.readClock(sim));
     for (const send of out.sends) this.transmit(sim, send.to, { ...send.frame, txNs: this.readClock(sim) } as Frame);
@@ -663,9 +676,9 @@ export class Simulation {
   }
 
   /** How many times the node's clock has been corrected, stepped and slewed (this clock only). */
-  clockReport(nodeId: NodeId): { synchronized: boolean; corrections: number; steps: number; slews: number } {
-    const clock = this.simNode(nodeId).clock;
-    return { synchronized: clock.synchronized, corrections: clock.corrections, steps: clock.steps, slews: clock.slews };
+  clockReport(nodeId: NodeId): { synchronized: boolean; corrections: number; steps: number; slews: number; refused: number; frequencyPpm: number } {
+    const state = this.simNode(nodeId).discipline.state();
+    return { synchronized: state.synchronized, corrections: state.updates + state.refused, steps: state.steps, slews: state.slews, refused: state.refused, frequencyPpm: state.frequencyPpm };
   }
 
   /**
@@ -695,7 +708,7 @@ export class Simulation {
     const status = sim.node.status();
     const last = status.election.last;
     const round = status.lastRound;
-    const clock = sim.clock;
+    const clock = sim.discipline.state();
     return [
       `${nodeId}: ${status.role} term ${status.term} master ${status.masterId ?? '-'}`,
       last ? `last election ${last.algorithm} term ${last.term} won by ${last.winner}` : 'no election finished',

@@ -1,5 +1,6 @@
 // Berkeley arithmetic: offsets from four timestamps, the fault-tolerant average, corrections.
 // Offsets are "member clock minus master clock" in nanoseconds.
+import { OUTLIER_BOUND_NS_MIN, OUTLIER_MAD_FACTOR } from '../limits.ts';
 
 export interface ClockSample {
   /** Member clock minus master clock, compensated for the round trip. */
@@ -38,23 +39,30 @@ export function median(values: readonly number[]): number {
 export interface AverageResult {
   medianNs: number;
   averageNs: number;
+  /** Distance from the median within which offsets were averaged. */
+  boundNs: number;
   included: string[];
   excluded: string[];
 }
 
 /**
- * Fault-tolerant average: members farther than `thresholdNs` from the median are left out, so
- * one wild clock cannot drag the others. The median always has company (itself), so the
- * included set is never empty.
+ * Fault-tolerant average in two stages, like BSD timed's networkdelta: the median of the offsets,
+ * then the mean of those within a bound of it. The bound follows the spread of this round (a
+ * multiple of the median absolute deviation, so it tightens on a quiet LAN and widens on a noisy
+ * one), never below `boundNsMin` and never above `thresholdNs` (--outlier-threshold). One wild
+ * clock or one slow sample then cannot drag the others. The median always has company (itself),
+ * so with an odd count the included set is never empty.
  */
-export function faultTolerantAverage(offsets: ReadonlyMap<string, number>, thresholdNs: number): AverageResult {
+export function faultTolerantAverage(offsets: ReadonlyMap<string, number>, thresholdNs: number, boundNsMin = OUTLIER_BOUND_NS_MIN): AverageResult {
   const values = [...offsets.values()];
   const medianNs = median(values);
+  const deviationNs = median(values.map((value) => Math.abs(value - medianNs)));
+  const boundNs = Math.min(thresholdNs, Math.max(boundNsMin, OUTLIER_MAD_FACTOR * deviationNs));
   const included: string[] = [];
   const excluded: string[] = [];
   let sumNs = 0;
   for (const [id, offsetNs] of offsets) {
-    if (Math.abs(offsetNs - medianNs) <= thresholdNs) {
+    if (Math.abs(offsetNs - medianNs) <= boundNs) {
       included.push(id);
       sumNs += offsetNs;
     } else {
@@ -63,9 +71,9 @@ export function faultTolerantAverage(offsets: ReadonlyMap<string, number>, thres
   }
   // With an even count the median can sit between two far-apart clusters and exclude everyone.
   if (included.length === 0) {
-    return { medianNs, averageNs: medianNs, included, excluded };
+    return { medianNs, averageNs: medianNs, boundNs, included, excluded };
   }
-  return { medianNs, averageNs: sumNs / included.length, included, excluded };
+  return { medianNs, averageNs: sumNs / included.length, boundNs, included, excluded };
 }
 
 export interface RoundResult extends AverageResult {

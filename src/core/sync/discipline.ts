@@ -1,0 +1,192 @@
+// The clock discipline: what a node does with the corrections its master sends. Pure (times are
+// passed in), so the daemon and the simulator run the same loop over different clocks.
+//
+// - Initial synchronization: the first corrections are stepped in full (the first measurements of
+//   freshly started processes are the noisiest, so one is not trusted alone).
+// - Then a proportional-integral loop: each correction is slewed in part (the phase gain filters
+//   one round's measurement noise) and feeds a frequency estimate (the integral), so the clock runs
+//   at the cluster's rate between rounds and keeps running at it when the master is lost.
+// - A synchronized clock never steps backwards; a forward correction at or above the step
+//   threshold is stepped, everything else is slewed at no more than the slew limit.
+// - A correction above the panic threshold after synchronization is refused.
+import {
+  FREQUENCY_GAIN,
+  FREQUENCY_INPUT_NS_MIN,
+  FREQUENCY_INPUT_PPM_MAX,
+  FREQUENCY_INTERVAL_MS_MAX,
+  FREQUENCY_PPM_MAX,
+  INITIAL_STEPS,
+  OFFSET_RMS_WEIGHT,
+  PHASE_GAIN,
+} from '../limits.ts';
+
+export interface DisciplineConfig {
+  /** Once synchronized, forward corrections at least this large are stepped; 0 = never step. */
+  stepThresholdNs: number;
+  /** Slews never change the rate by more than this (further limited by the driver). */
+  slewPpmMax: number;
+  /** Once synchronized, larger corrections are refused (panic threshold); Infinity = never. */
+  correctionNsMax: number;
+  /** Largest |frequency + slew rate| the clock driver can apply. */
+  driverPpmMax: number;
+}
+
+export type DisciplineAction =
+  | { kind: 'step'; deltaNs: number; frequencyPpm: number; why: 'initial' | 'threshold' }
+  | { kind: 'slew'; phaseNs: number; ratePpm: number; frequencyPpm: number }
+  | { kind: 'refuse'; correctionNs: number; correctionNsMax: number };
+
+export interface DisciplineState {
+  synchronized: boolean;
+  /** Frequency adjustment in effect, ppm (positive = the clock is sped up). */
+  frequencyPpm: number;
+  /** This clock minus the cluster's time at the last accepted correction (= -correction). */
+  lastOffsetNs: number | null;
+  /** Root mean square of recent offsets (accepted corrections), once synchronized. */
+  rmsOffsetNs: number | null;
+  /** Monotonic ms of the last accepted correction. */
+  lastUpdateMs: number | null;
+  updates: number;
+  steps: number;
+  slews: number;
+  refused: number;
+  lastRefused: { correctionNs: number; atMs: number } | null;
+}
+
+export interface DisciplineStart {
+  /** Frequency to start from (a drift file), ppm. */
+  frequencyPpm?: number;
+  /** Start synchronized (e.g. the kernel clock kept its synchronization across a restart). */
+  synchronized?: boolean;
+}
+
+function clamp(value: number, limit: number): number {
+  return Math.max(-limit, Math.min(limit, value));
+}
+
+export class Discipline {
+  private readonly config: DisciplineConfig;
+  private readonly frequencyPpmMax: number;
+  private frequency: number;
+  private synchronized: boolean;
+  private initialCorrections = 0;
+  private lastUpdateMs: number | null = null;
+  private lastOffsetNs: number | null = null;
+  /** Exponentially weighted mean of squared offsets (null until the first synchronized one). */
+  private meanSquareOffset: number | null = null;
+  private counts = { updates: 0, steps: 0, slews: 0, refused: 0 };
+  private lastRefused: { correctionNs: number; atMs: number } | null = null;
+
+  constructor(config: DisciplineConfig, start: DisciplineStart = {}) {
+    this.config = config;
+    // Leave room for a slew on top of the frequency.
+    this.frequencyPpmMax = Math.min(FREQUENCY_PPM_MAX, config.driverPpmMax / 2);
+    const initial = start.frequencyPpm ?? 0;
+    this.frequency = Number.isFinite(initial) ? clamp(initial, this.frequencyPpmMax) : 0;
+    this.synchronized = start.synchronized ?? false;
+  }
+
+  get policy(): Readonly<DisciplineConfig> {
+    return this.config;
+  }
+
+  get isSynchronized(): boolean {
+    return this.synchronized;
+  }
+
+  get frequencyPpm(): number {
+    return this.frequency;
+  }
+
+  /** The slew rate available now: the configured limit, within what the driver has left. */
+  slewRatePpm(): number {
+    return Math.max(0, Math.min(this.config.slewPpmMax, this.config.driverPpmMax - Math.abs(this.frequency)));
+  }
+
+  /**
+   * A correction from the master ("move your clock by this much"), received at monotonic `nowMs`;
+   * `slewRemainingNs` is what the clock still had to slew of the previous correction (a correction
+   * measured before that was done includes it, and it says nothing about the frequency).
+   * Returns what to do with the clock; the caller carries it out through its driver.
+   */
+  correct(correctionNs: number, nowMs: number, slewRemainingNs = 0): DisciplineAction {
+    if (!Number.isFinite(correctionNs)) return this.refuse(correctionNs, nowMs);
+    if (this.synchronized && Math.abs(correctionNs) > this.config.correctionNsMax) return this.refuse(correctionNs, nowMs);
+
+    if (!this.synchronized) {
+      this.initialCorrections += 1;
+      if (this.initialCorrections >= INITIAL_STEPS) this.synchronized = true;
+      this.accept(correctionNs, nowMs, false);
+      this.counts.steps += 1;
+      return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'initial' };
+    }
+    // Forward only: a synchronized clock never runs backwards.
+    if (this.config.stepThresholdNs > 0 && correctionNs >= this.config.stepThresholdNs) {
+      this.accept(correctionNs, nowMs, false);
+      this.counts.steps += 1;
+      return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'threshold' };
+    }
+
+    const intervalMs = this.lastUpdateMs === null ? null : nowMs - this.lastUpdateMs;
+    // ppm * ms = ns: beyond this a correction is a jump of the cluster's time (a new master, a
+    // healed partition), not the noise and drift of one interval.
+    const noiseLimitNs = Math.max(FREQUENCY_INPUT_NS_MIN, FREQUENCY_INPUT_PPM_MAX * (intervalMs ?? 0));
+    if (intervalMs !== null && intervalMs > 0 && intervalMs <= FREQUENCY_INTERVAL_MS_MAX) {
+      // The integral: what is left after the previous correction was applied is, on average, the
+      // rate error times the interval. Bounded, so that one jump does not throw the frequency off.
+      const inputNs = clamp(correctionNs - slewRemainingNs, noiseLimitNs);
+      // ns per ms = ppm.
+      this.frequency = clamp(this.frequency + (FREQUENCY_GAIN * inputNs) / intervalMs, this.frequencyPpmMax);
+    }
+    this.accept(correctionNs, nowMs, true);
+    this.counts.slews += 1;
+    // A jump is slewed in full: filtering it would only slow the return.
+    const phaseNs = Math.abs(correctionNs) > noiseLimitNs ? correctionNs : PHASE_GAIN * correctionNs;
+    return { kind: 'slew', phaseNs, ratePpm: this.slewRatePpm(), frequencyPpm: this.frequency };
+  }
+
+  private accept(correctionNs: number, nowMs: number, synchronizedBefore: boolean): void {
+    this.counts.updates += 1;
+    this.lastUpdateMs = nowMs;
+    this.lastOffsetNs = -correctionNs;
+    // Only offsets of the synchronized loop say how good the clock is (not initial steps).
+    if (synchronizedBefore) {
+      const square = correctionNs * correctionNs;
+      this.meanSquareOffset = this.meanSquareOffset === null ? square : this.meanSquareOffset + OFFSET_RMS_WEIGHT * (square - this.meanSquareOffset);
+    }
+  }
+
+  private refuse(correctionNs: number, nowMs: number): DisciplineAction {
+    this.counts.refused += 1;
+    this.lastRefused = { correctionNs, atMs: nowMs };
+    return { kind: 'refuse', correctionNs, correctionNsMax: this.config.correctionNsMax };
+  }
+
+  state(): DisciplineState {
+    const rmsOffsetNs = this.meanSquareOffset === null ? null : Math.sqrt(this.meanSquareOffset);
+    return {
+      synchronized: this.synchronized,
+      frequencyPpm: this.frequency,
+      lastOffsetNs: this.lastOffsetNs,
+      rmsOffsetNs,
+      lastUpdateMs: this.lastUpdateMs,
+      ...this.counts,
+      lastRefused: this.lastRefused,
+    };
+  }
+}
+
+/** What the discipline steers: the clock driver in the daemon, a virtual clock in the simulator. */
+export interface SteerableClock {
+  step(deltaNs: number): void;
+  slew(phaseNs: number, ratePpm: number): void;
+  setFrequency(frequencyPpm: number): void;
+}
+
+/** Carries out a discipline decision. The frequency first: a kernel slew runs on top of it. */
+export function carryOut(action: DisciplineAction, clock: SteerableClock): void {
+  if (action.kind === 'refuse') return;
+  clock.setFrequency(action.frequencyPpm);
+  if (action.kind === 'step') clock.step(action.deltaNs);
+  else clock.slew(action.phaseNs, action.ratePpm);
+}

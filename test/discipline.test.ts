@@ -1,0 +1,185 @@
+// The clock discipline: initial steps, the step threshold, never backwards once synchronized, the
+// panic threshold, the slew rate limit, and the phase-and-frequency loop closed over a drifting
+// virtual clock (it learns the frequency, holds over when corrections stop, starts from a saved
+// frequency, and one jump of the cluster's time does not throw the frequency off).
+import { describe, expect, it } from 'vitest';
+import { carryOut, Discipline, type DisciplineAction, type DisciplineConfig } from '../src/core/sync/discipline.ts';
+import { VirtualClock } from '../src/clock/virtual.ts';
+import { FREQUENCY_PPM_MAX, INITIAL_STEPS, PHASE_GAIN } from '../src/core/limits.ts';
+import { SeededRandom } from '../src/sim/random.ts';
+
+const MS = 1_000_000;
+const S = 1_000_000_000;
+const CONFIG: DisciplineConfig = { stepThresholdNs: 128 * MS, slewPpmMax: 5000, correctionNsMax: 600 * S, driverPpmMax: 100_000 };
+
+function synchronized(config: Partial<DisciplineConfig> = {}): Discipline {
+  const discipline = new Discipline({ ...CONFIG, ...config });
+  for (let index = 0; index < INITIAL_STEPS; index += 1) expect(discipline.correct(0, index * 1000).kind).toBe('step');
+  expect(discipline.isSynchronized).toBe(true);
+  return discipline;
+}
+
+describe('initial synchronization', () => {
+  it('the first corrections are stepped in full, whatever their size or sign, then the clock is synchronized', () => {
+    const discipline = new Discipline(CONFIG);
+    const corrections = [-2 * S, 3 * MS, -10, 5 * S];
+    corrections.slice(0, INITIAL_STEPS).forEach((correctionNs, index) => {
+      expect(discipline.isSynchronized).toBe(false);
+      expect(discipline.correct(correctionNs, index * 1000)).toEqual({ kind: 'step', deltaNs: correctionNs, frequencyPpm: 0, why: 'initial' });
+    });
+    expect(discipline.isSynchronized).toBe(true);
+    expect(discipline.state()).toMatchObject({ steps: INITIAL_STEPS, slews: 0, updates: INITIAL_STEPS, refused: 0 });
+  });
+
+  it('before synchronization nothing is refused, not even a correction above the panic threshold', () => {
+    const discipline = new Discipline({ ...CONFIG, correctionNsMax: 1 * S });
+    expect(discipline.correct(3600 * S, 0).kind).toBe('step');
+  });
+
+  it('a clock that starts synchronized (the kernel kept it) slews from the first correction', () => {
+    const discipline = new Discipline(CONFIG, { synchronized: true });
+    expect(discipline.correct(-1 * MS, 0).kind).toBe('slew');
+  });
+});
+
+describe('once synchronized', () => {
+  it.each([
+    ['at the threshold', 128 * MS, 'step'],
+    ['above the threshold', 2 * S, 'step'],
+    // Never backwards: large backward corrections are slewed.
+    ['negative, at the threshold', -128 * MS, 'slew'],
+    ['negative, above the threshold', -2 * S, 'slew'],
+    ['just below the threshold', 128 * MS - 1, 'slew'],
+    ['zero', 0, 'slew'],
+  ])('a correction %s: %s', (_name, correctionNs, kind) => {
+    const action = synchronized().correct(correctionNs, 10_000);
+    expect(action.kind).toBe(kind);
+    if (action.kind === 'step') expect(action.deltaNs).toBe(correctionNs);
+  });
+
+  it('a step threshold of 0 never steps once synchronized', () => {
+    expect(synchronized({ stepThresholdNs: 0 }).correct(10 * S, 10_000).kind).toBe('slew');
+  });
+
+  it('a small correction slews only part of it (the phase gain); a jump beyond noise is slewed in full', () => {
+    const discipline = synchronized();
+    const small = discipline.correct(40_000, 3000) as Extract<DisciplineAction, { kind: 'slew' }>;
+    expect(small.phaseNs).toBeCloseTo(PHASE_GAIN * 40_000, 6);
+    const jump = discipline.correct(-50 * MS, 4000) as Extract<DisciplineAction, { kind: 'slew' }>;
+    expect(jump.phaseNs).toBe(-50 * MS);
+  });
+
+  it('slews at the configured limit, within what the driver has left beside the frequency', () => {
+    expect((synchronized().correct(1 * MS, 3000) as { ratePpm: number }).ratePpm).toBe(5000);
+    // A kernel clock allows 500 ppm in all: with the frequency at +100 ppm, 400 are left to slew.
+    const kernelLike = new Discipline({ ...CONFIG, driverPpmMax: 500 }, { frequencyPpm: 100, synchronized: true });
+    const action = kernelLike.correct(-1 * MS, 0) as Extract<DisciplineAction, { kind: 'slew' }>;
+    expect(action.frequencyPpm).toBe(100);
+    expect(action.ratePpm).toBe(400);
+  });
+
+  it('refuses a correction above the panic threshold, in either direction, and counts it', () => {
+    const discipline = synchronized({ correctionNsMax: 1 * S });
+    const before = discipline.state();
+    for (const correctionNs of [3600 * S, -1.5 * S]) {
+      const action = discipline.correct(correctionNs, 10_000);
+      expect(action).toEqual({ kind: 'refuse', correctionNs, correctionNsMax: 1 * S });
+      // Nothing to carry out: the clock is not touched.
+      const touched: string[] = [];
+      carryOut(action, { step: () => touched.push('step'), slew: () => touched.push('slew'), setFrequency: () => touched.push('frequency') });
+      expect(touched).toEqual([]);
+    }
+    const after = discipline.state();
+    expect(after.refused).toBe(2);
+    expect(after.lastRefused).toEqual({ correctionNs: -1.5 * S, atMs: 10_000 });
+    // A refused correction changes neither the frequency nor the offset history.
+    expect(after.frequencyPpm).toBe(before.frequencyPpm);
+    expect(after.updates).toBe(before.updates);
+    // At the threshold it is still accepted; Infinity means never refuse.
+    expect(discipline.correct(1 * S, 11_000).kind).not.toBe('refuse');
+    expect(synchronized({ correctionNsMax: Number.POSITIVE_INFINITY }).correct(1e6 * S, 10_000).kind).toBe('step');
+  });
+
+  it('refuses a non-finite correction', () => {
+    expect(new Discipline(CONFIG).correct(Number.NaN, 0).kind).toBe('refuse');
+  });
+});
+
+/** A closed loop: a drifting virtual clock corrected every round against true time (the host). */
+function closedLoop(options: { driftPpm: number; rounds: number; noiseNs: number; seed?: number; discipline?: Discipline; intervalMs?: number }) {
+  const intervalMs = options.intervalMs ?? 1000;
+  const random = new SeededRandom(options.seed ?? 1);
+  const clock = new VirtualClock({ initialOffsetNs: 0.7 * S, driftPpm: options.driftPpm, startHostNs: 0n });
+  const discipline = options.discipline ?? new Discipline(CONFIG);
+  const offsetsNs: number[] = [];
+  let nowMs = 0;
+  for (let round = 0; round < options.rounds; round += 1) {
+    nowMs += intervalMs;
+    const hostNs = BigInt(nowMs) * 1_000_000n;
+    const offsetNs = clock.offsetAtNs(hostNs);
+    offsetsNs.push(offsetNs);
+    const measuredNs = offsetNs + (random.next() * 2 - 1) * options.noiseNs;
+    const action = discipline.correct(-measuredNs, nowMs, clock.slewRemainingAtNs(hostNs));
+    carryOut(action, { step: (d) => clock.step(d, hostNs), slew: (p, r) => clock.slew(p, r, hostNs), setFrequency: (f) => clock.setFrequency(f, hostNs) });
+  }
+  return { clock, discipline, offsetsNs, nowMs };
+}
+
+describe('the phase-and-frequency loop', () => {
+  it.each([80, -100, 0, 250])('learns a drift of %d ppm and keeps the offset small', (driftPpm) => {
+    const { discipline, offsetsNs } = closedLoop({ driftPpm, rounds: 120, noiseNs: 20_000 });
+    expect(discipline.frequencyPpm).toBeCloseTo(-driftPpm, -0.5); // within ~1.6 ppm
+    const late = offsetsNs.slice(-60).map(Math.abs);
+    expect(Math.max(...late)).toBeLessThan(60_000);
+    // Without the frequency loop, a 250 ppm clock would be 250 us off before every correction.
+    expect(discipline.state().rmsOffsetNs).toBeLessThan(60_000);
+  });
+
+  it('holds over: when the corrections stop, the learned frequency keeps the clock close', () => {
+    const { clock, nowMs } = closedLoop({ driftPpm: 90, rounds: 120, noiseNs: 10_000 });
+    const startNs = clock.offsetAtNs(BigInt(nowMs) * 1_000_000n);
+    const after30sNs = clock.offsetAtNs(BigInt(nowMs + 30_000) * 1_000_000n);
+    // Free-running at 90 ppm it would be 2.7 ms off after 30 s.
+    expect(Math.abs(after30sNs - startNs)).toBeLessThan(200_000);
+  });
+
+  it('starts from a saved frequency, so it is right from the first round', () => {
+    const discipline = new Discipline(CONFIG, { frequencyPpm: -60 });
+    expect(discipline.frequencyPpm).toBe(-60);
+    const { offsetsNs } = closedLoop({ driftPpm: 60, rounds: 20, noiseNs: 0, discipline });
+    // Right after the initial steps the clock holds within a few microseconds.
+    expect(Math.max(...offsetsNs.slice(INITIAL_STEPS + 1).map(Math.abs))).toBeLessThan(5_000);
+    // A saved frequency beyond the limit is clamped; garbage is ignored.
+    expect(new Discipline(CONFIG, { frequencyPpm: 1e6 }).frequencyPpm).toBe(FREQUENCY_PPM_MAX);
+    expect(new Discipline(CONFIG, { frequencyPpm: Number.NaN }).frequencyPpm).toBe(0);
+  });
+
+  it('one jump of the cluster time (a new master 300 us away) moves the frequency only a little', () => {
+    const discipline = synchronized();
+    for (let round = 1; round <= 10; round += 1) discipline.correct(0, 2000 + round * 1000);
+    const before = discipline.frequencyPpm;
+    discipline.correct(300_000, 13_000);
+    expect(Math.abs(discipline.frequencyPpm - before)).toBeLessThan(10);
+  });
+
+  it('a correction that only repeats an unfinished slew says nothing about the frequency', () => {
+    const discipline = synchronized();
+    discipline.correct(-100 * MS, 3000); // a long slew back starts
+    const before = discipline.frequencyPpm;
+    // Next round the master measures what is still to slew (plus nothing else).
+    discipline.correct(-95 * MS, 4000, -95 * MS);
+    expect(discipline.frequencyPpm).toBe(before);
+  });
+
+  it('the frequency never leaves the limit, even with a wild clock', () => {
+    const { discipline } = closedLoop({ driftPpm: 5000, rounds: 200, noiseNs: 0 });
+    expect(Math.abs(discipline.frequencyPpm)).toBeLessThanOrEqual(FREQUENCY_PPM_MAX);
+  });
+
+  it('corrections far apart (a long holdover) do not update the frequency', () => {
+    const discipline = synchronized();
+    const before = discipline.frequencyPpm;
+    discipline.correct(200_000, 3000 + 10 * 60_000);
+    expect(discipline.frequencyPpm).toBe(before);
+  });
+});
