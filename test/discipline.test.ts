@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { carryOut, Discipline, type DisciplineAction, type DisciplineConfig } from '../src/core/sync/discipline.ts';
 import { VirtualClock } from '../src/clock/virtual.ts';
-import { FREQUENCY_PPM_MAX, INITIAL_STEPS, PHASE_GAIN } from '../src/core/limits.ts';
+import { ACQUISITION_UPDATES, FREQUENCY_PPM_MAX, INITIAL_STEPS, PHASE_GAIN } from '../src/core/limits.ts';
 import { SeededRandom } from '../src/sim/random.ts';
 
 const MS = 1_000_000;
@@ -61,11 +61,26 @@ describe('once synchronized', () => {
     expect(synchronized({ stepThresholdNs: 0 }).correct(10 * S, 10_000).kind).toBe('slew');
   });
 
+  it('acquisition: right after synchronization the phase gain starts near 1 and shrinks to the steady one', () => {
+    const discipline = synchronized();
+    const gains: number[] = [];
+    for (let update = 1; update <= ACQUISITION_UPDATES + 2; update += 1) {
+      gains.push((discipline.correct(10_000, 2000 + update * 1000) as Extract<DisciplineAction, { kind: 'slew' }>).phaseNs / 10_000);
+    }
+    expect(gains[0]).toBeGreaterThan(0.8);
+    for (let index = 1; index < gains.length; index += 1) expect(gains[index] as number).toBeLessThanOrEqual(gains[index - 1] as number);
+    expect(gains.at(-1)).toBeCloseTo(PHASE_GAIN, 9);
+    // A saved frequency is already close: no acquisition.
+    const warm = new Discipline(CONFIG, { frequencyPpm: 3, synchronized: true });
+    expect((warm.correct(10_000, 0) as Extract<DisciplineAction, { kind: 'slew' }>).phaseNs).toBeCloseTo(PHASE_GAIN * 10_000, 6);
+  });
+
   it('a small correction slews only part of it (the phase gain); a jump beyond noise is slewed in full', () => {
     const discipline = synchronized();
-    const small = discipline.correct(40_000, 3000) as Extract<DisciplineAction, { kind: 'slew' }>;
+    for (let update = 1; update <= ACQUISITION_UPDATES; update += 1) discipline.correct(0, 2000 + update * 1000);
+    const small = discipline.correct(40_000, 20_000) as Extract<DisciplineAction, { kind: 'slew' }>;
     expect(small.phaseNs).toBeCloseTo(PHASE_GAIN * 40_000, 6);
-    const jump = discipline.correct(-50 * MS, 4000) as Extract<DisciplineAction, { kind: 'slew' }>;
+    const jump = discipline.correct(-50 * MS, 21_000) as Extract<DisciplineAction, { kind: 'slew' }>;
     expect(jump.phaseNs).toBe(-50 * MS);
   });
 

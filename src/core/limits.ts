@@ -117,6 +117,8 @@ export const CORRECTION_NS_MAX_DEFAULT = 600e9;
 export const PHASE_GAIN = 0.3;
 /** Fraction of each correction's implied rate error added to the frequency estimate. */
 export const FREQUENCY_GAIN = 0.03;
+/** Updates after synchronization during which the gains start larger and shrink to the above. */
+export const ACQUISITION_UPDATES = 8;
 /** The frequency estimate never leaves +-this (a quartz is within a few hundred ppm; chrony's maxdrift is 500). */
 export const FREQUENCY_PPM_MAX = 500;
 /** The frequency loop's input per correction is clamped to the larger of these (one jump of the cluster's time is not a rate). */

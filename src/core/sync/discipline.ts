@@ -10,6 +10,7 @@
 //   threshold is stepped, everything else is slewed at no more than the slew limit.
 // - A correction above the panic threshold after synchronization is refused.
 import {
+  ACQUISITION_UPDATES,
   FREQUENCY_GAIN,
   FREQUENCY_INPUT_NS_MIN,
   FREQUENCY_INPUT_PPM_MAX,
@@ -70,6 +71,8 @@ export class Discipline {
   private frequency: number;
   private synchronized: boolean;
   private initialCorrections = 0;
+  /** Updates since synchronization (for acquisition); a saved frequency skips most of it. */
+  private lockUpdates = 0;
   private lastUpdateMs: number | null = null;
   private lastOffsetNs: number | null = null;
   /** Exponentially weighted mean of squared offsets (null until the first synchronized one). */
@@ -84,6 +87,8 @@ export class Discipline {
     const initial = start.frequencyPpm ?? 0;
     this.frequency = Number.isFinite(initial) ? clamp(initial, this.frequencyPpmMax) : 0;
     this.synchronized = start.synchronized ?? false;
+    // A frequency from the drift file is already close: start with the steady gains.
+    if (start.frequencyPpm !== undefined && start.frequencyPpm !== 0 && Number.isFinite(start.frequencyPpm)) this.lockUpdates = ACQUISITION_UPDATES;
   }
 
   get policy(): Readonly<DisciplineConfig> {
@@ -127,6 +132,13 @@ export class Discipline {
       return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'threshold' };
     }
 
+    // Acquisition: the first synchronized updates use larger gains that shrink to the steady ones
+    // (the n-th takes 1/(n+1) of the rate error), so the frequency is found in a few rounds
+    // instead of dozens, and the drift does not pile up while it is.
+    this.lockUpdates += 1;
+    const acquiring = this.lockUpdates <= ACQUISITION_UPDATES;
+    const frequencyGain = acquiring ? Math.max(FREQUENCY_GAIN, 1 / (this.lockUpdates + 1)) : FREQUENCY_GAIN;
+    const phaseGain = acquiring ? Math.max(PHASE_GAIN, 1 - this.lockUpdates / (ACQUISITION_UPDATES + 1)) : PHASE_GAIN;
     const intervalMs = this.lastUpdateMs === null ? null : nowMs - this.lastUpdateMs;
     // ppm * ms = ns: beyond this a correction is a jump of the cluster's time (a new master, a
     // healed partition), not the noise and drift of one interval.
@@ -136,12 +148,12 @@ export class Discipline {
       // rate error times the interval. Bounded, so that one jump does not throw the frequency off.
       const inputNs = clamp(correctionNs - slewRemainingNs, noiseLimitNs);
       // ns per ms = ppm.
-      this.frequency = clamp(this.frequency + (FREQUENCY_GAIN * inputNs) / intervalMs, this.frequencyPpmMax);
+      this.frequency = clamp(this.frequency + (frequencyGain * inputNs) / intervalMs, this.frequencyPpmMax);
     }
     this.accept(correctionNs, nowMs, true);
     this.counts.slews += 1;
     // A jump is slewed in full: filtering it would only slow the return.
-    const phaseNs = Math.abs(correctionNs) > noiseLimitNs ? correctionNs : PHASE_GAIN * correctionNs;
+    const phaseNs = Math.abs(correctionNs) > noiseLimitNs ? correctionNs : phaseGain * correctionNs;
     return { kind: 'slew', phaseNs, ratePpm: this.slewRatePpm(), frequencyPpm: this.frequency };
   }
 
