@@ -72,7 +72,7 @@ export class Agent {
       bindAddress: options.bindAddress,
       port: options.port,
       hostClock: options.hostClock,
-      onDatagram: (datagram) => this.onDatagram(datagram),
+      onDatagrams: (datagrams) => this.onDatagrams(datagrams),
       onError: (error) => {
         if (this.sendErrorLog.allow(this.monoMs())) this.log.warn({ err: error.message, suppressed: this.sendErrorLog.takeSuppressed() }, 'udp socket error');
       },
@@ -149,20 +149,22 @@ export class Agent {
     await this.transport.close();
   }
 
-  private onDatagram(datagram: Datagram): void {
+  private onDatagrams(datagrams: Datagram[]): void {
     if (this.stopped) return;
-    this.framesReceived += 1;
-    // Convert the arrival stamp to this agent's clock before anything else can move it.
-    const rxNs = this.options.clock.atHostNs(datagram.rxHostNs);
-    const decoded = decodeFrame(datagram.bytes);
-    if (!decoded.ok) {
-      this.rejectedByReason[decoded.reason] += 1;
-      if (this.rejectLog.allow(datagram.rxMonoMs)) {
-        this.log.debug({ from: datagram.from, reason: decoded.reason, detail: decoded.detail, suppressed: this.rejectLog.takeSuppressed() }, 'frame rejected');
+    for (const datagram of datagrams) {
+      this.framesReceived += 1;
+      // Convert the arrival stamp to this agent's clock before anything else can move it.
+      const rxNs = this.options.clock.atHostNs(datagram.rxHostNs);
+      const decoded = decodeFrame(datagram.bytes);
+      if (!decoded.ok) {
+        this.rejectedByReason[decoded.reason] += 1;
+        if (this.rejectLog.allow(datagram.rxMonoMs)) {
+          this.log.debug({ from: datagram.from, reason: decoded.reason, detail: decoded.detail, suppressed: this.rejectLog.takeSuppressed() }, 'frame rejected');
+        }
+        continue;
       }
-      return;
+      this.node.receive(decoded.frame, datagram.from, rxNs, datagram.rxMonoMs);
     }
-    this.node.receive(decoded.frame, datagram.from, rxNs, datagram.rxMonoMs);
     this.pump();
   }
 
@@ -175,9 +177,8 @@ export class Agent {
     // Persist first: no frame may announce a term that a crash right now would lose.
     this.options.stateWriter?.save(this.node.persistentState(), this.frequencyToSave());
     for (const send of out.sends) {
-      // Stamp the transmit time as late as possible: just before encoding and sending.
-      const frame = { ...send.frame, txNs: this.options.clock.nowNs() } as Frame;
-      this.transport.send(encodeFrame(frame), send.to);
+      // The transport stamps and encodes each frame right before its own send (see udp.ts).
+      this.transport.send(send.to, () => encodeFrame({ ...send.frame, txNs: this.options.clock.nowNs() } as Frame));
       this.framesSent += 1;
     }
     for (const event of out.events) this.logEvent(event);
