@@ -10,6 +10,7 @@ import { HostClock } from '../clock/host.ts';
 import { VirtualClockDriver } from '../clock/virtual-driver.ts';
 import type { ClockDriver } from '../clock/driver.ts';
 import { Discipline } from '../core/sync/discipline.ts';
+import type { OpenSystemClockOptions } from '../clock/system-check.ts';
 import { resolveInterface } from '../net/mdns.ts';
 import type { Endpoint } from '../core/types.ts';
 import { loadState, StateWriter, type SavedFrequency } from './state.ts';
@@ -50,7 +51,10 @@ function virtualClock(config: RunConfig, hostClock: HostClock): ChosenClock {
  * `system` disciplines the kernel clock or fails with the reason; `auto` does when it may (Linux,
  * CAP_SYS_TIME, no other time daemon) and otherwise falls back to a virtual clock with a warning.
  */
-async function chooseClock(config: RunConfig, hostClock: HostClock, logger: Logger): Promise<ChosenClock> {
+/** What tests may put under the kernel clock driver instead of the real syscall and /proc. */
+export type SystemClockInjection = Partial<Pick<OpenSystemClockOptions, 'syscall' | 'loadSyscall' | 'capCheck' | 'procDir' | 'platform'>>;
+
+async function chooseClock(config: RunConfig, hostClock: HostClock, logger: Logger, injection: SystemClockInjection): Promise<ChosenClock> {
   if (config.clock === 'virtual') return virtualClock(config, hostClock);
   const wantsVirtualStart = config.virtualOffsetNs !== 0 || config.virtualDriftPpm !== 0;
   if (config.clock === 'auto' && wantsVirtualStart) return virtualClock(config, hostClock);
@@ -59,6 +63,7 @@ async function chooseClock(config: RunConfig, hostClock: HostClock, logger: Logg
   }
   const { openSystemClock } = await import('../clock/system-check.ts');
   const opened = openSystemClock({
+    ...injection,
     force: config.force,
     hostClock,
     driver: {
@@ -88,7 +93,7 @@ async function resolvePeers(config: RunConfig): Promise<Endpoint[]> {
   );
 }
 
-export async function startDaemon(config: RunConfig, logger: Logger, hostClock = new HostClock()): Promise<RunningDaemon> {
+export async function startDaemon(config: RunConfig, logger: Logger, hostClock = new HostClock(), systemClock: SystemClockInjection = {}): Promise<RunningDaemon> {
   let interfaceAddress: string | null = null;
   if (config.interfaceName !== null) {
     try {
@@ -109,7 +114,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     if (persisted) logger.info({ stateDir: config.stateDir, term: persisted.term }, 'state loaded');
     stateWriter = new StateWriter(config.stateDir, config.nodeId, (error) => logger.error({ stateDir: config.stateDir, err: error.message }, 'cannot save state'));
   }
-  const { driver: clock, virtualDriftPpm } = await chooseClock(config, hostClock, logger);
+  const { driver: clock, virtualDriftPpm } = await chooseClock(config, hostClock, logger, systemClock);
   // The drift file is only a good start for the same kind of clock.
   // Without one, the kernel clock starts from the frequency the kernel has now (what a previous run
   // or daemon left); a virtual clock from 0.
