@@ -80,8 +80,31 @@ describe('once synchronized', () => {
     for (let update = 1; update <= ACQUISITION_UPDATES; update += 1) discipline.correct(0, 2000 + update * 1000);
     const small = discipline.correct(40_000, 20_000) as Extract<DisciplineAction, { kind: 'slew' }>;
     expect(small.phaseNs).toBeCloseTo(PHASE_GAIN * 40_000, 6);
-    const jump = discipline.correct(-50 * MS, 21_000) as Extract<DisciplineAction, { kind: 'slew' }>;
+    // A jump far beyond the recent noise is held once (a spike?), then, confirmed, slewed in full.
+    expect(discipline.correct(-50 * MS, 21_000).kind).toBe('hold');
+    const jump = discipline.correct(-50 * MS, 22_000) as Extract<DisciplineAction, { kind: 'slew' }>;
     expect(jump.phaseNs).toBe(-50 * MS);
+  });
+
+  it('holds a spike once: a correction far beyond the recent noise moves neither phase nor frequency unless the next confirms it', () => {
+    const discipline = synchronized();
+    for (let update = 1; update <= 20; update += 1) discipline.correct(update % 2 === 0 ? 10_000 : -10_000, 2000 + update * 1000);
+    const before = discipline.state();
+    expect(before.rmsOffsetNs).toBeGreaterThan(5_000);
+    // 900 us against an RMS of ~10 us: a spoiled measurement.
+    const held = discipline.correct(900_000, 23_000);
+    expect(held).toMatchObject({ kind: 'hold', correctionNs: 900_000 });
+    expect((held as { limitNs: number }).limitNs).toBe(50_000); // 4 x RMS, raised to the 50 us floor
+    const touched: string[] = [];
+    carryOut(held, { step: () => touched.push('step'), slew: () => touched.push('slew'), setFrequency: () => touched.push('frequency') });
+    expect(touched).toEqual([]);
+    expect(discipline.state()).toMatchObject({ spikes: 1, updates: before.updates, frequencyPpm: before.frequencyPpm, rmsOffsetNs: before.rmsOffsetNs });
+    // The next one is ordinary: applied as usual, and the spike is forgotten.
+    expect(discipline.correct(-8_000, 24_000).kind).toBe('slew');
+    // Two large ones in a row: the second confirms the first.
+    expect(discipline.correct(700_000, 25_000).kind).toBe('hold');
+    expect(discipline.correct(690_000, 26_000).kind).toBe('slew');
+    expect(discipline.state().spikes).toBe(2);
   });
 
   it('slews at the configured limit, within what the driver has left beside the frequency', () => {

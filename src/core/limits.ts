@@ -117,6 +117,12 @@ export const CORRECTION_NS_MAX_DEFAULT = 600e9;
 export const PHASE_GAIN = 0.3;
 /** Fraction of each correction's implied rate error added to the frequency estimate. */
 export const FREQUENCY_GAIN = 0.03;
+/**
+ * Spike suppression: once synchronized, a correction larger than this many times the recent RMS
+ * offset (and than SPIKE_NS_MIN) is held for one round unless the next one confirms it.
+ */
+export const SPIKE_RMS_FACTOR = 4;
+export const SPIKE_NS_MIN = 50_000;
 /** Updates after synchronization during which the gains start larger and shrink to the above. */
 export const ACQUISITION_UPDATES = 8;
 /** The frequency estimate never leaves +-this (a quartz is within a few hundred ppm; chrony's maxdrift is 500). */

@@ -208,6 +208,9 @@ export class Agent {
           );
         }
         return;
+      case 'hold':
+        this.log.debug({ ...context, limitNs: Math.round(action.limitNs) }, 'correction held as a spike (far beyond the recent noise; the next one decides)');
+        return;
       case 'step':
         carryOut(action, clock);
         this.log.info({ ...context, why: action.why }, 'clock stepped');
@@ -319,6 +322,7 @@ export class Agent {
         frequencyPpm: Math.round(discipline.frequencyPpm * 1000) / 1000,
         updates: discipline.updates,
         refused: discipline.refused,
+        spikes: discipline.spikes,
         lastRefused: discipline.lastRefused ? { correctionNs: Math.round(discipline.lastRefused.correctionNs), agoMs: Math.round(nowMs - discipline.lastRefused.atMs) } : null,
         lastUpdateAgoMs: discipline.lastUpdateMs === null ? null : Math.round(nowMs - discipline.lastUpdateMs),
         holdover: discipline.lastUpdateMs !== null && nowMs - discipline.lastUpdateMs > 2 * this.options.node.pollIntervalMs,

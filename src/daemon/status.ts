@@ -52,6 +52,8 @@ export interface TrackingReport {
   /** Corrections accepted (stepped or slewed) and refused by the panic threshold. */
   updates: number;
   refused: number;
+  /** Corrections held once as spikes (far beyond the recent noise and not confirmed by the next). */
+  spikes: number;
   lastRefused: { correctionNs: number; agoMs: number } | null;
   lastUpdateAgoMs: number | null;
   /** No correction for over two poll intervals: running on the learned frequency alone. */

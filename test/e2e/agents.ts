@@ -18,8 +18,10 @@ export interface AgentProcess {
 
 /** Starts `berkeley-agent` in the host's namespace (control server on its own 127.0.0.1:7413). */
 export function startAgent(lab: NetnsLab, host: LabHost, nodeId: string, args: string[]): AgentProcess {
-  // --clock virtual: never the kernel clock (tests run as root); a later --clock in args wins.
-  const child = lab.spawn(host, process.execPath, [AGENT_BIN, '--node-id', nodeId, '--log-format', 'json', '--clock', 'virtual', ...args]);
+  // Never the kernel clock (tests run as root): --clock virtual unless the test chose a clock
+  // (an option given twice is an error).
+  const clock = args.includes('--clock') ? [] : ['--clock', 'virtual'];
+  const child = lab.spawn(host, process.execPath, [AGENT_BIN, '--node-id', nodeId, '--log-format', 'json', ...clock, ...args]);
   return { host, nodeId, child, alive: true };
 }
 

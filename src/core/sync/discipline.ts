@@ -19,6 +19,8 @@ import {
   INITIAL_STEPS,
   OFFSET_RMS_WEIGHT,
   PHASE_GAIN,
+  SPIKE_NS_MIN,
+  SPIKE_RMS_FACTOR,
 } from '../limits.ts';
 
 export interface DisciplineConfig {
@@ -35,6 +37,8 @@ export interface DisciplineConfig {
 export type DisciplineAction =
   | { kind: 'step'; deltaNs: number; frequencyPpm: number; why: 'initial' | 'threshold' }
   | { kind: 'slew'; phaseNs: number; ratePpm: number; frequencyPpm: number }
+  /** A correction far beyond this clock's recent noise, held once (see correct()). */
+  | { kind: 'hold'; correctionNs: number; limitNs: number }
   | { kind: 'refuse'; correctionNs: number; correctionNsMax: number };
 
 export interface DisciplineState {
@@ -51,6 +55,8 @@ export interface DisciplineState {
   steps: number;
   slews: number;
   refused: number;
+  /** Corrections held as spikes (far beyond the recent noise, not confirmed by the next one). */
+  spikes: number;
   lastRefused: { correctionNs: number; atMs: number } | null;
 }
 
@@ -77,7 +83,9 @@ export class Discipline {
   private lastOffsetNs: number | null = null;
   /** Exponentially weighted mean of squared offsets (null until the first synchronized one). */
   private meanSquareOffset: number | null = null;
-  private counts = { updates: 0, steps: 0, slews: 0, refused: 0 };
+  private counts = { updates: 0, steps: 0, slews: 0, refused: 0, spikes: 0 };
+  /** The previous correction was held as a spike: the next large one confirms it. */
+  private spikeHeld = false;
   private lastRefused: { correctionNs: number; atMs: number } | null = null;
 
   constructor(config: DisciplineConfig, start: DisciplineStart = {}) {
@@ -132,6 +140,21 @@ export class Discipline {
       return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'threshold' };
     }
 
+    const intervalMs = this.lastUpdateMs === null ? null : nowMs - this.lastUpdateMs;
+    // ppm * ms = ns: beyond this a correction is a jump of the cluster's time (a new master, a
+    // healed partition), not the noise and drift of one interval.
+    const jumpLimitNs = Math.max(FREQUENCY_INPUT_NS_MIN, FREQUENCY_INPUT_PPM_MAX * (intervalMs ?? 0));
+    // A correction far beyond this clock's recent noise is most likely one measurement spoiled by
+    // scheduling (a process woken late on one side): held once, like ntpd's popcorn spike
+    // suppressor. If the next correction is large too, the change was real and it is applied.
+    const spikeLimitNs = this.meanSquareOffset === null ? null : Math.max(SPIKE_NS_MIN, SPIKE_RMS_FACTOR * Math.sqrt(this.meanSquareOffset));
+    if (spikeLimitNs !== null && Math.abs(correctionNs) > spikeLimitNs && !this.spikeHeld) {
+      this.spikeHeld = true;
+      this.counts.spikes += 1;
+      return { kind: 'hold', correctionNs, limitNs: spikeLimitNs };
+    }
+    this.spikeHeld = false;
+
     // Acquisition: the first synchronized updates use larger gains that shrink to the steady ones
     // (the n-th takes 1/(n+1) of the rate error), so the frequency is found in a few rounds
     // instead of dozens, and the drift does not pile up while it is.
@@ -139,21 +162,20 @@ export class Discipline {
     const acquiring = this.lockUpdates <= ACQUISITION_UPDATES;
     const frequencyGain = acquiring ? Math.max(FREQUENCY_GAIN, 1 / (this.lockUpdates + 1)) : FREQUENCY_GAIN;
     const phaseGain = acquiring ? Math.max(PHASE_GAIN, 1 - this.lockUpdates / (ACQUISITION_UPDATES + 1)) : PHASE_GAIN;
-    const intervalMs = this.lastUpdateMs === null ? null : nowMs - this.lastUpdateMs;
-    // ppm * ms = ns: beyond this a correction is a jump of the cluster's time (a new master, a
-    // healed partition), not the noise and drift of one interval.
-    const noiseLimitNs = Math.max(FREQUENCY_INPUT_NS_MIN, FREQUENCY_INPUT_PPM_MAX * (intervalMs ?? 0));
-    if (intervalMs !== null && intervalMs > 0 && intervalMs <= FREQUENCY_INTERVAL_MS_MAX) {
+    // The first synchronized correction only gives the noise its first measure: the frequency
+    // follows from the second on, bounded by that noise.
+    if (spikeLimitNs !== null && intervalMs !== null && intervalMs > 0 && intervalMs <= FREQUENCY_INTERVAL_MS_MAX) {
       // The integral: what is left after the previous correction was applied is, on average, the
-      // rate error times the interval. Bounded, so that one jump does not throw the frequency off.
-      const inputNs = clamp(correctionNs - slewRemainingNs, noiseLimitNs);
+      // rate error times the interval. Its input is bounded by the jump limit and by the recent
+      // noise, so that neither a jump nor a bad measurement throws the frequency off.
+      const inputNs = clamp(correctionNs - slewRemainingNs, Math.min(jumpLimitNs, spikeLimitNs));
       // ns per ms = ppm.
       this.frequency = clamp(this.frequency + (frequencyGain * inputNs) / intervalMs, this.frequencyPpmMax);
     }
     this.accept(correctionNs, nowMs, true);
     this.counts.slews += 1;
     // A jump is slewed in full: filtering it would only slow the return.
-    const phaseNs = Math.abs(correctionNs) > noiseLimitNs ? correctionNs : phaseGain * correctionNs;
+    const phaseNs = Math.abs(correctionNs) > jumpLimitNs ? correctionNs : phaseGain * correctionNs;
     return { kind: 'slew', phaseNs, ratePpm: this.slewRatePpm(), frequencyPpm: this.frequency };
   }
 
@@ -197,7 +219,7 @@ export interface SteerableClock {
 
 /** Carries out a discipline decision. The frequency first: a kernel slew runs on top of it. */
 export function carryOut(action: DisciplineAction, clock: SteerableClock): void {
-  if (action.kind === 'refuse') return;
+  if (action.kind === 'refuse' || action.kind === 'hold') return;
   clock.setFrequency(action.frequencyPpm);
   if (action.kind === 'step') clock.step(action.deltaNs);
   else clock.slew(action.phaseNs, action.ratePpm);
