@@ -197,8 +197,15 @@ interface RoundState {
   round: number;
   startedMs: number;
   members: NodeId[];
-  nextProbe: number;
-  nextProbeMs: number;
+  /**
+   * Per member: probes sent so far, and when the next one is due. Probes to a member go out in
+   * ping-pong: the next as soon as the previous one is answered (the member's process is awake
+   * then, so its arrival stamp is not late by a wake-up), else after probeSpacingMs.
+   */
+  probesSent: Map<NodeId, number>;
+  nextProbeMs: Map<NodeId, number>;
+  /** Members whose probes have not all been sent yet. */
+  probing: Set<NodeId>;
   /** `${nodeId}/${probe}` of polls not yet answered. */
   outstanding: Set<string>;
   samples: Map<NodeId, ClockSample>;
@@ -424,7 +431,7 @@ export class ProtocolNode {
     if (this.role === 'master') {
       if (this.round === null) deadline = Math.min(deadline, this.nextRoundMs);
       else {
-        if (this.round.nextProbe < this.config.probesPerRound) deadline = Math.min(deadline, this.round.nextProbeMs);
+        for (const nodeId of this.round.probing) deadline = Math.min(deadline, this.round.nextProbeMs.get(nodeId) ?? NEVER);
         if (this.round.deadlineMs !== null) deadline = Math.min(deadline, this.round.deadlineMs);
       }
     }
@@ -862,6 +869,7 @@ export class ProtocolNode {
     const round = this.round;
     if (round !== null) {
       round.members = round.members.filter((nodeId) => nodeId !== frame.from);
+      round.probing.delete(frame.from);
       for (let probe = 0; probe < this.config.probesPerRound; probe += 1) round.outstanding.delete(`${frame.from}/${probe}`);
       this.advanceRound(nowMs);
     }
@@ -927,8 +935,9 @@ export class ProtocolNode {
       round: this.roundSeq,
       startedMs: nowMs,
       members,
-      nextProbe: 0,
-      nextProbeMs: nowMs,
+      probesSent: new Map(members.map((nodeId) => [nodeId, 0])),
+      nextProbeMs: new Map(members.map((nodeId) => [nodeId, nowMs])),
+      probing: new Set(members),
       outstanding: new Set(),
       samples: new Map(),
       synced: new Set(),
@@ -940,17 +949,28 @@ export class ProtocolNode {
   private advanceRound(nowMs: number): void {
     const round = this.round;
     if (round === null) return;
-    while (round.nextProbe < this.config.probesPerRound && nowMs >= round.nextProbeMs) {
-      for (const nodeId of round.members) {
-        round.outstanding.add(`${nodeId}/${round.nextProbe}`);
-        this.sendTo(nodeId, { type: FrameType.poll, round: round.round, probe: round.nextProbe });
-      }
-      round.nextProbe += 1;
-      round.nextProbeMs += this.config.probeSpacingMs;
-      if (round.nextProbe === this.config.probesPerRound) round.deadlineMs = nowMs + this.config.replyWaitMs;
+    for (const nodeId of round.probing) this.probeMember(round, nodeId, nowMs);
+    this.maybeFinishRound(round, nowMs);
+  }
+
+  /** Sends a member the probes that are due. */
+  private probeMember(round: RoundState, nodeId: NodeId, nowMs: number): void {
+    const sent = round.probesSent.get(nodeId) ?? this.config.probesPerRound;
+    if (sent >= this.config.probesPerRound || nowMs < (round.nextProbeMs.get(nodeId) ?? NEVER)) return;
+    round.outstanding.add(`${nodeId}/${sent}`);
+    this.sendTo(nodeId, { type: FrameType.poll, round: round.round, probe: sent });
+    round.probesSent.set(nodeId, sent + 1);
+    round.nextProbeMs.set(nodeId, nowMs + this.config.probeSpacingMs);
+    if (sent + 1 === this.config.probesPerRound) {
+      round.probing.delete(nodeId);
+      // Replies may take until replyWaitMs after the last probe of the last member.
+      if (round.probing.size === 0) round.deadlineMs = nowMs + this.config.replyWaitMs;
     }
-    const allProbesSent = round.nextProbe === this.config.probesPerRound;
-    if (allProbesSent && (round.outstanding.size === 0 || nowMs >= (round.deadlineMs ?? NEVER))) this.finishRound(round, nowMs);
+  }
+
+  private maybeFinishRound(round: RoundState, nowMs: number): void {
+    if (round.probing.size === 0 && round.deadlineMs === null) round.deadlineMs = nowMs + this.config.replyWaitMs;
+    if (round.probing.size === 0 && (round.outstanding.size === 0 || nowMs >= (round.deadlineMs ?? NEVER))) this.finishRound(round, nowMs);
   }
 
   private onReply(frame: Frame & { type: typeof FrameType.reply }, rxNs: bigint, nowMs: number): void {
@@ -959,10 +979,16 @@ export class ProtocolNode {
     // Only an answer to a poll we sent and have not had answered yet counts (no duplicates).
     if (!round.outstanding.delete(`${frame.from}/${frame.probe}`)) return;
     const sample = sampleFromTimestamps(frame.pollTxNs, frame.rxNs, frame.txNs, rxNs);
-    if (sample.delayNs < 0) return; // inconsistent timestamps: a clock stepped mid-probe
-    round.samples.set(frame.from, betterSample(round.samples.get(frame.from), sample));
-    if (frame.synced) round.synced.add(frame.from);
-    this.advanceRound(nowMs);
+    if (sample.delayNs >= 0) {
+      round.samples.set(frame.from, betterSample(round.samples.get(frame.from), sample));
+      if (frame.synced) round.synced.add(frame.from);
+    } // else inconsistent timestamps: a clock stepped mid-probe
+    // Ping-pong: the answer to the latest probe releases the next one at once.
+    if (frame.probe === (round.probesSent.get(frame.from) ?? 0) - 1) {
+      round.nextProbeMs.set(frame.from, nowMs);
+      this.probeMember(round, frame.from, nowMs);
+    }
+    this.maybeFinishRound(round, nowMs);
   }
 
   private finishRound(round: RoundState, nowMs: number): void {
