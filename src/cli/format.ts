@@ -56,7 +56,7 @@ export function formatStatus(status: StatusReport): string {
   const holdover = tracking.holdover ? ' (holdover: no correction for over two poll intervals)' : '';
   lines.push(
     `Tracking   reference ${tracking.referenceId ?? '-'}, last offset ${formatOffsetNs(tracking.lastOffsetNs)}, RMS offset ${formatDurationNs(tracking.rmsOffsetNs)}, ` +
-      `${tracking.updates} updates, last ${formatAgoMs(tracking.lastUpdateAgoMs)}${holdover}`,
+      `${tracking.updates} updates${tracking.spikes > 0 ? ` (${tracking.spikes} spikes held)` : ''}, last ${formatAgoMs(tracking.lastUpdateAgoMs)}${holdover}`,
   );
   lines.push(
     `Policy     step at ${tracking.stepThresholdNs > 0 ? `+${formatDurationNs(tracking.stepThresholdNs)}` : 'never'} once synchronized (never backwards), ` +

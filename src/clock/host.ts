@@ -6,24 +6,41 @@
 
 const STEP_CHECK_INTERVAL_NS = 1_000_000_000n;
 const STEP_TOLERANCE_MS = 5;
-/** Millisecond edges sampled per anchoring; the one bracketed most tightly wins. */
-const ANCHOR_EDGES = 5;
+/** Millisecond edges sampled per anchoring (the one bracketed most tightly wins): at least the
+ * minimum, and more until one is bracketed within ANCHOR_WIDTH_GOOD_NS or the maximum is spent. */
+const ANCHOR_EDGES_MIN = 5;
+const ANCHOR_EDGES_MAX = 100;
+const ANCHOR_WIDTH_GOOD_NS = 2000n;
+/** refine(): the recent checks kept, and the smallest error worth moving the anchor for. */
+const ANCHOR_CHECKS_KEPT = 8;
+const ANCHOR_MOVE_NS_MIN = 1000;
+/** How often the daemon checks the anchor with refine(). */
+export const ANCHOR_REFINE_INTERVAL_MS = 5000;
 
 export class HostClock {
   private anchorRealNs: bigint;
   private anchorMonoNs: bigint;
   private nextCheckMonoNs: bigint;
   reanchors = 0;
+  refinements = 0;
+  private recentChecks: { errorNs: number; widthNs: number }[] = [];
+  private readonly listeners: ((moveNs: number) => void)[] = [];
 
   /** Half the width of the hrtime bracket around the chosen edge: the anchor's error bound. */
   anchorErrorNs = 0;
 
-  constructor() {
+  private readonly monoNs: () => bigint;
+  private readonly realMs: () => number;
+
+  /** The sources are injectable for tests (a simulated preemption); the defaults are the real ones. */
+  constructor(sources: { monoNs?: () => bigint; realMs?: () => number } = {}) {
+    this.monoNs = sources.monoNs ?? (() => process.hrtime.bigint());
+    this.realMs = sources.realMs ?? (() => Date.now());
     this.anchorMonoNs = 0n;
     this.anchorRealNs = 0n;
     this.reanchor();
     this.reanchors = 0;
-    this.nextCheckMonoNs = process.hrtime.bigint() + STEP_CHECK_INTERVAL_NS;
+    this.nextCheckMonoNs = this.monoNs() + STEP_CHECK_INTERVAL_NS;
   }
 
   /**
@@ -40,39 +57,80 @@ export class HostClock {
   }
 
   nowNs(): bigint {
-    const monoNow = process.hrtime.bigint();
+    const monoNow = this.monoNs();
     if (monoNow >= this.nextCheckMonoNs) {
       this.nextCheckMonoNs = monoNow + STEP_CHECK_INTERVAL_NS;
-      const driftMs = Number(this.anchorRealNs + (monoNow - this.anchorMonoNs)) / 1e6 - Date.now();
+      const driftMs = Number(this.anchorRealNs + (monoNow - this.anchorMonoNs)) / 1e6 - this.realMs();
       if (Math.abs(driftMs) > STEP_TOLERANCE_MS) this.reanchor();
     }
-    return this.anchorRealNs + (process.hrtime.bigint() - this.anchorMonoNs);
+    return this.anchorRealNs + (this.monoNs() - this.anchorMonoNs);
   }
 
   /**
-   * Anchor on Date.now() millisecond edges: the realtime clock reads exactly `edge` ms somewhere
-   * between the last hrtime reading before the change was seen and the first one after. Spins for
-   * at most ANCHOR_EDGES ms; a preempted sample shows as a wide bracket and loses.
+   * One millisecond edge of Date.now(), bracketed by hrtime: the edge lies after the start of the
+   * last Date.now() call that still returned the old value and before the end of the first call
+   * that returned the new one. Both ends are taken around the calls themselves, so a preemption
+   * anywhere in between widens the bracket (and the sample loses) instead of hiding in it.
+   */
+  private measureEdge(): { edgeMs: number; monoNs: bigint; widthNs: bigint } {
+    const startMs = this.realMs();
+    let lastOldStartNs = this.monoNs();
+    for (;;) {
+      const callStartNs = this.monoNs();
+      const nowMs = this.realMs();
+      const callEndNs = this.monoNs();
+      if (nowMs !== startMs) return { edgeMs: nowMs, monoNs: (lastOldStartNs + callEndNs) / 2n, widthNs: callEndNs - lastOldStartNs };
+      lastOldStartNs = callStartNs;
+    }
+  }
+
+  /**
+   * Anchor on the most tightly bracketed of several edges: at least ANCHOR_EDGES_MIN, and more
+   * (up to ANCHOR_EDGES_MAX ms of spinning, once at start) until one is within ANCHOR_WIDTH_GOOD_NS,
+   * because on a loaded machine every sample can be preempted.
    */
   private reanchor(): void {
-    let bestWidthNs = -1n;
-    for (let edge = 0; edge < ANCHOR_EDGES; edge += 1) {
-      const startMs = Date.now();
-      let beforeNs = process.hrtime.bigint();
-      let nowMs = Date.now();
-      while (nowMs === startMs) {
-        beforeNs = process.hrtime.bigint();
-        nowMs = Date.now();
-      }
-      const afterNs = process.hrtime.bigint();
-      const widthNs = afterNs - beforeNs;
-      if (bestWidthNs < 0n || widthNs < bestWidthNs) {
-        bestWidthNs = widthNs;
-        this.anchorMonoNs = (beforeNs + afterNs) / 2n;
-        this.anchorRealNs = BigInt(nowMs) * 1_000_000n;
-      }
+    let best: { edgeMs: number; monoNs: bigint; widthNs: bigint } | null = null;
+    for (let edge = 0; edge < ANCHOR_EDGES_MAX; edge += 1) {
+      const sample = this.measureEdge();
+      if (best === null || sample.widthNs < best.widthNs) best = sample;
+      if (edge + 1 >= ANCHOR_EDGES_MIN && best.widthNs <= ANCHOR_WIDTH_GOOD_NS) break;
     }
-    this.anchorErrorNs = Number(bestWidthNs) / 2;
+    const chosen = best as { edgeMs: number; monoNs: bigint; widthNs: bigint };
+    this.anchorMonoNs = chosen.monoNs;
+    this.anchorRealNs = BigInt(chosen.edgeMs) * 1_000_000n;
+    this.anchorErrorNs = Number(chosen.widthNs) / 2;
+    this.recentChecks = [];
     this.reanchors += 1;
+  }
+
+  /**
+   * Checks the anchor against one more edge (about a millisecond of spinning; the daemon calls it
+   * every few seconds). The anchor maps monotonic to real time by an offset only, so every check
+   * measures the same error; when the best recent one shows the anchor off by more than that
+   * check's own uncertainty, the anchor moves to it and the listeners hear by how much the host
+   * clock's reading moved (the virtual clock compensates, so the agent's clock does not jump).
+   * Returns the move in ns (0: none).
+   */
+  refine(): number {
+    const sample = this.measureEdge();
+    const predictedNs = this.anchorRealNs + (sample.monoNs - this.anchorMonoNs);
+    const errorNs = Number(BigInt(sample.edgeMs) * 1_000_000n - predictedNs);
+    this.recentChecks.push({ errorNs, widthNs: Number(sample.widthNs) });
+    if (this.recentChecks.length > ANCHOR_CHECKS_KEPT) this.recentChecks.shift();
+    const best = this.recentChecks.reduce((a, b) => (b.widthNs < a.widthNs ? b : a));
+    if (Math.abs(best.errorNs) <= Math.max(ANCHOR_MOVE_NS_MIN, best.widthNs)) return 0;
+    const moveNs = Math.round(best.errorNs);
+    this.anchorRealNs += BigInt(moveNs);
+    this.anchorErrorNs = best.widthNs / 2;
+    this.recentChecks = [];
+    this.refinements += 1;
+    for (const listener of this.listeners) listener(moveNs);
+    return moveNs;
+  }
+
+  /** Called with the move (ns) whenever refine() moves the host clock's reading. */
+  onRefined(listener: (moveNs: number) => void): void {
+    this.listeners.push(listener);
   }
 }

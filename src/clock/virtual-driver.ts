@@ -15,6 +15,7 @@ export class VirtualClockDriver implements ClockDriver {
     options: { initialOffsetNs: number; driftPpm: number },
   ) {
     this.clock = new VirtualClock({ ...options, startHostNs: host.nowNs() });
+    host.onRefined((moveNs) => this.clock.hostShifted(moveNs));
   }
 
   nowNs(): bigint {

@@ -61,6 +61,15 @@ export class VirtualClock {
     this.slewRate = 0;
   }
 
+  /**
+   * The host clock's reading was corrected by `moveNs` (a better anchor): the same instant now
+   * reads moveNs later, so the offset shrinks by as much and this clock does not move.
+   */
+  hostShifted(moveNs: number): void {
+    this.baseHostNs += BigInt(moveNs);
+    this.baseOffsetNs -= moveNs;
+  }
+
   step(deltaNs: number, hostNs: bigint): void {
     this.rebase(hostNs);
     this.baseOffsetNs += deltaNs;

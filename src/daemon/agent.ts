@@ -12,7 +12,7 @@ import type { Correction } from '../core/node.ts';
 const LEAVE_FLUSH_TIMEOUT_MS = 200;
 import type { Endpoint } from '../core/types.ts';
 import type { ClockDriver } from '../clock/driver.ts';
-import type { HostClock } from '../clock/host.ts';
+import { ANCHOR_REFINE_INTERVAL_MS, type HostClock } from '../clock/host.ts';
 import { decodeFrame, encodeFrame, REJECT_REASONS, type RejectReason } from '../wire/codec.ts';
 import { UdpTransport, type Datagram } from '../net/udp.ts';
 import { MdnsDiscovery } from '../net/mdns.ts';
@@ -48,6 +48,7 @@ export class Agent {
   private readonly transport: UdpTransport;
   private discovery: MdnsDiscovery | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private refineTimer: NodeJS.Timeout | null = null;
   private readonly startedMonoMs: number;
   private listen: Endpoint = { address: '', port: 0 };
   private stopped = false;
@@ -86,6 +87,9 @@ export class Agent {
   /** Binds the socket, starts discovery and the protocol. Resolves with the bound endpoint. */
   async start(): Promise<Endpoint> {
     this.listen = await this.transport.start();
+    // Keep the host clock's hrtime anchor honest (see HostClock.refine): ~1 ms of spinning per check.
+    this.refineTimer = setInterval(() => this.options.hostClock.refine(), ANCHOR_REFINE_INTERVAL_MS);
+    this.refineTimer.unref();
     const config = this.options.node;
     this.log.info(
       { nodeId: config.nodeId, cluster: config.cluster, priority: config.priority, listen: this.listen, clock: this.options.clock.mode, pollIntervalMs: config.pollIntervalMs },
@@ -128,6 +132,7 @@ export class Agent {
     this.node.leave();
     this.pump();
     this.stopped = true;
+    if (this.refineTimer) clearInterval(this.refineTimer);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.options.stateWriter?.save(this.node.persistentState(), this.frequencyToSave(true));
@@ -142,6 +147,7 @@ export class Agent {
   async stopAbruptly(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.refineTimer) clearInterval(this.refineTimer);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.options.clock.close();
@@ -314,6 +320,7 @@ export class Agent {
         slews: discipline.slews,
         virtualDriftPpm: this.options.virtualDriftPpm,
         kernel: clockState.kernel,
+        host: { anchorErrorNs: Math.round(this.options.hostClock.anchorErrorNs), reanchors: this.options.hostClock.reanchors, refinements: this.options.hostClock.refinements },
       },
       tracking: {
         referenceId: core.lastCorrection?.masterId ?? null,

@@ -38,6 +38,12 @@ export interface ClockReport {
   virtualDriftPpm: number | null;
   /** System clock only: what the kernel reports (adjtimex); null for the virtual clock. */
   kernel: KernelClockState | null;
+  /**
+   * How this process reads the host clock (hrtime anchored on Date.now() millisecond edges): the
+   * anchor's error bound, full re-anchorings (the host clock was stepped by someone else), and
+   * refinements (a check found the anchor off and moved it).
+   */
+  host: { anchorErrorNs: number; reanchors: number; refinements: number };
 }
 
 /** How well the clock follows the cluster, in the spirit of `chronyc tracking`. */
