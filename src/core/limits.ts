@@ -114,19 +114,19 @@ export const CORRECTION_NS_MAX_DEFAULT = 600e9;
 // runs at the cluster's rate between rounds and through a master's loss.
 // Chosen with the simulator (8-32 nodes, 100 us + exp(50 us) one way, drift +-100 ppm, 1 s poll):
 // steady spread p50 118 us with no loop (every correction in full, no frequency), 17-26 us at
-// 0.5/0.05, 13-19 us at 0.3/0.03. 0.3/0.03 is close to critically damped ((0.3/2)^2 = 0.0225).
-/** Fraction of each correction applied to the phase once synchronized. */
-export const PHASE_GAIN = 0.3;
-/** Fraction of each correction's implied rate error added to the frequency estimate. */
-export const FREQUENCY_GAIN = 0.03;
+// 0.5/0.05, 13-19 us at 0.3/0.03, 5-10 us at 0.2/0.01 (with ping-pong probes). The pair is critically
+// damped (Ki = (Kp/2)^2); after synchronization both start higher and shrink to these (acquisition,
+// see discipline.ts), so the low steady gains do not make the first lock slow.
+/** Fraction of each correction applied to the phase once synchronized and locked. */
+export const PHASE_GAIN = 0.2;
+/** Fraction of each correction's implied rate error added to the frequency estimate, once locked. */
+export const FREQUENCY_GAIN = 0.01;
 /**
  * Spike suppression: once synchronized, a correction larger than this many times the recent RMS
  * offset (and than SPIKE_NS_MIN) is held for one round unless the next one confirms it.
  */
 export const SPIKE_RMS_FACTOR = 4;
 export const SPIKE_NS_MIN = 50_000;
-/** Updates after synchronization during which the gains start larger and shrink to the above. */
-export const ACQUISITION_UPDATES = 8;
 /** The frequency estimate never leaves +-this (a quartz is within a few hundred ppm; chrony's maxdrift is 500). */
 export const FREQUENCY_PPM_MAX = 500;
 /** The frequency loop's input per correction is clamped to the larger of these (one jump of the cluster's time is not a rate). */

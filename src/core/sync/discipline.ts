@@ -10,7 +10,6 @@
 //   threshold is stepped, everything else is slewed at no more than the slew limit.
 // - A correction above the panic threshold after synchronization is refused.
 import {
-  ACQUISITION_UPDATES,
   FREQUENCY_GAIN,
   FREQUENCY_INPUT_NS_MIN,
   FREQUENCY_INPUT_PPM_MAX,
@@ -96,7 +95,7 @@ export class Discipline {
     this.frequency = Number.isFinite(initial) ? clamp(initial, this.frequencyPpmMax) : 0;
     this.synchronized = start.synchronized ?? false;
     // A frequency from the drift file is already close: start with the steady gains.
-    if (start.frequencyPpm !== undefined && start.frequencyPpm !== 0 && Number.isFinite(start.frequencyPpm)) this.lockUpdates = ACQUISITION_UPDATES;
+    if (start.frequencyPpm !== undefined && start.frequencyPpm !== 0 && Number.isFinite(start.frequencyPpm)) this.lockUpdates = Math.ceil(1 / FREQUENCY_GAIN);
   }
 
   get policy(): Readonly<DisciplineConfig> {
@@ -155,15 +154,13 @@ export class Discipline {
     }
     this.spikeHeld = false;
 
-    // Acquisition: the first synchronized updates use larger gains that shrink to the steady ones
-    // (the n-th takes 1/(n+1) of the rate error), so the frequency is found in a few rounds
-    // instead of dozens, and the drift does not pile up while it is.
+    // Acquisition (gear shifting): the n-th update after synchronization takes 1/(n+1) of the rate
+    // error into the frequency, a running mean of the first estimates (what a constant frequency
+    // error calls for), until that falls to the steady gain; the phase gain follows at twice the
+    // square root, which keeps the loop critically damped (Ki = (Kp/2)^2) on the way down.
     this.lockUpdates += 1;
-    const acquiring = this.lockUpdates <= ACQUISITION_UPDATES;
-    const frequencyGain = acquiring ? Math.max(FREQUENCY_GAIN, 1 / (this.lockUpdates + 1)) : FREQUENCY_GAIN;
-    const phaseGain = acquiring ? Math.max(PHASE_GAIN, 1 - this.lockUpdates / (ACQUISITION_UPDATES + 1)) : PHASE_GAIN;
-    // The first synchronized correction only gives the noise its first measure: the frequency
-    // follows from the second on, bounded by that noise.
+    const frequencyGain = Math.max(FREQUENCY_GAIN, 1 / (this.lockUpdates + 1));
+    const phaseGain = Math.min(1, Math.max(PHASE_GAIN, 2 * Math.sqrt(frequencyGain)));
     if (spikeLimitNs !== null && intervalMs !== null && intervalMs > 0 && intervalMs <= FREQUENCY_INTERVAL_MS_MAX) {
       // The integral: what is left after the previous correction was applied is, on average, the
       // rate error times the interval. Its input is bounded by the jump limit and by the recent
