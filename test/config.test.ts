@@ -138,6 +138,8 @@ describe('buildRunConfig numeric options', () => {
     { option: 'virtual-drift', valid: [-1000, 1000, '12.5'], invalid: [-1001, 1001], fractionRefused: false },
     { option: 'step-threshold', valid: [0, 1e6], invalid: [-0.001, 1e6 + 1], fractionRefused: false },
     { option: 'max-slew-ppm', valid: [1, 100_000], invalid: [0, 0.5, 100_001], fractionRefused: false },
+    { option: 'max-correction', valid: [0, 31_536_000, '3600'], invalid: [-1, 31_536_001], fractionRefused: false },
+    { option: 'probes', valid: [1, 32, '16'], invalid: [0, 33], fractionRefused: true },
   ];
   const notNumbers: unknown[] = ['abc', '12abc', '  ', 'Infinity', '-Infinity', Number.NaN, Number.POSITIVE_INFINITY, true, { value: 1 }];
 
@@ -177,6 +179,24 @@ describe('buildRunConfig numeric options', () => {
       });
     });
   }
+
+  it('--max-correction: 600 s by default, 0 turns the panic threshold off; --force is off by default', () => {
+    expect(build({}).correctionNsMax).toBe(600e9);
+    expect(build({ 'max-correction': 0 }).correctionNsMax).toBe(Number.POSITIVE_INFINITY);
+    expect(build({ 'max-correction': '2.5' }).correctionNsMax).toBe(2.5e9);
+    expect(build({}).force).toBe(false);
+    expect(build({ force: true }).force).toBe(true);
+  });
+
+  it('--probes and --probe-spacing: defaults 16 and 2 ms, spacing within 0..0.1 s', () => {
+    expect(build({}).probesPerRound).toBe(16);
+    expect(build({}).probeSpacingMs).toBe(2);
+    expect(build({ 'probe-spacing': '0.0005' }).probeSpacingMs).toBeCloseTo(0.5, 9);
+    expect(build({ 'probe-spacing': 0 }).probeSpacingMs).toBe(0);
+    expect(rejects({ 'probe-spacing': 0.2 }, 'probe-spacing')).toMatch(/at most/);
+    expect(rejects({ 'probe-spacing': -0.001 }, 'probe-spacing')).toMatch(/at least/);
+    expect(rejects({ 'probe-spacing': 'soon' }, 'probe-spacing')).toMatch(/must be a number/);
+  });
 
   it('reports the value it got', () => {
     expect(rejects({ port: 70000 }, 'port')).toContain('70000');
