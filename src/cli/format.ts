@@ -63,6 +63,11 @@ export function formatStatus(status: StatusReport): string {
       `slew up to ${tracking.slewRatePpmMax.toFixed(0)} ppm, refuse above ${tracking.correctionNsMax === null ? 'never' : formatDurationNs(tracking.correctionNsMax)}` +
       (tracking.refused > 0 ? `; REFUSED ${tracking.refused} (last ${formatOffsetNs(tracking.lastRefused?.correctionNs ?? null)}, ${formatAgoMs(tracking.lastRefused?.agoMs ?? null)})` : ''),
   );
+  const stamps = status.timestamps;
+  lines.push(
+    `Timestamps receive: ${stamps.rx === 'kernel' ? 'kernel' : `user space${stamps.whyNotKernel ? ` (${stamps.whyNotKernel})` : ''}`}; ` +
+      `${stamps.rxStampedByKernel} datagrams stamped by the kernel, ${stamps.rxStampedByUser} in user space; transmit: user space`,
+  );
   const election = status.election;
   const last = election.last
     ? `last won by ${election.last.winner} in term ${election.last.term} (${election.last.algorithm}, took ${election.last.durationMs.toFixed(1)} ms, ${formatAgoMs(election.last.agoMs)})`

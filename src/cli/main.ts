@@ -78,6 +78,7 @@ function runOptions(argv: Argv): Argv {
     .option('max-slew-ppm', { ...NUMBER, describe: 'Largest slew rate in ppm (the kernel clock allows at most 500 with the frequency)', default: SLEW_PPM_MAX_DEFAULT })
     .option('max-correction', { ...NUMBER, describe: 'Once synchronized, refuse corrections larger than this many seconds (panic threshold; 0 = never refuse)', default: CORRECTION_NS_MAX_DEFAULT / 1e9 })
     .option('force', { type: 'boolean', describe: 'Discipline the kernel clock even when another time daemon (chronyd, ntpd, systemd-timesyncd) runs', default: false })
+    .option('kernel-timestamps', { type: 'boolean', describe: 'Take receive timestamps from the kernel when it can (--no-kernel-timestamps: user-space stamps)', default: true })
     .option('probes', { ...NUMBER, describe: 'Probes per member per round; the lowest-delay one is used', default: PROBES_PER_ROUND_DEFAULT })
     .option('probe-spacing', { ...NUMBER, describe: 'Seconds between the probes of a round', default: PROBE_SPACING_MS_DEFAULT / 1000 })
     .option('max-peers', { ...NUMBER, describe: 'Most peers tracked', default: 1024 })

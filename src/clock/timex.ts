@@ -1,6 +1,7 @@
 // The Linux kernel clock's control interface: adjtimex(2) and clock_adjtime(2) with struct timex,
-// bound through koffi. koffi is loaded lazily (only when the system clock is asked for), so a
-// virtual-clock agent never loads native code and runs where koffi is missing.
+// bound through koffi. The binding is made lazily (only when the system clock is asked for), and a
+// missing koffi is an error reported to the operator, never a crash: a virtual-clock agent runs
+// without it (src/net/kernel-stamps.ts also uses koffi, and falls back to user-space stamps).
 //
 // The driver above (kernel.ts) sees only the TimexSyscall interface, so every write path is tested
 // against a fake and the real binding is exercised with modes = 0 (a pure read) alone.

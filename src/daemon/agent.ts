@@ -24,6 +24,8 @@ export interface AgentOptions {
   node: NodeConfig;
   bindAddress: string;
   port: number;
+  /** Receive timestamps from the kernel when available (default true). */
+  kernelTimestamps?: boolean;
   interfaceName: string | null;
   /** IPv4 address of --interface, for mDNS; null = library default. */
   interfaceAddress: string | null;
@@ -73,6 +75,7 @@ export class Agent {
       bindAddress: options.bindAddress,
       port: options.port,
       hostClock: options.hostClock,
+      kernelTimestamps: options.kernelTimestamps ?? true,
       onDatagrams: (datagrams) => this.onDatagrams(datagrams),
       onError: (error) => {
         if (this.sendErrorLog.allow(this.monoMs())) this.log.warn({ err: error.message, suppressed: this.sendErrorLog.takeSuppressed() }, 'udp socket error');
@@ -87,12 +90,13 @@ export class Agent {
   /** Binds the socket, starts discovery and the protocol. Resolves with the bound endpoint. */
   async start(): Promise<Endpoint> {
     this.listen = await this.transport.start();
+    if (this.transport.rxTimestampsWhyNot !== null) this.log.warn({ why: this.transport.rxTimestampsWhyNot }, 'receive timestamps from user space (less precise): no kernel timestamps');
     // Keep the host clock's hrtime anchor honest (see HostClock.refine): ~1 ms of spinning per check.
     this.refineTimer = setInterval(() => this.options.hostClock.refine(), ANCHOR_REFINE_INTERVAL_MS);
     this.refineTimer.unref();
     const config = this.options.node;
     this.log.info(
-      { nodeId: config.nodeId, cluster: config.cluster, priority: config.priority, listen: this.listen, clock: this.options.clock.mode, pollIntervalMs: config.pollIntervalMs },
+      { nodeId: config.nodeId, cluster: config.cluster, priority: config.priority, listen: this.listen, clock: this.options.clock.mode, pollIntervalMs: config.pollIntervalMs, rxTimestamps: this.transport.rxTimestamps },
       'agent started',
     );
     for (const peer of this.options.staticPeers) this.node.addStaticEndpoint(peer, this.monoMs());
@@ -345,6 +349,12 @@ export class Agent {
         started: core.counters.electionsStarted,
         won: core.counters.electionsWon,
         byAlgorithm: core.counters.electionsByAlgorithm,
+      },
+      timestamps: {
+        rx: this.transport.rxTimestamps,
+        whyNotKernel: this.transport.rxTimestampsWhyNot,
+        rxStampedByKernel: this.transport.rxStampedByKernel,
+        rxStampedByUser: this.transport.rxStampedByUser,
       },
       lastRound: core.lastRound
         ? {

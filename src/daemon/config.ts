@@ -68,6 +68,8 @@ export interface RunConfig {
   force: boolean;
   probesPerRound: number;
   probeSpacingMs: number;
+  /** Receive timestamps from the kernel (SIOCGSTAMPNS) when available. */
+  kernelTimestamps: boolean;
   peersMax: number;
   http: HostPort | null;
   /** Where state survives restarts (the term); null keeps nothing. */
@@ -224,6 +226,7 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     // 0 turns the panic threshold off (like ntpd's -g forever); that is allowed but not advised.
     correctionNsMax: maxCorrectionNs(raw),
     force: boolean(raw, 'force', false),
+    kernelTimestamps: boolean(raw, 'kernel-timestamps', true),
     probesPerRound: numberOption(raw, 'probes', PROBES_PER_ROUND_DEFAULT, { min: 1, max: PROBES_PER_ROUND_MAX, integer: true }),
     probeSpacingMs: numberOption(raw, 'probe-spacing', PROBE_SPACING_MS_DEFAULT / 1000, { min: 0, max: 0.1 }) * 1000,
     peersMax: numberOption(raw, 'max-peers', PEERS_MAX_DEFAULT, { min: 1, max: 65_536, integer: true }),

@@ -148,6 +148,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     }),
     bindAddress,
     port: config.port,
+    kernelTimestamps: config.kernelTimestamps,
     interfaceName: config.interfaceName,
     interfaceAddress,
     staticPeers,

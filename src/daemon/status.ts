@@ -97,6 +97,12 @@ export interface StatusReport {
     won: number;
     byAlgorithm: Record<ElectionAlgorithm, number>;
   };
+  /**
+   * Where arrival timestamps come from: 'kernel' (the kernel's stamp of each datagram; a datagram
+   * without a usable one is stamped in user space and counted) or 'user' (kernel stamps turned
+   * off or unavailable: whyNotKernel says why).
+   */
+  timestamps: { rx: 'kernel' | 'user'; whyNotKernel: string | null; rxStampedByKernel: number; rxStampedByUser: number };
   /** Master only: the last completed Berkeley round. */
   lastRound: {
     round: number;
