@@ -19,7 +19,6 @@ import {
   STA_INS,
   STA_NANO,
   STA_PLL,
-  STA_RONLY,
   STA_UNSYNC,
   TIME_ERROR,
   TIME_OK,
@@ -29,9 +28,6 @@ import {
   readOnlySyscall,
   timexOf,
   type Timex,
-  type TimexRequest,
-  type TimexResult,
-  type TimexSyscall,
 } from '../src/clock/timex.ts';
 
 // Safety net: whatever this file does, the real binding it can reach (also through
