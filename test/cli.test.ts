@@ -817,23 +817,28 @@ describe('the drift file (--state-dir)', () => {
         const reports = await Promise.all(httpPorts.map((port) => getStatus(port)));
         return reports.every((report) => report?.clock.synchronized && report.tracking.updates > 6) ? reports : undefined;
       });
-      // A graceful stop writes the frequency, with the kind of clock it belongs to.
+      // A graceful stop writes the frequency under the kind of clock it belongs to.
       await Promise.all(first.map((child) => stopChild(child)));
-      const saved = JSON.parse(readFileSync(path.join(directory, '0', 'state.json'), 'utf8')) as { frequency: { clockMode: string; frequencyPpm: number } };
-      expect(saved.frequency.clockMode).toBe('virtual');
-      expect(Number.isFinite(saved.frequency.frequencyPpm)).toBe(true);
-      expect(saved.frequency.frequencyPpm).not.toBe(0);
-
-      // Restarted alone (nobody corrects it), it runs on the saved frequency from the start.
       const file = path.join(directory, '0', 'state.json');
-      writeFileSync(file, JSON.stringify({ ...saved, frequency: { clockMode: 'virtual', frequencyPpm: 12.5 } }));
+      type StateFile = { term: number; frequencyPpm: { virtual?: number; system?: number } };
+      const readState = () => JSON.parse(readFileSync(file, 'utf8')) as StateFile;
+      const saved = readState();
+      expect(Number.isFinite(saved.frequencyPpm.virtual)).toBe(true);
+      expect(saved.frequencyPpm.virtual).not.toBe(0);
+      expect(saved.frequencyPpm.system).toBeUndefined();
+
+      // Restarted alone (nobody corrects it), it runs on the saved frequency from the start, and
+      // keeps the file's entries, its own and the kernel clock's, although it never synchronizes.
+      writeFileSync(file, JSON.stringify({ ...saved, frequencyPpm: { virtual: 12.5, system: -3.25 } }));
       const again = start(0);
       const report = await waitFor('the restarted agent to answer', 20_000, () => getStatus(httpPorts[0] as number).then((value) => value ?? undefined));
       expect(report.clock.frequencyPpm).toBe(12.5);
       expect(report.tracking.frequencyPpm).toBe(12.5);
+      expect(readState().frequencyPpm).toEqual({ virtual: 12.5, system: -3.25 });
       await stopChild(again);
-      // A frequency of the other kind of clock is not used.
-      writeFileSync(file, JSON.stringify({ ...saved, frequency: { clockMode: 'system', frequencyPpm: 12.5 } }));
+      expect(readState().frequencyPpm).toEqual({ virtual: 12.5, system: -3.25 });
+      // Only the other kind of clock's frequency: not used by a virtual clock.
+      writeFileSync(file, JSON.stringify({ ...saved, frequencyPpm: { system: 12.5 } }));
       const third = start(0);
       const other = await waitFor('the agent to answer', 20_000, () => getStatus(httpPorts[0] as number).then((value) => value ?? undefined));
       expect(other.clock.frequencyPpm).toBe(0);

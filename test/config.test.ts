@@ -135,7 +135,7 @@ describe('buildRunConfig numeric options', () => {
     { option: 'discovery-window', valid: [0, 600, '0.25'], invalid: [-0.1, 601], fractionRefused: false },
     { option: 'outlier-threshold', valid: [0.001, 3600], invalid: [0, -1, 3601], fractionRefused: false },
     { option: 'virtual-offset', valid: [-1e6, 1e6, '-0.5'], invalid: [-1e6 - 1, 1e6 + 1], fractionRefused: false },
-    { option: 'virtual-drift', valid: [-1000, 1000, '12.5'], invalid: [-1001, 1001], fractionRefused: false },
+    { option: 'virtual-drift', valid: [-250, 250, '12.5'], invalid: [-251, 251, 1000], fractionRefused: false },
     { option: 'step-threshold', valid: [0, 1e6], invalid: [-0.001, 1e6 + 1], fractionRefused: false },
     { option: 'max-slew-ppm', valid: [1, 100_000], invalid: [0, 0.5, 100_001], fractionRefused: false },
     { option: 'max-correction', valid: [0, 31_536_000, '3600'], invalid: [-1, 31_536_001], fractionRefused: false },

@@ -13,7 +13,7 @@ import { SeededRandom } from '../src/sim/random.ts';
 
 const MS = 1_000_000;
 const S = 1_000_000_000;
-const CONFIG: DisciplineConfig = { stepThresholdNs: 128 * MS, slewPpmMax: 5000, correctionNsMax: 600 * S, driverPpmMax: 100_000 };
+const CONFIG: DisciplineConfig = { stepThresholdNs: 128 * MS, slewPpmMax: 5000, correctionNsMax: 600 * S, driverPpmMax: 100_000, pollIntervalMs: 1000 };
 
 function synchronized(config: Partial<DisciplineConfig> = {}): Discipline {
   const discipline = new Discipline({ ...CONFIG, ...config });
@@ -73,9 +73,12 @@ describe('once synchronized', () => {
     expect(gains[0]).toBe(1);
     for (let index = 1; index < gains.length; index += 1) expect(gains[index] as number).toBeLessThanOrEqual(gains[index - 1] as number);
     expect(gains.at(-1)).toBeCloseTo(PHASE_GAIN, 9);
-    // A saved frequency is already close: no acquisition.
-    const warm = new Discipline(CONFIG, { frequencyPpm: 3, synchronized: true });
+    // A frequency from the drift file is already close: no acquisition.
+    const warm = new Discipline(CONFIG, { frequencyPpm: 3, synchronized: true, frequencyLearned: true });
     expect((warm.correct(10_000, 0) as Extract<DisciplineAction, { kind: 'slew' }>).phaseNs).toBeCloseTo(PHASE_GAIN * 10_000, 6);
+    // One merely found in the kernel (maybe a slew cut short by a crash) is a start, not a lock.
+    const found = new Discipline(CONFIG, { frequencyPpm: 3, synchronized: true });
+    expect((found.correct(10_000, 0) as Extract<DisciplineAction, { kind: 'slew' }>).phaseNs).toBe(10_000);
   });
 
   it('a small correction slews only part of it (the phase gain); a jump beyond noise is slewed in full', () => {
@@ -215,6 +218,33 @@ describe('the phase-and-frequency loop', () => {
   it('the frequency never leaves the limit, even with a wild clock', () => {
     const { discipline } = closedLoop({ driftPpm: 5000, rounds: 200, noiseNs: 0 });
     expect(Math.abs(discipline.frequencyPpm)).toBeLessThanOrEqual(FREQUENCY_PPM_MAX);
+  });
+
+  it('a long --poll-interval (120 s) still learns the frequency', () => {
+    const discipline = new Discipline({ ...CONFIG, pollIntervalMs: 120_000 });
+    const { offsetsNs } = closedLoop({ driftPpm: 100, rounds: 100, noiseNs: 10_000, discipline, intervalMs: 120_000 });
+    expect(discipline.frequencyPpm).toBeCloseTo(-100, -0.5);
+    expect(Math.max(...offsetsNs.slice(-20).map(Math.abs))).toBeLessThan(1_000_000);
+  });
+
+  it('one jump of the cluster time does not widen the spike limit for long', () => {
+    const discipline = synchronized();
+    let nowMs = 3000;
+    const next = (correctionNs: number) => discipline.correct(correctionNs, (nowMs += 1000));
+    for (let round = 0; round < 40; round += 1) next(round % 2 === 0 ? 5_000 : -5_000);
+    // A 10 ms jump (held, then confirmed and slewed in full) ...
+    expect(next(10_000_000).kind).toBe('hold');
+    expect(next(10_000_000).kind).toBe('slew');
+    for (let round = 0; round < 30; round += 1) next(round % 2 === 0 ? 5_000 : -5_000);
+    // ... and 30 rounds later a lone 2 ms spike is still held.
+    expect(next(2_000_000).kind).toBe('hold');
+  });
+
+  it('a forward correction above the step threshold is held once like a spike, then stepped', () => {
+    const discipline = synchronized();
+    for (let round = 1; round <= 10; round += 1) discipline.correct(round % 2 === 0 ? 5_000 : -5_000, 2000 + round * 1000);
+    expect(discipline.correct(200 * MS, 13_000).kind).toBe('hold');
+    expect(discipline.correct(200 * MS, 14_000)).toMatchObject({ kind: 'step', deltaNs: 200 * MS, why: 'threshold' });
   });
 
   it('corrections far apart (a long holdover) do not update the frequency', () => {

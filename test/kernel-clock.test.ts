@@ -13,6 +13,7 @@ import {
   ADJ_MAXERROR,
   ADJ_NANO,
   ADJ_OFFSET,
+  ADJ_OFFSET_SINGLESHOT,
   ADJ_SETOFFSET,
   ADJ_STATUS,
   STA_FLL,
@@ -161,6 +162,8 @@ describe('opening the kernel clock', () => {
       { via: 'adjtimex', request: { modes: 0 } },
       { via: 'adjtimex', request: { modes: ADJ_OFFSET | ADJ_STATUS | ADJ_NANO, status: STA_INS | STA_PLL, offset: 0 } },
       { via: 'adjtimex', request: { modes: ADJ_STATUS, status: STA_INS } },
+      // A pending adjtime() offset left by another program is cancelled.
+      { via: 'adjtimex', request: { modes: ADJ_OFFSET_SINGLESHOT, offset: 0 } },
     ]);
     expect(kernel.timex.status).toBe(STA_INS | STA_NANO);
     expect(kernel.timex.offset).toBe(0);
@@ -598,7 +601,7 @@ describe('system checks', () => {
         expect(opened.warnings).toEqual([]);
         expect(opened.driver).toBeInstanceOf(KernelClockDriver);
       }
-      expect(kernel.writes()).toHaveLength(2);
+      expect(kernel.writes()).toHaveLength(3);
     });
 
     it('needs Linux', () => {

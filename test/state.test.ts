@@ -19,17 +19,17 @@ afterEach(async () => {
 
 describe('state directory', () => {
   it('a missing file is simply no state', async () => {
-    expect(await loadState(dir, 'a')).toEqual({ state: null, frequency: null, warning: null });
+    expect(await loadState(dir, 'a')).toEqual({ state: null, frequencies: {}, warning: null });
   });
 
   it('saves synchronously (on disk when save() returns) and loads the newest state', async () => {
     const errors: Error[] = [];
     const writer = new StateWriter(dir, 'a', (error) => errors.push(error));
     writer.save({ term: 3, lastMasterTerm: 0 });
-    expect(await loadState(dir, 'a')).toEqual({ state: { term: 3, lastMasterTerm: 0 }, frequency: null, warning: null });
+    expect(await loadState(dir, 'a')).toEqual({ state: { term: 3, lastMasterTerm: 0 }, frequencies: {}, warning: null });
     writer.save({ term: 9, lastMasterTerm: 9 });
     expect(errors).toEqual([]);
-    expect(await loadState(dir, 'a')).toEqual({ state: { term: 9, lastMasterTerm: 9 }, frequency: null, warning: null });
+    expect(await loadState(dir, 'a')).toEqual({ state: { term: 9, lastMasterTerm: 9 }, frequencies: {}, warning: null });
     const onDisk = JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8')) as { nodeId: string; term: number };
     expect(onDisk).toMatchObject({ nodeId: 'a', term: 9, lastMasterTerm: 9 });
   });
@@ -38,14 +38,14 @@ describe('state directory', () => {
     const writer = new StateWriter(dir, 'a', (error) => {
       throw error;
     });
-    writer.save({ term: 3, lastMasterTerm: 0 }, { clockMode: 'system', frequencyPpm: -12.345 });
-    expect(await loadState(dir, 'a')).toEqual({ state: { term: 3, lastMasterTerm: 0 }, frequency: { clockMode: 'system', frequencyPpm: -12.345 }, warning: null });
+    writer.save({ term: 3, lastMasterTerm: 0 }, { system: -12.345, virtual: 3 });
+    expect(await loadState(dir, 'a')).toEqual({ state: { term: 3, lastMasterTerm: 0 }, frequencies: { system: -12.345, virtual: 3 }, warning: null });
   });
 
   it('a bad frequency entry is dropped without losing the term', async () => {
-    for (const frequency of [{ clockMode: 'system', frequencyPpm: 1e9 }, { clockMode: 'sundial', frequencyPpm: 1 }, 'fast']) {
-      await writeFile(path.join(dir, 'state.json'), JSON.stringify({ nodeId: 'a', term: 7, frequency }));
-      expect(await loadState(dir, 'a')).toEqual({ state: { term: 7, lastMasterTerm: 0 }, frequency: null, warning: null });
+    for (const frequencyPpm of [{ system: 1e9 }, { virtual: 'fast' }, 'fast', 12]) {
+      await writeFile(path.join(dir, 'state.json'), JSON.stringify({ nodeId: 'a', term: 7, frequencyPpm }));
+      expect(await loadState(dir, 'a')).toEqual({ state: { term: 7, lastMasterTerm: 0 }, frequencies: {}, warning: null });
     }
   });
 

@@ -37,12 +37,13 @@ export function formatStatus(status: StatusReport): string {
   lines.push(`Role       ${status.role}   master: ${master}   term: ${status.term}`);
   const clock = status.clock;
   const signedPpm = (ppm: number) => `${ppm >= 0 ? '+' : ''}${ppm.toFixed(3)} ppm`;
-  const drift = clock.virtualDriftPpm === null ? '' : `, oscillator ${signedPpm(clock.virtualDriftPpm)} (--virtual-drift)`;
+  // Older agents lack some of these fields: print what is there.
+  const drift = clock.virtualDriftPpm === null || clock.virtualDriftPpm === undefined ? '' : `, oscillator ${signedPpm(clock.virtualDriftPpm)} (--virtual-drift)`;
   lines.push(
     `Clock      ${clock.mode}, ${clock.synchronized ? 'synchronized' : 'not synchronized'}; ` +
       (clock.mode === 'virtual' ? `offset from host ${formatOffsetNs(clock.hostOffsetNs)}, ` : '') +
       `frequency ${signedPpm(clock.frequencyPpm)}${drift}, slew left ${formatOffsetNs(clock.slewRemainingNs)}` +
-      (clock.slewRatePpm > 0 ? ` at ${clock.slewRatePpm.toFixed(0)} ppm` : '') +
+      ((clock.slewRatePpm ?? 0) > 0 ? ` at ${clock.slewRatePpm.toFixed(0)} ppm` : '') +
       `, ${clock.steps} steps, ${clock.slews} slews`,
   );
   if (clock.kernel) {
@@ -53,21 +54,25 @@ export function formatStatus(status: StatusReport): string {
     );
   }
   const tracking = status.tracking;
-  const holdover = tracking.holdover ? ' (holdover: no correction for over two poll intervals)' : '';
-  lines.push(
-    `Tracking   reference ${tracking.referenceId ?? '-'}, last offset ${formatOffsetNs(tracking.lastOffsetNs)}, RMS offset ${formatDurationNs(tracking.rmsOffsetNs)}, ` +
-      `${tracking.updates} updates${tracking.spikes > 0 ? ` (${tracking.spikes} spikes held)` : ''}, last ${formatAgoMs(tracking.lastUpdateAgoMs)}${holdover}`,
-  );
-  lines.push(
-    `Policy     step at ${tracking.stepThresholdNs > 0 ? `+${formatDurationNs(tracking.stepThresholdNs)}` : 'never'} once synchronized (never backwards), ` +
-      `slew up to ${tracking.slewRatePpmMax.toFixed(0)} ppm, refuse above ${tracking.correctionNsMax === null ? 'never' : formatDurationNs(tracking.correctionNsMax)}` +
-      (tracking.refused > 0 ? `; REFUSED ${tracking.refused} (last ${formatOffsetNs(tracking.lastRefused?.correctionNs ?? null)}, ${formatAgoMs(tracking.lastRefused?.agoMs ?? null)})` : ''),
-  );
+  if (tracking) {
+    const holdover = tracking.holdover ? ' (holdover: no correction for over two poll intervals)' : '';
+    lines.push(
+      `Tracking   reference ${tracking.referenceId ?? '-'}, last offset ${formatOffsetNs(tracking.lastOffsetNs)}, RMS offset ${formatDurationNs(tracking.rmsOffsetNs)}, ` +
+        `${tracking.updates} updates${tracking.spikes > 0 ? ` (${tracking.spikes} spikes held)` : ''}, last ${formatAgoMs(tracking.lastUpdateAgoMs)}${holdover}`,
+    );
+    lines.push(
+      `Policy     step at ${tracking.stepThresholdNs > 0 ? `+${formatDurationNs(tracking.stepThresholdNs)}` : 'never'} once synchronized (never backwards), ` +
+        `slew up to ${tracking.slewRatePpmMax.toFixed(0)} ppm, refuse above ${tracking.correctionNsMax === null ? 'never' : formatDurationNs(tracking.correctionNsMax)}` +
+        (tracking.refused > 0 ? `; REFUSED ${tracking.refused} (last ${formatOffsetNs(tracking.lastRefused?.correctionNs ?? null)}, ${formatAgoMs(tracking.lastRefused?.agoMs ?? null)})` : ''),
+    );
+  }
   const stamps = status.timestamps;
-  lines.push(
-    `Timestamps receive: ${stamps.rx === 'kernel' ? 'kernel' : `user space${stamps.whyNotKernel ? ` (${stamps.whyNotKernel})` : ''}`}; ` +
-      `${stamps.rxStampedByKernel} datagrams stamped by the kernel, ${stamps.rxStampedByUser} in user space; transmit: user space`,
-  );
+  if (stamps) {
+    lines.push(
+      `Timestamps receive: ${stamps.rx === 'kernel' ? 'kernel' : `user space${stamps.whyNotKernel ? ` (${stamps.whyNotKernel})` : ''}`}; ` +
+        `${stamps.rxStampedByKernel} datagrams stamped by the kernel, ${stamps.rxStampedByUser} in user space; transmit: user space`,
+    );
+  }
   const election = status.election;
   const last = election.last
     ? `last won by ${election.last.winner} in term ${election.last.term} (${election.last.algorithm}, took ${election.last.durationMs.toFixed(1)} ms, ${formatAgoMs(election.last.agoMs)})`

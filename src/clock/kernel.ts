@@ -20,6 +20,7 @@ import {
   ADJ_MAXERROR,
   ADJ_NANO,
   ADJ_OFFSET,
+  ADJ_OFFSET_SINGLESHOT,
   ADJ_SETOFFSET,
   ADJ_STATUS,
   FREQ_SCALE,
@@ -188,6 +189,10 @@ export class KernelClockDriver implements ClockDriver {
     if (!reset.ok) return { ok: false, reason: writeFailureReason(reset) };
     const off = syscall.adjtimex({ modes: ADJ_STATUS, status: kept });
     if (!off.ok) return { ok: false, reason: writeFailureReason(off) };
+    // An adjtime(3)-style offset left by another program (up to +-0.5 s at 500 ppm) would keep
+    // slewing on top of our frequency until the first step: cancel it, as chrony does.
+    const singleShot = syscall.adjtimex({ modes: ADJ_OFFSET_SINGLESHOT, offset: 0 });
+    if (!singleShot.ok) return { ok: false, reason: writeFailureReason(singleShot) };
     const driver = new KernelClockDriver(syscall, host, options, off.timex);
     return { ok: true, driver, warnings };
   }

@@ -99,6 +99,8 @@ export const STEP_THRESHOLD_NS_DEFAULT = 128_000_000; // like ntpd's 128 ms
 // Ten times adjtime(3)'s 500 ppm (chrony allows 83333): a millisecond is slewed in 200 ms, so a
 // wrong correction does not linger for seconds.
 export const SLEW_PPM_MAX_DEFAULT = 5000;
+/** --virtual-drift stays where the discipline can compensate it (half its frequency range). */
+export const VIRTUAL_DRIFT_PPM_MAX = 250;
 /** A virtual clock has no hardware limit; this keeps its frequency plus slew within 10%. */
 export const VIRTUAL_CLOCK_PPM_MAX = 100_000;
 /**
@@ -134,6 +136,8 @@ export const FREQUENCY_INPUT_NS_MIN = 500_000;
 export const FREQUENCY_INPUT_PPM_MAX = 200;
 /** Corrections further apart than this say little about frequency (a master was lost, a restart). */
 export const FREQUENCY_INTERVAL_MS_MAX = 64_000;
+/** ... or than this many poll intervals, whichever is longer (long --poll-interval). */
+export const FREQUENCY_INTERVAL_POLLS_MAX = 4;
 /** The frequency is written to the state directory at most this often, and when it moved by more than FREQUENCY_SAVE_PPM. */
 export const FREQUENCY_SAVE_INTERVAL_MS = 60_000;
 export const FREQUENCY_SAVE_PPM = 0.5;

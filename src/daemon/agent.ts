@@ -2,7 +2,7 @@
 // discovery and the control server, feeds the core its inputs and carries out what it drains.
 import type { Logger } from 'pino';
 import { ProtocolNode, type NodeConfig, type NodeEvent, type PersistedNodeState } from '../core/node.ts';
-import type { SavedFrequency, StateWriter } from './state.ts';
+import type { SavedFrequencies, StateWriter } from './state.ts';
 import type { Frame } from '../core/frames.ts';
 import { FREQUENCY_SAVE_INTERVAL_MS, FREQUENCY_SAVE_PPM, PROTOCOL_VERSION, REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
 import { carryOut, Discipline, type DisciplineAction } from '../core/sync/discipline.ts';
@@ -35,6 +35,8 @@ export interface AgentOptions {
   clock: ClockDriver;
   /** The loop that turns the master's corrections into steps, slews and frequency. */
   discipline: Discipline;
+  /** The drift file as loaded (every kind of clock's entry is kept; only ours is updated). */
+  savedFrequencies?: SavedFrequencies;
   /** The --virtual-drift of a virtual clock (null for the kernel clock), for status. */
   virtualDriftPpm: number | null;
   logger: Logger;
@@ -61,12 +63,13 @@ export class Agent {
   private readonly duplicateIdLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly sendErrorLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly refusedLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
-  /** The frequency last written to the state directory, and when. */
-  private savedFrequency: SavedFrequency | null = null;
+  /** The frequencies last written to the state directory, and when ours was. */
+  private savedFrequencies: SavedFrequencies;
   private savedFrequencyAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(options: AgentOptions) {
     this.options = options;
+    this.savedFrequencies = { ...options.savedFrequencies };
     this.log = options.logger;
     this.startedMonoMs = options.hostClock.monoMs();
     this.node = new ProtocolNode(options.node, this.startedMonoMs, options.persisted);
@@ -239,17 +242,19 @@ export class Agent {
   }
 
   /** The drift file rule: keep a moved frequency at most once a minute (and always at stop). */
-  private frequencyToSave(force = false): SavedFrequency | null {
+  private frequencyToSave(force = false): SavedFrequencies {
     const discipline = this.options.discipline;
-    if (!discipline.isSynchronized) return this.savedFrequency;
+    if (!discipline.isSynchronized) return this.savedFrequencies;
+    const mode = this.options.clock.mode;
     const frequencyPpm = Math.round(discipline.frequencyPpm * 1000) / 1000;
-    const moved = this.savedFrequency === null || Math.abs(this.savedFrequency.frequencyPpm - frequencyPpm) > FREQUENCY_SAVE_PPM;
+    const saved = this.savedFrequencies[mode];
+    const moved = saved === undefined || Math.abs(saved - frequencyPpm) > FREQUENCY_SAVE_PPM;
     const nowMs = this.monoMs();
     if (force || (moved && nowMs - this.savedFrequencyAtMs >= FREQUENCY_SAVE_INTERVAL_MS)) {
-      this.savedFrequency = { clockMode: this.options.clock.mode, frequencyPpm };
+      this.savedFrequencies = { ...this.savedFrequencies, [mode]: frequencyPpm };
       this.savedFrequencyAtMs = nowMs;
     }
-    return this.savedFrequency;
+    return this.savedFrequencies;
   }
 
   private logEvent(event: NodeEvent): void {

@@ -25,6 +25,7 @@ import {
   STATIC_ENDPOINTS_MAX,
   STEP_THRESHOLD_NS_DEFAULT,
   UDP_PORT_DEFAULT,
+  VIRTUAL_DRIFT_PPM_MAX,
 } from '../core/limits.ts';
 import type { LogFormat } from './logger.ts';
 import { LOG_LEVELS } from './logger.ts';
@@ -220,7 +221,8 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     outlierThresholdNs: numberOption(raw, 'outlier-threshold', OUTLIER_THRESHOLD_MS_DEFAULT / 1000, { min: 0, max: 3600, minExclusive: true }) * 1e9,
     clock,
     virtualOffsetNs: numberOption(raw, 'virtual-offset', 0, { min: -1e6, max: 1e6 }) * 1e9,
-    virtualDriftPpm: numberOption(raw, 'virtual-drift', 0, { min: -1000, max: 1000 }),
+    // Within what the discipline can take back (its frequency stays within +-500 ppm).
+    virtualDriftPpm: numberOption(raw, 'virtual-drift', 0, { min: -VIRTUAL_DRIFT_PPM_MAX, max: VIRTUAL_DRIFT_PPM_MAX }),
     stepThresholdNs: numberOption(raw, 'step-threshold', STEP_THRESHOLD_NS_DEFAULT / 1e9, { min: 0, max: 1e6 }) * 1e9,
     slewPpmMax: numberOption(raw, 'max-slew-ppm', SLEW_PPM_MAX_DEFAULT, { min: 1, max: 100_000 }),
     // 0 turns the panic threshold off (like ntpd's -g forever); that is allowed but not advised.

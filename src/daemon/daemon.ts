@@ -10,10 +10,12 @@ import { HostClock } from '../clock/host.ts';
 import { VirtualClockDriver } from '../clock/virtual-driver.ts';
 import type { ClockDriver } from '../clock/driver.ts';
 import { Discipline } from '../core/sync/discipline.ts';
+import { RateLimiter } from './logger.ts';
+import { REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
 import type { OpenSystemClockOptions } from '../clock/system-check.ts';
 import { resolveInterface } from '../net/mdns.ts';
 import type { Endpoint } from '../core/types.ts';
-import { loadState, StateWriter, type SavedFrequency } from './state.ts';
+import { loadState, StateWriter, type SavedFrequencies } from './state.ts';
 
 /** A failure to start that the operator can fix; the CLI prints the message and exits 1. */
 export class StartupError extends Error {
@@ -62,18 +64,28 @@ async function chooseClock(config: RunConfig, hostClock: HostClock, logger: Logg
     throw new StartupError('ECLOCK', '--virtual-offset and --virtual-drift apply to the virtual clock only; drop them or use --clock virtual');
   }
   const { openSystemClock } = await import('../clock/system-check.ts');
+  const writeErrorLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   const opened = openSystemClock({
     ...injection,
     force: config.force,
     hostClock,
     driver: {
       onStepped: (deltaNs) => hostClock.applyStep(BigInt(Math.round(deltaNs))),
-      onError: (error) => logger.error({ code: error.code, operation: error.operation, err: error.message }, 'kernel clock write failed'),
+      onError: (error) => {
+        if (writeErrorLog.allow(performance.now())) {
+          logger.error({ code: error.code, operation: error.operation, err: error.message, suppressed: writeErrorLog.takeSuppressed() }, 'kernel clock write failed');
+        }
+      },
     },
   });
   if (opened.ok) {
     for (const warning of opened.warnings) logger.warn({}, warning);
-    return { driver: opened.driver, virtualDriftPpm: null };
+    logger.info({ clock: 'system' }, 'disciplining the kernel clock (adjtimex)');
+    // However the process ends (a crash, the forced exit after a stuck stop), a slew in progress
+    // must not leave the kernel running at the slew's frequency: close() restores the base.
+    const driver = opened.driver;
+    process.once('exit', () => driver.close());
+    return { driver, virtualDriftPpm: null };
   }
   if (config.clock === 'system') throw new StartupError('ECLOCK', `--clock system: ${opened.reason}`);
   logger.warn({ why: opened.reason }, 'clock auto: cannot discipline the kernel clock; using a virtual clock (nothing outside this agent follows it)');
@@ -104,13 +116,13 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
   }
   const staticPeers = await resolvePeers(config);
   let persisted = null;
-  let savedFrequency: SavedFrequency | null = null;
+  let savedFrequencies: SavedFrequencies = {};
   let stateWriter: StateWriter | null = null;
   if (config.stateDir !== null) {
     const loaded = await loadState(config.stateDir, config.nodeId);
     if (loaded.warning) logger.warn({ stateDir: config.stateDir }, loaded.warning);
     persisted = loaded.state;
-    savedFrequency = loaded.frequency;
+    savedFrequencies = loaded.frequencies;
     if (persisted) logger.info({ stateDir: config.stateDir, term: persisted.term }, 'state loaded');
     stateWriter = new StateWriter(config.stateDir, config.nodeId, (error) => logger.error({ stateDir: config.stateDir, err: error.message }, 'cannot save state'));
   }
@@ -118,15 +130,16 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
   // The drift file is only a good start for the same kind of clock.
   // Without one, the kernel clock starts from the frequency the kernel has now (what a previous run
   // or daemon left); a virtual clock from 0.
-  const startFrequencyPpm = savedFrequency !== null && savedFrequency.clockMode === clock.mode ? savedFrequency.frequencyPpm : clock.state().frequencyPpm;
-  if (savedFrequency !== null && savedFrequency.clockMode === clock.mode) logger.info({ frequencyPpm: startFrequencyPpm }, 'frequency loaded from the state directory');
+  const learnedPpm = savedFrequencies[clock.mode];
+  const startFrequencyPpm = learnedPpm ?? clock.state().frequencyPpm;
+  if (learnedPpm !== undefined) logger.info({ frequencyPpm: learnedPpm }, 'frequency loaded from the state directory');
   const kernel = clock.state().kernel;
   // A kernel clock that kept its synchronization across our restart (STA_UNSYNC clear and a small
   // error bound) must not be stepped backwards by a fresh initial synchronization.
   const startSynchronized = kernel !== null && !kernel.unsync && kernel.maxErrorNs < config.stepThresholdNs;
   const discipline = new Discipline(
-    { stepThresholdNs: config.stepThresholdNs, slewPpmMax: config.slewPpmMax, correctionNsMax: config.correctionNsMax, driverPpmMax: clock.frequencyPpmMax },
-    { frequencyPpm: startFrequencyPpm, synchronized: startSynchronized },
+    { stepThresholdNs: config.stepThresholdNs, slewPpmMax: config.slewPpmMax, correctionNsMax: config.correctionNsMax, driverPpmMax: clock.frequencyPpmMax, pollIntervalMs: config.pollIntervalMs },
+    { frequencyPpm: startFrequencyPpm, synchronized: startSynchronized, frequencyLearned: learnedPpm !== undefined },
   );
   clock.setFrequency(discipline.frequencyPpm);
   const bindAddress = config.bindAddress ?? interfaceAddress ?? '0.0.0.0';
@@ -156,6 +169,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     hostClock,
     clock,
     discipline,
+    savedFrequencies,
     virtualDriftPpm,
     logger,
     persisted,

@@ -12,27 +12,22 @@ import type { PersistedNodeState } from '../core/node.ts';
 
 const STATE_FILE = 'state.json';
 
-/** The learned frequency, and of which clock: a virtual clock's says nothing about the kernel's. */
-export interface SavedFrequency {
-  clockMode: ClockMode;
-  frequencyPpm: number;
-}
+/** The learned frequency per kind of clock: a virtual clock's says nothing about the kernel's. */
+export type SavedFrequencies = Partial<Record<ClockMode, number>>;
+
+const frequencyPpm = z.number().min(-FREQUENCY_PPM_MAX).max(FREQUENCY_PPM_MAX);
 
 const stateSchema = z
   .object({
     nodeId: z.string(),
     term: z.number().int().min(0).max(COUNTER_MAX),
     lastMasterTerm: z.number().int().min(0).max(COUNTER_MAX).default(0),
-    frequency: z
-      .object({ clockMode: z.enum(['virtual', 'system']), frequencyPpm: z.number().min(-FREQUENCY_PPM_MAX).max(FREQUENCY_PPM_MAX) })
-      .nullable()
-      .optional()
-      // A bad drift entry alone must not cost the term: drop just it.
-      .catch(null),
+    // A bad drift entry alone must not cost the term: drop just it.
+    frequencyPpm: z.object({ virtual: frequencyPpm.optional(), system: frequencyPpm.optional() }).optional().catch(undefined),
   })
   .loose();
 
-export type LoadResult = { state: PersistedNodeState | null; frequency: SavedFrequency | null; warning: string | null };
+export type LoadResult = { state: PersistedNodeState | null; frequencies: SavedFrequencies; warning: string | null };
 
 export async function loadState(stateDir: string, nodeId: string): Promise<LoadResult> {
   const file = path.join(stateDir, STATE_FILE);
@@ -40,20 +35,20 @@ export async function loadState(stateDir: string, nodeId: string): Promise<LoadR
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: null, frequency: null, warning: null };
-    return { state: null, frequency: null, warning: `cannot read ${file}: ${(error as Error).message}` };
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: null, frequencies: {}, warning: null };
+    return { state: null, frequencies: {}, warning: `cannot read ${file}: ${(error as Error).message}` };
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return { state: null, frequency: null, warning: `${file} is not JSON; ignoring it` };
+    return { state: null, frequencies: {}, warning: `${file} is not JSON; ignoring it` };
   }
   const result = stateSchema.safeParse(parsed);
-  if (!result.success) return { state: null, frequency: null, warning: `${file} has an unexpected shape; ignoring it` };
+  if (!result.success) return { state: null, frequencies: {}, warning: `${file} has an unexpected shape; ignoring it` };
   // The state of another node id (a renamed agent) says nothing about this one.
-  if (result.data.nodeId !== nodeId) return { state: null, frequency: null, warning: `${file} belongs to node ${result.data.nodeId}; ignoring it` };
-  return { state: { term: result.data.term, lastMasterTerm: result.data.lastMasterTerm }, frequency: result.data.frequency ?? null, warning: null };
+  if (result.data.nodeId !== nodeId) return { state: null, frequencies: {}, warning: `${file} belongs to node ${result.data.nodeId}; ignoring it` };
+  return { state: { term: result.data.term, lastMasterTerm: result.data.lastMasterTerm }, frequencies: result.data.frequencyPpm ?? {}, warning: null };
 }
 
 /**
@@ -72,14 +67,14 @@ export class StateWriter {
     private readonly onError: (error: Error) => void,
   ) {}
 
-  save(state: PersistedNodeState, frequency: SavedFrequency | null = null): void {
-    const key = JSON.stringify([state, frequency]);
+  save(state: PersistedNodeState, frequencies: SavedFrequencies = {}): void {
+    const key = JSON.stringify([state, frequencies]);
     if (key === this.lastSaved) return;
     try {
       mkdirSync(this.stateDir, { recursive: true });
       const file = path.join(this.stateDir, STATE_FILE);
       const temporary = `${file}.${process.pid}.tmp`;
-      writeFileSync(temporary, `${JSON.stringify({ nodeId: this.nodeId, ...state, frequency, savedAt: new Date().toISOString() })}\n`);
+      writeFileSync(temporary, `${JSON.stringify({ nodeId: this.nodeId, ...state, frequencyPpm: frequencies, savedAt: new Date().toISOString() })}\n`);
       renameSync(temporary, file);
       this.lastSaved = key;
     } catch (error) {

@@ -68,7 +68,8 @@ export class UdpTransport {
   private readonly outbox: PendingSend[] = [];
   /** A frame has been handed to dgram and its callback has not run yet. */
   private sending = false;
-  private drained: (() => void) | null = null;
+  /** flush() callers waiting for the outbox to empty. */
+  private drainWaiters: (() => void)[] = [];
   sendErrors = 0;
   /** Where receive stamps come from: the kernel, or this process (fallback, or turned off). */
   rxTimestamps: 'kernel' | 'user' = 'user';
@@ -86,10 +87,11 @@ export class UdpTransport {
     // stamp to kernel arrival on loopback p50 40-51 us instead of 54-73 us).
     this.socket = dgram.createSocket({ type: 'udp4', lookup: immediateLookup });
     this.socket.on('message', (bytes, info) => {
+      // The kernel's stamp of this very datagram, moved into the host clock's terms by its age
+      // (read the age first, then the host clock, so the two readings are as close as can be).
+      const latencyNs = this.kernelStamps?.latencyNs() ?? null;
       let rxHostNs = options.hostClock.nowNs();
       const rxMonoMs = options.hostClock.monoMs();
-      // The kernel's stamp of this very datagram, moved into the host clock's terms by its age.
-      const latencyNs = this.kernelStamps?.latencyNs() ?? null;
       if (latencyNs !== null) {
         rxHostNs -= BigInt(Math.round(latencyNs));
         this.rxStampedByKernel += 1;
@@ -142,7 +144,7 @@ export class UdpTransport {
     if (next === undefined || this.closed) {
       this.outbox.length = 0;
       this.sending = false;
-      this.drained?.();
+      for (const waiter of this.drainWaiters.splice(0)) waiter();
       return;
     }
     this.sending = true;
@@ -171,7 +173,7 @@ export class UdpTransport {
         clearTimeout(timer);
         resolve();
       }
-      this.drained = done;
+      this.drainWaiters.push(done);
     });
   }
 

@@ -9,7 +9,7 @@ import { nodeConfig } from '../core/defaults.ts';
 import { FrameType, type Frame } from '../core/frames.ts';
 import type { Endpoint, NodeId } from '../core/types.ts';
 import { VirtualClock } from '../clock/virtual.ts';
-import { CORRECTION_NS_MAX_DEFAULT, SLEW_PPM_MAX_DEFAULT, STEP_THRESHOLD_NS_DEFAULT, VIRTUAL_CLOCK_PPM_MAX } from '../core/limits.ts';
+import { CORRECTION_NS_MAX_DEFAULT, POLL_INTERVAL_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STEP_THRESHOLD_NS_DEFAULT, VIRTUAL_CLOCK_PPM_MAX } from '../core/limits.ts';
 import { carryOut, Discipline } from '../core/sync/discipline.ts';
 import { decodeFrame, encodeFrame } from '../wire/codec.ts';
 import { InvariantChecker, type CheckMode, type NodeView } from './invariants.ts';
@@ -284,6 +284,7 @@ export class Simulation {
         slewPpmMax: SLEW_PPM_MAX_DEFAULT,
         correctionNsMax: CORRECTION_NS_MAX_DEFAULT,
         driverPpmMax: VIRTUAL_CLOCK_PPM_MAX,
+        pollIntervalMs: this.options.config?.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT,
       }),
     };
   }

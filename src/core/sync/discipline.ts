@@ -14,6 +14,7 @@ import {
   FREQUENCY_INPUT_NS_MIN,
   FREQUENCY_INPUT_PPM_MAX,
   FREQUENCY_INTERVAL_MS_MAX,
+  FREQUENCY_INTERVAL_POLLS_MAX,
   FREQUENCY_PPM_MAX,
   INITIAL_STEPS,
   OFFSET_RMS_WEIGHT,
@@ -31,6 +32,8 @@ export interface DisciplineConfig {
   correctionNsMax: number;
   /** Largest |frequency + slew rate| the clock driver can apply. */
   driverPpmMax: number;
+  /** The cluster's poll interval: corrections come about this often. */
+  pollIntervalMs: number;
 }
 
 export type DisciplineAction =
@@ -64,6 +67,11 @@ export interface DisciplineStart {
   frequencyPpm?: number;
   /** Start synchronized (e.g. the kernel clock kept its synchronization across a restart). */
   synchronized?: boolean;
+  /**
+   * The start frequency was learned by this loop (a drift file), so acquisition is skipped. A
+   * frequency merely found in the kernel may be a previous run's slew cut short by a crash.
+   */
+  frequencyLearned?: boolean;
 }
 
 function clamp(value: number, limit: number): number {
@@ -95,7 +103,7 @@ export class Discipline {
     this.frequency = Number.isFinite(initial) ? clamp(initial, this.frequencyPpmMax) : 0;
     this.synchronized = start.synchronized ?? false;
     // A frequency from the drift file is already close: start with the steady gains.
-    if (start.frequencyPpm !== undefined && start.frequencyPpm !== 0 && Number.isFinite(start.frequencyPpm)) this.lockUpdates = Math.ceil(1 / FREQUENCY_GAIN);
+    if (start.frequencyLearned === true && Number.isFinite(initial)) this.lockUpdates = Math.ceil(1 / FREQUENCY_GAIN);
   }
 
   get policy(): Readonly<DisciplineConfig> {
@@ -128,15 +136,9 @@ export class Discipline {
     if (!this.synchronized) {
       this.initialCorrections += 1;
       if (this.initialCorrections >= INITIAL_STEPS) this.synchronized = true;
-      this.accept(correctionNs, nowMs, false);
+      this.accept(correctionNs, nowMs, null);
       this.counts.steps += 1;
       return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'initial' };
-    }
-    // Forward only: a synchronized clock never runs backwards.
-    if (this.config.stepThresholdNs > 0 && correctionNs >= this.config.stepThresholdNs) {
-      this.accept(correctionNs, nowMs, false);
-      this.counts.steps += 1;
-      return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'threshold' };
     }
 
     const intervalMs = this.lastUpdateMs === null ? null : nowMs - this.lastUpdateMs;
@@ -145,7 +147,8 @@ export class Discipline {
     const jumpLimitNs = Math.max(FREQUENCY_INPUT_NS_MIN, FREQUENCY_INPUT_PPM_MAX * (intervalMs ?? 0));
     // A correction far beyond this clock's recent noise is most likely one measurement spoiled by
     // scheduling (a process woken late on one side): held once, like ntpd's popcorn spike
-    // suppressor. If the next correction is large too, the change was real and it is applied.
+    // suppressor, whether it would be slewed or stepped (a wrong forward step could never be taken
+    // back). If the next correction is large too, the change was real and it is applied.
     const spikeLimitNs = this.meanSquareOffset === null ? null : Math.max(SPIKE_NS_MIN, SPIKE_RMS_FACTOR * Math.sqrt(this.meanSquareOffset));
     if (spikeLimitNs !== null && Math.abs(correctionNs) > spikeLimitNs && !this.spikeHeld) {
       this.spikeHeld = true;
@@ -154,6 +157,13 @@ export class Discipline {
     }
     this.spikeHeld = false;
 
+    // Forward only: a synchronized clock never runs backwards.
+    if (this.config.stepThresholdNs > 0 && correctionNs >= this.config.stepThresholdNs) {
+      this.accept(correctionNs, nowMs, null);
+      this.counts.steps += 1;
+      return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'threshold' };
+    }
+
     // Acquisition (gear shifting): the n-th update after synchronization takes 1/(n+1) of the rate
     // error into the frequency, a running mean of the first estimates (what a constant frequency
     // error calls for), until that falls to the steady gain; the phase gain follows at twice the
@@ -161,7 +171,10 @@ export class Discipline {
     this.lockUpdates += 1;
     const frequencyGain = Math.max(FREQUENCY_GAIN, 1 / (this.lockUpdates + 1));
     const phaseGain = Math.min(1, Math.max(PHASE_GAIN, 2 * Math.sqrt(frequencyGain)));
-    if (spikeLimitNs !== null && intervalMs !== null && intervalMs > 0 && intervalMs <= FREQUENCY_INTERVAL_MS_MAX) {
+    // Corrections further apart than a few poll intervals (a master lost for a while) say little
+    // about the frequency; long poll intervals get a longer allowance.
+    const intervalMsMax = Math.max(FREQUENCY_INTERVAL_MS_MAX, FREQUENCY_INTERVAL_POLLS_MAX * this.config.pollIntervalMs);
+    if (spikeLimitNs !== null && intervalMs !== null && intervalMs > 0 && intervalMs <= intervalMsMax) {
       // The integral: what is left after the previous correction was applied is, on average, the
       // rate error times the interval. Its input is bounded by the jump limit and by the recent
       // noise, so that neither a jump nor a bad measurement throws the frequency off.
@@ -169,25 +182,29 @@ export class Discipline {
       // ns per ms = ppm.
       this.frequency = clamp(this.frequency + (frequencyGain * inputNs) / intervalMs, this.frequencyPpmMax);
     }
-    this.accept(correctionNs, nowMs, true);
+    // The RMS measures the noise: a jump does not count, and one large value counts only up to the
+    // spike limit, so that it takes a few rounds of larger noise, not one jump, to widen the limit.
+    const isJump = Math.abs(correctionNs) > jumpLimitNs;
+    this.accept(correctionNs, nowMs, isJump ? null : clamp(correctionNs, spikeLimitNs ?? Number.POSITIVE_INFINITY));
     this.counts.slews += 1;
     // A jump is slewed in full: filtering it would only slow the return.
-    const phaseNs = Math.abs(correctionNs) > jumpLimitNs ? correctionNs : phaseGain * correctionNs;
+    const phaseNs = isJump ? correctionNs : phaseGain * correctionNs;
     return { kind: 'slew', phaseNs, ratePpm: this.slewRatePpm(), frequencyPpm: this.frequency };
   }
 
-  private accept(correctionNs: number, nowMs: number, synchronizedBefore: boolean): void {
+  /** `noiseNs`: what this correction adds to the RMS offset (null: nothing, e.g. initial steps). */
+  private accept(correctionNs: number, nowMs: number, noiseNs: number | null): void {
     this.counts.updates += 1;
     this.lastUpdateMs = nowMs;
     this.lastOffsetNs = -correctionNs;
-    // Only offsets of the synchronized loop say how good the clock is (not initial steps).
-    if (synchronizedBefore) {
-      const square = correctionNs * correctionNs;
+    if (noiseNs !== null) {
+      const square = noiseNs * noiseNs;
       this.meanSquareOffset = this.meanSquareOffset === null ? square : this.meanSquareOffset + OFFSET_RMS_WEIGHT * (square - this.meanSquareOffset);
     }
   }
 
   private refuse(correctionNs: number, nowMs: number): DisciplineAction {
+    this.spikeHeld = false;
     this.counts.refused += 1;
     this.lastRefused = { correctionNs, atMs: nowMs };
     return { kind: 'refuse', correctionNs, correctionNsMax: this.config.correctionNsMax };
