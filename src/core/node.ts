@@ -206,6 +206,14 @@ interface RoundState {
   nextProbeMs: Map<NodeId, number>;
   /** Members whose probes have not all been sent yet. */
   probing: Set<NodeId>;
+  /**
+   * When probes fall due, in order: due times are the send time plus a constant spacing, so
+   * appending keeps the queue sorted. An entry is stale once its member has sent more probes
+   * (a reply released the next one early). Keeps each tick and deadline O(1) amortized at 1024
+   * members instead of a scan of every member per reply.
+   */
+  dueQueue: { nodeId: NodeId; dueMs: number; sent: number }[];
+  dueHead: number;
   /** `${nodeId}/${probe}` of polls not yet answered. */
   outstanding: Set<string>;
   samples: Map<NodeId, ClockSample>;
@@ -431,7 +439,8 @@ export class ProtocolNode {
     if (this.role === 'master') {
       if (this.round === null) deadline = Math.min(deadline, this.nextRoundMs);
       else {
-        for (const nodeId of this.round.probing) deadline = Math.min(deadline, this.round.nextProbeMs.get(nodeId) ?? NEVER);
+        const due = this.firstDue(this.round);
+        if (due !== null) deadline = Math.min(deadline, due.dueMs);
         if (this.round.deadlineMs !== null) deadline = Math.min(deadline, this.round.deadlineMs);
       }
     }
@@ -930,7 +939,8 @@ export class ProtocolNode {
       .map((peer) => peer.nodeId);
     // Greet the silent ones every round: one small frame each finds a healed partition (and its
     // master) within a poll interval, without a full probe burst to nodes that may be dead.
-    for (const peer of this.peers.values()) if (peer.suspect && !members.includes(peer.nodeId)) this.sendHello(peer.endpoint, true);
+    const polled = new Set(members);
+    for (const peer of this.peers.values()) if (peer.suspect && !polled.has(peer.nodeId)) this.sendHello(peer.endpoint, true);
     this.round = {
       round: this.roundSeq,
       startedMs: nowMs,
@@ -938,6 +948,8 @@ export class ProtocolNode {
       probesSent: new Map(members.map((nodeId) => [nodeId, 0])),
       nextProbeMs: new Map(members.map((nodeId) => [nodeId, nowMs])),
       probing: new Set(members),
+      dueQueue: members.map((nodeId) => ({ nodeId, dueMs: nowMs, sent: 0 })),
+      dueHead: 0,
       outstanding: new Set(),
       samples: new Map(),
       synced: new Set(),
@@ -949,7 +961,10 @@ export class ProtocolNode {
   private advanceRound(nowMs: number): void {
     const round = this.round;
     if (round === null) return;
-    for (const nodeId of round.probing) this.probeMember(round, nodeId, nowMs);
+    for (let due = this.firstDue(round); due !== null && due.dueMs <= nowMs; due = this.firstDue(round)) {
+      round.dueHead += 1;
+      this.probeMember(round, due.nodeId, nowMs);
+    }
     this.maybeFinishRound(round, nowMs);
   }
 
@@ -961,11 +976,22 @@ export class ProtocolNode {
     this.sendTo(nodeId, { type: FrameType.poll, round: round.round, probe: sent });
     round.probesSent.set(nodeId, sent + 1);
     round.nextProbeMs.set(nodeId, nowMs + this.config.probeSpacingMs);
+    if (sent + 1 < this.config.probesPerRound) round.dueQueue.push({ nodeId, dueMs: nowMs + this.config.probeSpacingMs, sent: sent + 1 });
     if (sent + 1 === this.config.probesPerRound) {
       round.probing.delete(nodeId);
       // Replies may take until replyWaitMs after the last probe of the last member.
       if (round.probing.size === 0) round.deadlineMs = nowMs + this.config.replyWaitMs;
     }
+  }
+
+  /** The earliest live entry of the due queue (stale ones at the head are dropped). */
+  private firstDue(round: RoundState): { nodeId: NodeId; dueMs: number; sent: number } | null {
+    while (round.dueHead < round.dueQueue.length) {
+      const entry = round.dueQueue[round.dueHead] as { nodeId: NodeId; dueMs: number; sent: number };
+      if (round.probing.has(entry.nodeId) && round.probesSent.get(entry.nodeId) === entry.sent) return entry;
+      round.dueHead += 1;
+    }
+    return null;
   }
 
   private maybeFinishRound(round: RoundState, nowMs: number): void {
