@@ -255,10 +255,38 @@ interface MulticastDns {
   on(event: 'ready', listener: () => void): unknown;
   removeListener(event: string, listener: (...args: never[]) => void): unknown;
   query(name: string, type: string, callback?: (err: Error | null) => void): void;
+  on(event: 'query', listener: (packet: QueryPacket, rinfo: RemoteInfo) => void): unknown;
+  respond(
+    response: { id?: number; questions?: Question[]; answers: MdnsRecord[]; additionals?: MdnsRecord[] },
+    rinfo: { port: number; address: string },
+    callback?: (err: Error | null) => void,
+  ): void;
+}
+interface Question {
+  name: string;
+  type: string;
+  class?: string;
+}
+interface QueryPacket {
+  id?: number;
+  questions?: Question[];
+}
+interface MdnsRecord {
+  name: string;
+  type: string;
+  ttl?: number;
+  flush?: boolean;
+  data?: unknown;
 }
 interface BonjourInternals {
-  server?: { mdns?: MulticastDns };
+  server?: { mdns?: MulticastDns; recordsFor?: (name: string, type: string) => MdnsRecord[] };
 }
+
+/** RFC 6762 §6.7: answers to legacy unicast queries carry a TTL of at most 10 s. */
+const LEGACY_UNICAST_TTL_S = 10;
+const MDNS_PORT = 5353;
+/** Questions of one legacy query looked at (a query is a few; more is not a real client). */
+const LEGACY_QUESTIONS_MAX = 8;
 
 const lower = (name: unknown): string | undefined => (typeof name === 'string' ? name.toLowerCase() : undefined);
 
@@ -297,6 +325,52 @@ export class MdnsDiscovery {
     } catch (err) {
       // A bug here must not take the agent down with it.
       this.warnLimited('handler', { err: errorInfo(err) }, 'mdns response handler failed');
+    }
+  };
+  /**
+   * A query from a port other than 5353 is a "legacy unicast" one (dig, nslookup, a plain DNS
+   * resolver pointed at port 5353). bonjour-service only answers by multicast, which such a client
+   * never sees; RFC 6762 §6.7 says to answer it by unicast, with its id, its question, and short
+   * TTLs. This keeps the agent visible to standard tools (`dig -p 5353 @HOST _berkeley._udp.local PTR`).
+   */
+  private readonly onQuery = (packet: QueryPacket, rinfo: RemoteInfo): void => {
+    try {
+      const port = rinfo.port;
+      const address = rinfo.address;
+      if (typeof port !== 'number' || typeof address !== 'string' || port === MDNS_PORT || !this.mdns) return;
+      const server = (this.bonjour as unknown as BonjourInternals | undefined)?.server;
+      const recordsFor = server?.recordsFor?.bind(server);
+      if (!recordsFor) return;
+      const questions = (Array.isArray(packet.questions) ? packet.questions : [])
+        .slice(0, LEGACY_QUESTIONS_MAX)
+        .filter((question) => typeof question?.name === 'string' && typeof question.type === 'string');
+      const answers: MdnsRecord[] = [];
+      const additionals: MdnsRecord[] = [];
+      for (const question of questions) {
+        const found = question.type === 'ANY' ? ['PTR', 'SRV', 'TXT', 'A'].flatMap((type) => recordsFor(question.name, type)) : recordsFor(question.name, question.type);
+        answers.push(...found);
+        // As bonjour does for multicast: a PTR answer brings its SRV, TXT and A records along.
+        for (const record of found) {
+          if (record.type !== 'PTR' || typeof record.data !== 'string') continue;
+          const srv = recordsFor(record.data, 'SRV');
+          additionals.push(...srv, ...recordsFor(record.data, 'TXT'));
+          for (const target of srv) {
+            const host = (target.data as { target?: unknown } | undefined)?.target;
+            if (typeof host === 'string') additionals.push(...recordsFor(host, 'A'));
+          }
+        }
+      }
+      if (answers.length === 0) return;
+      const legacy = (record: MdnsRecord): MdnsRecord => ({ ...record, ttl: Math.min(record.ttl ?? LEGACY_UNICAST_TTL_S, LEGACY_UNICAST_TTL_S), flush: false });
+      this.mdns.respond(
+        { id: packet.id ?? 0, questions, answers: answers.map(legacy), additionals: additionals.map(legacy) },
+        { port, address },
+        (err) => {
+          if (err) this.warnLimited('respond', { err: errorInfo(err) }, 'mdns unicast answer could not be sent');
+        },
+      );
+    } catch (err) {
+      this.warnLimited('handler', { err: errorInfo(err) }, 'mdns query handler failed');
     }
   };
   private readonly onMdnsError = (err: Error): void => {
@@ -381,6 +455,7 @@ export class MdnsDiscovery {
     mdns.on('warning', this.onMdnsWarning);
     mdns.on('ready', this.onMdnsReady);
     mdns.on('response', this.onResponse);
+    mdns.on('query', this.onQuery);
 
     try {
       this.bonjour.publish({
@@ -456,6 +531,7 @@ export class MdnsDiscovery {
     if (this.queryTimer) clearTimeout(this.queryTimer);
     this.queryTimer = undefined;
     this.mdns?.removeListener('response', this.onResponse);
+    this.mdns?.removeListener('query', this.onQuery);
     const bonjour = this.bonjour;
     this.bonjour = undefined;
     if (!wasRunning || !bonjour) return;
