@@ -13,6 +13,7 @@ import { formatStatus, formatOffsetNs, formatDurationNs } from './format.ts';
 import { queryAgent, QueryError } from './query.ts';
 import { formatDemoSummary, runDemo } from './demo.ts';
 import { PACKAGE_VERSION } from '../daemon/version.ts';
+import { sdNotify } from '../daemon/notify.ts';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -99,10 +100,14 @@ async function commandRun(raw: Record<string, unknown>): Promise<void> {
     if (error instanceof StartupError) runtimeError(error.message);
     throw error;
   }
+  // systemd (Type=notify): the agent is listening now, so the service is ready.
+  const notReady = sdNotify(`READY=1\nSTATUS=listening on UDP ${daemon.listen.address}:${daemon.listen.port}, clock ${config.clock}\nMAINPID=${process.pid}`);
+  if (notReady !== null) logger.warn({ why: notReady }, 'could not tell systemd the agent is ready');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
+    sdNotify('STOPPING=1');
     logger.info({ signal }, 'stopping');
     // A stuck shutdown must not keep the service from stopping.
     setTimeout(() => process.exit(EXIT_RUNTIME), 5000).unref();
