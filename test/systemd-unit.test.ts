@@ -1,0 +1,63 @@
+// The systemd unit: systemd-analyze verify accepts it (with ExecStart pointed at this checkout's
+// bin, since /usr/local/bin/berkeley-agent is where `npm install -g` puts it on a real box), and
+// it asks for what the agent needs: Type=notify, the state directory, CAP_SYS_TIME and nothing more.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const UNIT = fileURLToPath(new URL('../systemd/berkeley-agent.service', import.meta.url));
+const BIN = fileURLToPath(new URL('../bin/berkeley-agent', import.meta.url));
+const text = readFileSync(UNIT, 'utf8');
+
+function hasSystemdAnalyze(): boolean {
+  try {
+    execFileSync('systemd-analyze', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const analyze = hasSystemdAnalyze();
+if (!analyze) console.warn('SKIPPED systemd-analyze verify: systemd-analyze is not installed');
+
+describe('systemd/berkeley-agent.service', () => {
+  it.runIf(analyze)('passes systemd-analyze verify', () => {
+    const directory = mkdtempSync(path.join(tmpdir(), 'berkeley-unit-'));
+    try {
+      const unit = path.join(directory, 'berkeley-agent.service');
+      expect(text).toMatch(/^ExecStart=\/usr\/local\/bin\/berkeley-agent run /m);
+      writeFileSync(unit, text.replace('ExecStart=/usr/local/bin/berkeley-agent', `ExecStart=${BIN}`));
+      const result = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' });
+      expect(result.status, result.stderr).toBe(0);
+      // Warnings (unknown keys, bad values) go to stderr with exit 0: there must be none.
+      expect(result.stderr.trim(), result.stderr).toBe('');
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('asks for what the agent needs and no more', () => {
+    const settings = new Map<string, string>();
+    for (const line of text.split('\n')) {
+      const match = /^([A-Za-z]+)=(.*)$/.exec(line);
+      if (match) settings.set(match[1] as string, match[2] as string);
+    }
+    expect(settings.get('Type')).toBe('notify');
+    expect(settings.get('NotifyAccess')).toBe('main');
+    expect(settings.get('Restart')).toBe('on-failure');
+    expect(settings.get('EnvironmentFile')).toBe('-/etc/default/berkeley-agent');
+    expect(settings.get('StateDirectory')).toBe('berkeley-agent');
+    expect(settings.get('CapabilityBoundingSet')).toBe('CAP_SYS_TIME');
+    expect(settings.get('AmbientCapabilities')).toBe('CAP_SYS_TIME');
+    expect(settings.get('NoNewPrivileges')).toBe('yes');
+    expect(settings.get('ProtectSystem')).toBe('strict');
+    expect(settings.get('PrivateTmp')).toBe('yes');
+    // AF_UNIX for sd_notify, AF_INET for the protocol and mDNS, AF_NETLINK for interface lookup.
+    expect(settings.get('RestrictAddressFamilies')?.split(/\s+/).sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX']);
+    // ProtectClock= would forbid the adjtimex writes the agent exists to make.
+    expect(settings.has('ProtectClock')).toBe(false);
+  });
+});
