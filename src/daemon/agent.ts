@@ -43,6 +43,8 @@ export interface AgentOptions {
   /** State from --state-dir, and where to keep it; null without a state directory. */
   persisted: PersistedNodeState | null;
   stateWriter: StateWriter | null;
+  /** Told of every correction handed to the discipline and what it decided (metrics). */
+  onCorrection?: (correctionNs: number, action: DisciplineAction['kind']) => void;
 }
 
 export class Agent {
@@ -212,6 +214,7 @@ export class Agent {
     const clock = this.options.clock;
     const action: DisciplineAction = this.options.discipline.correct(correction.correctionNs, this.monoMs(), clock.state().slewRemainingNs);
     const context = { correctionNs: Math.round(correction.correctionNs), masterId: correction.masterId, term: correction.term, round: correction.round };
+    this.options.onCorrection?.(correction.correctionNs, action.kind);
     switch (action.kind) {
       case 'refuse':
         if (this.refusedLog.allow(this.monoMs())) {

@@ -4,6 +4,7 @@ import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { Agent } from './agent.ts';
 import { ControlServer } from './http.ts';
+import { AgentMetrics } from './metrics.ts';
 import type { RunConfig } from './config.ts';
 import { nodeConfig } from '../core/defaults.ts';
 import { HostClock } from '../clock/host.ts';
@@ -30,6 +31,8 @@ export class StartupError extends Error {
 
 export interface RunningDaemon {
   agent: Agent;
+  /** This agent's Prometheus metrics (served at GET /metrics when the control server runs). */
+  metrics: AgentMetrics;
   listen: Endpoint;
   /** Bound control-server port, or null when disabled. */
   httpPort: number | null;
@@ -143,7 +146,10 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
   );
   clock.setFrequency(discipline.frequencyPpm);
   const bindAddress = config.bindAddress ?? interfaceAddress ?? '0.0.0.0';
-  const agent = new Agent({
+  // Per agent, never prom-client's global registry (the demo runs several agents in one process).
+  // The status supplier is only called at scrape time, after `agent` exists.
+  const metrics = new AgentMetrics({ status: () => agent.status(), peersMax: config.peersMax });
+  const agent: Agent = new Agent({
     node: nodeConfig({
       nodeId: config.nodeId,
       priority: config.priority,
@@ -174,6 +180,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     logger,
     persisted,
     stateWriter,
+    onCorrection: (correctionNs, action) => metrics.observeCorrection(correctionNs, action),
   });
   let listen: Endpoint;
   try {
@@ -186,7 +193,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
   let control: ControlServer | null = null;
   let httpPort: number | null = null;
   if (config.http !== null) {
-    control = new ControlServer({ host: config.http.host, port: config.http.port, status: () => agent.status() });
+    control = new ControlServer({ host: config.http.host, port: config.http.port, status: () => agent.status(), metrics: () => metrics.render() });
     try {
       httpPort = await control.start();
     } catch (error) {
@@ -199,6 +206,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
   }
   return {
     agent,
+    metrics,
     listen,
     httpPort,
     async stop() {

@@ -1,5 +1,7 @@
-// Control server: loopback HTTP by default. GET /status returns the status report as JSON.
+// Control server: loopback HTTP by default. GET /status returns the status report as JSON,
+// GET /metrics the Prometheus metrics (text format 0.0.4).
 import http from 'node:http';
+import type { MetricsPayload } from './metrics.ts';
 import type { StatusReport } from './status.ts';
 
 export interface ControlServerOptions {
@@ -7,6 +9,8 @@ export interface ControlServerOptions {
   /** 0 picks any free port. */
   port: number;
   status(): StatusReport;
+  /** Prometheus exposition for GET /metrics; without it /metrics is 404. */
+  metrics?: () => Promise<MetricsPayload>;
 }
 
 export class ControlServer {
@@ -29,6 +33,18 @@ export class ControlServer {
     if (path === '/status') {
       const body = JSON.stringify(this.options.status());
       response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(request.method === 'HEAD' ? undefined : body);
+      return;
+    }
+    if (path === '/metrics' && this.options.metrics) {
+      const head = request.method === 'HEAD';
+      this.options.metrics().then(
+        (payload) => {
+          if (!response.destroyed) response.writeHead(200, { 'content-type': payload.contentType, 'cache-control': 'no-store' }).end(head ? undefined : payload.body);
+        },
+        (error: unknown) => {
+          if (!response.destroyed) response.writeHead(500, { 'content-type': 'text/plain' }).end(head ? undefined : `metrics failed: ${(error as Error).message}\n`);
+        },
+      );
       return;
     }
     if (path === '/') {

@@ -1,0 +1,252 @@
+// Prometheus metrics (GET /metrics on the control server), one Registry per agent: the demo runs
+// several agents in one process, so nothing goes into prom-client's global registry.
+//
+// Everything except the corrections histogram is read from the status report at scrape time
+// (collect() callbacks): no state is duplicated, and a peer that is gone simply has no series at
+// the next scrape. One status report is taken per scrape and shared by every collect callback.
+// Units are in the names (_seconds, _ppm, _total); ns from the status report become seconds.
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DisciplineAction } from '../core/sync/discipline.ts';
+import type { ElectionAlgorithm, Role } from '../core/types.ts';
+import type { StatusReport } from './status.ts';
+
+const ROLES: readonly Role[] = ['master', 'slave', 'electing'];
+const ELECTION_ALGORITHMS: readonly ElectionAlgorithm[] = ['ring', 'bully', 'takeover'];
+/** The discipline's decision on a correction, as the histogram's `action` label. */
+export const CORRECTION_ACTIONS = ['step', 'slew', 'hold', 'refuse'] as const satisfies readonly DisciplineAction['kind'][];
+export type CorrectionAction = (typeof CORRECTION_ACTIONS)[number];
+/** Absolute correction, seconds: 1 us to 1 s in 1-2.5-5 steps. */
+export const CORRECTION_BUCKETS_SECONDS: readonly number[] = [
+  1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1,
+];
+
+const NS_PER_S = 1e9;
+const MS_PER_S = 1e3;
+
+export interface AgentMetricsOptions {
+  /** The agent's status report (read once per scrape). */
+  status(): StatusReport;
+  /** The peer limit: per-peer series are never more than this many per family. */
+  peersMax: number;
+}
+
+export interface MetricsPayload {
+  contentType: string;
+  body: string;
+}
+
+/** nanoseconds (or null: not known yet) to seconds (NaN: not known yet). */
+function seconds(ns: number | null): number {
+  return ns === null ? Number.NaN : ns / NS_PER_S;
+}
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly options: AgentMetricsOptions;
+  /** The status report of the scrape in progress; null between scrapes. */
+  private current: StatusReport | null = null;
+  private readonly corrections: Histogram<'action'>;
+
+  constructor(options: AgentMetricsOptions) {
+    this.options = options;
+    const registers = [this.registry];
+    const snapshot = (): StatusReport => this.current ?? this.options.status();
+    // prom-client counters only go up; a counter read from the status report is re-set each scrape.
+    const setCounter = <L extends string>(counter: Counter<L>, value: number, labels?: Partial<Record<L, string>>): void => {
+      if (labels) counter.inc(labels, Math.max(0, value));
+      else counter.inc(Math.max(0, value));
+    };
+    const gauge = (name: string, help: string, read: (status: StatusReport) => number): Gauge => {
+      return new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read(snapshot()));
+        },
+      });
+    };
+    const counter = (name: string, help: string, read: (status: StatusReport) => number): Counter => {
+      return new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          setCounter(this, read(snapshot()));
+        },
+      });
+    };
+
+    // ------------------------------------------------------------------ identity, role, election
+    new Gauge({
+      name: 'berkeley_info',
+      help: 'Always 1; the labels say which agent this is: node id, cluster, software version, clock mode (virtual or system) and where receive timestamps come from (kernel or user).',
+      labelNames: ['node_id', 'cluster', 'version', 'clock_mode', 'rx_timestamps'] as const,
+      registers,
+      collect() {
+        const status = snapshot();
+        this.reset();
+        this.set({ node_id: status.nodeId, cluster: status.cluster, version: status.version, clock_mode: status.clock.mode, rx_timestamps: status.timestamps.rx }, 1);
+      },
+    });
+    new Gauge({
+      name: 'berkeley_role',
+      help: 'The agent\'s role: 1 for the role it has now (master, slave or electing), 0 for the others.',
+      labelNames: ['role'] as const,
+      registers,
+      collect() {
+        const role = snapshot().role;
+        for (const each of ROLES) this.set({ role: each }, each === role ? 1 : 0);
+      },
+    });
+    gauge('berkeley_term', 'Election term: grows with every election; the master\'s frames carry it.', (status) => status.term);
+    gauge('berkeley_priority', 'This agent\'s election priority (--priority); the higher key (priority, node id) wins.', (status) => status.priority);
+    new Counter({
+      name: 'berkeley_elections_total',
+      help: 'Elections this agent took part in, by algorithm: ring (Chang-Roberts), bully (the fallback) and takeover (a master met a lower-key master and took over).',
+      labelNames: ['algorithm'] as const,
+      registers,
+      collect() {
+        const byAlgorithm = snapshot().election.byAlgorithm;
+        this.reset();
+        for (const algorithm of ELECTION_ALGORITHMS) setCounter(this, byAlgorithm[algorithm] ?? 0, { algorithm });
+      },
+    });
+    counter('berkeley_elections_won_total', 'Elections this agent won (it became master).', (status) => status.election.won);
+    gauge('berkeley_election_in_progress', '1 while an election is in progress, else 0.', (status) => (status.election.inProgress ? 1 : 0));
+
+    // ------------------------------------------------------------------ clock and tracking
+    gauge(
+      'berkeley_clock_host_offset_seconds',
+      'This agent\'s clock minus the host\'s system clock, in seconds, at the scrape (always 0 with the system clock: then the agent disciplines the host clock itself).',
+      (status) => status.clock.hostOffsetNs / NS_PER_S,
+    );
+    gauge('berkeley_clock_frequency_ppm', 'Frequency adjustment the discipline applies, in ppm (positive = sped up); with the system clock, the kernel\'s frequency.', (status) => status.clock.frequencyPpm);
+    gauge('berkeley_clock_synchronized', '1 once initial synchronization is done (from then on the clock never steps backwards), else 0.', (status) => (status.clock.synchronized ? 1 : 0));
+    gauge('berkeley_clock_slew_remaining_seconds', 'Part of the last correction still being slewed, in seconds (signed).', (status) => status.clock.slewRemainingNs / NS_PER_S);
+    counter('berkeley_clock_steps_total', 'Corrections applied by stepping the clock.', (status) => status.clock.steps);
+    counter('berkeley_clock_slews_total', 'Corrections applied by slewing the clock.', (status) => status.clock.slews);
+    gauge(
+      'berkeley_tracking_last_offset_seconds',
+      'This clock minus the cluster\'s time at the last accepted correction, in seconds; NaN before the first.',
+      (status) => seconds(status.tracking.lastOffsetNs),
+    );
+    gauge(
+      'berkeley_tracking_rms_offset_seconds',
+      'Exponentially weighted RMS of the offsets of the last ~16 synchronized corrections, in seconds; NaN before the first.',
+      (status) => seconds(status.tracking.rmsOffsetNs),
+    );
+    counter('berkeley_tracking_spikes_total', 'Corrections held once as spikes (far beyond the recent noise and not confirmed by the next one).', (status) => status.tracking.spikes);
+    counter('berkeley_tracking_refused_total', 'Corrections refused because they exceeded the panic threshold (--max-correction); the clock was left alone.', (status) => status.tracking.refused);
+    gauge('berkeley_tracking_holdover', '1 when no correction arrived for over two poll intervals (running on the learned frequency alone), else 0.', (status) => (status.tracking.holdover ? 1 : 0));
+    this.corrections = new Histogram({
+      name: 'berkeley_correction_seconds',
+      help: 'Absolute size of each correction the master ordered for this clock, in seconds, by what the discipline did with it: step, slew, hold (a spike) or refuse (panic threshold).',
+      labelNames: ['action'] as const,
+      buckets: [...CORRECTION_BUCKETS_SECONDS],
+      registers,
+    });
+    // Every action appears from the start (count 0), so rate() works from the first correction.
+    for (const action of CORRECTION_ACTIONS) this.corrections.zero({ action });
+
+    // ------------------------------------------------------------------ peers and rounds
+    gauge('berkeley_peers', 'Peers this agent knows (discovered or static, alive or suspect).', (status) => status.peers.length);
+    gauge('berkeley_peers_suspect', 'Known peers that stopped answering.', (status) => status.peers.filter((peer) => peer.suspect).length);
+    const peerGauge = (name: string, help: string, read: (peer: StatusReport['peers'][number]) => number | null): Gauge<'node_id'> => {
+      const peersMax = this.options.peersMax;
+      return new Gauge({
+        name,
+        help,
+        labelNames: ['node_id'] as const,
+        registers,
+        collect() {
+          // Rebuilt from the peer list at every scrape: a peer that is gone loses its series.
+          this.reset();
+          for (const peer of snapshot().peers.slice(0, peersMax)) {
+            const value = read(peer);
+            if (value !== null) this.set({ node_id: peer.nodeId }, value);
+          }
+        },
+      });
+    };
+    peerGauge(
+      'berkeley_peer_offset_seconds',
+      'Master only: the peer\'s clock minus this clock at the last round, in seconds (no series for a peer not yet measured).',
+      (peer) => (peer.offsetNs === null ? null : peer.offsetNs / NS_PER_S),
+    );
+    peerGauge('berkeley_peer_delay_seconds', 'Master only: round-trip delay of the peer\'s best probe in the last round, in seconds.', (peer) => (peer.delayNs === null ? null : peer.delayNs / NS_PER_S));
+    peerGauge('berkeley_peer_last_heard_seconds', 'Seconds since the last valid frame from the peer (no series for a peer never heard).', (peer) =>
+      peer.lastHeardAgoMs === null ? null : peer.lastHeardAgoMs / MS_PER_S,
+    );
+    peerGauge('berkeley_peer_suspect', '1 when the peer stopped answering, else 0.', (peer) => (peer.suspect ? 1 : 0));
+    peerGauge('berkeley_peer_excluded', 'Master only: 1 when the peer was left out of the last average (an outlier, or not yet synchronized), else 0.', (peer) =>
+      peer.offsetNs === null ? null : peer.excluded ? 1 : 0,
+    );
+    counter('berkeley_rounds_completed_total', 'Berkeley rounds this agent completed as master.', (status) => status.counters.roundsCompleted);
+    gauge('berkeley_last_round_members', 'Master only: members polled in the last round (0 before the first).', (status) => status.lastRound?.members ?? 0);
+    gauge('berkeley_last_round_answered', 'Master only: members that answered in the last round (0 before the first).', (status) => status.lastRound?.answered ?? 0);
+    counter('berkeley_samples_discarded_total', 'Round samples dropped by the delay filter (delay far above the recent minimum).', (status) => status.counters.samplesDiscarded);
+    counter('berkeley_corrections_total', 'Corrections received from the master (or computed as master) and handed to the discipline, whatever it did with them.', (status) => status.counters.correctionsApplied);
+    counter('berkeley_peers_refused_total', 'Peers ignored because the peer limit was reached.', (status) => status.counters.peersRefused);
+
+    // ------------------------------------------------------------------ frames and timestamps
+    counter('berkeley_frames_received_total', 'UDP datagrams received (valid or not).', (status) => status.counters.framesReceived);
+    counter('berkeley_frames_sent_total', 'Frames handed to the socket.', (status) => status.counters.framesSent);
+    new Counter({
+      name: 'berkeley_frames_rejected_total',
+      help: 'Datagrams dropped as invalid, by reason: oversize, malformed, not-a-map, bad-version, unknown-type, bad-field.',
+      labelNames: ['reason'] as const,
+      registers,
+      collect() {
+        const byReason = snapshot().counters.framesRejectedByReason;
+        this.reset();
+        for (const [reason, count] of Object.entries(byReason)) setCounter(this, count, { reason });
+      },
+    });
+    new Counter({
+      name: 'berkeley_frames_ignored_total',
+      help: 'Valid frames ignored, by reason: other_cluster (another --cluster), stale (from an older term), self_id (another agent uses our node id).',
+      labelNames: ['reason'] as const,
+      registers,
+      collect() {
+        const counters = snapshot().counters;
+        this.reset();
+        setCounter(this, counters.framesOtherCluster, { reason: 'other_cluster' });
+        setCounter(this, counters.framesStale, { reason: 'stale' });
+        setCounter(this, counters.framesFromSelfId, { reason: 'self_id' });
+      },
+    });
+    counter('berkeley_send_errors_total', 'Frames the socket failed to send.', (status) => status.counters.sendErrors);
+    new Counter({
+      name: 'berkeley_rx_timestamps_total',
+      help: 'Received datagrams by where their arrival time came from: kernel (SO_TIMESTAMPNS) or user (stamped in user space: less precise).',
+      labelNames: ['source'] as const,
+      registers,
+      collect() {
+        const timestamps = snapshot().timestamps;
+        this.reset();
+        setCounter(this, timestamps.rxStampedByKernel, { source: 'kernel' });
+        setCounter(this, timestamps.rxStampedByUser, { source: 'user' });
+      },
+    });
+    gauge('berkeley_uptime_seconds', 'Seconds since this agent started.', (status) => status.uptimeMs / MS_PER_S);
+  }
+
+  /** Called once for every correction handed to the discipline, with what it decided. */
+  observeCorrection(correctionNs: number, action: CorrectionAction): void {
+    if (!Number.isFinite(correctionNs)) return;
+    this.corrections.observe({ action }, Math.abs(correctionNs) / NS_PER_S);
+  }
+
+  /** One scrape in Prometheus text format (0.0.4): one status report shared by every family. */
+  async render(): Promise<MetricsPayload> {
+    this.current = this.options.status();
+    try {
+      const body = await this.registry.metrics();
+      return { contentType: this.registry.contentType, body };
+    } finally {
+      this.current = null;
+    }
+  }
+}
