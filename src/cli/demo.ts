@@ -143,7 +143,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       if (summary.convergedAfterS !== null && !inFailover && spreadNs !== null) {
         summary.spreadMaxAfterConvergenceNs = Math.max(summary.spreadMaxAfterConvergenceNs ?? 0, spreadNs);
       }
-      if (now >= failoverAtS && summary.failover === null && master !== null) {
+      // Fail over only once the cluster has converged: stopping a master that was never followed
+      // by all shows nothing.
+      if (now >= failoverAtS && summary.failover === null && master !== null && summary.convergedAfterS !== null) {
         const victim = running.find((node) => node.id === master);
         if (victim) {
           victim.running = false;
@@ -153,7 +155,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
           pushEvent(`demo: stopped master ${victim.id} abruptly (no goodbye)`);
         }
       } else if (now >= failoverAtS && summary.failover === null) {
-        failoverAtS = now + 1; // no agreed master yet: try again shortly
+        failoverAtS = now + 1; // not converged yet: try again shortly
       }
       if (isTty) {
         const rows = statuses.map((status) => {

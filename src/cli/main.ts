@@ -211,6 +211,12 @@ export async function main(argv: string[]): Promise<void> {
         const nodes = numberOption(args, 'nodes', 5, { min: 2, max: 32, integer: true });
         const durationS = numberOption(args, 'duration', 20, { min: 5, max: 3600 });
         const pollIntervalS = numberOption(args, 'poll-interval', 1, { min: 0.1, max: 60 });
+        // A failover needs the cluster converged first (~3 s), then the master timeout (3 polls)
+        // and an election before the end: refuse a run too short to show it.
+        const failoverDurationMinS = 4 + 4 * pollIntervalS;
+        if (args.failover && durationS < failoverDurationMinS) {
+          usageError(`--duration: a demo with a failover needs at least ${failoverDurationMinS} s at --poll-interval ${pollIntervalS} (got ${durationS}); run longer or add --no-failover`);
+        }
         const summary = await runDemo({ nodes, durationS, pollIntervalS, failover: Boolean(args.failover), json: Boolean(args.json), out: process.stdout });
         process.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : `${formatDemoSummary(summary)}\n`);
         process.exitCode = summary.ok ? 0 : EXIT_RUNTIME;
