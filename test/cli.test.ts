@@ -850,3 +850,50 @@ describe('the drift file (--state-dir)', () => {
     }
   }, 90_000);
 });
+
+describe('berkeley-agent config', () => {
+  it('prints every run option with its value and source: command line > environment > file > default', async () => {
+    const directory = mkdtempSync(path.join(os.tmpdir(), 'berkeley-config-'));
+    try {
+      const file = path.join(directory, 'config.json');
+      writeFileSync(file, JSON.stringify({ port: 7000, cluster: 'from-file', priority: 300, 'poll-interval': 2 }));
+      const result = await runCli(['config', '--config', file, '--port', '9000', '--json'], { env: { BERKELEY_AGENT_CLUSTER: 'from-env', BERKELEY_AGENT_PORT: '8000' } });
+      expect(result.code, describeResult(result)).toBe(0);
+      const report = JSON.parse(result.stdout) as {
+        configFile: { path: string; loaded: boolean };
+        options: Record<string, { value: unknown; source: string }>;
+        effective: { port: number; cluster: string; priority: number; pollIntervalMs: number; clock: string };
+      };
+      expect(report.configFile).toEqual({ path: file, loaded: true });
+      // Port is everywhere: the command line wins; cluster in env and file: the environment wins.
+      expect(report.options.port).toEqual({ value: '9000', source: 'command line' });
+      expect(report.options.cluster).toEqual({ value: 'from-env', source: 'environment' });
+      expect(report.options.priority).toEqual({ value: 300, source: 'config file' });
+      expect(report.options['poll-interval']?.source).toBe('config file');
+      expect(report.options['discovery-window']).toEqual({ value: 2.5, source: 'default' });
+      // The test harness sets BERKELEY_AGENT_CLOCK=virtual (never the kernel clock).
+      expect(report.options.clock).toEqual({ value: 'virtual', source: 'environment' });
+      expect(report.effective).toMatchObject({ port: 9000, cluster: 'from-env', priority: 300, pollIntervalMs: 2000, clock: 'virtual' });
+      // The readable form says the same.
+      const table = await runCli(['config', '--config', file, '--port', '9000'], { env: { BERKELEY_AGENT_CLUSTER: 'from-env' } });
+      expect(table.code, describeResult(table)).toBe(0);
+      expect(table.stdout).toMatch(new RegExp(`^config file: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+      expect(table.stdout).toMatch(/^--port\s+9000\s+command line$/m);
+      expect(table.stdout).toMatch(/^--cluster\s+from-env\s+environment$/m);
+      expect(table.stdout).toMatch(/^--priority\s+300\s+config file$/m);
+      expect(table.stdout).toMatch(/^--max-slew-ppm\s+5000\s+default$/m);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('without --config it looks at /etc/berkeley-agent/config.json and says when there is none', async () => {
+    const result = await runCli(['config']);
+    expect(result.code, describeResult(result)).toBe(0);
+    expect(result.stdout).toMatch(/^config file: \/etc\/berkeley-agent\/config\.json \(not found: none used\)$/m);
+  });
+
+  it('refuses a bad value the way run does: exit 2 naming it', async () => {
+    expectUsageError(await runCli(['config', '--priority', '-5']), /^berkeley-agent: --priority: must be at least 0/);
+  });
+});

@@ -14,6 +14,7 @@ import { queryAgent, QueryError } from './query.ts';
 import { formatDemoSummary, runDemo } from './demo.ts';
 import { PACKAGE_VERSION } from '../daemon/version.ts';
 import { sdNotify } from '../daemon/notify.ts';
+import { CONFIG_FILE_DEFAULT, loadedConfigFile, readConfigFile, sourceOf } from './config-file.ts';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -117,6 +118,29 @@ async function commandRun(raw: Record<string, unknown>): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+/** `config`: every run option with its value and source (command line > environment > file > default). */
+function commandConfig(raw: Record<string, unknown>): void {
+  // Validates like `run` does: a bad value exits 2 naming it.
+  const effective = buildRunConfig(raw);
+  // getOptions() is public yargs API the type definitions lack.
+  const declared = (runOptions(yargs([])) as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions();
+  const names = Object.keys(declared.key).filter((name) => name !== 'help' && name !== 'version');
+  const file = loadedConfigFile();
+  const fileKeys = new Set(file?.keys ?? []);
+  const tokens = hideBin(process.argv);
+  const options = Object.fromEntries(names.map((name) => [name, { value: raw[name] ?? null, source: sourceOf(name, tokens, process.env, fileKeys) }]));
+  const configFile = file === null ? { path: String(raw.config ?? CONFIG_FILE_DEFAULT), loaded: false } : { path: file.path, loaded: true };
+  if (raw.json) {
+    process.stdout.write(`${JSON.stringify({ configFile, options, effective: { ...effective, correctionNsMax: Number.isFinite(effective.correctionNsMax) ? effective.correctionNsMax : null } })}\n`);
+    return;
+  }
+  const rows = [['OPTION', 'VALUE', 'SOURCE'], ...Object.entries(options).map(([name, entry]) => [`--${name}`, entry.value === null ? '-' : Array.isArray(entry.value) ? entry.value.join(' ') : String(entry.value), entry.source])];
+  const widths = [0, 1].map((column) => Math.max(...rows.map((row) => (row[column] as string).length)));
+  process.stdout.write(`config file: ${configFile.path}${configFile.loaded ? '' : ' (not found: none used)'}\n`);
+  process.stdout.write(`node id: ${effective.nodeId}, clock: ${effective.clock}, state directory: ${effective.stateDir ?? 'none'}\n\n`);
+  for (const row of rows) process.stdout.write(`${(row[0] as string).padEnd(widths[0] as number)}  ${(row[1] as string).padEnd(widths[1] as number)}  ${row[2]}\n`);
+}
+
 async function fetchStatus(httpOption: unknown): Promise<StatusReport> {
   const target = parseHttp(httpOption);
   if (target === null) usageError("--http: 'none' leaves nothing to ask; give the agent's control server HOST:PORT");
@@ -135,7 +159,8 @@ export async function main(argv: string[]): Promise<void> {
   await yargs(argv)
     .scriptName('berkeley-agent')
     .usage('$0 [run] [options]   start an agent (default)\n$0 <command> [options]')
-    .config('config', 'JSON file of options (keys as the long option names)')
+    .config('config', `JSON file of options, keys as the long option names (default ${CONFIG_FILE_DEFAULT} when it exists)`, readConfigFile)
+    .default('config', CONFIG_FILE_DEFAULT, CONFIG_FILE_DEFAULT)
     .command(
       ['run', '$0'],
       'Start an agent: discover peers, elect a master, synchronize clocks',
@@ -143,6 +168,12 @@ export async function main(argv: string[]): Promise<void> {
       // EnvironmentFile) must not break `status` or `query` run in the same shell.
       (command) => runOptions(command).env('BERKELEY_AGENT'),
       async (args) => commandRun(args as Record<string, unknown>),
+    )
+    .command(
+      'config',
+      'Print the configuration `run` would use with these options, and where each value comes from',
+      (command) => runOptions(command).env('BERKELEY_AGENT').option('json', { type: 'boolean', describe: 'Print it as one JSON object', default: false }),
+      async (args) => commandConfig(args as Record<string, unknown>),
     )
     .command(
       'status',
