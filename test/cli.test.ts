@@ -6,7 +6,7 @@
 //
 // Safety: every agent runs with --no-mdns --bind 127.0.0.1 (no multicast, nothing leaves the
 // host), on ports picked free, and every child process is killed when its test or suite ends.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -895,5 +895,57 @@ describe('berkeley-agent config', () => {
 
   it('refuses a bad value the way run does: exit 2 naming it', async () => {
     expectUsageError(await runCli(['config', '--priority', '-5']), /^berkeley-agent: --priority: must be at least 0/);
+  });
+});
+
+describe('berkeley-agent install-service', () => {
+  it('--dry-run prints the unit for this binary and the environment file, writing nothing', async () => {
+    const result = await runCli(['install-service', '--dry-run', '--interface', 'eth0', '--unit-dir', '/nonexistent-unit-dir', '--environment-file', '/nonexistent-dir/berkeley-agent']);
+    expect(result.code, describeResult(result)).toBe(0);
+    expect(result.stdout).toMatch(/^# \/nonexistent-unit-dir\/berkeley-agent\.service$/m);
+    expect(result.stdout).toContain(`ExecStart=${BIN} run --log-format json`);
+    expect(result.stdout).toMatch(/^Type=notify$/m);
+    expect(result.stdout).toMatch(/^BERKELEY_AGENT_INTERFACE=eth0$/m);
+  });
+
+  it('writes both files (systemd-analyze verify accepts the unit), and keeps an existing environment file but its interface', async () => {
+    const directory = mkdtempSync(path.join(os.tmpdir(), 'berkeley-install-'));
+    try {
+      const unitDir = path.join(directory, 'units');
+      const envFile = path.join(directory, 'default', 'berkeley-agent');
+      const first = await runCli(['install-service', '--interface', 'eth0', '--unit-dir', unitDir, '--environment-file', envFile]);
+      expect(first.code, describeResult(first)).toBe(0);
+      expect(first.stdout).toMatch(/systemctl daemon-reload && sudo systemctl enable --now berkeley-agent/);
+      const unit = readFileSync(path.join(unitDir, 'berkeley-agent.service'), 'utf8');
+      expect(unit).toContain(`ExecStart=${BIN} run --log-format json`);
+      expect(readFileSync(envFile, 'utf8')).toMatch(/^BERKELEY_AGENT_INTERFACE=eth0$/m);
+      const verify = spawnSync('systemd-analyze', ['verify', path.join(unitDir, 'berkeley-agent.service')], { encoding: 'utf8' });
+      if (verify.error === undefined) {
+        expect(verify.status, verify.stderr).toBe(0);
+        expect(verify.stderr.trim()).toBe('');
+      }
+      // The operator's own settings survive a second run; only the interface changes.
+      writeFileSync(envFile, 'BERKELEY_AGENT_PRIORITY=200\nBERKELEY_AGENT_INTERFACE=eth0\n');
+      const second = await runCli(['install-service', '--interface', 'eth1', '--unit-dir', unitDir, '--environment-file', envFile]);
+      expect(second.code, describeResult(second)).toBe(0);
+      expect(readFileSync(envFile, 'utf8')).toBe('BERKELEY_AGENT_PRIORITY=200\nBERKELEY_AGENT_INTERFACE=eth1\n');
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('says what it cannot write (exit 1), and refuses a bad interface name (exit 2)', async () => {
+    const directory = mkdtempSync(path.join(os.tmpdir(), 'berkeley-install-'));
+    try {
+      const notADirectory = path.join(directory, 'file');
+      writeFileSync(notADirectory, '');
+      const result = await runCli(['install-service', '--unit-dir', path.join(notADirectory, 'units'), '--environment-file', path.join(directory, 'env')]);
+      expect(result.code, describeResult(result)).toBe(1);
+      expect(result.stderr).toMatch(/^berkeley-agent: cannot write .*berkeley-agent\.service.*\(ENOTDIR\)/m);
+      expect(result.stderr).not.toMatch(STACK_LINE);
+      expectUsageError(await runCli(['install-service', '--dry-run', '--interface', 'not an interface']), /^berkeley-agent: --interface: must be a network interface name/);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });

@@ -15,6 +15,8 @@ import { formatDemoSummary, runDemo } from './demo.ts';
 import { PACKAGE_VERSION } from '../daemon/version.ts';
 import { sdNotify } from '../daemon/notify.ts';
 import { CONFIG_FILE_DEFAULT, loadedConfigFile, readConfigFile, sourceOf } from './config-file.ts';
+import { ENV_FILE_DEFAULT, install, InstallError, UNIT_DIR_DEFAULT } from './install-service.ts';
+import path from 'node:path';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -174,6 +176,27 @@ export async function main(argv: string[]): Promise<void> {
       'Print the configuration `run` would use with these options, and where each value comes from',
       (command) => runOptions(command).env('BERKELEY_AGENT').option('json', { type: 'boolean', describe: 'Print it as one JSON object', default: false }),
       async (args) => commandConfig(args as Record<string, unknown>),
+    )
+    .command(
+      'install-service',
+      'Write the systemd unit (for this binary) and /etc/default/berkeley-agent, or print them with --dry-run',
+      (command) =>
+        command
+          .option('interface', { type: 'string', requiresArg: true, describe: 'Set BERKELEY_AGENT_INTERFACE in the environment file' })
+          .option('dry-run', { type: 'boolean', describe: 'Print the files instead of writing them', default: false })
+          .option('unit-dir', { type: 'string', requiresArg: true, describe: 'Where to write berkeley-agent.service', default: UNIT_DIR_DEFAULT })
+          .option('environment-file', { type: 'string', requiresArg: true, describe: 'The environment file the unit reads', default: ENV_FILE_DEFAULT }),
+      async (args) => {
+        const binPath = path.resolve(process.argv[1] ?? 'berkeley-agent');
+        try {
+          process.stdout.write(
+            install({ binPath, interfaceName: (args.interface as string | undefined) ?? null, unitDir: String(args['unit-dir']), envFile: String(args['environment-file']), dryRun: Boolean(args['dry-run']) }),
+          );
+        } catch (error) {
+          if (error instanceof InstallError) runtimeError(error.message);
+          throw error;
+        }
+      },
     )
     .command(
       'status',
