@@ -82,8 +82,24 @@ describe('refine()', () => {
     const clock = new HostClock(sources);
     const moves: number[] = [];
     clock.onRefined((moveNs) => moves.push(moveNs));
-    for (let check = 0; check < 5; check += 1) expect(clock.refine()).toBe(0);
+    for (let check = 0; check < 5; check += 1) {
+      expect(clock.refine()).toBe(0);
+      sources.nowNs += 3_000_000_000n; // checks 3 s apart
+    }
     expect(moves).toEqual([]);
+  });
+
+  it('skips a check that comes right after another (agents sharing one host clock)', () => {
+    const sources = new FakeSources();
+    const clock = new HostClock(sources);
+    clock.applyStep(300_000n); // the anchor is off: the first check moves it
+    expect(clock.refine()).toBeLessThan(-299_000);
+    clock.applyStep(300_000n); // off again...
+    const callsBefore = sources.calls;
+    expect(clock.refine()).toBe(0); // ...but a check 1 µs after the last one does not even look
+    expect(sources.calls - callsBefore).toBeLessThan(10);
+    sources.nowNs += 3_000_000_000n;
+    expect(clock.refine()).toBeLessThan(-299_000);
   });
 
   it('finds an anchor that is off, moves it, and tells the listeners by how much', () => {

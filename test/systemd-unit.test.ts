@@ -1,7 +1,8 @@
 // The systemd unit: systemd-analyze verify accepts it (with ExecStart pointed at this checkout's
 // bin, since /usr/local/bin/berkeley-agent is where `npm install -g` puts it on a real box), and
 // it asks for what the agent needs: Type=notify, the state directory, CAP_SYS_TIME and nothing more.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { commandRuns } from './support/commands.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,15 +13,7 @@ const UNIT = fileURLToPath(new URL('../systemd/berkeley-agent.service', import.m
 const BIN = fileURLToPath(new URL('../bin/berkeley-agent', import.meta.url));
 const text = readFileSync(UNIT, 'utf8');
 
-function hasSystemdAnalyze(): boolean {
-  try {
-    execFileSync('systemd-analyze', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const analyze = hasSystemdAnalyze();
+const analyze = commandRuns('systemd-analyze', ['--version']);
 if (!analyze) console.warn('SKIPPED systemd-analyze verify: systemd-analyze is not installed');
 
 describe('systemd/berkeley-agent.service', () => {

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LabHost, NetnsLab } from '../../test/e2e/netns.ts';
 import { sleep } from '../../test/e2e/netns.ts';
+import { percentile } from '../../test/e2e/agents.ts';
 
 /** Where Debian's chrony package puts the binaries; PATH is searched first. */
 const CHRONYD_PATHS = ['/usr/sbin/chronyd', '/sbin/chronyd', '/usr/local/sbin/chronyd'];
@@ -331,11 +332,6 @@ export function parseMeasurements(text: string): Measurement[] {
     });
   }
   return out;
-}
-
-function percentile(values: number[], fraction: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
 }
 
 // ---------------------------------------------------------------------------------------------

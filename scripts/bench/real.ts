@@ -21,7 +21,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { NetnsLab, netnsAvailable, sleep, LineCollector, type LabHost } from '../../test/e2e/netns.ts';
-import { AGENT_BIN, SPREAD_LIMIT_NS, type AgentProcess } from '../../test/e2e/agents.ts';
+import { AGENT_BIN, SPREAD_LIMIT_NS, percentile, type AgentProcess } from '../../test/e2e/agents.ts';
 import { HTTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBES_PER_ROUND_MAX } from '../../src/core/limits.ts';
 import { ChronyPair, findChronyd, type ChronyOutcome } from './real-chrony.ts';
 
@@ -598,11 +598,6 @@ function machineFacts(): MachineFacts {
     kernel: release(),
     loadAverage1m: round(loadavg()[0] ?? 0, 2),
   };
-}
-
-function percentile(values: number[], fraction: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
 }
 
 function errorText(err: unknown): string {

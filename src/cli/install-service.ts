@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../daemon/config.ts';
+import { ConfigError, isInterfaceName } from '../daemon/config.ts';
 
 export const UNIT_DIR_DEFAULT = '/etc/systemd/system';
 export const ENV_FILE_DEFAULT = '/etc/default/berkeley-agent';
@@ -32,7 +32,7 @@ export interface InstallPlan {
 }
 
 export function planInstall(options: InstallOptions): InstallPlan {
-  if (options.interfaceName !== null && !/^[A-Za-z0-9_.:@-]{1,15}$/.test(options.interfaceName)) {
+  if (options.interfaceName !== null && !isInterfaceName(options.interfaceName)) {
     throw new ConfigError(`--interface: must be a network interface name (got ${JSON.stringify(options.interfaceName)})`);
   }
   if (!path.isAbsolute(options.binPath) || /\s/.test(options.binPath)) throw new ConfigError(`cannot use ${JSON.stringify(options.binPath)} as ExecStart: not an absolute path without spaces`);

@@ -16,6 +16,8 @@ const ANCHOR_CHECKS_KEPT = 8;
 const ANCHOR_MOVE_NS_MIN = 1000;
 /** How often the daemon checks the anchor with refine(). */
 export const ANCHOR_REFINE_INTERVAL_MS = 5000;
+/** refine() calls closer together than this (agents sharing one clock) are skipped. */
+const REFINE_SPACING_NS = BigInt(ANCHOR_REFINE_INTERVAL_MS / 2) * 1_000_000n;
 
 export class HostClock {
   private anchorRealNs: bigint;
@@ -24,6 +26,7 @@ export class HostClock {
   reanchors = 0;
   refinements = 0;
   private recentChecks: { errorNs: number; widthNs: number }[] = [];
+  private lastRefineMonoNs: bigint | null = null;
   private readonly listeners: ((moveNs: number) => void)[] = [];
 
   /** Half the width of the hrtime bracket around the chosen edge: the anchor's error bound. */
@@ -113,6 +116,10 @@ export class HostClock {
    * Returns the move in ns (0: none).
    */
   refine(): number {
+    // Several agents may share one host clock (the demo): one check per interval is enough.
+    const monoNow = this.monoNs();
+    if (this.lastRefineMonoNs !== null && monoNow - this.lastRefineMonoNs < REFINE_SPACING_NS) return 0;
+    this.lastRefineMonoNs = monoNow;
     const sample = this.measureEdge();
     const predictedNs = this.anchorRealNs + (sample.monoNs - this.anchorMonoNs);
     const errorNs = Number(BigInt(sample.edgeMs) * 1_000_000n - predictedNs);

@@ -5,7 +5,7 @@
 //
 // The driver above (kernel.ts) sees only the TimexSyscall interface, so every write path is tested
 // against a fake and the real binding is exercised with modes = 0 (a pure read) alone.
-import { createRequire } from 'node:module';
+import { loadLibc } from '../native/libc.ts';
 import { getSystemErrorName } from 'node:util';
 
 // Mode bits (timex.modes), from <linux/timex.h>.
@@ -145,12 +145,9 @@ function bind(): Binding | { error: string } {
   if (process.arch !== 'x64' && process.arch !== 'arm64') {
     return { error: `struct timex is laid out for 64-bit Linux (x64, arm64) only; this is ${process.arch}` };
   }
-  let koffi: typeof import('koffi');
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-  } catch (error) {
-    return { error: `cannot load koffi (${(error as Error).message.split('\n')[0]}); reinstall with npm ci` };
-  }
+  const loaded = loadLibc();
+  if ('error' in loaded) return { error: loaded.error };
+  const { koffi, libc } = loaded;
   try {
     // Anonymous types: koffi's type names are global, and this module may be loaded twice (tests).
     const timeval = koffi.struct({ tv_sec: 'long', tv_usec: 'long' });
@@ -164,13 +161,6 @@ function bind(): Binding | { error: string } {
     const offsets = timex.members ?? {};
     if (koffi.sizeof(timex) !== TIMEX_BYTES || offsets.status?.offset !== 40 || offsets.time?.offset !== 72 || offsets.tai?.offset !== 160) {
       return { error: `struct timex layout mismatch (${koffi.sizeof(timex)} bytes); refusing to touch the kernel clock` };
-    }
-    // glibc's soname first; the process's own symbols (any libc already mapped) as a fallback.
-    let libc: ReturnType<typeof koffi.load>;
-    try {
-      libc = koffi.load('libc.so.6');
-    } catch {
-      libc = koffi.load(null);
     }
     const pointer = koffi.inout(koffi.pointer(timex));
     const adjtimex = libc.func('adjtimex', 'int', [pointer]);

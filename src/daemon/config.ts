@@ -177,6 +177,11 @@ function maxCorrectionNs(raw: RawRunOptions): number {
   return seconds === 0 ? Number.POSITIVE_INFINITY : seconds * 1e9;
 }
 
+/** A Linux network interface name (IFNAMSIZ: at most 15 bytes). */
+export function isInterfaceName(name: string): boolean {
+  return /^[A-Za-z0-9_.:@-]{1,15}$/.test(name);
+}
+
 export function buildRunConfig(raw: RawRunOptions): RunConfig {
   const port = numberOption(raw, 'port', UDP_PORT_DEFAULT, { min: 0, max: 65535, integer: true });
   const pollIntervalMs = numberOption(raw, 'poll-interval', POLL_INTERVAL_MS_DEFAULT / 1000, { min: POLL_INTERVAL_MS_MIN / 1000, max: POLL_INTERVAL_MS_MAX / 1000 }) * 1000;
@@ -202,7 +207,7 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
   if (logFormat !== 'json' && logFormat !== 'pretty' && logFormat !== 'auto') fail('log-format', 'must be json, pretty or auto', logFormat);
 
   const interfaceName = string(raw, 'interface') ?? null;
-  if (interfaceName !== null && !/^[A-Za-z0-9_.:@-]{1,15}$/.test(interfaceName)) fail('interface', 'must be a network interface name', interfaceName);
+  if (interfaceName !== null && !isInterfaceName(interfaceName)) fail('interface', 'must be a network interface name', interfaceName);
 
   return {
     nodeId: identifier(raw, 'node-id', defaultNodeId(port), NODE_ID_BYTES_MAX),

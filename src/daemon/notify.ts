@@ -3,7 +3,7 @@
 // Node has no Unix datagram sockets, so the message goes out through libc socket/sendto, bound
 // with koffi (loaded only when $NOTIFY_SOCKET is set). Never throws: a failure is reported to the
 // caller, who logs it; the agent runs on either way.
-import { createRequire } from 'node:module';
+import { loadLibc } from '../native/libc.ts';
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
@@ -22,10 +22,10 @@ interface Binding {
 let cachedBinding: Binding | { error: string } | null = null;
 
 function bind(): Binding | { error: string } {
-  if (process.platform !== 'linux') return { error: `sd_notify needs Linux (this is ${process.platform})` };
+  const loaded = loadLibc();
+  if ('error' in loaded) return { error: `sd_notify: ${loaded.error}` };
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const libc = koffi.load('libc.so.6');
+    const { koffi, libc } = loaded;
     const socket = libc.func('int socket(int domain, int type, int protocol)');
     const sendto = libc.func('long sendto(int fd, const void *message, size_t length, int flags, const void *address, uint32_t addressLength)');
     const close = libc.func('int close(int fd)');

@@ -7,7 +7,7 @@
 //
 // Bound through koffi, loaded lazily; on any failure the transport keeps user-space stamps.
 import type dgram from 'node:dgram';
-import { createRequire } from 'node:module';
+import { loadLibc } from '../native/libc.ts';
 
 const SIOCGSTAMPNS = 0x8907;
 const CLOCK_REALTIME = 0;
@@ -31,10 +31,10 @@ interface Binding {
 let cachedBinding: Binding | { error: string } | null = null;
 
 function bind(): Binding | { error: string } {
-  if (process.platform !== 'linux') return { error: `kernel timestamps need Linux (this is ${process.platform})` };
+  const loaded = loadLibc();
+  if ('error' in loaded) return { error: `kernel timestamps: ${loaded.error}` };
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const libc = koffi.load('libc.so.6');
+    const { libc } = loaded;
     const ioctl = libc.func('int ioctl(int fd, unsigned long request, _Out_ void *out)');
     const clockGettime = libc.func('int clock_gettime(int clock, _Out_ void *out)');
     return { ioctl: (fd, request, out) => ioctl(fd, request, out) as number, clockGettime: (clock, out) => clockGettime(clock, out) as number };

@@ -2,21 +2,13 @@
 // another network namespace, asks the agent's host on port 5353 for _berkeley._udp.local and must
 // find the agent (PTR to its instance, SRV with its port, TXT with its node id). dig is a "legacy
 // unicast" querier (RFC 6762 §6.7): it only sees answers sent back to its own port.
-import { execFileSync } from 'node:child_process';
+import { commandRuns } from '../support/commands.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetnsLab, netnsAvailable, sleep } from './netns.ts';
 import { startAgent, statusOf, type AgentProcess } from './agents.ts';
 
 const availability = netnsAvailable();
-function digAvailable(): boolean {
-  try {
-    execFileSync('dig', ['-v'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const hasDig = digAvailable();
+const hasDig = commandRuns('dig', ['-v']);
 if (!availability.ok) console.warn(`SKIPPED e2e dig test: ${availability.reason}`);
 else if (!hasDig) console.warn('SKIPPED e2e dig test: dig is not installed (apt-get install bind9-dnsutils; .ci/run installs it)');
 
