@@ -4,7 +4,7 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openKernelRxStamps } from '../src/net/kernel-stamps.ts';
-import { UdpTransport, type Datagram } from '../src/net/udp.ts';
+import { immediateLookup, UdpTransport, type Datagram } from '../src/net/udp.ts';
 import { HostClock } from '../src/clock/host.ts';
 
 const sockets: dgram.Socket[] = [];
@@ -20,7 +20,9 @@ function busyMs(ms: number): void {
 }
 
 function bound(): Promise<dgram.Socket> {
-  const socket = dgram.createSocket('udp4');
+  // With a lookup that answers at once, sendto() runs inside send(): the datagram has arrived
+  // when send() returns, so the busy waits below surely come after the arrivals.
+  const socket = dgram.createSocket({ type: 'udp4', lookup: immediateLookup });
   sockets.push(socket);
   return new Promise((resolve) => socket.bind(0, '127.0.0.1', () => resolve(socket)));
 }
@@ -39,12 +41,12 @@ describe.runIf(process.platform === 'linux')('kernel receive timestamps', () => 
       });
     });
     const port = receiver.address().port;
-    // First datagram; once it has left, hold the loop 10 ms, send the second, and once that has
-    // left hold the loop 40 ms more before anything is read.
-    sender.send('one', port, '127.0.0.1', () => {
-      busyMs(10);
-      sender.send('two', port, '127.0.0.1', () => busyMs(40));
-    });
+    // First datagram, hold the loop 10 ms, the second, hold it 40 ms more, all before anything
+    // can be read. (Waiting for send callbacks raced with the read of the first datagram.)
+    sender.send('one', port, '127.0.0.1');
+    busyMs(10);
+    sender.send('two', port, '127.0.0.1');
+    busyMs(40);
     await received;
     const [first, second] = latenciesNs as [number, number];
     expect(first).toBeGreaterThanOrEqual(49e6);

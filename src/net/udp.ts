@@ -54,7 +54,7 @@ interface PendingSend {
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string, family: number) => void;
 
 /** dgram's address lookup: IPv4 literals at once, anything else through the resolver. */
-function immediateLookup(hostname: string, options: unknown, callback?: LookupCallback): void {
+export function immediateLookup(hostname: string, options: unknown, callback?: LookupCallback): void {
   const done = (typeof options === 'function' ? options : callback) as LookupCallback;
   if (isIPv4(hostname)) done(null, hostname, 4);
   else dns.lookup(hostname, { family: 4 }, (error, address, family) => done(error, address, family));
