@@ -260,6 +260,8 @@ describe.concurrent('bad options and values', () => {
     { name: 'query without a port', args: ['query', '127.0.0.1'], option: /^berkeley-agent: HOST:PORT: must be HOST:PORT/ },
     { name: 'query --samples 0', args: ['query', '127.0.0.1:9', '--samples', '0'], option: /^berkeley-agent: --samples: / },
     { name: 'demo --nodes 1', args: ['demo', '--nodes', '1'], option: /^berkeley-agent: --nodes: / },
+    { name: 'demo --dashboard-port 65535 (no room for 5 agents)', args: ['demo', '--dashboard-port', '65535'], option: /^berkeley-agent: --dashboard-port: / },
+    { name: 'demo --dashboard-port x', args: ['demo', '--dashboard-port', 'x'], option: /^berkeley-agent: --dashboard-port: / },
     { name: 'demo --duration 5 (too short for its failover)', args: ['demo', '--duration', '5'], option: /^berkeley-agent: --duration: a demo with a failover needs at least 8 s .*--no-failover/ },
   ];
 

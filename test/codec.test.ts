@@ -36,6 +36,21 @@ const SAMPLES: Record<string, Frame> = {
   timeQuery: { ...header, type: FrameType.timeQuery, queryId: 99 },
   timeAnswer: { ...header, type: FrameType.timeAnswer, queryId: 99, queryTxNs: EPOCH_NS - 7n, rxNs: EPOCH_NS + 3n },
   leave: { ...header, type: FrameType.leave },
+  viewQuery: { ...header, type: FrameType.viewQuery, queryId: 5, start: 0, round: 0 },
+  view: {
+    ...header,
+    type: FrameType.view,
+    queryId: 5,
+    round: 12,
+    roundAgoMs: 340,
+    averageNs: -1520.5,
+    total: 3,
+    start: 1,
+    members: [
+      ['node-b', 4 | 16, -12_345, 41_000, 120],
+      ['node-c', 2, null, null, null],
+    ],
+  },
   // Terms carry the winner's slot in their low 24 bits and pass 2^32, where msgpack uses 64 bits.
   bigTerm: { ...header, term: 2 ** 40 + 12_345, type: FrameType.bullyOk },
 };
@@ -73,6 +88,30 @@ function safeDecode(bytes: Uint8Array): DecodeResult {
   }
   return decoded;
 }
+
+describe('cluster view pages', () => {
+  const view = () => structuredClone(SAMPLES.view!) as Frame & { type: typeof FrameType.view };
+  it('a page that runs past the total is rejected', () => {
+    expectRejected(decodeFrame(raw({ ...view(), total: 2 })), 'bad-field');
+  });
+  it('entries must be 5-tuples with an id, flags, finite offsets and non-negative delays', () => {
+    const bad: unknown[][] = [
+      [['node-b', 0, 1, 2]],
+      [['node-b', 0, 1, 2, 3, 4]],
+      [['', 0, 1, 2, 3]],
+      [['node-b', 256, 1, 2, 3]],
+      [['node-b', 0, Number.NaN, 2, 3]],
+      [['node-b', 0, 1, -2, 3]],
+      [['node-b', 0, 1, 2, -3]],
+      [['node-b', 0, 1, 2, 1.5]],
+    ];
+    for (const members of bad) expectRejected(decodeFrame(raw({ ...view(), total: 10, members })), 'bad-field');
+  });
+  it('a query with a negative or fractional start is rejected', () => {
+    expectRejected(decodeFrame(raw({ ...SAMPLES.viewQuery!, start: -1 })), 'bad-field');
+    expectRejected(decodeFrame(raw({ ...SAMPLES.viewQuery!, start: 0.5 })), 'bad-field');
+  });
+});
 
 describe('round trips', () => {
   for (const [name, frame] of Object.entries(SAMPLES)) {

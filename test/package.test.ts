@@ -241,12 +241,16 @@ describe('npm package', () => {
     it('`berkeley-agent demo` runs a two-agent loopback cluster from the installed copy', async () => {
       // --no-failover: at --duration 5 the default failover stops the master at 2.5 s, before a
       // round has converged, and the summary is not ok (see the report of this test's author).
-      const result = await run(binPath, ['demo', '--nodes', '2', '--duration', '5', '--no-failover', '--json'], tmpDir, 90_000);
+      // --dashboard-port 0: the control servers load the dashboard's files (the page and the
+      // bundled chart library) from the installed copy, and would fail to start without them.
+      const result = await run(binPath, ['demo', '--nodes', '2', '--duration', '5', '--no-failover', '--json', '--dashboard-port', '0'], tmpDir, 90_000);
       expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(0);
       const lastLine = result.stdout.trim().split('\n').pop() ?? '';
-      const summary = JSON.parse(lastLine) as { ok: boolean; nodes: number; master: string | null };
+      const summary = JSON.parse(lastLine) as { ok: boolean; nodes: number; master: string | null; dashboards: string[] };
       expect(summary).toMatchObject({ ok: true, nodes: 2 });
       expect(typeof summary.master).toBe('string');
+      expect(summary.dashboards).toHaveLength(2);
+      for (const address of summary.dashboards) expect(address).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     });
   });
 });

@@ -15,6 +15,8 @@ export interface DemoOptions {
   pollIntervalS: number;
   failover: boolean;
   json: boolean;
+  /** Serve agent k's dashboard on 127.0.0.1:(dashboardPort + k - 1); 0 = any free ports; null = none. */
+  dashboardPort: number | null;
   /** Seed-free by design: a demo shows a different random start each time. */
   out: NodeJS.WriteStream;
 }
@@ -29,6 +31,8 @@ export interface DemoSummary {
   /** From start until the spread first fell under 1 ms with every agent synchronized. */
   convergedAfterS: number | null;
   failover: { stopped: string; newMaster: string | null; agreedAfterS: number | null } | null;
+  /** The agents' dashboard addresses (with --dashboard-port). */
+  dashboards: string[];
   finalSpreadNs: number | null;
   /** Largest spread seen once converged (and outside the failover). */
   spreadMaxAfterConvergenceNs: number | null;
@@ -96,7 +100,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         port: 0,
         bind: '127.0.0.1',
         mdns: false,
-        http: 'none',
+        http: options.dashboardPort === null ? 'none' : `127.0.0.1:${options.dashboardPort === 0 ? 0 : options.dashboardPort + index - 1}`,
         // The demo never touches the kernel clock, even as root.
         clock: 'virtual',
         'poll-interval': options.pollIntervalS,
@@ -108,6 +112,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       nodes.push({ id, daemon: await startDaemon(config, logger, hostClock), running: true });
     }
     for (const node of nodes) for (const other of nodes) if (other !== node) node.daemon.agent.addPeer(other.daemon.listen);
+    const dashboards = nodes.flatMap((node) => (node.daemon.httpPort === null ? [] : [`http://127.0.0.1:${node.daemon.httpPort}/`]));
+    if (dashboards.length > 0 && !options.json) options.out.write(`dashboards: ${nodes.map((node, index) => `${node.id} ${dashboards[index]}`).join(', ')}\n`);
 
     const summary: DemoSummary = {
       nodes: options.nodes,
@@ -117,6 +123,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       electedAfterS: null,
       convergedAfterS: null,
       failover: null,
+      dashboards,
       finalSpreadNs: null,
       spreadMaxAfterConvergenceNs: null,
       ok: false,

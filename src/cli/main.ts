@@ -260,7 +260,8 @@ export async function main(argv: string[]): Promise<void> {
           .option('duration', { ...NUMBER, describe: 'Seconds to run (5..3600)', default: 20 })
           .option('poll-interval', { ...NUMBER, describe: 'Seconds between rounds', default: 1 })
           .option('failover', { type: 'boolean', describe: 'Stop the master half-way (--no-failover to keep it)', default: true })
-          .option('json', { type: 'boolean', describe: 'Print only the summary, as JSON', default: false }),
+          .option('json', { type: 'boolean', describe: 'Print only the summary, as JSON', default: false })
+          .option('dashboard-port', { ...NUMBER, describe: 'Serve the agents\' dashboards on 127.0.0.1:PORT, PORT+1, ... (0 = any free ports)' }),
       async (args) => {
         const nodes = numberOption(args, 'nodes', 5, { min: 2, max: 32, integer: true });
         const durationS = numberOption(args, 'duration', 20, { min: 5, max: 3600 });
@@ -271,7 +272,8 @@ export async function main(argv: string[]): Promise<void> {
         if (args.failover && durationS < failoverDurationMinS) {
           usageError(`--duration: a demo with a failover needs at least ${failoverDurationMinS} s at --poll-interval ${pollIntervalS} (got ${durationS}); run longer or add --no-failover`);
         }
-        const summary = await runDemo({ nodes, durationS, pollIntervalS, failover: Boolean(args.failover), json: Boolean(args.json), out: process.stdout });
+        const dashboardPort = args['dashboard-port'] === undefined ? null : numberOption(args, 'dashboard-port', 0, { min: 0, max: 65_535 - nodes + 1, integer: true });
+        const summary = await runDemo({ nodes, durationS, pollIntervalS, failover: Boolean(args.failover), json: Boolean(args.json), dashboardPort, out: process.stdout });
         process.stdout.write(args.json ? `${JSON.stringify(summary)}\n` : `${formatDemoSummary(summary)}\n`);
         process.exitCode = summary.ok ? 0 : EXIT_RUNTIME;
       },

@@ -26,6 +26,10 @@ export const FrameType = {
   timeAnswer: 11,
   /** The sender is shutting down gracefully (SIGTERM): forget it; if it was the master, elect now. */
   leave: 12,
+  /** Asks the master for a page of its view of the cluster (for a member's dashboard). */
+  viewQuery: 13,
+  /** One page of the master's view: every member's offset, delay and last-heard at its last round. */
+  view: 14,
 } as const;
 
 export type FrameTypeName = keyof typeof FrameType;
@@ -121,6 +125,39 @@ export interface LeaveBody {
   type: typeof FrameType.leave;
 }
 
+export interface ViewQueryBody {
+  type: typeof FrameType.viewQuery;
+  /** Chosen by the querier to match pages to its request. */
+  queryId: number;
+  /** Index of the first member wanted (0 for a new view). */
+  start: number;
+  /** The round of the view being pulled (0 for the latest): the master keeps the one before too. */
+  round: number;
+}
+
+/** Bits of ViewEntry's flags. */
+export const VIEW_FLAGS = { master: 1, suspect: 2, excluded: 4, discarded: 8, synced: 16 } as const;
+
+/**
+ * One member as the master saw it: [nodeId, flags (VIEW_FLAGS), offset from the master in ns,
+ * round-trip delay in ns, ms since the master last heard it]. Numbers are null when unknown.
+ */
+export type ViewEntryTuple = [nodeId: NodeId, flags: number, offsetNs: number | null, delayNs: number | null, lastHeardAgoMs: number | null];
+
+export interface ViewBody {
+  type: typeof FrameType.view;
+  queryId: number;
+  /** The round this view was taken at, and how long ago (ms, at the master). */
+  round: number;
+  roundAgoMs: number;
+  /** The round's average offset from the master (the cluster's time minus the master's), ns. */
+  averageNs: number;
+  /** Members in the whole view, and the index of this page's first entry. */
+  total: number;
+  start: number;
+  members: ViewEntryTuple[];
+}
+
 export type FrameBody =
   | HelloBody
   | ElectionBody
@@ -133,7 +170,9 @@ export type FrameBody =
   | CorrectBody
   | TimeQueryBody
   | TimeAnswerBody
-  | LeaveBody;
+  | LeaveBody
+  | ViewQueryBody
+  | ViewBody;
 
 /** A complete frame as it travels. */
 export type Frame = FrameHeader & FrameBody;

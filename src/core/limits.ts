@@ -28,6 +28,35 @@ export const STATIC_HELLO_INTERVAL_MS = 1000;
 export const OUTBOX_FRAMES_MAX = 8192;
 /** Events (for logs) queued by the core between two drains. */
 export const EVENTS_MAX = 1024;
+/**
+ * Cluster view (the dashboard of a member that is not master pulls the master's view of every
+ * member in pages; see ProtocolNode.requestView). A page holds entries up to this many bytes
+ * (estimated per entry as its node id plus a fixed part), and at most this many entries.
+ */
+export const VIEW_PAGE_BYTES_BUDGET = 900;
+export const VIEW_PAGE_ENTRIES_MAX = 64;
+/** Per entry besides the node id: flags, offset, delay and last-heard as msgpack numbers. */
+export const VIEW_ENTRY_FIXED_BYTES = 32;
+/** Pages the master answers per peer per second: a full view of 1024 members fits twice. */
+export const VIEW_PAGES_PER_PEER_PER_SECOND = 128;
+/**
+ * A pull whose next page has not arrived after this is resumed by the next request (the page is
+ * asked for again); one that has not completed after VIEW_PULL_TIMEOUT_MS starts over.
+ */
+export const VIEW_PAGE_RETRY_MS = 200;
+export const VIEW_PULL_TIMEOUT_MS = 10_000;
+/** A pull that outlived the master's two kept rounds starts over with the latest, at most this often. */
+export const VIEW_PULL_RESTARTS_MAX = 3;
+/** Members a view may list (the largest --max-peers, plus the master). */
+export const VIEW_MEMBERS_MAX = 65_537;
+/** Dashboard: offset history points kept per member (5 minutes at the default 1 s poll). */
+export const DASHBOARD_HISTORY_POINTS = 300;
+/** Dashboard: members with a line in the chart (those of the window; new ones beyond are not drawn). */
+export const DASHBOARD_SERIES_MAX = 2048;
+/** Dashboard: recent events kept (elections, members joining and leaving). */
+export const DASHBOARD_EVENTS_MAX = 200;
+/** A non-master pulls the master's view only while its dashboard was read within this. */
+export const DASHBOARD_INTEREST_MS = 30_000;
 /** Recent elections kept for status. */
 export const ELECTION_HISTORY_MAX = 16;
 
@@ -146,3 +175,53 @@ export const OFFSET_RMS_WEIGHT = 1 / 16;
 
 /** Decode failures are logged at most this often (the counter still counts every one). */
 export const REJECT_LOG_INTERVAL_MS = 10_000;
+
+// Barriers (issue 6): named barriers served by the master (src/core/barrier/).
+/** Barrier names: printable ASCII without spaces, like node ids, so byte length = length. */
+export const BARRIER_NAME_BYTES_MAX = 64;
+/** Waiters in one barrier; an initializer's count above this could never be reached. */
+export const BARRIER_WAITERS_MAX = 4096;
+/** Open barriers at the master (per cluster). */
+export const BARRIERS_OPEN_MAX = 1024;
+/** Participants in all open barriers together, at the master (bounds its memory). */
+export const BARRIER_PARTICIPANTS_MAX = 65_536;
+/** --error CODE: exit codes above 239 are reserved by shells and by our own exit codes. */
+export const BARRIER_ERROR_CODE_MAX = 239;
+/** Rejection reasons on the wire are short identifiers. */
+export const BARRIER_REASON_BYTES_MAX = 32;
+/** Request ids in one release or release-ack frame (64 ids of 9 bytes keep a frame far under 1200 bytes). */
+export const BARRIER_IDS_PER_FRAME_MAX = 64;
+/** Unacknowledged joins, withdraws, releases and notices are resent this often. */
+export const BARRIER_RETRY_MS = 200;
+/** An acknowledged, counted participant refreshes its join this often (the master's liveness check). */
+export const BARRIER_REFRESH_MS = 1000;
+/** The master drops a participant not refreshed for this long (its agent died); a later join re-adds it. */
+export const BARRIER_MEMBER_EXPIRY_MS = 5000;
+/** A release is retransmitted at most this many times; after that the participant's refresh asks again. */
+export const BARRIER_RELEASE_ATTEMPTS_MAX = 10;
+/** A withdraw is retried at most this many times (it only cleans up after a participant that gave up). */
+export const BARRIER_WITHDRAW_ATTEMPTS_MAX = 50;
+/**
+ * A participant re-registered from a previous master's generation is not released for this long
+ * after the new master first hears of that generation: agents that saw the old master release it
+ * have this long to say so (barrierReleased), before it is merged with newer participants.
+ */
+export const BARRIER_TAKEOVER_SETTLE_MS = 3000;
+/** Released participants remembered by the master, to answer a late or repeated join with the release. */
+export const BARRIER_RELEASED_REMEMBERED_MAX = 65_536;
+export const BARRIER_RELEASED_MEMORY_MS = 60_000;
+/** Released generations remembered by the master (one entry per release: cheap, so kept longer). */
+export const BARRIER_GENERATIONS_REMEMBERED_MAX = 4096;
+export const BARRIER_GENERATION_MEMORY_MS = 600_000;
+/** Withdrawn or refused participants remembered, so that a stale duplicate join cannot add them back. */
+export const BARRIER_REFUSED_REMEMBERED_MAX = 65_536;
+export const BARRIER_REFUSED_MEMORY_MS = 60_000;
+/** The master's expiry and memory sweep runs this often. */
+export const BARRIER_SWEEP_MS = 500;
+/** Frames the barrier table or client queues between two drains. */
+export const BARRIER_OUTBOX_FRAMES_MAX = 16_384;
+/** Participants (pending or withdrawing) one agent keeps. */
+export const BARRIER_CLIENT_PARTICIPANTS_MAX = 4096;
+/** Releases an agent remembers to tell a new master about, and for how long. */
+export const BARRIER_NOTICES_MAX = 256;
+export const BARRIER_NOTICE_MEMORY_MS = 60_000;

@@ -1,7 +1,7 @@
 // The node state machine: pure protocol logic, no sockets, timers or wall clock.
 // The shell feeds it received frames (with their arrival time on this node's clock) and tick()
 // calls with a monotonic time in milliseconds, and drains what it wants sent and done.
-import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame } from './frames.ts';
+import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, VIEW_FLAGS, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame, type ViewEntryTuple } from './frames.ts';
 import {
   DEAD_PEER_POLL_EVERY_ROUNDS,
   DELAY_HISTORY_ROUNDS,
@@ -17,12 +17,19 @@ import {
   PROTOCOL_VERSION,
   STATIC_ENDPOINTS_MAX,
   STATIC_HELLO_INTERVAL_MS,
+  VIEW_ENTRY_FIXED_BYTES,
+  VIEW_PAGE_BYTES_BUDGET,
+  VIEW_PAGE_ENTRIES_MAX,
+  VIEW_PAGE_RETRY_MS,
+  VIEW_PULL_RESTARTS_MAX,
+  VIEW_PULL_TIMEOUT_MS,
+  VIEW_PAGES_PER_PEER_PER_SECOND,
 } from './limits.ts';
 import { bestCandidate, ringSuccessors } from './election/ring.ts';
 import { higherKeyed } from './election/bully.ts';
 import { claimTerm } from './election/terms.ts';
 import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample } from './sync/berkeley.ts';
-import { compareKeys, endpointKey, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
+import { compareKeys, endpointKey, utf8ByteLength, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
 
 /** What survives a restart (the daemon keeps it in --state-dir). */
 export interface PersistedNodeState {
@@ -100,6 +107,38 @@ export interface RoundRecord {
   excluded: NodeId[];
 }
 
+/** One member in a view of the cluster. */
+export interface ViewMember {
+  nodeId: NodeId;
+  master: boolean;
+  suspect: boolean;
+  /** Left out of the round's average (an outlier, or not yet synchronized). */
+  excluded: boolean;
+  /** The round's sample was discarded by the delay filter. */
+  discarded: boolean;
+  /** Its reply said its clock is synchronized. */
+  synced: boolean;
+  /** The member's clock minus the master's, at its last sample. */
+  offsetNs: number | null;
+  delayNs: number | null;
+  /** When the master last heard it, relative to `atMs`. */
+  lastHeardAgoMs: number | null;
+}
+
+/**
+ * The cluster as the master saw it at the end of a round: the master builds it itself, a member
+ * pulls it from the master page by page (requestView). `atMs` is this node's monotonic time at
+ * which the view was valid (the round's end, as near as this node can tell).
+ */
+export interface ClusterView {
+  masterId: NodeId;
+  term: number;
+  round: number;
+  atMs: number;
+  averageNs: number;
+  members: ViewMember[];
+}
+
 export type NodeEvent =
   | { kind: 'peer-new'; nodeId: NodeId; endpoint: Endpoint; via: 'frame' | 'discovery' }
   | { kind: 'peer-suspect'; nodeId: NodeId; why: string }
@@ -111,6 +150,7 @@ export type NodeEvent =
   | { kind: 'election-failed'; term: number; why: string; retryInMs: number }
   | { kind: 'role'; from: Role; to: Role; term: number; masterId: NodeId | null }
   | { kind: 'round'; record: RoundRecord }
+  | { kind: 'view'; view: ClusterView }
   | { kind: 'duplicate-id'; endpoint: Endpoint }
   | { kind: 'outbox-full' };
 
@@ -224,6 +264,15 @@ interface RoundState {
 
 const NEVER = Number.POSITIVE_INFINITY;
 
+interface ViewSnapshot {
+  round: number;
+  atMs: number;
+  averageNs: number;
+  entries: ViewEntryTuple[];
+  /** Per entry, when the master last heard it (monotonic ms). */
+  lastHeardMs: (number | null)[];
+}
+
 /** Whether a sample's delay is far above the member's recent minimum (needs a little history). */
 export function isPoorSample(delayNs: number, recentDelaysNs: readonly number[]): boolean {
   if (recentDelaysNs.length < 3) return false;
@@ -264,6 +313,30 @@ export class ProtocolNode {
   private readonly electionHistory: ElectionRecord[] = [];
   private lastRound: RoundRecord | null = null;
   private lastCorrection: (Correction & { atMs: number }) | null = null;
+
+  /** Master: the view of its last round, served page by page to members that ask. */
+  private viewSnapshot: ViewSnapshot | null = null;
+  /** The one before, so that a pull that spans a round boundary still completes. */
+  private previousViewSnapshot: ViewSnapshot | null = null;
+  /** Master: pages answered per peer in the current second (bounds what queries can draw). */
+  private viewPagesAnswered = new Map<NodeId, number>();
+  private viewBudgetWindowMs = 0;
+  /** Member: the view being pulled, and the last complete one. */
+  private viewPull: {
+    queryId: number;
+    masterId: NodeId;
+    term: number;
+    round: number | null;
+    roundAgoMs: number;
+    averageNs: number;
+    total: number;
+    members: ViewMember[];
+    startedMs: number;
+    lastPageMs: number;
+    restarts: number;
+  } | null = null;
+  private viewQuerySeq = 0;
+  private lastView: ClusterView | null = null;
 
   private sends: SendRequest[] = [];
   private corrections: Correction[] = [];
@@ -376,7 +449,45 @@ export class ProtocolNode {
         return this.onCorrect(frame, from, nowMs);
       case FrameType.leave:
         return this.onLeave(frame, nowMs);
+      case FrameType.viewQuery:
+        return this.onViewQuery(frame, nowMs);
+      case FrameType.view:
+        return this.onView(frame, nowMs);
     }
+  }
+
+  /**
+   * A member asks its master for the cluster view (the shell calls this while someone reads its
+   * dashboard). Pages follow one another; a pull whose page was lost resumes at that page on the
+   * next request, and one that does not complete starts over. The master has its own view.
+   */
+  requestView(nowMs: number): void {
+    if (this.left || this.role !== 'slave' || this.masterId === null) return;
+    const pull = this.viewPull;
+    if (pull !== null && pull.masterId === this.masterId && pull.term === this.term && nowMs < pull.startedMs + VIEW_PULL_TIMEOUT_MS) {
+      if (nowMs < pull.lastPageMs + VIEW_PAGE_RETRY_MS) return;
+      pull.lastPageMs = nowMs;
+      this.sendTo(pull.masterId, { type: FrameType.viewQuery, queryId: pull.queryId, start: pull.members.length, round: pull.round ?? 0 });
+      return;
+    }
+    this.startViewPull(this.masterId, nowMs, 0);
+  }
+
+  /** The cluster as the master last reported it (the master's own view on the master). */
+  clusterView(): ClusterView | null {
+    if (this.role === 'master') {
+      const snapshot = this.viewSnapshot;
+      if (snapshot === null) return null;
+      return {
+        masterId: this.config.nodeId,
+        term: this.term,
+        round: snapshot.round,
+        atMs: snapshot.atMs,
+        averageNs: snapshot.averageNs,
+        members: snapshot.entries.map((entry, index) => viewMemberOf(entry, snapshot.lastHeardMs[index] ?? null, snapshot.atMs)),
+      };
+    }
+    return this.lastView;
   }
 
   /** Timer expiry is just another input: call at (or after) nextDeadlineMs(). */
@@ -1065,6 +1176,7 @@ export class ProtocolNode {
       excluded: result.excluded,
     };
     this.lastRound = record;
+    this.snapshotView(round, result.averageNs, nowMs);
     this.emit({ kind: 'round', record });
     // The master moves to the average too; a round with nobody answering changes nothing.
     if (offsetsNs.size > 0) this.applyCorrection({ correctionNs: result.averageNs, term: this.term, round: round.round, masterId: this.config.nodeId }, nowMs);
@@ -1103,4 +1215,117 @@ export class ProtocolNode {
     if (frame.term === this.appliedTerm && frame.round <= this.appliedRound) return;
     this.applyCorrection({ correctionNs: frame.correctionNs, term: frame.term, round: frame.round, masterId: frame.from }, nowMs);
   }
+
+  // ---------------------------------------------------------------- cluster view (dashboard)
+
+  /** Master: keeps the round's view of every member for the pages members ask for. */
+  private snapshotView(round: RoundState, averageNs: number, nowMs: number): void {
+    const entries: ViewEntryTuple[] = [[this.config.nodeId, VIEW_FLAGS.master | (this.clockSynchronized ? VIEW_FLAGS.synced : 0), 0, 0, 0]];
+    const lastHeardMs: (number | null)[] = [nowMs];
+    for (const peer of this.peers.values()) {
+      const sample = peer.lastSample;
+      const flags =
+        (peer.suspect ? VIEW_FLAGS.suspect : 0) |
+        (peer.excluded ? VIEW_FLAGS.excluded : 0) |
+        (sample?.discarded ? VIEW_FLAGS.discarded : 0) |
+        (round.synced.has(peer.nodeId) ? VIEW_FLAGS.synced : 0);
+      entries.push([peer.nodeId, flags, sample ? Math.round(sample.offsetNs) : null, sample ? Math.round(sample.delayNs) : null, null]);
+      lastHeardMs.push(peer.lastHeardMs);
+    }
+    this.previousViewSnapshot = this.viewSnapshot;
+    this.viewSnapshot = { round: round.round, atMs: nowMs, averageNs, entries, lastHeardMs };
+  }
+
+  /** Master: answers one page, within a per-peer budget (a query is small, a page is not). */
+  private onViewQuery(frame: Frame & { type: typeof FrameType.viewQuery }, nowMs: number): void {
+    // The round asked for if still kept, else the latest (the member sees the new round and starts over).
+    const snapshot = frame.round !== 0 && frame.round === this.previousViewSnapshot?.round ? this.previousViewSnapshot : this.viewSnapshot;
+    if (this.role !== 'master' || snapshot === null || frame.start >= snapshot.entries.length) return;
+    if (nowMs >= this.viewBudgetWindowMs + 1000) {
+      this.viewPagesAnswered.clear();
+      this.viewBudgetWindowMs = nowMs;
+    }
+    const answered = this.viewPagesAnswered.get(frame.from) ?? 0;
+    if (answered >= VIEW_PAGES_PER_PEER_PER_SECOND) return;
+    this.viewPagesAnswered.set(frame.from, answered + 1);
+    const members: ViewEntryTuple[] = [];
+    let bytes = 0;
+    for (let index = frame.start; index < snapshot.entries.length && members.length < VIEW_PAGE_ENTRIES_MAX; index += 1) {
+      const entry = snapshot.entries[index] as ViewEntryTuple;
+      const entryBytes = utf8ByteLength(entry[0]) + VIEW_ENTRY_FIXED_BYTES;
+      if (members.length > 0 && bytes + entryBytes > VIEW_PAGE_BYTES_BUDGET) break;
+      bytes += entryBytes;
+      const heardMs = snapshot.lastHeardMs[index] ?? null;
+      members.push([entry[0], entry[1], entry[2], entry[3], heardMs === null ? null : Math.max(0, Math.round(nowMs - heardMs))]);
+    }
+    this.sendTo(frame.from, {
+      type: FrameType.view,
+      queryId: frame.queryId,
+      round: snapshot.round,
+      roundAgoMs: Math.max(0, Math.round(nowMs - snapshot.atMs)),
+      averageNs: snapshot.averageNs,
+      total: snapshot.entries.length,
+      start: frame.start,
+      members,
+    });
+  }
+
+  private startViewPull(masterId: NodeId, nowMs: number, restarts: number): void {
+    this.viewQuerySeq += 1;
+    this.viewPull = { queryId: this.viewQuerySeq, masterId, term: this.term, round: null, roundAgoMs: 0, averageNs: 0, total: 0, members: [], startedMs: nowMs, lastPageMs: nowMs, restarts };
+    this.sendTo(masterId, { type: FrameType.viewQuery, queryId: this.viewQuerySeq, start: 0, round: 0 });
+  }
+
+  /** Member: one page of the master's view; the next page is asked for until the view is whole. */
+  private onView(frame: Frame & { type: typeof FrameType.view }, nowMs: number): void {
+    const pull = this.viewPull;
+    if (pull === null || frame.queryId !== pull.queryId || frame.from !== pull.masterId || frame.term !== pull.term) return;
+    if (frame.start !== pull.members.length || frame.members.length === 0) return;
+    // A view larger than our own peer limit is not kept (memory is bounded by --max-peers).
+    if (frame.total > this.config.peersMax + 1) return;
+    if (pull.round !== null && (frame.round !== pull.round || frame.total !== pull.total)) {
+      // The master no longer has that round (two rounds passed between pages): start over.
+      this.viewPull = null;
+      if (pull.restarts < VIEW_PULL_RESTARTS_MAX) this.startViewPull(pull.masterId, nowMs, pull.restarts + 1);
+      return;
+    }
+    if (pull.round === null) {
+      pull.round = frame.round;
+      pull.total = frame.total;
+      pull.averageNs = frame.averageNs;
+      pull.roundAgoMs = frame.roundAgoMs;
+    }
+    // Ages are made relative to the round's end, as on the master.
+    const pageToRoundMs = frame.roundAgoMs;
+    for (const [nodeId, flags, offsetNs, delayNs, heardAgoMs] of frame.members) {
+      pull.members.push({
+        ...viewMemberOf([nodeId, flags, offsetNs, delayNs, null], null, 0),
+        lastHeardAgoMs: heardAgoMs === null ? null : Math.max(0, heardAgoMs - pageToRoundMs),
+      });
+    }
+    pull.lastPageMs = nowMs;
+    if (pull.members.length < pull.total) {
+      this.sendTo(pull.masterId, { type: FrameType.viewQuery, queryId: pull.queryId, start: pull.members.length, round: pull.round });
+      return;
+    }
+    this.viewPull = null;
+    const view: ClusterView = { masterId: pull.masterId, term: pull.term, round: pull.round, atMs: nowMs - pull.roundAgoMs, averageNs: pull.averageNs, members: pull.members };
+    this.lastView = view;
+    this.emit({ kind: 'view', view });
+  }
+}
+
+function viewMemberOf(entry: ViewEntryTuple, lastHeardMs: number | null, atMs: number): ViewMember {
+  const [nodeId, flags, offsetNs, delayNs] = entry;
+  return {
+    nodeId,
+    master: (flags & VIEW_FLAGS.master) !== 0,
+    suspect: (flags & VIEW_FLAGS.suspect) !== 0,
+    excluded: (flags & VIEW_FLAGS.excluded) !== 0,
+    discarded: (flags & VIEW_FLAGS.discarded) !== 0,
+    synced: (flags & VIEW_FLAGS.synced) !== 0,
+    offsetNs,
+    delayNs,
+    lastHeardAgoMs: lastHeardMs === null ? null : Math.max(0, atMs - lastHeardMs),
+  };
 }

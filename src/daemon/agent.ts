@@ -18,6 +18,7 @@ import { UdpTransport, type Datagram } from '../net/udp.ts';
 import { MdnsDiscovery } from '../net/mdns.ts';
 import { RateLimiter } from './logger.ts';
 import type { StatusReport } from './status.ts';
+import { ClusterMonitor, type DashboardReport } from './dashboard.ts';
 import { PACKAGE_VERSION } from './version.ts';
 
 export interface AgentOptions {
@@ -55,6 +56,8 @@ export class Agent {
   private discovery: MdnsDiscovery | null = null;
   private timer: NodeJS.Timeout | null = null;
   private refineTimer: NodeJS.Timeout | null = null;
+  private viewTimer: NodeJS.Timeout | null = null;
+  private readonly monitor: ClusterMonitor;
   private readonly startedMonoMs: number;
   private listen: Endpoint = { address: '', port: 0 };
   private stopped = false;
@@ -75,6 +78,7 @@ export class Agent {
     this.log = options.logger;
     this.startedMonoMs = options.hostClock.monoMs();
     this.node = new ProtocolNode(options.node, this.startedMonoMs, options.persisted);
+    this.monitor = new ClusterMonitor(options.node.nodeId);
     this.node.setClockSynchronized(options.discipline.isSynchronized);
     this.transport = new UdpTransport({
       bindAddress: options.bindAddress,
@@ -99,6 +103,13 @@ export class Agent {
     // Keep the host clock's hrtime anchor honest (see HostClock.refine): ~1 ms of spinning per check.
     this.refineTimer = setInterval(() => this.options.hostClock.refine(), ANCHOR_REFINE_INTERVAL_MS);
     this.refineTimer.unref();
+    // While someone reads this agent's dashboard, a member pulls the master's view every round.
+    this.viewTimer = setInterval(() => {
+      if (!this.monitor.interested(this.monoMs())) return;
+      this.node.requestView(this.monoMs());
+      this.pump();
+    }, this.options.node.pollIntervalMs);
+    this.viewTimer.unref();
     const config = this.options.node;
     this.log.info(
       { nodeId: config.nodeId, cluster: config.cluster, priority: config.priority, listen: this.listen, clock: this.options.clock.mode, pollIntervalMs: config.pollIntervalMs, rxTimestamps: this.transport.rxTimestamps },
@@ -141,9 +152,7 @@ export class Agent {
     this.node.leave();
     this.pump();
     this.stopped = true;
-    if (this.refineTimer) clearInterval(this.refineTimer);
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.clearTimers();
     this.options.stateWriter?.save(this.node.persistentState(), this.frequencyToSave(true));
     this.options.clock.close();
     await this.transport.flush(LEAVE_FLUSH_TIMEOUT_MS);
@@ -156,12 +165,17 @@ export class Agent {
   async stopAbruptly(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.refineTimer) clearInterval(this.refineTimer);
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.clearTimers();
     this.options.clock.close();
     await this.discovery?.stop();
     await this.transport.close();
+  }
+
+  private clearTimers(): void {
+    if (this.refineTimer) clearInterval(this.refineTimer);
+    if (this.viewTimer) clearInterval(this.viewTimer);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
   }
 
   private onDatagrams(datagrams: Datagram[]): void {
@@ -196,7 +210,10 @@ export class Agent {
       this.transport.send(send.to, () => encodeFrame({ ...send.frame, txNs: this.options.clock.nowNs() } as Frame));
       this.framesSent += 1;
     }
-    for (const event of out.events) this.logEvent(event);
+    for (const event of out.events) {
+      this.logEvent(event);
+      this.recordForDashboard(event);
+    }
     if (this.timer) clearTimeout(this.timer);
     const deadlineMs = this.node.nextDeadlineMs();
     if (Number.isFinite(deadlineMs)) {
@@ -260,6 +277,36 @@ export class Agent {
     return this.savedFrequencies;
   }
 
+  private recordForDashboard(event: NodeEvent): void {
+    const clockMs = Number(this.options.clock.nowNs()) / 1e6;
+    if (event.kind === 'view' || event.kind === 'round') {
+      const view = event.kind === 'view' ? event.view : this.node.clusterView();
+      // The view is as of its round's end: place it on the chart at that moment.
+      if (view !== null) this.monitor.recordView(view, clockMs - (this.monoMs() - view.atMs));
+      return;
+    }
+    this.monitor.recordEvent(event, clockMs);
+  }
+
+  /** GET /api/cluster: the dashboard's data; `sinceMs` (agent clock) returns only newer history. */
+  dashboard(sinceMs: number | null): DashboardReport {
+    const nowMs = this.monoMs();
+    this.monitor.markRead(nowMs);
+    const core = this.node.status();
+    const self = {
+      nodeId: core.nodeId,
+      cluster: core.cluster,
+      role: core.role,
+      masterId: core.masterId,
+      term: core.term,
+      version: PACKAGE_VERSION,
+      pollIntervalMs: this.options.node.pollIntervalMs,
+      synchronized: this.options.discipline.isSynchronized,
+      uptimeMs: Math.round(nowMs - this.startedMonoMs),
+    };
+    return this.monitor.report(self, nowMs, Number(this.options.clock.nowNs()) / 1e6, sinceMs);
+  }
+
   private logEvent(event: NodeEvent): void {
     switch (event.kind) {
       case 'peer-new':
@@ -283,6 +330,8 @@ export class Agent {
         );
       case 'role':
         return this.log.info({ from: event.from, to: event.to, term: event.term, masterId: event.masterId }, 'role changed');
+      case 'view':
+        return this.log.trace({ masterId: event.view.masterId, round: event.view.round, members: event.view.members.length }, 'cluster view received');
       case 'round':
         return this.log.debug(
           { round: event.record.round, answered: event.record.answered, members: event.record.members, averageNs: Math.round(event.record.averageNs), excluded: event.record.excluded },

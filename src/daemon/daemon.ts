@@ -193,7 +193,13 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
   let control: ControlServer | null = null;
   let httpPort: number | null = null;
   if (config.http !== null) {
-    control = new ControlServer({ host: config.http.host, port: config.http.port, status: () => agent.status(), metrics: () => metrics.render() });
+    control = new ControlServer({
+      host: config.http.host,
+      port: config.http.port,
+      status: () => agent.status(),
+      metrics: () => metrics.render(),
+      cluster: (sinceMs) => agent.dashboard(sinceMs),
+    });
     try {
       httpPort = await control.start();
     } catch (error) {

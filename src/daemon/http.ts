@@ -1,8 +1,11 @@
 // Control server: loopback HTTP by default. GET /status returns the status report as JSON,
-// GET /metrics the Prometheus metrics (text format 0.0.4).
+// GET /metrics the Prometheus metrics (text format 0.0.4), GET / the dashboard (a page and its
+// assets, all served from here: no CDN), GET /api/cluster the dashboard's data.
 import http from 'node:http';
 import type { MetricsPayload } from './metrics.ts';
 import type { StatusReport } from './status.ts';
+import type { DashboardReport } from './dashboard.ts';
+import { dashboardAssets, type Asset } from './dashboard-assets.ts';
 
 export interface ControlServerOptions {
   host: string;
@@ -11,12 +14,23 @@ export interface ControlServerOptions {
   status(): StatusReport;
   /** Prometheus exposition for GET /metrics; without it /metrics is 404. */
   metrics?: () => Promise<MetricsPayload>;
+  /** Data for the dashboard (GET /api/cluster?since=MS); without it there is no dashboard. */
+  cluster?: (sinceMs: number | null) => DashboardReport;
 }
+
+// The page loads only its own assets and talks only to this server.
+const SECURITY_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
 
 export class ControlServer {
   private readonly server: http.Server;
+  private readonly assets: Map<string, Asset> | null;
 
   constructor(private readonly options: ControlServerOptions) {
+    this.assets = options.cluster ? dashboardAssets() : null;
     this.server = http.createServer((request, response) => this.handle(request, response));
     // A control client that stalls must not hold sockets open forever.
     this.server.requestTimeout = 5000;
@@ -25,7 +39,7 @@ export class ControlServer {
   }
 
   private handle(request: http.IncomingMessage, response: http.ServerResponse): void {
-    const path = (request.url ?? '/').split('?')[0];
+    const [path = '/', query = ''] = (request.url ?? '/').split('?', 2);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
@@ -47,8 +61,25 @@ export class ControlServer {
       );
       return;
     }
+    const head = request.method === 'HEAD';
+    const asset = this.assets?.get(path);
+    if (asset !== undefined) {
+      response.writeHead(200, { ...SECURITY_HEADERS, 'content-type': asset.contentType, 'cache-control': asset.cacheControl }).end(head ? undefined : asset.body);
+      return;
+    }
+    if (path === '/api/cluster' && this.options.cluster) {
+      const since = new URLSearchParams(query).get('since');
+      const sinceMs = since === null || since === '' ? null : Number(since);
+      if (sinceMs !== null && !Number.isFinite(sinceMs)) {
+        response.writeHead(400, { 'content-type': 'text/plain' }).end(`since: expected a number of ms, got ${JSON.stringify(String(since).slice(0, 40))}\n`);
+        return;
+      }
+      const body = JSON.stringify(this.options.cluster(sinceMs));
+      response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(head ? undefined : body);
+      return;
+    }
     if (path === '/') {
-      response.writeHead(200, { 'content-type': 'text/plain' }).end('berkeley-agent control server: GET /status\n');
+      response.writeHead(200, { 'content-type': 'text/plain' }).end(head ? undefined : 'berkeley-agent control server: GET /status, GET /metrics\n');
       return;
     }
     response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

@@ -641,6 +641,14 @@ export class Simulation {
 
   // ---------------------------------------------------------------- observation
 
+  /** Gives a node a shell input now (as the daemon would, e.g. a dashboard read) and carries out what it drains. */
+  inject(nodeId: NodeId, run: (node: ProtocolNode, nowMs: number) => void): void {
+    const sim = this.simNode(nodeId);
+    if (!sim.node) return;
+    run(sim.node, this.nowMs);
+    this.afterInput(sim);
+  }
+
   node(nodeId: NodeId): ProtocolNode | null {
     return this.nodes.get(nodeId)?.node ?? null;
   }

@@ -14,6 +14,8 @@ import {
   PROBES_PER_ROUND_MAX,
   PROTOCOL_VERSION,
   TIMESTAMP_NS_MAX,
+  VIEW_MEMBERS_MAX,
+  VIEW_PAGE_ENTRIES_MAX,
 } from '../core/limits.ts';
 
 export type RejectReason =
@@ -127,6 +129,31 @@ const frameSchema = z.discriminatedUnion('type', [
       rxNs: timestampNs,
     })
     .strict(),
+  z.object({ ...header, type: z.literal(FrameType.viewQuery), queryId: counter, start: z.number().int().min(0).max(VIEW_MEMBERS_MAX), round: counter }).strict(),
+  z
+    .object({
+      ...header,
+      type: z.literal(FrameType.view),
+      queryId: counter,
+      round: counter,
+      roundAgoMs: z.number().int().min(0).max(COUNTER_MAX),
+      averageNs: z.number().finite().min(-CORRECTION_NS_MAX).max(CORRECTION_NS_MAX),
+      total: z.number().int().min(0).max(VIEW_MEMBERS_MAX),
+      start: z.number().int().min(0).max(VIEW_MEMBERS_MAX),
+      members: z
+        .array(
+          z.tuple([
+            identifier(NODE_ID_BYTES_MAX),
+            z.number().int().min(0).max(255),
+            z.number().finite().min(-CORRECTION_NS_MAX).max(CORRECTION_NS_MAX).nullable(),
+            z.number().finite().min(0).max(CORRECTION_NS_MAX).nullable(),
+            z.number().int().min(0).max(COUNTER_MAX).nullable(),
+          ]),
+        )
+        .max(VIEW_PAGE_ENTRIES_MAX),
+    })
+    .strict()
+    .refine((frame) => frame.start + frame.members.length <= frame.total, 'page runs past the total'),
 ]);
 
 const knownTypes = new Set<unknown>(Object.values(FrameType));
