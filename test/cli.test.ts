@@ -6,154 +6,22 @@
 //
 // Safety: every agent runs with --no-mdns --bind 127.0.0.1 (no multicast, nothing leaves the
 // host), on ports picked free, and every child process is killed when its test or suite ends.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameType, type Frame } from '../src/core/frames.ts';
 import { PROTOCOL_VERSION } from '../src/core/limits.ts';
 import type { StatusReport } from '../src/daemon/status.ts';
+import { BIN, describeResult, freePort, getStatus, LOOPBACK_ONLY, runCli, running, sleep, spawnCli, stopAllChildren, stopChild, waitFor, type CliResult } from './support/cli.ts';
 import { decodeFrame, encodeFrame, REJECT_REASONS, type RejectReason } from '../src/wire/codec.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
-const BIN = fileURLToPath(new URL('../bin/berkeley-agent', import.meta.url));
-/** Keeps every agent on loopback and off multicast. */
-const LOOPBACK_ONLY = ['--no-mdns', '--bind', '127.0.0.1'];
 const STACK_LINE = /^\s+at .+/m;
 
-// ---------------------------------------------------------------------------------------------
-// Process helpers
-
-const children = new Set<ChildProcess>();
-
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  // Settings of whoever runs the tests must not leak into the agents.
-  for (const key of Object.keys(env)) if (key.startsWith('BERKELEY_AGENT_')) delete env[key];
-  // Never the kernel clock (CI is root): a test that means --clock system says so on the command line.
-  return { ...env, BERKELEY_AGENT_CLOCK: 'virtual', ...extra };
-}
-
-function spawnCli(args: string[], env: Record<string, string> = {}, prefix: string[] = []): ChildProcess {
-  const [command, ...commandArgs] = [...prefix, process.execPath, BIN, ...args] as [string, ...string[]];
-  const child = spawn(command, commandArgs, { cwd: REPO_ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function running(child: ChildProcess): boolean {
-  return child.exitCode === null && child.signalCode === null;
-}
-
-/** SIGTERM, then SIGKILL if it has not exited within graceMs. Resolves once it has exited. */
-async function stopChild(child: ChildProcess, graceMs = 3000): Promise<void> {
-  if (!running(child)) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => {
-    if (running(child)) child.kill('SIGKILL');
-  }, graceMs);
-  await exited;
-  clearTimeout(timer);
-}
-
-afterAll(async () => {
-  await Promise.all([...children].map((child) => stopChild(child, 1000)));
-});
-
-interface CliResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-/** Runs one CLI command to completion (killed after timeoutMs). */
-async function runCli(args: string[], options: { env?: Record<string, string>; timeoutMs?: number; prefix?: string[] } = {}): Promise<CliResult> {
-  const child = spawnCli(args, options.env, options.prefix);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, options.timeoutMs ?? 20_000);
-  try {
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (exitCode, exitSignal) => resolve([exitCode, exitSignal]));
-    });
-    return { code, signal, stdout, stderr, timedOut };
-  } finally {
-    clearTimeout(timer);
-    if (running(child)) child.kill('SIGKILL');
-  }
-}
-
-function describeResult(result: CliResult): string {
-  return `exit ${result.code} signal ${result.signal}${result.timedOut ? ' (timed out)' : ''}\nstdout: ${result.stdout.slice(-2000)}\nstderr: ${result.stderr.slice(-2000)}`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ports, polling
-
-const handedOut = new Set<number>();
-
-/** A loopback port free for both UDP and TCP right now (bound to port 0, then closed). */
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt += 1) {
-    const server = net.createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (handedOut.has(port)) continue;
-    const socket = dgram.createSocket('udp4');
-    const udpFree = await new Promise<boolean>((resolve) => {
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-    if (!udpFree) continue;
-    handedOut.add(port);
-    return port;
-  }
-  throw new Error('no free loopback port found');
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function getStatus(httpPort: number): Promise<StatusReport | null> {
-  try {
-    const response = await fetch(`http://127.0.0.1:${httpPort}/status`, { signal: AbortSignal.timeout(3000) });
-    if (!response.ok) return null;
-    return (await response.json()) as StatusReport;
-  } catch {
-    return null;
-  }
-}
-
-/** Polls check() until it returns a value (not undefined), or fails after timeoutMs saying what it last saw. */
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, lastSeen: () => string = () => ''): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastSeen() ? `; last seen: ${lastSeen()}` : ''}`);
-    await sleep(250);
-  }
-}
+afterAll(stopAllChildren);
 
 // ---------------------------------------------------------------------------------------------
 // Assertions

@@ -91,6 +91,12 @@ export function formatStatus(status: StatusReport): string {
     const correction = status.lastCorrection;
     lines.push(`Correction ${formatOffsetNs(correction.correctionNs)} from ${correction.masterId} (term ${correction.term}, round ${correction.round}, ${formatAgoMs(correction.agoMs)})`);
   }
+  const barriers = status.barriers;
+  if (barriers.waiting.length > 0 || (barriers.open !== null && barriers.open.length > 0)) {
+    const waiting = barriers.waiting.map((entry) => `${entry.name}${entry.count !== null ? ` (initializer of ${entry.count})` : ''} ${formatAgoMs(entry.waitingMs).replace(' ago', '')}`);
+    const open = (barriers.open ?? []).map((entry) => `${entry.name} ${entry.present}${entry.count !== null ? `/${entry.count}` : ' waiting, not initialized'}`);
+    lines.push(`Barriers   ${waiting.length > 0 ? `waiting here: ${waiting.join(', ')}` : 'none waiting here'}${barriers.open !== null ? `; open: ${open.length > 0 ? open.join(', ') : 'none'}` : ''}`);
+  }
   const counters = status.counters;
   const reasons = Object.entries(counters.framesRejectedByReason)
     .filter(([, count]) => count > 0)

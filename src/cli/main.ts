@@ -1,6 +1,7 @@
 // The berkeley-agent command line (yargs). `run` is the default command.
 // Exit codes: 0 ok, 1 runtime failure (cannot bind, cannot reach the agent, demo not converged),
-// 2 bad option or value (the message names it).
+// 2 bad option or value (the message names it). `barrier` has emulab-sync's: 0 released (or the
+// barrier's error code), 124 timed out, 64 usage error, 76 the agent or cluster unreachable.
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { buildRunConfig, ConfigError, numberOption, parseHostPort, parseHttp } from '../daemon/config.ts';
@@ -17,13 +18,18 @@ import { sdNotify } from '../daemon/notify.ts';
 import { CONFIG_FILE_DEFAULT, loadedConfigFile, readConfigFile, sourceOf } from './config-file.ts';
 import { ENV_FILE_DEFAULT, install, InstallError, UNIT_DIR_DEFAULT } from './install-service.ts';
 import path from 'node:path';
+import { BARRIER_EXIT, runBarrier } from './barrier.ts';
+import { barrierNameProblem } from '../core/barrier/frames.ts';
+import { BARRIER_ERROR_CODE_MAX, BARRIER_TIMEOUT_MS_MAX, BARRIER_WAITERS_MAX } from '../core/limits.ts';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
+/** The barrier command reports usage errors with emulab-sync's code instead. */
+let usageExitCode: number = EXIT_USAGE;
 
 function usageError(message: string): never {
   process.stderr.write(`berkeley-agent: ${message}\nTry 'berkeley-agent --help' for the options.\n`);
-  process.exit(EXIT_USAGE);
+  process.exit(usageExitCode);
 }
 
 function runtimeError(message: string): never {
@@ -48,6 +54,7 @@ function oneLine(message: string): string {
     const names = (unknown[1] ?? '').split(', ').map((name) => typed(name) ?? name);
     return `unknown option or argument: ${names.join(', ')}`;
   }
+  if (/^Not enough non-option arguments/.test(message.trim())) return "missing argument: the command's NAME or HOST:PORT (see --help)";
   const missing = /^Not enough arguments following: (.*)$/.exec(message.trim());
   if (missing) return `--${missing[1]}: needs a value`;
   return message.trim().replace(/\s*\n\s*/g, ' ');
@@ -158,6 +165,7 @@ async function fetchStatus(httpOption: unknown): Promise<StatusReport> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'barrier') usageExitCode = BARRIER_EXIT.usage;
   await yargs(argv)
     .scriptName('berkeley-agent')
     .usage('$0 [run] [options]   start an agent (default)\n$0 <command> [options]')
@@ -208,6 +216,42 @@ export async function main(argv: string[]): Promise<void> {
       async (args) => {
         const status = await fetchStatus(args.http);
         process.stdout.write(args.json ? `${JSON.stringify(status)}\n` : `${formatStatus(status)}\n`);
+      },
+    )
+    .command(
+      'barrier <name>',
+      'Wait at a named barrier served by the elected master (emulab-sync semantics)',
+      (command) =>
+        command
+          .positional('name', { type: 'string', describe: 'Barrier name: printable ASCII, no spaces, up to 64 bytes', demandOption: true })
+          .option('count', { ...NUMBER, describe: `Be the initializer: release once N waiters (not counting this one) are present (0..${BARRIER_WAITERS_MAX})` })
+          .option('wait', { type: 'boolean', describe: 'The initializer blocks too (--no-wait: return once registered)', default: true })
+          .option('error', { ...NUMBER, describe: `Report this error code (0..${BARRIER_ERROR_CODE_MAX}); everyone exits with the largest reported`, default: 0 })
+          .option('timeout', { ...NUMBER, describe: 'Give up after this many seconds (exit 124) and leave the barrier' })
+          .option('http', { type: 'string', describe: "The local agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+          .option('json', { type: 'boolean', describe: "Print the agent's answer as JSON", default: false }),
+      async (args) => {
+        const name = String(args.name);
+        const problem = barrierNameProblem(name);
+        if (problem !== null) usageError(`NAME ${JSON.stringify(name.slice(0, 80))}: ${problem}`);
+        const count = args.count === undefined ? null : numberOption(args, 'count', 0, { min: 0, max: BARRIER_WAITERS_MAX, integer: true });
+        if (!args.wait && count === null) usageError('--no-wait: only the initializer (--count N) may leave without waiting');
+        const errorCode = numberOption(args, 'error', 0, { min: 0, max: BARRIER_ERROR_CODE_MAX, integer: true });
+        const timeoutS = args.timeout === undefined ? null : numberOption(args, 'timeout', 0, { min: 0, minExclusive: true, max: BARRIER_TIMEOUT_MS_MAX / 1000 });
+        const target = parseHttp(args.http);
+        if (target === null) usageError("--http: 'none' leaves nothing to ask; give the agent's control server HOST:PORT");
+        const outcome = await runBarrier({
+          name,
+          count,
+          wait: Boolean(args.wait),
+          errorCode,
+          timeoutMs: timeoutS === null ? null : Math.max(1, Math.round(timeoutS * 1000)),
+          host: target.host,
+          port: target.port,
+        });
+        if (args.json && outcome.result !== null) process.stdout.write(`${JSON.stringify(outcome.result)}\n`);
+        if (outcome.message !== null) process.stderr.write(`berkeley-agent: ${outcome.message}\n`);
+        process.exitCode = outcome.exitCode;
       },
     )
     .command(

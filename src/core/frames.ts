@@ -1,5 +1,6 @@
 // Frame vocabulary of the wire protocol. Type codes are append-only: never renumber or reuse one.
 import type { NodeId } from './types.ts';
+import { BarrierFrameType, type BarrierBody } from './barrier/frames.ts';
 
 export const FrameType = {
   /** Announce presence; `wantReply` asks the receiver to answer with its own HELLO. */
@@ -30,6 +31,8 @@ export const FrameType = {
   viewQuery: 13,
   /** One page of the master's view: every member's offset, delay and last-heard at its last round. */
   view: 14,
+  /** Barriers, 15..20 (src/core/barrier/frames.ts): join, ack, release, releaseAck, withdraw, released. */
+  ...BarrierFrameType,
 } as const;
 
 export type FrameTypeName = keyof typeof FrameType;
@@ -172,7 +175,8 @@ export type FrameBody =
   | TimeAnswerBody
   | LeaveBody
   | ViewQueryBody
-  | ViewBody;
+  | ViewBody
+  | BarrierBody;
 
 /** A complete frame as it travels. */
 export type Frame = FrameHeader & FrameBody;

@@ -222,6 +222,16 @@ export const BARRIER_SWEEP_MS = 500;
 export const BARRIER_OUTBOX_FRAMES_MAX = 16_384;
 /** Participants (pending or withdrawing) one agent keeps. */
 export const BARRIER_CLIENT_PARTICIPANTS_MAX = 4096;
+/** Participants blocked in one agent's control server at once (each holds an HTTP connection). */
+export const BARRIER_LOCAL_WAITERS_MAX = 1024;
+/** Connections the control server accepts: every local barrier waiter holds one, plus room for status and scrapes. */
+export const CONTROL_CONNECTIONS_MAX = BARRIER_LOCAL_WAITERS_MAX + 64;
+/** Largest request body the control server reads (POST /barrier). */
+export const CONTROL_BODY_BYTES_MAX = 4096;
+/** A participant the master has not acknowledged by then gets exit 76 (the cluster cannot be reached). */
+export const BARRIER_REGISTER_TIMEOUT_MS = 30_000;
+/** Longest --timeout the barrier command accepts: one week. */
+export const BARRIER_TIMEOUT_MS_MAX = 7 * 24 * 3600 * 1000;
 /** Releases an agent remembers to tell a new master about, and for how long. */
 export const BARRIER_NOTICES_MAX = 256;
 export const BARRIER_NOTICE_MEMORY_MS = 60_000;

@@ -29,6 +29,9 @@ import { bestCandidate, ringSuccessors } from './election/ring.ts';
 import { higherKeyed } from './election/bully.ts';
 import { claimTerm } from './election/terms.ts';
 import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample } from './sync/berkeley.ts';
+import { BarrierClient, exchangeLocally, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
+import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
+import { BarrierTable, type BarrierTableStatus } from './barrier/table.ts';
 import { compareKeys, endpointKey, utf8ByteLength, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
 
 /** What survives a restart (the daemon keeps it in --state-dir). */
@@ -170,6 +173,16 @@ export interface Drained {
   sends: SendRequest[];
   corrections: Correction[];
   events: NodeEvent[];
+  /** What happened to this node's barrier participants (acked, released, rejected). */
+  barrierOutcomes: BarrierOutcome[];
+}
+
+/** Barriers as this node sees them: its own participants, and the table when it is master. */
+export interface BarrierReport {
+  participants: BarrierParticipantStatus[];
+  client: BarrierClientCounters;
+  /** Master only. */
+  table: BarrierTableStatus | null;
 }
 
 export interface NodeCounters {
@@ -338,6 +351,13 @@ export class ProtocolNode {
   private viewQuerySeq = 0;
   private lastView: ClusterView | null = null;
 
+  /** Barriers: this node's participants (any role), and the table it serves while master. */
+  private barrierClient: BarrierClient | null = null;
+  private barrierTable: BarrierTable | null = null;
+  /** `${masterId} ${term}` the barrier client was last told of ('' = no master). */
+  private barrierMasterKey = '';
+  private barrierOutcomes: BarrierOutcome[] = [];
+
   private sends: SendRequest[] = [];
   private corrections: Correction[] = [];
   private events: NodeEvent[] = [];
@@ -400,6 +420,7 @@ export class ProtocolNode {
     if (this.left) return;
     for (const peer of this.peers.values()) this.send(peer.endpoint, { type: FrameType.leave });
     this.left = true;
+    this.barrierTable = null;
     this.election = null;
     this.round = null;
     this.nextRoundMs = NEVER;
@@ -409,6 +430,11 @@ export class ProtocolNode {
   /** A decoded frame. `rxNs` is this node's clock when the datagram arrived. */
   receive(frame: Frame, from: Endpoint, rxNs: bigint, nowMs: number): void {
     if (this.left) return;
+    this.receiveFrame(frame, from, rxNs, nowMs);
+    this.settleBarriers(nowMs);
+  }
+
+  private receiveFrame(frame: Frame, from: Endpoint, rxNs: bigint, nowMs: number): void {
     // Time queries are read-only and come from tools, not members: answer them from any cluster
     // and do not take the querier for a peer.
     if (frame.type === FrameType.timeQuery) {
@@ -428,6 +454,7 @@ export class ProtocolNode {
     }
     this.counters.framesAccepted += 1;
     this.heard(frame, from, nowMs);
+    if (isBarrierBody(frame)) return this.onBarrier(frame, nowMs);
     switch (frame.type) {
       case FrameType.hello:
         return this.onHello(frame, from, nowMs);
@@ -471,6 +498,32 @@ export class ProtocolNode {
       return;
     }
     this.startViewPull(this.masterId, nowMs, 0);
+  }
+
+  /**
+   * A participant of a barrier, for this node's control client: registered with the master (or
+   * this node's own table) and retried until acknowledged. Usage errors are answered at once.
+   */
+  barrierJoin(request: BarrierJoinRequest, nowMs: number): BarrierJoinResult {
+    if (this.left) return { ok: false, reason: 'client-limit', detail: 'the agent is stopping' };
+    const result = this.barrierClientOf(nowMs).join(request, nowMs);
+    this.settleBarriers(nowMs);
+    return result;
+  }
+
+  /** The participant gave up (timed out, or its control client went away). */
+  barrierWithdraw(requestId: number, nowMs: number): boolean {
+    const withdrawn = this.barrierClient?.withdraw(requestId, nowMs) ?? false;
+    this.settleBarriers(nowMs);
+    return withdrawn;
+  }
+
+  barrierReport(nowMs: number): BarrierReport {
+    return {
+      participants: this.barrierClient?.participants() ?? [],
+      client: { ...(this.barrierClient ?? this.barrierClientOf(nowMs)).counters },
+      table: this.barrierTable?.status(nowMs) ?? null,
+    };
   }
 
   /** The cluster as the master last reported it (the master's own view on the master). */
@@ -530,6 +583,9 @@ export class ProtocolNode {
       if (this.round === null && nowMs >= this.nextRoundMs) this.startRound(nowMs);
       if (this.round !== null) this.advanceRound(nowMs);
     }
+    this.barrierClient?.tick(nowMs);
+    this.barrierTable?.tick(nowMs);
+    this.settleBarriers(nowMs);
   }
 
   /** The earliest time tick() has something to do. */
@@ -555,14 +611,16 @@ export class ProtocolNode {
         if (this.round.deadlineMs !== null) deadline = Math.min(deadline, this.round.deadlineMs);
       }
     }
+    deadline = Math.min(deadline, this.barrierClient?.nextDeadlineMs() ?? NEVER, this.barrierTable?.nextDeadlineMs() ?? NEVER);
     return deadline;
   }
 
   drain(): Drained {
-    const drained = { sends: this.sends, corrections: this.corrections, events: this.events };
+    const drained = { sends: this.sends, corrections: this.corrections, events: this.events, barrierOutcomes: this.barrierOutcomes };
     this.sends = [];
     this.corrections = [];
     this.events = [];
+    this.barrierOutcomes = [];
     return drained;
   }
 
@@ -1214,6 +1272,51 @@ export class ProtocolNode {
     // At most once per (term, round); a lost correction is superseded by the next round's.
     if (frame.term === this.appliedTerm && frame.round <= this.appliedRound) return;
     this.applyCorrection({ correctionNs: frame.correctionNs, term: frame.term, round: frame.round, masterId: frame.from }, nowMs);
+  }
+
+  // ---------------------------------------------------------------- barriers
+
+  /** Created on first use: its request ids start at a random 40-bit base (unique across restarts). */
+  private barrierClientOf(nowMs: number): BarrierClient {
+    if (this.barrierClient === null) {
+      this.barrierClient = new BarrierClient({ nodeId: this.config.nodeId, requestIdBase: Math.floor(this.config.random() * 2 ** 40) });
+      this.barrierMasterKey = '';
+      this.settleBarriers(nowMs);
+    }
+    return this.barrierClient;
+  }
+
+  private onBarrier(body: BarrierBody & { from: NodeId }, nowMs: number): void {
+    if (barrierRecipient(body) === 'table') {
+      // Not master (any more): the agent's client re-registers once it learns the new master.
+      this.barrierTable?.deliver(body.from, body, nowMs);
+      return;
+    }
+    this.barrierClient?.receive(body, body.from, nowMs);
+  }
+
+  /**
+   * After every input: the table exists while this node is master; the client hears of every
+   * change of master or term (it re-registers everything then); frames between this node's client
+   * and its own table are exchanged here, the rest go out.
+   */
+  private settleBarriers(nowMs: number): void {
+    if (this.role === 'master' && this.barrierTable === null && !this.left) this.barrierTable = new BarrierTable({ random: this.config.random });
+    else if (this.role !== 'master') this.barrierTable = null;
+    const client = this.barrierClient;
+    if (client === null) {
+      // No participant ever on this node: only the table (master) has frames to send.
+      for (const send of this.barrierTable?.drain() ?? []) this.sendTo(send.to, send.body);
+      return;
+    }
+    const key = this.role === 'electing' || this.masterId === null ? '' : `${this.masterId} ${this.term}`;
+    if (key !== this.barrierMasterKey) {
+      this.barrierMasterKey = key;
+      client.masterChanged(key === '' ? null : this.masterId, nowMs);
+    }
+    const exchanged = exchangeLocally(this.config.nodeId, client, this.barrierTable, nowMs);
+    for (const send of exchanged.network) this.sendTo(send.to, send.body);
+    this.barrierOutcomes.push(...exchanged.outcomes);
   }
 
   // ---------------------------------------------------------------- cluster view (dashboard)

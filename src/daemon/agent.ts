@@ -1,6 +1,7 @@
 // The agent: the thin shell around ProtocolNode. It owns the socket, the timers, the clock, the
 // discovery and the control server, feeds the core its inputs and carries out what it drains.
 import type { Logger } from 'pino';
+import { networkInterfaces } from 'node:os';
 import { ProtocolNode, type NodeConfig, type NodeEvent, type PersistedNodeState } from '../core/node.ts';
 import type { SavedFrequencies, StateWriter } from './state.ts';
 import type { Frame } from '../core/frames.ts';
@@ -19,6 +20,39 @@ import { MdnsDiscovery } from '../net/mdns.ts';
 import { RateLimiter } from './logger.ts';
 import type { StatusReport } from './status.ts';
 import { ClusterMonitor, type DashboardReport } from './dashboard.ts';
+import type { BarrierOutcome } from '../core/barrier/client.ts';
+import { BARRIER_LOCAL_WAITERS_MAX, BARRIER_REGISTER_TIMEOUT_MS } from '../core/limits.ts';
+
+/** What a barrier participant's control client is told (POST /barrier). */
+export type BarrierResult =
+  | { result: 'released'; name: string; exitCode: number; waitedMs: number }
+  /** --no-wait: the master has the initializer; it stays registered until the barrier releases. */
+  | { result: 'registered'; name: string; present: number; count: number | null }
+  | { result: 'timeout'; name: string; waitedMs: number }
+  /** A usage or limit error, from this agent or the master. */
+  | { result: 'rejected'; name: string; reason: string; detail: string }
+  /** No master acknowledged it in time, or the agent is stopping. */
+  | { result: 'unreachable'; name: string; detail: string };
+
+export interface BarrierRequest {
+  name: string;
+  /** null: a waiter; N: the initializer with N waiters. */
+  count: number | null;
+  errorCode: number;
+  /** false: return once registered (--no-wait; initializers only). */
+  wait: boolean;
+  timeoutMs: number | null;
+}
+
+interface BarrierWait {
+  requestId: number;
+  name: string;
+  wait: boolean;
+  startedMs: number;
+  acked: boolean;
+  resolve: (result: BarrierResult) => void;
+  timers: NodeJS.Timeout[];
+}
 import { PACKAGE_VERSION } from './version.ts';
 
 export interface AgentOptions {
@@ -58,6 +92,8 @@ export class Agent {
   private refineTimer: NodeJS.Timeout | null = null;
   private viewTimer: NodeJS.Timeout | null = null;
   private readonly monitor: ClusterMonitor;
+  /** Control clients blocked on a barrier, by request id. */
+  private readonly barrierWaits = new Map<number, BarrierWait>();
   private readonly startedMonoMs: number;
   private listen: Endpoint = { address: '', port: 0 };
   private stopped = false;
@@ -115,7 +151,9 @@ export class Agent {
       { nodeId: config.nodeId, cluster: config.cluster, priority: config.priority, listen: this.listen, clock: this.options.clock.mode, pollIntervalMs: config.pollIntervalMs, rxTimestamps: this.transport.rxTimestamps },
       'agent started',
     );
-    for (const peer of this.options.staticPeers) this.node.addStaticEndpoint(peer, this.monoMs());
+    // The same --peer list on every box names this agent too: greeting ourselves would look like
+    // another agent using our node id.
+    for (const peer of this.options.staticPeers) if (!isOwnEndpoint(peer, this.listen)) this.node.addStaticEndpoint(peer, this.monoMs());
     if (this.options.mdns) {
       this.discovery = new MdnsDiscovery({
         nodeId: config.nodeId,
@@ -153,6 +191,7 @@ export class Agent {
     this.pump();
     this.stopped = true;
     this.clearTimers();
+    this.abandonBarriers();
     this.options.stateWriter?.save(this.node.persistentState(), this.frequencyToSave(true));
     this.options.clock.close();
     await this.transport.flush(LEAVE_FLUSH_TIMEOUT_MS);
@@ -166,9 +205,15 @@ export class Agent {
     if (this.stopped) return;
     this.stopped = true;
     this.clearTimers();
+    this.abandonBarriers();
     this.options.clock.close();
     await this.discovery?.stop();
     await this.transport.close();
+  }
+
+  /** A stopping agent cannot see its participants through: their clients exit 76. */
+  private abandonBarriers(): void {
+    for (const wait of [...this.barrierWaits.values()]) this.finishBarrier(wait, { result: 'unreachable', name: wait.name, detail: 'the agent is stopping' });
   }
 
   private clearTimers(): void {
@@ -214,6 +259,7 @@ export class Agent {
       this.logEvent(event);
       this.recordForDashboard(event);
     }
+    for (const outcome of out.barrierOutcomes) this.onBarrierOutcome(outcome);
     if (this.timer) clearTimeout(this.timer);
     const deadlineMs = this.node.nextDeadlineMs();
     if (Number.isFinite(deadlineMs)) {
@@ -286,6 +332,113 @@ export class Agent {
       return;
     }
     this.monitor.recordEvent(event, clockMs);
+  }
+
+  /**
+   * A barrier participant for a control client (POST /barrier). Resolves when it is released, times
+   * out (withdrawn from the barrier), is refused, or cannot be registered; `cancel` withdraws it
+   * (the client went away).
+   */
+  barrier(request: BarrierRequest): { result: Promise<BarrierResult>; cancel: () => void } {
+    const settled = (result: BarrierResult) => ({ result: Promise.resolve(result), cancel: () => {} });
+    if (this.stopped) return settled({ result: 'unreachable', name: request.name, detail: 'the agent is stopping' });
+    if (this.barrierWaits.size >= BARRIER_LOCAL_WAITERS_MAX) {
+      return settled({ result: 'rejected', name: request.name, reason: 'client-limit', detail: `at most ${BARRIER_LOCAL_WAITERS_MAX} participants wait at one agent` });
+    }
+    const nowMs = this.monoMs();
+    const joined = this.node.barrierJoin({ name: request.name, count: request.count, errorCode: request.errorCode }, nowMs);
+    if (!joined.ok) {
+      this.pump();
+      return settled({ result: 'rejected', name: request.name, reason: joined.reason, detail: joined.detail });
+    }
+    let resolve!: (result: BarrierResult) => void;
+    const result = new Promise<BarrierResult>((done) => (resolve = done));
+    const wait: BarrierWait = { requestId: joined.requestId, name: request.name, wait: request.wait, startedMs: nowMs, acked: false, resolve, timers: [] };
+    this.barrierWaits.set(joined.requestId, wait);
+    if (request.timeoutMs !== null) {
+      wait.timers.push(setTimeout(() => this.withdrawBarrier(wait, { result: 'timeout', name: wait.name, waitedMs: Math.round(this.monoMs() - wait.startedMs) }), request.timeoutMs));
+    }
+    wait.timers.push(
+      setTimeout(() => {
+        if (!wait.acked) this.withdrawBarrier(wait, { result: 'unreachable', name: wait.name, detail: `no master acknowledged the participant within ${BARRIER_REGISTER_TIMEOUT_MS / 1000} s` });
+      }, BARRIER_REGISTER_TIMEOUT_MS),
+    );
+    this.log.debug({ barrier: request.name, requestId: joined.requestId, count: request.count, errorCode: request.errorCode }, 'barrier participant joined');
+    this.pump();
+    return { result, cancel: () => this.withdrawBarrier(wait, { result: 'unreachable', name: wait.name, detail: 'the control client went away' }) };
+  }
+
+  private withdrawBarrier(wait: BarrierWait, result: BarrierResult): void {
+    if (!this.barrierWaits.has(wait.requestId)) return;
+    this.finishBarrier(wait, result);
+    if (this.stopped) return;
+    this.node.barrierWithdraw(wait.requestId, this.monoMs());
+    this.pump();
+  }
+
+  private finishBarrier(wait: BarrierWait, result: BarrierResult): void {
+    if (this.barrierWaits.get(wait.requestId) !== wait) return;
+    this.barrierWaits.delete(wait.requestId);
+    for (const timer of wait.timers) clearTimeout(timer);
+    wait.resolve(result);
+  }
+
+  private onBarrierOutcome(outcome: BarrierOutcome): void {
+    const wait = this.barrierWaits.get(outcome.requestId);
+    if (wait === undefined) return; // a --no-wait initializer, or a client that gave up
+    switch (outcome.kind) {
+      case 'acked':
+        wait.acked = true;
+        if (!wait.wait) {
+          // --no-wait: the participant stays registered (the client keeps it); only the answer is early.
+          this.barrierWaits.delete(wait.requestId);
+          for (const timer of wait.timers) clearTimeout(timer);
+          wait.resolve({ result: 'registered', name: wait.name, present: outcome.present, count: outcome.count });
+        }
+        return;
+      case 'released':
+        this.log.debug({ barrier: wait.name, requestId: wait.requestId, exitCode: outcome.exitCode }, 'barrier released');
+        return this.finishBarrier(wait, { result: 'released', name: wait.name, exitCode: outcome.exitCode, waitedMs: Math.round(this.monoMs() - wait.startedMs) });
+      case 'rejected':
+        return this.finishBarrier(wait, { result: 'rejected', name: wait.name, reason: outcome.reason, detail: describeBarrierReason(outcome.reason) });
+    }
+  }
+
+  private barrierStatus(nowMs: number): StatusReport['barriers'] {
+    const report = this.node.barrierReport(nowMs);
+    const table = report.table;
+    return {
+      waiting: report.participants.map((participant) => ({
+        name: participant.name,
+        count: participant.count,
+        errorCode: participant.errorCode,
+        acknowledged: participant.generation !== null,
+        present: participant.present,
+        waitingMs: Math.round(nowMs - participant.sinceMs),
+      })),
+      open:
+        table === null
+          ? null
+          : table.open.map((open) => ({
+              name: open.name,
+              generation: open.generation,
+              present: open.present,
+              count: open.count,
+              initialized: open.initialized,
+              errorCode: open.errorCode,
+              ageMs: Math.round(open.ageMs),
+              inherited: open.inherited,
+            })),
+      counters: {
+        released: table?.counters.participantsReleased ?? 0,
+        withdrawn: table?.counters.withdrawn ?? 0,
+        expired: table?.counters.expired ?? 0,
+        rejected: { ...(table?.counters.rejected ?? {}) },
+        releaseRetransmits: table?.counters.releaseRetransmits ?? 0,
+        joinsSent: report.client.joinsSent,
+        releasesReceived: report.client.releasesReceived,
+      },
+    };
   }
 
   /** GET /api/cluster: the dashboard's data; `sinceMs` (agent clock) returns only newer history. */
@@ -449,6 +602,7 @@ export class Agent {
           sampleDiscarded: peer.lastSample?.discarded ?? false,
         }))
         .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)),
+      barriers: this.barrierStatus(nowMs),
       counters: {
         framesReceived: this.framesReceived,
         framesSent: this.framesSent,
@@ -465,4 +619,28 @@ export class Agent {
       },
     };
   }
+}
+
+function describeBarrierReason(reason: string): string {
+  switch (reason) {
+    case 'barrier-limit':
+      return 'the cluster has the most open barriers it allows (1024)';
+    case 'waiter-limit':
+      return 'the barrier has the most waiters it allows (4096)';
+    case 'participant-limit':
+      return 'the master has the most barrier participants it allows';
+    case 'second-initializer':
+      return 'the barrier already has an initializer (--count); only one participant may give it';
+    default:
+      return `refused by the master (${reason})`;
+  }
+}
+
+/** Whether a --peer endpoint is this agent's own socket (its port on one of this host's addresses). */
+export function isOwnEndpoint(peer: Endpoint, listen: Endpoint): boolean {
+  if (peer.port !== listen.port) return false;
+  if (peer.address === listen.address) return true;
+  if (listen.address !== '0.0.0.0' && listen.address !== '::') return false;
+  const local = Object.values(networkInterfaces()).flatMap((addresses) => (addresses ?? []).map((address) => address.address));
+  return local.includes(peer.address);
 }

@@ -199,6 +199,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
       status: () => agent.status(),
       metrics: () => metrics.render(),
       cluster: (sinceMs) => agent.dashboard(sinceMs),
+      barrier: (request) => agent.barrier(request),
     });
     try {
       httpPort = await control.start();

@@ -6,6 +6,9 @@ import type { MetricsPayload } from './metrics.ts';
 import type { StatusReport } from './status.ts';
 import type { DashboardReport } from './dashboard.ts';
 import { dashboardAssets, type Asset } from './dashboard-assets.ts';
+import { z } from 'zod';
+import type { BarrierRequest, BarrierResult } from './agent.ts';
+import { BARRIER_ERROR_CODE_MAX, BARRIER_NAME_BYTES_MAX, BARRIER_TIMEOUT_MS_MAX, BARRIER_WAITERS_MAX, CONTROL_BODY_BYTES_MAX, CONTROL_CONNECTIONS_MAX } from '../core/limits.ts';
 
 export interface ControlServerOptions {
   host: string;
@@ -16,7 +19,19 @@ export interface ControlServerOptions {
   metrics?: () => Promise<MetricsPayload>;
   /** Data for the dashboard (GET /api/cluster?since=MS); without it there is no dashboard. */
   cluster?: (sinceMs: number | null) => DashboardReport;
+  /** POST /barrier: a participant that blocks until released (the `barrier` command). */
+  barrier?: (request: BarrierRequest) => { result: Promise<BarrierResult>; cancel: () => void };
 }
+
+const barrierRequestSchema = z
+  .object({
+    name: z.string().min(1).max(BARRIER_NAME_BYTES_MAX),
+    count: z.number().int().min(0).max(BARRIER_WAITERS_MAX).nullable(),
+    errorCode: z.number().int().min(0).max(BARRIER_ERROR_CODE_MAX),
+    wait: z.boolean(),
+    timeoutMs: z.number().int().min(1).max(BARRIER_TIMEOUT_MS_MAX).nullable(),
+  })
+  .strict();
 
 // The page loads only its own assets and talks only to this server.
 const SECURITY_HEADERS = {
@@ -35,11 +50,20 @@ export class ControlServer {
     // A control client that stalls must not hold sockets open forever.
     this.server.requestTimeout = 5000;
     this.server.headersTimeout = 5000;
-    this.server.maxConnections = 64;
+    // Each local barrier waiter holds a connection until it is released.
+    this.server.maxConnections = CONTROL_CONNECTIONS_MAX;
   }
 
   private handle(request: http.IncomingMessage, response: http.ServerResponse): void {
     const [path = '/', query = ''] = (request.url ?? '/').split('?', 2);
+    if (path === '/barrier' && this.options.barrier) {
+      if (request.method !== 'POST') {
+        response.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('method not allowed\n');
+        return;
+      }
+      this.handleBarrier(request, response, this.options.barrier);
+      return;
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
@@ -83,6 +107,48 @@ export class ControlServer {
       return;
     }
     response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  }
+
+  /** Reads the JSON body (bounded), starts the participant, answers when it is settled. */
+  private handleBarrier(request: http.IncomingMessage, response: http.ServerResponse, barrier: NonNullable<ControlServerOptions['barrier']>): void {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const fail = (status: number, error: string) => {
+      if (!response.headersSent) response.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify({ error })}\n`);
+    };
+    request.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > CONTROL_BODY_BYTES_MAX) {
+        fail(413, `request body over ${CONTROL_BODY_BYTES_MAX} bytes`);
+        request.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => {
+      if (response.headersSent) return;
+      let body: unknown;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return fail(400, 'the body is not JSON');
+      }
+      const parsed = barrierRequestSchema.safeParse(body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        return fail(400, issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'invalid request');
+      }
+      const started = barrier(parsed.data);
+      let answered = false;
+      // The client went away (killed, timed out on its side): the participant leaves the barrier.
+      response.on('close', () => {
+        if (!answered) started.cancel();
+      });
+      void started.result.then((result) => {
+        answered = true;
+        if (!response.destroyed) response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(result)}\n`);
+      });
+    });
   }
 
   /** Resolves with the bound port. */

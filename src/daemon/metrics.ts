@@ -190,6 +190,24 @@ export class AgentMetrics {
     counter('berkeley_corrections_total', 'Corrections received from the master (or computed as master) and handed to the discipline, whatever it did with them.', (status) => status.counters.correctionsApplied);
     counter('berkeley_peers_refused_total', 'Peers ignored because the peer limit was reached.', (status) => status.counters.peersRefused);
 
+    // ------------------------------------------------------------------ barriers
+    gauge('berkeley_barriers_waiting', 'Barrier participants blocked at this agent (its control clients).', (status) => status.barriers.waiting.length);
+    gauge('berkeley_barriers_open', 'Master only: open barriers it serves.', (status) => status.barriers.open?.length ?? 0);
+    gauge('berkeley_barrier_participants', 'Master only: participants present in its open barriers.', (status) => (status.barriers.open ?? []).reduce((sum, open) => sum + open.present + (open.initialized ? 1 : 0), 0));
+    counter('berkeley_barrier_released_total', 'Master only: participants released (since it became master).', (status) => status.barriers.counters.released);
+    counter('berkeley_barrier_withdrawn_total', 'Master only: participants that left a barrier (timed out, client gone).', (status) => status.barriers.counters.withdrawn);
+    counter('berkeley_barrier_expired_total', 'Master only: participants dropped because their agent stopped refreshing them.', (status) => status.barriers.counters.expired);
+    new Counter({
+      name: 'berkeley_barrier_rejected_total',
+      help: 'Master only: barrier joins refused, by reason (limits, a second initializer).',
+      labelNames: ['reason'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, count] of Object.entries(snapshot().barriers.counters.rejected)) setCounter(this, count, { reason });
+      },
+    });
+
     // ------------------------------------------------------------------ frames and timestamps
     counter('berkeley_frames_received_total', 'UDP datagrams received (valid or not).', (status) => status.counters.framesReceived);
     counter('berkeley_frames_sent_total', 'Frames handed to the socket.', (status) => status.counters.framesSent);

@@ -119,6 +119,23 @@ export interface StatusReport {
   } | null;
   lastCorrection: { correctionNs: number; term: number; round: number; masterId: NodeId; agoMs: number } | null;
   peers: PeerReport[];
+  /**
+   * Barriers: `waiting` are this agent's participants (its control clients); `open` the barriers
+   * the master serves (null on other agents); `counters` this agent's side and, on the master, the table's.
+   */
+  barriers: {
+    waiting: { name: string; count: number | null; errorCode: number; acknowledged: boolean; present: number | null; waitingMs: number }[];
+    open: { name: string; generation: number; present: number; count: number | null; initialized: boolean; errorCode: number; ageMs: number; inherited: number }[] | null;
+    counters: {
+      released: number;
+      withdrawn: number;
+      expired: number;
+      rejected: Record<string, number>;
+      releaseRetransmits: number;
+      joinsSent: number;
+      releasesReceived: number;
+    };
+  };
   counters: {
     framesReceived: number;
     framesSent: number;

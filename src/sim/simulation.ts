@@ -5,6 +5,7 @@
 // Nodes crash and restart. An invariant checker looks at every node after each event.
 import type { NodeConfig, PersistedNodeState } from '../core/node.ts';
 import { ProtocolNode } from '../core/node.ts';
+import type { BarrierOutcome } from '../core/barrier/client.ts';
 import { nodeConfig } from '../core/defaults.ts';
 import { FrameType, type Frame } from '../core/frames.ts';
 import type { Endpoint, NodeId } from '../core/types.ts';
@@ -217,6 +218,7 @@ export class Simulation {
   readonly checker: InvariantChecker | null;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly nodes = new Map<NodeId, SimNode>();
+  private readonly barrierLog: { nodeId: NodeId; atMs: number; outcome: BarrierOutcome }[] = [];
   private readonly order: SimNode[] = [];
   private readonly byEndpoint = new Map<string, NodeId>();
   private readonly options: SimulationOptions;
@@ -515,6 +517,10 @@ export class Simulation {
       if (checker !== null && view !== null) checker.observeCorrection(nodeId, correction, view, { beforeNs, afterNs, wasSynchronized });
       node.setClockSynchronized(sim.discipline.isSynchronized);
     }
+    for (const outcome of out.barrierOutcomes) {
+      this.barrierLog.push({ nodeId, atMs: this.nowMs, outcome });
+      this.trace.add(`${nodeId} barrier ${outcome.kind} ${outcome.requestId}`);
+    }
     checker?.observeReading(nodeId, this.readClock(sim));
     for (const send of out.sends) this.transmit(sim, send.to, { ...send.frame, txNs: this.readClock(sim) } as Frame);
     sim.timerGeneration += 1;
@@ -640,6 +646,11 @@ export class Simulation {
   }
 
   // ---------------------------------------------------------------- observation
+
+  /** Barrier outcomes of every node, in order (what the daemon would answer its control clients). */
+  barrierOutcomes(): readonly { nodeId: NodeId; atMs: number; outcome: BarrierOutcome }[] {
+    return this.barrierLog;
+  }
 
   /** Gives a node a shell input now (as the daemon would, e.g. a dashboard read) and carries out what it drains. */
   inject(nodeId: NodeId, run: (node: ProtocolNode, nowMs: number) => void): void {

@@ -5,6 +5,14 @@ import { Packr, Unpackr } from 'msgpackr';
 import { z } from 'zod';
 import { FrameType, type Frame } from '../core/frames.ts';
 import {
+  barrierAckShape,
+  barrierJoinShape,
+  barrierReleaseAckShape,
+  barrierReleasedShape,
+  barrierReleaseShape,
+  barrierWithdrawShape,
+} from '../core/barrier/frames.ts';
+import {
   CLUSTER_BYTES_MAX,
   CORRECTION_NS_MAX,
   COUNTER_MAX,
@@ -154,6 +162,12 @@ const frameSchema = z.discriminatedUnion('type', [
     })
     .strict()
     .refine((frame) => frame.start + frame.members.length <= frame.total, 'page runs past the total'),
+  z.object({ ...header, ...barrierJoinShape }).strict(),
+  z.object({ ...header, ...barrierAckShape }).strict(),
+  z.object({ ...header, ...barrierReleaseShape }).strict(),
+  z.object({ ...header, ...barrierReleaseAckShape }).strict(),
+  z.object({ ...header, ...barrierWithdrawShape }).strict(),
+  z.object({ ...header, ...barrierReleasedShape }).strict(),
 ]);
 
 const knownTypes = new Set<unknown>(Object.values(FrameType));
