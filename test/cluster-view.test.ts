@@ -86,7 +86,7 @@ describe('cluster view (pure core, simulated network)', () => {
   it('the master answers at most VIEW_PAGES_PER_PEER_PER_SECOND pages per peer per second; a member answers none', () => {
     const { sim, master, member } = settled(3, 4);
     const query = (from: string, queryId: number, term: number): Frame =>
-      ({ v: PROTOCOL_VERSION, cluster: 'default', from, prio: 100, term, txNs: 0n, type: FrameType.viewQuery, queryId, start: 0, round: 0 }) as Frame;
+      ({ v: PROTOCOL_VERSION, cluster: 'default', from, prio: 100, term, boot: 1, seq: queryId + 1, to: '', toBoot: 0, txNs: 0n, type: FrameType.viewQuery, queryId, start: 0, round: 0 }) as Frame;
     const sentViews = (id: string) => sim.node(id)!.status().counters.framesSentByType.view;
     const term = sim.node(master)!.status().term;
     const masterBefore = sentViews(master);

@@ -19,7 +19,7 @@ import { decodeFrame, encodeFrame, FrameTooLargeError, REJECT_REASONS, type Deco
 /** A realistic epoch timestamp (2026) with odd low digits, which a float64 cannot hold exactly. */
 const EPOCH_NS = 1_790_000_000_123_456_789n;
 
-const header = { v: PROTOCOL_VERSION, cluster: 'lab-1', from: 'node-a', prio: 100, term: 7, txNs: EPOCH_NS };
+const header = { v: PROTOCOL_VERSION, cluster: 'lab-1', from: 'node-a', prio: 100, term: 7, boot: 1_790_000_000_123, seq: 42, to: 'node-b', toBoot: 1_790_000_000_456, txNs: EPOCH_NS };
 
 /** One valid frame of every type. */
 const SAMPLES: Record<string, Frame> = {
@@ -357,12 +357,13 @@ describe('wrong shape and wrong types', () => {
     expectRejected(decodeFrame(raw({ ...poll, type })), 'unknown-type');
   });
 
-  it.each([0, 2, 255, '1', 1.0000001])('version %s is rejected as bad-version', (v) => {
+  // 1: before frames carried boot and seq (replay protection).
+  it.each([0, 1, 3, 255, '2', 2.0000001])('version %s is rejected as bad-version', (v) => {
     expectRejected(decodeFrame(raw({ ...poll, v })), 'bad-version');
   });
 
   it('a version given as bigint is rejected as bad-version', () => {
-    expectRejected(decodeFrame(raw({ ...poll, v: 1n })), 'bad-version');
+    expectRejected(decodeFrame(raw({ ...poll, v: 2n })), 'bad-version');
   });
 });
 
@@ -440,7 +441,7 @@ describe('size and top-level value', () => {
 
   it('__proto__ keys neither pollute prototypes nor pass validation', () => {
     const hostile = JSON.parse(
-      '{"v":1,"cluster":"c","from":"a","prio":1,"term":1,"txNs":5,"type":5,"__proto__":{"polluted":true,"v":1}}',
+      '{"v":2,"cluster":"c","from":"a","prio":1,"term":1,"boot":1,"seq":1,"txNs":5,"type":5,"__proto__":{"polluted":true,"v":2}}',
     ) as Record<string, unknown>;
     const bytes = raw(hostile);
     // The encoder really wrote a "__proto__" key.

@@ -472,12 +472,18 @@ describe('single node: terms, corrections and clusters', () => {
   const member = { address: '198.18.2.1', port: 7412 };
   const masterA = { address: '198.18.2.2', port: 7412 };
   const masterB = { address: '198.18.2.3', port: 7412 };
+  // Each frame a new sequence number, as a sender's would be (the same one twice is a replay).
+  let seq = 0;
   const header = (from: NodeId, term: number, extra: { cluster?: string; prio?: number; txNs?: bigint } = {}) => ({
     v: PROTOCOL_VERSION,
     cluster: extra.cluster ?? 'default',
     from,
     prio: extra.prio ?? 100,
     term,
+    boot: 1,
+    seq: (seq += 1),
+    to: 'member',
+    toBoot: 1,
     txNs: extra.txNs ?? nsAt(0),
   });
 
@@ -633,7 +639,7 @@ describe('deadlines', () => {
   it.each(fractionalStartsMs)('the master timeout fires at its deadline (master last heard at %d ms)', (heardMs) => {
     const node = new ProtocolNode(nodeConfig({ nodeId: 'member', random: () => 0.5 }), 0);
     node.receive(
-      { v: PROTOCOL_VERSION, cluster: 'default', from: 'boss', prio: 100, term: 3, txNs: nsAt(heardMs), type: FrameType.coordinator, algorithm: 0 },
+      { v: PROTOCOL_VERSION, cluster: 'default', from: 'boss', prio: 100, term: 3, boot: 1, seq: 1, to: 'member', toBoot: 1, txNs: nsAt(heardMs), type: FrameType.coordinator, algorithm: 0 },
       { address: '198.18.3.1', port: 7412 },
       nsAt(heardMs),
       heardMs,
@@ -853,7 +859,7 @@ describe('election backoff', () => {
       const challenge = node.drain().sends.find((send) => send.frame.type === FrameType.bully);
       expect(challenge, `attempt ${attempt}`).toBeDefined();
       const term = node.status().term;
-      node.receive({ v: PROTOCOL_VERSION, cluster: 'default', from: 'n9', prio: 100, term, txNs: nsAt(nowMs), type: FrameType.bullyOk }, higher, nsAt(nowMs), nowMs);
+      node.receive({ v: PROTOCOL_VERSION, cluster: 'default', from: 'n9', prio: 100, term, boot: 1, seq: attempt + 1, to: '', toBoot: 0, txNs: nsAt(nowMs), type: FrameType.bullyOk }, higher, nsAt(nowMs), nowMs);
       nowMs = node.nextDeadlineMs(); // waiting for n9's COORDINATOR, which never comes
       node.tick(nowMs);
       const failed = node.drain().events.find((event) => event.kind === 'election-failed');

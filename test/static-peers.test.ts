@@ -26,7 +26,7 @@ describe('static peers', () => {
     expect(hellosTo(node, peerEndpoint)).toBe(1);
 
     // The peer answers: it becomes a known peer and is no longer greeted blindly.
-    const answer: Frame = { v: PROTOCOL_VERSION, cluster: 'default', from: 'b', prio: 100, term: 0, txNs: 1n, type: FrameType.hello, wantReply: false, role: 0, masterId: null, masterPrio: null };
+    const answer: Frame = { v: PROTOCOL_VERSION, cluster: 'default', from: 'b', prio: 100, term: 0, boot: 1, seq: 1, to: 'a', toBoot: 0, txNs: 1n, type: FrameType.hello, wantReply: false, role: 0, masterId: null, masterPrio: null };
     node.receive(answer, peerEndpoint, 2n, 2 * STATIC_HELLO_INTERVAL_MS + 10);
     node.drain();
     expect(node.status().peers.map((peer) => peer.nodeId)).toEqual(['b']);

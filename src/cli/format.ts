@@ -104,7 +104,7 @@ export function formatStatus(status: StatusReport): string {
     .join(', ');
   lines.push(
     `Frames     received ${counters.framesReceived}, sent ${counters.framesSent}, rejected ${counters.framesRejected}${reasons ? ` (${reasons})` : ''}, ` +
-      `other cluster ${counters.framesOtherCluster}, stale ${counters.framesStale}, send errors ${counters.sendErrors}`,
+      `other cluster ${counters.framesOtherCluster}, stale ${counters.framesStale}, replayed ${counters.framesReplayed}, send errors ${counters.sendErrors}`,
   );
   lines.push('');
   if (status.peers.length === 0) {

@@ -19,6 +19,8 @@ import { CONFIG_FILE_DEFAULT, loadedConfigFile, readConfigFile, sourceOf } from 
 import { ENV_FILE_DEFAULT, install, InstallError, UNIT_DIR_DEFAULT } from './install-service.ts';
 import path from 'node:path';
 import { BARRIER_EXIT, runBarrier } from './barrier.ts';
+import { generateKeyLine, KeyFileError, loadKeyFile } from '../daemon/keys.ts';
+import { FrameAuth, KEY_ID_MAX } from '../wire/auth.ts';
 import { barrierNameProblem } from '../core/barrier/frames.ts';
 import { BARRIER_ERROR_CODE_MAX, BARRIER_TIMEOUT_MS_MAX, BARRIER_WAITERS_MAX } from '../core/limits.ts';
 
@@ -94,6 +96,7 @@ function runOptions(argv: Argv): Argv {
     .option('probe-spacing', { ...NUMBER, describe: 'Seconds between the probes of a round', default: PROBE_SPACING_MS_DEFAULT / 1000 })
     .option('max-peers', { ...NUMBER, describe: 'Most peers tracked', default: 1024 })
     .option('http', { type: 'string', describe: "Control server HOST:PORT, or 'none'", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+    .option('key-file', { type: 'string', requiresArg: true, describe: 'Cluster keys ("ID hex:SECRET" lines; see keygen): authenticate every frame (default: systemd credential "keys", else none: an open cluster)' })
     .option('state-dir', { type: 'string', requiresArg: true, describe: 'Directory for state kept across restarts (default: $STATE_DIRECTORY from systemd, else none)' })
     .option('log-level', { type: 'string', choices: LOG_LEVELS as string[], describe: 'Log level', default: 'info' })
     .option('log-format', { type: 'string', choices: ['auto', 'json', 'pretty'], describe: 'json lines, pretty, or auto (pretty on a terminal)', default: 'auto' });
@@ -219,6 +222,15 @@ export async function main(argv: string[]): Promise<void> {
       },
     )
     .command(
+      'keygen',
+      'Print a new cluster key line ("ID hex:SECRET", 32 random bytes) for --key-file',
+      (command) => command.option('id', { ...NUMBER, describe: `Key id (1..${KEY_ID_MAX})`, default: 1 }),
+      (args) => {
+        const id = numberOption(args, 'id', 1, { min: 1, max: KEY_ID_MAX, integer: true });
+        process.stdout.write(`${generateKeyLine(id)}\n`);
+      },
+    )
+    .command(
       'barrier <name>',
       'Wait at a named barrier served by the elected master (emulab-sync semantics)',
       (command) =>
@@ -262,8 +274,18 @@ export async function main(argv: string[]): Promise<void> {
           .positional('target', { type: 'string', describe: 'The agent HOST:PORT (UDP)', demandOption: true })
           .option('samples', { ...NUMBER, describe: 'Queries to send; the lowest round trip is kept', default: 8 })
           .option('timeout', { ...NUMBER, describe: 'Seconds to wait for answers after the last query', default: 1 })
+          .option('key-file', { type: 'string', requiresArg: true, describe: "The cluster's key file, for an agent that authenticates frames" })
           .option('json', { type: 'boolean', describe: 'Print the result as JSON', default: false }),
       async (args) => {
+        let auth: FrameAuth | null = null;
+        if (args['key-file'] !== undefined) {
+          try {
+            auth = new FrameAuth(loadKeyFile(String(args['key-file'])).keys);
+          } catch (error) {
+            if (error instanceof KeyFileError) usageError(error.message);
+            throw error;
+          }
+        }
         let target;
         try {
           target = parseHostPort(String(args.target), 'target', { allowPortZero: false });
@@ -281,7 +303,7 @@ export async function main(argv: string[]): Promise<void> {
           runtimeError(`cannot resolve ${target.host}`);
         }
         try {
-          const result = await queryAgent({ address, port: target.port }, { samples, intervalMs: 20, timeoutMs: timeoutS * 1000 });
+          const result = await queryAgent({ address, port: target.port }, { samples, intervalMs: 20, timeoutMs: timeoutS * 1000, auth });
           if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
           else {
             process.stdout.write(

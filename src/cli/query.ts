@@ -7,6 +7,10 @@ import { FrameType, type Frame } from '../core/frames.ts';
 import { CLUSTER_DEFAULT, PROTOCOL_VERSION } from '../core/limits.ts';
 import { sampleFromTimestamps, type ClockSample } from '../core/sync/berkeley.ts';
 import { decodeFrame, encodeFrame } from '../wire/codec.ts';
+import type { FrameAuth } from '../wire/auth.ts';
+
+/** Time queries are answered by any agent without replay checks; the header fields are still required. */
+const BOOT_ID = Date.now();
 
 export interface QueryResult {
   target: string;
@@ -31,7 +35,8 @@ export class QueryError extends Error {
   }
 }
 
-export async function queryAgent(target: { address: string; port: number }, options: { samples: number; intervalMs: number; timeoutMs: number }): Promise<QueryResult> {
+export async function queryAgent(target: { address: string; port: number }, options: { samples: number; intervalMs: number; timeoutMs: number; auth?: FrameAuth | null }): Promise<QueryResult> {
+  const auth = options.auth ?? null;
   const hostClock = new HostClock();
   const socket = dgram.createSocket('udp4');
   const sentAt = new Map<number, bigint>();
@@ -43,7 +48,9 @@ export async function queryAgent(target: { address: string; port: number }, opti
   });
   socket.on('message', (bytes, info) => {
     const rxNs = hostClock.nowNs();
-    const decoded = decodeFrame(bytes);
+    const opened = auth === null ? null : auth.open(bytes);
+    if (opened !== null && !opened.ok) return;
+    const decoded = decodeFrame(opened === null ? bytes : opened.frame);
     if (!decoded.ok || decoded.frame.type !== FrameType.timeAnswer) return;
     if (info.address !== target.address || info.port !== target.port) return;
     const answer = decoded.frame;
@@ -59,9 +66,10 @@ export async function queryAgent(target: { address: string; port: number }, opti
   try {
     for (let queryId = 1; queryId <= options.samples; queryId += 1) {
       const txNs = hostClock.nowNs();
-      const frame: Frame = { v: PROTOCOL_VERSION, cluster: CLUSTER_DEFAULT, from: `query-${process.pid}`, prio: 0, term: 0, txNs, type: FrameType.timeQuery, queryId };
+      const frame: Frame = { v: PROTOCOL_VERSION, cluster: CLUSTER_DEFAULT, from: `query-${process.pid}`, prio: 0, term: 0, boot: BOOT_ID, seq: queryId + 1, to: '', toBoot: 0, txNs, type: FrameType.timeQuery, queryId };
       sentAt.set(queryId, txNs);
-      socket.send(encodeFrame(frame), target.port, target.address);
+      const encoded = encodeFrame(frame);
+      socket.send(auth === null ? encoded : auth.seal(encoded), target.port, target.address);
       await new Promise((resolve) => setTimeout(resolve, options.intervalMs));
       if (received === options.samples) break;
     }

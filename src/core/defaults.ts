@@ -35,6 +35,8 @@ export function nodeConfig(partial: Partial<NodeConfig> & Pick<NodeConfig, 'node
     peersMax: PEERS_MAX_DEFAULT,
     neverMaster: false,
     electionAlgorithm: 'ring',
+    bootId: 1,
+    replayProtection: false,
     ...partial,
     pollIntervalMs,
   };

@@ -53,6 +53,24 @@ export interface FrameHeader {
   prio: number;
   /** Sender's current term. */
   term: number;
+  /**
+   * Replay protection: the sender's boot id (larger at every start: ms since the epoch, above the
+   * last one saved in its state directory) and a sequence number counted from 1 at each boot.
+   * A receiver accepts each (boot, seq) of a sender once, and no boot older than the newest it saw.
+   */
+  boot: number;
+  seq: number;
+  /**
+   * The node the frame is for ('' when its id is not known yet: a HELLO to a --peer endpoint, a
+   * time answer). Authenticated with the rest, so a captured frame cannot be redirected to another
+   * node; sequence numbers count per destination.
+   */
+  to: NodeId | '';
+  /**
+   * The destination's boot id as the sender last heard it (0 before it heard any frame of the
+   * destination): a frame captured before the destination restarted is not for its new run.
+   */
+  toBoot: number;
   /** Sender's clock when the frame left, stamped by the shell just before encoding. */
   txNs: bigint;
 }

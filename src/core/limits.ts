@@ -1,7 +1,10 @@
 // Every limit and protocol default in one place (TIGER_STYLE: put a limit on everything).
 // Units are last in every name. Shell modules and the CLI read their defaults from here.
 
-export const PROTOCOL_VERSION = 1;
+/** 2: frames carry the sender's boot id and sequence number (replay protection). */
+export const PROTOCOL_VERSION = 2;
+/** Sequence numbers below a sender's highest seen by more than this are refused as replays (UDP may reorder). */
+export const REPLAY_WINDOW_FRAMES = 64;
 
 /** Largest encoded frame we send or accept; fits one unfragmented datagram on any LAN. */
 export const FRAME_BYTES_MAX = 1200;

@@ -15,6 +15,7 @@ import {
   HOP_ATTEMPTS_MAX,
   OUTBOX_FRAMES_MAX,
   PROTOCOL_VERSION,
+  REPLAY_WINDOW_FRAMES,
   STATIC_ENDPOINTS_MAX,
   STATIC_HELLO_INTERVAL_MS,
   VIEW_ENTRY_FIXED_BYTES,
@@ -67,6 +68,17 @@ export interface NodeConfig {
   electionAlgorithm: 'ring' | 'bully';
   /** Uniform in [0, 1); injected so a seeded simulator reproduces every jitter. */
   random: () => number;
+  /**
+   * This run's boot id, larger than any earlier run's (the daemon: ms since the epoch, above the
+   * one saved in the state directory). Frames carry it with a sequence number: replay protection.
+   */
+  bootId: number;
+  /**
+   * Refuse frames whose (boot, seq) was seen or is too old. On when frames are authenticated:
+   * without a key anyone can forge a frame anyway, and a corrupted sequence number that got
+   * through would lock its sender out.
+   */
+  replayProtection: boolean;
 }
 
 export interface PeerState {
@@ -86,6 +98,19 @@ export interface PeerState {
   discardStreak: number;
   /** Whether it was left out of the last average. */
   excluded: boolean;
+  /**
+   * Replay protection, per stream (frames addressed to this node, and those sent before the sender
+   * knew our id): its newest boot id, highest sequence number, and which of the 64 below it were seen.
+   */
+  replay: { direct: ReplayRecord | null; anyone: ReplayRecord | null };
+  /** The newest boot id seen in its frames (0: none yet); our frames to it carry it as toBoot. */
+  bootSeen: number;
+}
+
+export interface ReplayRecord {
+  boot: number;
+  seqMax: number;
+  seenBelow: bigint;
 }
 
 export interface ElectionRecord {
@@ -191,6 +216,10 @@ export interface NodeCounters {
   framesStale: number;
   framesFromSelfId: number;
   framesDroppedOutboxFull: number;
+  /** Frames whose (boot, sequence) was seen already or is too old: replays and network duplicates. */
+  framesReplayed: number;
+  /** Frames addressed to another node id (a redirected capture), or to nobody when they should not be. */
+  framesMisdirected: number;
   roundsCompleted: number;
   /** Round samples dropped by the delay filter. */
   samplesDiscarded: number;
@@ -276,6 +305,7 @@ interface RoundState {
 }
 
 const NEVER = Number.POSITIVE_INFINITY;
+const REPLAY_WINDOW_MASK = (1n << BigInt(REPLAY_WINDOW_FRAMES)) - 1n;
 
 interface ViewSnapshot {
   round: number;
@@ -349,6 +379,10 @@ export class ProtocolNode {
     restarts: number;
   } | null = null;
   private viewQuerySeq = 0;
+  /** Per destination ('' = not identified yet): the last sequence number sent, counted from 1 at each boot. */
+  private readonly sequenceTo = new Map<string, number>();
+  /** Which peer is at an endpoint, to address frames sent to an endpoint. */
+  private readonly peerIdByEndpoint = new Map<string, NodeId>();
   private lastView: ClusterView | null = null;
 
   /** Barriers: this node's participants (any role), and the table it serves while master. */
@@ -368,6 +402,8 @@ export class ProtocolNode {
     framesStale: 0,
     framesFromSelfId: 0,
     framesDroppedOutboxFull: 0,
+    framesReplayed: 0,
+    framesMisdirected: 0,
     roundsCompleted: 0,
     samplesDiscarded: 0,
     correctionsApplied: 0,
@@ -395,7 +431,7 @@ export class ProtocolNode {
     if (peer.nodeId === this.config.nodeId) return;
     const known = this.peers.get(peer.nodeId);
     if (known) {
-      known.endpoint = peer.endpoint;
+      this.moveEndpoint(known, peer.endpoint);
       known.priority = peer.priority;
       return;
     }
@@ -451,6 +487,20 @@ export class ProtocolNode {
       this.counters.framesFromSelfId += 1;
       this.emit({ kind: 'duplicate-id', endpoint: from });
       return;
+    }
+    if (this.config.replayProtection) {
+      // A frame must be for this node in this run; only a HELLO may come before the sender has
+      // heard from us (it knows neither our id nor our boot yet).
+      const forUs = frame.to === this.config.nodeId && frame.toBoot === this.config.bootId;
+      const greeting = frame.type === FrameType.hello && frame.toBoot === 0 && (frame.to === '' || frame.to === this.config.nodeId);
+      if (!forUs && !greeting) {
+        this.counters.framesMisdirected += 1;
+        return;
+      }
+      if (!this.freshSequence(frame)) {
+        this.counters.framesReplayed += 1;
+        return;
+      }
     }
     this.counters.framesAccepted += 1;
     this.heard(frame, from, nowMs);
@@ -663,10 +713,47 @@ export class ProtocolNode {
       this.emit({ kind: 'peer-limit', nodeId });
       return null;
     }
-    const peer: PeerState = { nodeId, priority, endpoint, lastHeardMs: nowMs, suspect: false, missedRounds: 0, lastSample: null, recentDelaysNs: [], discardStreak: 0, excluded: false };
+    const peer: PeerState = { nodeId, priority, endpoint, lastHeardMs: nowMs, suspect: false, missedRounds: 0, lastSample: null, recentDelaysNs: [], discardStreak: 0, excluded: false, replay: { direct: null, anyone: null }, bootSeen: 0 };
+    this.peerIdByEndpoint.set(endpointKey(endpoint), nodeId);
     this.peers.set(nodeId, peer);
     this.emit({ kind: 'peer-new', nodeId, endpoint, via });
     return peer;
+  }
+
+  /**
+   * Replay protection: each (boot, seq) of a sender is taken once; a boot older than the newest
+   * seen from it, or a sequence number more than REPLAY_WINDOW_FRAMES below its highest, is refused.
+   * A sender not known yet starts its record with this frame (see heard()).
+   */
+  private freshSequence(frame: Frame): boolean {
+    const peer = this.peers.get(frame.from);
+    // Nothing from a run of the sender older than the newest we have seen, in either stream.
+    if (peer !== undefined && frame.boot < peer.bootSeen) return false;
+    const record = frame.toBoot === 0 ? peer?.replay.anyone : peer?.replay.direct;
+    if (record === undefined || record === null || frame.boot > record.boot) return true;
+    if (frame.boot < record.boot) return false;
+    if (frame.seq > record.seqMax) return true;
+    const below = record.seqMax - frame.seq;
+    if (below === 0 || below > REPLAY_WINDOW_FRAMES) return false;
+    return (record.seenBelow & (1n << BigInt(below - 1))) === 0n;
+  }
+
+  /** Records a fresh frame's (boot, seq) for its sender (after freshSequence accepted it). */
+  private recordSequence(peer: PeerState, frame: Frame): void {
+    const stream = frame.toBoot === 0 ? 'anyone' : 'direct';
+    const record = peer.replay[stream];
+    if (record === null || frame.boot > record.boot) {
+      peer.replay[stream] = { boot: frame.boot, seqMax: frame.seq, seenBelow: 0n };
+      return;
+    }
+    if (frame.seq > record.seqMax) {
+      const shift = frame.seq - record.seqMax;
+      // The old highest becomes "seen, `shift` below"; older marks move down with it.
+      record.seenBelow = shift > REPLAY_WINDOW_FRAMES ? 0n : ((record.seenBelow << BigInt(shift)) | (1n << BigInt(shift - 1))) & REPLAY_WINDOW_MASK;
+      record.seqMax = frame.seq;
+      return;
+    }
+    record.seenBelow |= 1n << BigInt(record.seqMax - frame.seq - 1);
   }
 
   /** Any valid frame proves the sender alive and tells us its address and key. */
@@ -677,9 +764,11 @@ export class ProtocolNode {
       peer = this.admitPeer(frame.from, frame.prio, from, nowMs, 'frame') ?? undefined;
       if (!peer) return;
     }
-    peer.endpoint = from;
+    this.moveEndpoint(peer, from);
     peer.priority = frame.prio;
+    if (frame.boot > peer.bootSeen) peer.bootSeen = frame.boot;
     peer.lastHeardMs = nowMs;
+    this.recordSequence(peer, frame);
     if (peer.suspect) {
       peer.suspect = false;
       this.emit({ kind: 'peer-alive', nodeId: peer.nodeId });
@@ -720,16 +809,45 @@ export class ProtocolNode {
       if (this.counters.framesDroppedOutboxFull === 1) this.emit({ kind: 'outbox-full' });
       return;
     }
+    // Addressed to the peer at that endpoint if we know it, in the run we last heard from, with
+    // that destination's own sequence (never reset during our run: see freshSequence).
+    const toId = this.peerIdByEndpoint.get(endpointKey(to)) ?? '';
+    const toBoot = toId === '' ? 0 : (this.peers.get(toId)?.bootSeen ?? 0);
+    const streamKey = `${toId} ${toBoot === 0 ? 0 : 1}`;
+    const seq = (this.sequenceTo.get(streamKey) ?? 0) + 1;
+    if (!this.sequenceTo.has(streamKey) && this.sequenceTo.size >= 2 * this.config.peersMax + 2) {
+      // Bounded: drop the oldest stream (its destination is long gone).
+      const oldest = this.sequenceTo.keys().next().value;
+      if (oldest !== undefined) this.sequenceTo.delete(oldest);
+    }
+    this.sequenceTo.set(streamKey, seq);
     const frame = {
       v: PROTOCOL_VERSION,
       cluster: this.config.cluster,
       from: this.config.nodeId,
       prio: this.config.priority,
       term: this.term,
+      boot: this.config.bootId,
+      seq,
+      to: toId,
+      toBoot,
       ...body,
     } as OutgoingFrame;
     this.sends.push({ to, frame });
     this.counters.framesSentByType[FRAME_TYPE_NAMES[body.type]] += 1;
+  }
+
+  private moveEndpoint(peer: PeerState, endpoint: Endpoint): void {
+    const oldKey = endpointKey(peer.endpoint);
+    if (this.peerIdByEndpoint.get(oldKey) === peer.nodeId) this.peerIdByEndpoint.delete(oldKey);
+    peer.endpoint = endpoint;
+    this.peerIdByEndpoint.set(endpointKey(endpoint), peer.nodeId);
+  }
+
+  private forgetPeer(peer: PeerState): void {
+    this.peers.delete(peer.nodeId);
+    const key = endpointKey(peer.endpoint);
+    if (this.peerIdByEndpoint.get(key) === peer.nodeId) this.peerIdByEndpoint.delete(key);
   }
 
   private sendTo(nodeId: NodeId, body: FrameBody): void {
@@ -1042,7 +1160,8 @@ export class ProtocolNode {
 
   private onLeave(frame: Frame & { type: typeof FrameType.leave }, nowMs: number): void {
     const wasMaster = this.masterId === frame.from;
-    this.peers.delete(frame.from);
+    const leaving = this.peers.get(frame.from);
+    if (leaving) this.forgetPeer(leaving);
     this.emit({ kind: 'peer-left', nodeId: frame.from, wasMaster });
     const round = this.round;
     if (round !== null) {

@@ -15,6 +15,7 @@ import type { Endpoint } from '../core/types.ts';
 import type { ClockDriver } from '../clock/driver.ts';
 import { ANCHOR_REFINE_INTERVAL_MS, type HostClock } from '../clock/host.ts';
 import { decodeFrame, encodeFrame, REJECT_REASONS, type RejectReason } from '../wire/codec.ts';
+import { AUTH_REJECT_REASONS, type AuthRejectReason, type FrameAuth } from '../wire/auth.ts';
 import { UdpTransport, type Datagram } from '../net/udp.ts';
 import { MdnsDiscovery } from '../net/mdns.ts';
 import { RateLimiter } from './logger.ts';
@@ -78,6 +79,10 @@ export interface AgentOptions {
   /** State from --state-dir, and where to keep it; null without a state directory. */
   persisted: PersistedNodeState | null;
   stateWriter: StateWriter | null;
+  /** Authenticates every frame sent and received (--key-file); null: an open cluster. */
+  auth?: FrameAuth | null;
+  /** Where the keys came from, for status. */
+  keyFile?: string | null;
   /** Told of every correction handed to the discipline and what it decided (metrics). */
   onCorrection?: (correctionNs: number, action: DisciplineAction['kind']) => void;
 }
@@ -99,7 +104,7 @@ export class Agent {
   private stopped = false;
   private framesReceived = 0;
   private framesSent = 0;
-  private readonly rejectedByReason = Object.fromEntries(REJECT_REASONS.map((reason) => [reason, 0])) as Record<RejectReason, number>;
+  private readonly rejectedByReason = Object.fromEntries([...REJECT_REASONS, ...AUTH_REJECT_REASONS].map((reason) => [reason, 0])) as Record<RejectReason | AuthRejectReason, number>;
   private readonly rejectLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly duplicateIdLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly sendErrorLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
@@ -229,7 +234,16 @@ export class Agent {
       this.framesReceived += 1;
       // Convert the arrival stamp to this agent's clock before anything else can move it.
       const rxNs = this.options.clock.atHostNs(datagram.rxHostNs);
-      const decoded = decodeFrame(datagram.bytes);
+      const auth = this.options.auth ?? null;
+      const opened = auth === null ? null : auth.open(datagram.bytes);
+      if (opened !== null && !opened.ok) {
+        this.rejectedByReason[opened.reason] += 1;
+        if (this.rejectLog.allow(datagram.rxMonoMs)) {
+          this.log.warn({ from: datagram.from, reason: opened.reason, detail: opened.detail, suppressed: this.rejectLog.takeSuppressed() }, 'frame rejected: not authenticated with our keys');
+        }
+        continue;
+      }
+      const decoded = decodeFrame(opened === null ? datagram.bytes : opened.frame);
       if (!decoded.ok) {
         this.rejectedByReason[decoded.reason] += 1;
         if (this.rejectLog.allow(datagram.rxMonoMs)) {
@@ -252,7 +266,11 @@ export class Agent {
     this.options.stateWriter?.save(this.node.persistentState(), this.frequencyToSave());
     for (const send of out.sends) {
       // The transport stamps and encodes each frame right before its own send (see udp.ts).
-      this.transport.send(send.to, () => encodeFrame({ ...send.frame, txNs: this.options.clock.nowNs() } as Frame));
+      const auth = this.options.auth ?? null;
+      this.transport.send(send.to, () => {
+        const bytes = encodeFrame({ ...send.frame, txNs: this.options.clock.nowNs() } as Frame);
+        return auth === null ? bytes : auth.seal(bytes);
+      });
       this.framesSent += 1;
     }
     for (const event of out.events) {
@@ -602,6 +620,12 @@ export class Agent {
           sampleDiscarded: peer.lastSample?.discarded ?? false,
         }))
         .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)),
+      auth: {
+        enabled: this.options.auth != null,
+        keyFile: this.options.keyFile ?? null,
+        sendKeyId: this.options.auth?.sendKeyId ?? null,
+        keyIds: this.options.auth?.keyIds ?? [],
+      },
       barriers: this.barrierStatus(nowMs),
       counters: {
         framesReceived: this.framesReceived,
@@ -610,6 +634,8 @@ export class Agent {
         framesRejectedByReason: { ...this.rejectedByReason },
         framesOtherCluster: core.counters.framesOtherCluster,
         framesStale: core.counters.framesStale,
+        framesReplayed: core.counters.framesReplayed,
+        framesMisdirected: core.counters.framesMisdirected,
         framesFromSelfId: core.counters.framesFromSelfId,
         sendErrors: this.transport.sendErrors,
         roundsCompleted: core.counters.roundsCompleted,

@@ -1,6 +1,7 @@
 // Run configuration: raw option values (command line, environment, config file, all merged by
 // yargs) in, a validated configuration out. Every error names the option and what is wrong.
 import os from 'node:os';
+import { KeyFileError, keyFilePath, loadKeyFile, type LoadedKeys } from './keys.ts';
 import { isIPv4 } from 'node:net';
 import {
   CLUSTER_BYTES_MAX,
@@ -75,6 +76,8 @@ export interface RunConfig {
   http: HostPort | null;
   /** Where state survives restarts (the term); null keeps nothing. */
   stateDir: string | null;
+  /** The cluster keys (--key-file, or systemd's credential `keys`); null: frames are not authenticated. */
+  keys: LoadedKeys | null;
   logLevel: LevelWithSilent;
   logFormat: LogFormat;
 }
@@ -152,6 +155,20 @@ function electionChoice(raw: RawRunOptions): 'ring' | 'bully' {
   const value = string(raw, 'election') ?? 'ring';
   if (value !== 'ring' && value !== 'bully') fail('election', 'must be ring or bully', value);
   return value;
+}
+
+/** --key-file (or systemd's credential), loaded and checked now: a bad key file is a bad option. */
+function clusterKeys(raw: RawRunOptions): LoadedKeys | null {
+  const given = string(raw, 'key-file');
+  if (given !== undefined && (given.trim() === '' || given.includes('\0'))) fail('key-file', 'must be a file path', given);
+  const path = keyFilePath(given ?? null);
+  if (path === null) return null;
+  try {
+    return loadKeyFile(path);
+  } catch (error) {
+    if (error instanceof KeyFileError) throw new ConfigError(error.message);
+    throw error;
+  }
 }
 
 /** --state-dir, else systemd's $STATE_DIRECTORY (StateDirectory=), else none. */
@@ -239,6 +256,7 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     peersMax: numberOption(raw, 'max-peers', PEERS_MAX_DEFAULT, { min: 1, max: 65_536, integer: true }),
     http: parseHttp(raw.http),
     stateDir: stateDirectory(raw),
+    keys: clusterKeys(raw),
     logLevel: logLevel as LevelWithSilent,
     logFormat,
   };

@@ -4,6 +4,7 @@ import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { Agent } from './agent.ts';
 import { ControlServer } from './http.ts';
+import { FrameAuth } from '../wire/auth.ts';
 import { AgentMetrics } from './metrics.ts';
 import type { RunConfig } from './config.ts';
 import { nodeConfig } from '../core/defaults.ts';
@@ -121,13 +122,22 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
   let persisted = null;
   let savedFrequencies: SavedFrequencies = {};
   let stateWriter: StateWriter | null = null;
+  // Larger than the last run's (replay protection: peers refuse frames of an older boot).
+  let bootId = Date.now();
   if (config.stateDir !== null) {
     const loaded = await loadState(config.stateDir, config.nodeId);
     if (loaded.warning) logger.warn({ stateDir: config.stateDir }, loaded.warning);
     persisted = loaded.state;
     savedFrequencies = loaded.frequencies;
     if (persisted) logger.info({ stateDir: config.stateDir, term: persisted.term }, 'state loaded');
-    stateWriter = new StateWriter(config.stateDir, config.nodeId, (error) => logger.error({ stateDir: config.stateDir, err: error.message }, 'cannot save state'));
+    bootId = Math.max(bootId, (loaded.bootId ?? 0) + 1);
+    stateWriter = new StateWriter(config.stateDir, config.nodeId, (error) => logger.error({ stateDir: config.stateDir, err: error.message }, 'cannot save state'), bootId);
+  }
+  if (config.keys === null) {
+    logger.warn({}, 'no --key-file: the cluster is open; anyone who can send to this port can elect itself master and move every clock (see README "Security")');
+  } else {
+    for (const warning of config.keys.warnings) logger.warn({ keyFile: config.keys.path }, warning);
+    logger.info({ keyFile: config.keys.path, keyIds: config.keys.keys.map((key) => key.id), sendKeyId: config.keys.keys[0]?.id }, 'frames authenticated (HMAC-SHA256)');
   }
   const { driver: clock, virtualDriftPpm } = await chooseClock(config, hostClock, logger, systemClock);
   // The drift file is only a good start for the same kind of clock.
@@ -164,6 +174,8 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
       neverMaster: config.neverMaster,
       electionAlgorithm: config.electionAlgorithm,
       random: Math.random,
+      bootId,
+      replayProtection: config.keys !== null,
     }),
     bindAddress,
     port: config.port,
@@ -181,6 +193,8 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     persisted,
     stateWriter,
     onCorrection: (correctionNs, action) => metrics.observeCorrection(correctionNs, action),
+    auth: config.keys === null ? null : new FrameAuth(config.keys.keys),
+    keyFile: config.keys?.path ?? null,
   });
   let listen: Endpoint;
   try {

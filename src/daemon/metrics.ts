@@ -224,7 +224,7 @@ export class AgentMetrics {
     });
     new Counter({
       name: 'berkeley_frames_ignored_total',
-      help: 'Valid frames ignored, by reason: other_cluster (another --cluster), stale (from an older term), self_id (another agent uses our node id).',
+      help: 'Valid frames ignored, by reason: other_cluster (another --cluster), stale (from an older term), self_id (another agent uses our node id), replay (a (boot, sequence) seen already: replays and network duplicates), misdirected (for another node or a previous run).',
       labelNames: ['reason'] as const,
       registers,
       collect() {
@@ -232,6 +232,8 @@ export class AgentMetrics {
         this.reset();
         setCounter(this, counters.framesOtherCluster, { reason: 'other_cluster' });
         setCounter(this, counters.framesStale, { reason: 'stale' });
+        setCounter(this, counters.framesReplayed, { reason: 'replay' });
+        setCounter(this, counters.framesMisdirected, { reason: 'misdirected' });
         setCounter(this, counters.framesFromSelfId, { reason: 'self_id' });
       },
     });

@@ -22,12 +22,14 @@ const stateSchema = z
     nodeId: z.string(),
     term: z.number().int().min(0).max(COUNTER_MAX),
     lastMasterTerm: z.number().int().min(0).max(COUNTER_MAX).default(0),
+    // The last boot id (see NodeConfig.bootId): the next start takes a larger one.
+    bootId: z.number().int().min(0).max(COUNTER_MAX).optional().catch(undefined),
     // A bad drift entry alone must not cost the term: drop just it.
     frequencyPpm: z.object({ virtual: frequencyPpm.optional(), system: frequencyPpm.optional() }).optional().catch(undefined),
   })
   .loose();
 
-export type LoadResult = { state: PersistedNodeState | null; frequencies: SavedFrequencies; warning: string | null };
+export type LoadResult = { state: PersistedNodeState | null; frequencies: SavedFrequencies; warning: string | null; bootId?: number };
 
 export async function loadState(stateDir: string, nodeId: string): Promise<LoadResult> {
   const file = path.join(stateDir, STATE_FILE);
@@ -48,7 +50,9 @@ export async function loadState(stateDir: string, nodeId: string): Promise<LoadR
   if (!result.success) return { state: null, frequencies: {}, warning: `${file} has an unexpected shape; ignoring it` };
   // The state of another node id (a renamed agent) says nothing about this one.
   if (result.data.nodeId !== nodeId) return { state: null, frequencies: {}, warning: `${file} belongs to node ${result.data.nodeId}; ignoring it` };
-  return { state: { term: result.data.term, lastMasterTerm: result.data.lastMasterTerm }, frequencies: result.data.frequencyPpm ?? {}, warning: null };
+  const loaded: LoadResult = { state: { term: result.data.term, lastMasterTerm: result.data.lastMasterTerm }, frequencies: result.data.frequencyPpm ?? {}, warning: null };
+  if (result.data.bootId !== undefined) loaded.bootId = result.data.bootId;
+  return loaded;
 }
 
 /**
@@ -65,6 +69,8 @@ export class StateWriter {
     private readonly stateDir: string,
     private readonly nodeId: string,
     private readonly onError: (error: Error) => void,
+    /** This run's boot id, kept so that the next run takes a larger one. */
+    private readonly bootId: number | null = null,
   ) {}
 
   save(state: PersistedNodeState, frequencies: SavedFrequencies = {}): void {
@@ -74,7 +80,8 @@ export class StateWriter {
       mkdirSync(this.stateDir, { recursive: true });
       const file = path.join(this.stateDir, STATE_FILE);
       const temporary = `${file}.${process.pid}.tmp`;
-      writeFileSync(temporary, `${JSON.stringify({ nodeId: this.nodeId, ...state, frequencyPpm: frequencies, savedAt: new Date().toISOString() })}\n`);
+      const boot = this.bootId === null ? {} : { bootId: this.bootId };
+      writeFileSync(temporary, `${JSON.stringify({ nodeId: this.nodeId, ...state, ...boot, frequencyPpm: frequencies, savedAt: new Date().toISOString() })}\n`);
       renameSync(temporary, file);
       this.lastSaved = key;
     } catch (error) {

@@ -119,6 +119,8 @@ export interface StatusReport {
   } | null;
   lastCorrection: { correctionNs: number; term: number; round: number; masterId: NodeId; agoMs: number } | null;
   peers: PeerReport[];
+  /** Frame authentication: the key file, the key frames are sent with, and the keys accepted. */
+  auth: { enabled: boolean; keyFile: string | null; sendKeyId: number | null; keyIds: number[] };
   /**
    * Barriers: `waiting` are this agent's participants (its control clients); `open` the barriers
    * the master serves (null on other agents); `counters` this agent's side and, on the master, the table's.
@@ -143,6 +145,10 @@ export interface StatusReport {
     framesRejectedByReason: Record<string, number>;
     framesOtherCluster: number;
     framesStale: number;
+    /** Frames whose (boot, sequence number) was seen already or is too old: replays and network duplicates. */
+    framesReplayed: number;
+    /** With a key: frames for another node id, or for this node's previous run. */
+    framesMisdirected: number;
     framesFromSelfId: number;
     sendErrors: number;
     roundsCompleted: number;

@@ -74,6 +74,8 @@ export interface SimulationOptions {
   reproduce?: string;
   /** Keep the last this many trace lines in memory (0: none; the trace hash is always kept). */
   traceLines?: number;
+  /** Keep a copy of every datagram put on the network (for replay tests): `wiretap`. */
+  wiretap?: boolean;
   /**
    * A changed persistent state reaches the disk this long after the input that changed it (the
    * daemon saves after sending, asynchronously); a crash before then loses it. 0: at once.
@@ -218,6 +220,8 @@ export class Simulation {
   readonly checker: InvariantChecker | null;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly nodes = new Map<NodeId, SimNode>();
+  /** Every datagram sent (with options.wiretap), oldest first. */
+  readonly wiretap: { from: NodeId; to: NodeId; atMs: number; bytes: Uint8Array }[] | null;
   private readonly barrierLog: { nodeId: NodeId; atMs: number; outcome: BarrierOutcome }[] = [];
   private readonly order: SimNode[] = [];
   private readonly byEndpoint = new Map<string, NodeId>();
@@ -235,6 +239,7 @@ export class Simulation {
   constructor(options: SimulationOptions) {
     this.options = options;
     this.seed = options.seed;
+    this.wiretap = options.wiretap ? [] : null;
     this.random = new SeededRandom(options.seed);
     this.network = { ...NETWORK_DEFAULTS, ...options.network };
     this.clockSpec = { ...CLOCK_DEFAULTS, ...options.clock };
@@ -454,7 +459,8 @@ export class Simulation {
     this.landWrites(sim);
     const persisted = restart?.persisted ?? (restart?.state === 'persisted' ? sim.disk : null);
     const node = new ProtocolNode(
-      nodeConfig({ ...this.options.config, nodeId: sim.spec.nodeId, priority: sim.spec.priority ?? 100, random: () => this.random.next() }),
+      // A larger boot id at every (re)start, as the daemon's (replay protection).
+      nodeConfig({ ...this.options.config, nodeId: sim.spec.nodeId, priority: sim.spec.priority ?? 100, random: () => this.random.next(), bootId: Math.floor(this.nowMs * 1000) + 1 }),
       this.nowMs,
       persisted === null ? null : { ...persisted },
     );
@@ -550,6 +556,7 @@ export class Simulation {
       return;
     }
     const bytes = encodeFrame(frame);
+    this.wiretap?.push({ from: fromId, to: targetId, atMs: this.nowMs, bytes });
     let copies = 1;
     if (network.duplicateRate > 0 && this.random.next() < network.duplicateRate) {
       copies = 2;
@@ -646,6 +653,11 @@ export class Simulation {
   }
 
   // ---------------------------------------------------------------- observation
+
+  /** The UDP endpoint a node's frames come from. */
+  endpointOf(nodeId: NodeId): Endpoint {
+    return { ...this.simNode(nodeId).endpoint };
+  }
 
   /** Barrier outcomes of every node, in order (what the daemon would answer its control clients). */
   barrierOutcomes(): readonly { nodeId: NodeId; atMs: number; outcome: BarrierOutcome }[] {

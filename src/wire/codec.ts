@@ -72,6 +72,10 @@ const header = {
   from: identifier(NODE_ID_BYTES_MAX),
   prio: z.number().int().min(0).max(PRIORITY_MAX),
   term: counter,
+  boot: counter,
+  seq: counter,
+  to: z.union([identifier(NODE_ID_BYTES_MAX), z.literal('')]),
+  toBoot: counter,
   txNs: timestampNs,
 };
 
