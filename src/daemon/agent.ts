@@ -109,6 +109,7 @@ export class Agent {
   private readonly duplicateIdLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly sendErrorLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly refusedLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
+  private readonly peerLimitLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   /** The frequencies last written to the state directory, and when ours was. */
   private savedFrequencies: SavedFrequencies;
   private savedFrequencyAtMs = Number.NEGATIVE_INFINITY;
@@ -489,7 +490,11 @@ export class Agent {
       case 'peer-left':
         return this.log.info({ peer: event.nodeId, wasMaster: event.wasMaster }, event.wasMaster ? 'master left; electing now' : 'peer left');
       case 'peer-limit':
-        return this.log.warn({ peer: event.nodeId, peersMax: this.options.node.peersMax }, 'peer limit reached, peer ignored');
+        // A flood of new ids (an open cluster) must not flood the log: once per interval, with a count.
+        if (this.peerLimitLog.allow(this.monoMs())) {
+          this.log.warn({ peer: event.nodeId, peersMax: this.options.node.peersMax, suppressed: this.peerLimitLog.takeSuppressed() }, 'peer limit reached, peer ignored');
+        }
+        return;
       case 'election-start':
         return this.log.info({ term: event.term, algorithm: event.algorithm, reason: event.reason }, 'election started');
       case 'election-failed':
@@ -636,6 +641,7 @@ export class Agent {
         framesStale: core.counters.framesStale,
         framesReplayed: core.counters.framesReplayed,
         framesMisdirected: core.counters.framesMisdirected,
+        framesDroppedOutboxFull: core.counters.framesDroppedOutboxFull,
         framesFromSelfId: core.counters.framesFromSelfId,
         sendErrors: this.transport.sendErrors,
         roundsCompleted: core.counters.roundsCompleted,

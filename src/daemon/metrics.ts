@@ -190,6 +190,22 @@ export class AgentMetrics {
     counter('berkeley_corrections_total', 'Corrections received from the master (or computed as master) and handed to the discipline, whatever it did with them.', (status) => status.counters.correctionsApplied);
     counter('berkeley_peers_refused_total', 'Peers ignored because the peer limit was reached.', (status) => status.counters.peersRefused);
 
+    // ------------------------------------------------------------------ limits
+    new Counter({
+      name: 'berkeley_limit_hits_total',
+      help: 'Times a limit refused something: peers (--max-peers), outbox (frames queued between two sends), barriers (open barriers, waiters, participants per cluster or per agent).',
+      labelNames: ['limit'] as const,
+      registers,
+      collect() {
+        this.reset();
+        const status = snapshot();
+        const rejected = status.barriers.counters.rejected;
+        setCounter(this, status.counters.peersRefused, { limit: 'peers' });
+        setCounter(this, status.counters.framesDroppedOutboxFull, { limit: 'outbox' });
+        setCounter(this, (rejected['barrier-limit'] ?? 0) + (rejected['waiter-limit'] ?? 0) + (rejected['participant-limit'] ?? 0) + (rejected['client-limit'] ?? 0), { limit: 'barriers' });
+      },
+    });
+
     // ------------------------------------------------------------------ barriers
     gauge('berkeley_barriers_waiting', 'Barrier participants blocked at this agent (its control clients).', (status) => status.barriers.waiting.length);
     gauge('berkeley_barriers_open', 'Master only: open barriers it serves.', (status) => status.barriers.open?.length ?? 0);

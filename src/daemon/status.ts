@@ -149,6 +149,8 @@ export interface StatusReport {
     framesReplayed: number;
     /** With a key: frames for another node id, or for this node's previous run. */
     framesMisdirected: number;
+    /** Frames not sent because the outgoing queue (OUTBOX_FRAMES_MAX between two drains) was full. */
+    framesDroppedOutboxFull: number;
     framesFromSelfId: number;
     sendErrors: number;
     roundsCompleted: number;
