@@ -63,7 +63,7 @@ describe.skipIf(!availability.ok)('a garbage flood (real processes in namespaces
     // Most of the flood reached the agents and every datagram that did was refused (the socket may drop some).
     expect(rejected).toBeGreaterThan(sent * 0.5);
     for (const report of after) {
-      expect(report.counters.framesRejectedByReason.malformed + report.counters.framesRejectedByReason['bad-version']).toBeGreaterThan(0);
+      expect((report.counters.framesRejectedByReason.malformed ?? 0) + (report.counters.framesRejectedByReason['bad-version'] ?? 0)).toBeGreaterThan(0);
       expect(report.masterId).toBe(masterId);
     }
     expect(worstSpreadNs).toBeLessThan(SPREAD_LIMIT_NS);
