@@ -99,7 +99,7 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
   const send = (from: string, frames: BarrierSend[], lossRate = scenario.lossRate): void => {
     for (const frame of frames) {
       stats.frames += 1;
-      const bytes = encodeBarrier(frame.body, { v: 1, cluster: 'sim', from, prio: 100, term: 1, txNs: 1n });
+      const bytes = encodeBarrier(frame.body, { cluster: 'sim', from, prio: 100, term: 1, boot: 1, seq: 1, to: frame.to, toBoot: 1, txNs: 1n });
       const copies = random.next() < scenario.duplicateRate ? 2 : 1;
       if (copies === 2) stats.duplicated += 1;
       for (let copy = 0; copy < copies; copy += 1) {

@@ -15,6 +15,12 @@ export const PRIORITY_MAX = 1_000_000;
 export const COUNTER_MAX = Number.MAX_SAFE_INTEGER;
 /** A master's term carries its slot in these low bits (src/core/election/terms.ts). */
 export const TERM_SLOT_BITS = 24;
+/**
+ * Frames with a higher term are ignored: from there an election (term + 1, then up to 2^24 more
+ * for the slot) could leave the range a float64 holds exactly. Real clusters stay far below
+ * (2^28 elections). Found by the fuzzer: a frame at 2^53 - 1 pushed a node's term past 2^53.
+ */
+export const TERM_ADOPT_MAX = 2 ** 52;
 /** Probes per member per round (a burst; the lowest-delay sample is kept). */
 export const PROBES_PER_ROUND_MAX = 32;
 /** Largest correction a frame may carry: one year. Anything larger is garbage. */

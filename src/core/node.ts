@@ -17,6 +17,7 @@ import {
   PROTOCOL_VERSION,
   REPLAY_WINDOW_FRAMES,
   STATIC_ENDPOINTS_MAX,
+  TERM_ADOPT_MAX,
   STATIC_HELLO_INTERVAL_MS,
   VIEW_ENTRY_FIXED_BYTES,
   VIEW_PAGE_BYTES_BUDGET,
@@ -488,6 +489,12 @@ export class ProtocolNode {
       this.emit({ kind: 'duplicate-id', endpoint: from });
       return;
     }
+    // A term so high that a few more elections would leave the exact range of a float64 (2^53) is
+    // not one a real cluster reaches (2^28 elections): it is hostile or corrupt. Ignored.
+    if (frame.term > TERM_ADOPT_MAX) {
+      this.counters.framesStale += 1;
+      return;
+    }
     if (this.config.replayProtection) {
       // A frame must be for this node in this run; only a HELLO may come before the sender has
       // heard from us (it knows neither our id nor our boot yet).
@@ -753,7 +760,9 @@ export class ProtocolNode {
       record.seqMax = frame.seq;
       return;
     }
-    record.seenBelow |= 1n << BigInt(record.seqMax - frame.seq - 1);
+    const below = record.seqMax - frame.seq;
+    // Outside the window (only possible when freshSequence did not check it): nothing to mark.
+    if (below >= 1 && below <= REPLAY_WINDOW_FRAMES) record.seenBelow |= 1n << BigInt(below - 1);
   }
 
   /** Any valid frame proves the sender alive and tells us its address and key. */
@@ -768,7 +777,8 @@ export class ProtocolNode {
     peer.priority = frame.prio;
     if (frame.boot > peer.bootSeen) peer.bootSeen = frame.boot;
     peer.lastHeardMs = nowMs;
-    this.recordSequence(peer, frame);
+    // Only with replay protection: without it sequence numbers are not checked, so not kept either.
+    if (this.config.replayProtection) this.recordSequence(peer, frame);
     if (peer.suspect) {
       peer.suspect = false;
       this.emit({ kind: 'peer-alive', nodeId: peer.nodeId });

@@ -13,6 +13,8 @@ import {
 } from '../../src/core/barrier/frames.ts';
 import { BarrierTable, type BarrierTableLimits } from '../../src/core/barrier/table.ts';
 import { CLUSTER_BYTES_MAX, COUNTER_MAX, NODE_ID_BYTES_MAX, PRIORITY_MAX, PROTOCOL_VERSION, TIMESTAMP_NS_MAX } from '../../src/core/limits.ts';
+import { decodeFrame, encodeFrame } from '../../src/wire/codec.ts';
+import type { Frame } from '../../src/core/frames.ts';
 import { SeededRandom } from '../../src/sim/random.ts';
 
 export function joinBody(
@@ -89,47 +91,29 @@ export class TableDriver {
   }
 }
 
-// The codec's header, as in src/wire/codec.ts, to check the shapes as the integrated codec will.
-const identifier = (maxBytes: number) => z.string().regex(/^[\x21-\x7e]+$/).max(maxBytes);
-const header = {
-  v: z.literal(PROTOCOL_VERSION),
-  cluster: identifier(CLUSTER_BYTES_MAX),
-  from: identifier(NODE_ID_BYTES_MAX),
-  prio: z.number().int().min(0).max(PRIORITY_MAX),
-  term: z.union([z.number().int().min(0).max(COUNTER_MAX), z.bigint()]).transform((value) => Number(value)),
-  txNs: z.union([z.bigint(), z.number().int()]).transform((value) => BigInt(value)).refine((value) => value >= 0n && value <= TIMESTAMP_NS_MAX),
-};
-const [s0, s1, s2, s3, s4, s5] = BARRIER_BODY_SHAPES;
-const barrierFrameSchema = z.discriminatedUnion('type', [
-  z.object({ ...header, ...s0 }).strict(),
-  z.object({ ...header, ...s1 }).strict(),
-  z.object({ ...header, ...s2 }).strict(),
-  z.object({ ...header, ...s3 }).strict(),
-  z.object({ ...header, ...s4 }).strict(),
-  z.object({ ...header, ...s5 }).strict(),
-]);
-
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, structuredClone: false, mapsAsObjects: true, int64AsType: 'bigint' });
-
-/** The largest header a frame can carry (64-byte cluster and node id, the largest numbers). */
+/** The largest header a frame can carry (64-byte cluster and ids, the largest numbers). */
 export const worstHeader = {
   v: PROTOCOL_VERSION,
   cluster: 'c'.repeat(CLUSTER_BYTES_MAX),
   from: 'n'.repeat(NODE_ID_BYTES_MAX),
   prio: PRIORITY_MAX,
   term: COUNTER_MAX,
+  boot: COUNTER_MAX,
+  seq: COUNTER_MAX,
+  to: 't'.repeat(NODE_ID_BYTES_MAX),
+  toBoot: COUNTER_MAX,
   txNs: TIMESTAMP_NS_MAX,
 };
 
-export function encodeBarrier(body: BarrierBody, frameHeader: Record<string, unknown> = worstHeader): Uint8Array {
-  return packr.pack({ ...frameHeader, ...body });
+/** Encodes a barrier body with a header through the real codec (which checks the size). */
+export function encodeBarrier(body: BarrierBody, frameHeader: Partial<typeof worstHeader> = {}): Uint8Array {
+  return encodeFrame({ ...worstHeader, ...frameHeader, ...body } as Frame);
 }
 
-/** Decodes like the codec will once the shapes are in its union: the body, or the zod error. */
+/** Decodes through the real codec: the body, or why it was refused. */
 export function decodeBarrier(bytes: Uint8Array): { ok: true; body: BarrierBody } | { ok: false; error: string } {
-  const parsed = barrierFrameSchema.safeParse(unpackr.unpack(bytes));
-  if (!parsed.success) return { ok: false, error: parsed.error.message };
-  const { v: _v, cluster: _c, from: _f, prio: _p, term: _t, txNs: _x, ...body } = parsed.data;
+  const decoded = decodeFrame(bytes);
+  if (!decoded.ok) return { ok: false, error: `${decoded.reason}: ${decoded.detail}` };
+  const { v: _v, cluster: _c, from: _f, prio: _p, term: _t, boot: _b, seq: _s, to: _to, toBoot: _tb, txNs: _x, ...body } = decoded.frame as Frame & BarrierBody;
   return { ok: true, body: body as BarrierBody };
 }
