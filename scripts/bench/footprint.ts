@@ -26,10 +26,9 @@
 // the collections in the window and their pauses to the table).
 // A benchmark reports; it never fails on a number (the targets are printed beside the results).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { freePort } from '../../test/support/cli.ts';
 import { createRequire } from 'node:module';
-import dgram from 'node:dgram';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -127,30 +126,6 @@ async function stopAll(graceMs: number): Promise<void> {
   clearTimeout(timer);
 }
 
-/** A loopback port free for both UDP and TCP right now. */
-const handedOut = new Set<number>();
-async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt += 1) {
-    const server = net.createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (handedOut.has(port)) continue;
-    const socket = dgram.createSocket('udp4');
-    const udpFree = await new Promise<boolean>((resolve) => {
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((resolve) => socket.close(() => resolve()));
-    if (!udpFree) continue;
-    handedOut.add(port);
-    return port;
-  }
-  throw new Error('no free loopback port found');
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
