@@ -28,6 +28,13 @@ export interface SimNodeSpec {
   driftPpm?: number;
   /** Simulated ms at which the node boots. */
   startMs?: number;
+  /**
+   * A broken or hostile member (a member with the key): it ignores every correction and claims a
+   * synchronized clock, so its offset votes in the average (tests: it must be left out).
+   */
+  ignoresCorrections?: boolean;
+  /** A hostile master: this much is added to every CORRECT it sends (tests: the panic threshold). */
+  tamperCorrectionsNs?: number;
 }
 
 export interface SimNetworkSpec {
@@ -504,7 +511,7 @@ export class Simulation {
         if (this.keepLines > 0) this.record(`${nodeId} ${event.kind === 'role' ? `role ${event.from}->${event.to} master ${event.masterId ?? '-'}` : `election-start ${event.algorithm} (${event.reason})`} term ${event.term}`);
       }
     }
-    for (const correction of out.corrections) {
+    for (const correction of sim.spec.ignoresCorrections ? [] : out.corrections) {
       const machineNs = this.machineNs(sim.oscillator);
       const wasSynchronized = sim.discipline.isSynchronized;
       const beforeNs = sim.clock.readAtNs(machineNs);
@@ -527,6 +534,7 @@ export class Simulation {
       this.barrierLog.push({ nodeId, atMs: this.nowMs, outcome });
       this.trace.add(`${nodeId} barrier ${outcome.kind} ${outcome.requestId}`);
     }
+    if (sim.spec.ignoresCorrections) node.setClockSynchronized(true);
     checker?.observeReading(nodeId, this.readClock(sim));
     for (const send of out.sends) this.transmit(sim, send.to, { ...send.frame, txNs: this.readClock(sim) } as Frame);
     sim.timerGeneration += 1;
@@ -537,6 +545,8 @@ export class Simulation {
   }
 
   private transmit(from: SimNode, to: Endpoint, frame: Frame): void {
+    const tamperNs = from.spec.tamperCorrectionsNs;
+    if (tamperNs !== undefined && frame.type === FrameType.correct) frame = { ...frame, correctionNs: frame.correctionNs + tamperNs };
     this.counters.framesSent += 1;
     const targetId = this.byEndpoint.get(`${to.address}:${to.port}`);
     if (targetId === undefined) {
@@ -662,6 +672,12 @@ export class Simulation {
   /** Barrier outcomes of every node, in order (what the daemon would answer its control clients). */
   barrierOutcomes(): readonly { nodeId: NodeId; atMs: number; outcome: BarrierOutcome }[] {
     return this.barrierLog;
+  }
+
+  /** Someone sets a node's clock by hand: it jumps by deltaNs (the agent is not told). */
+  jumpClock(nodeId: NodeId, deltaNs: number): void {
+    const sim = this.simNode(nodeId);
+    sim.clock.step(deltaNs, this.machineNs(sim.oscillator));
   }
 
   /** Gives a node a shell input now (as the daemon would, e.g. a dashboard read) and carries out what it drains. */
