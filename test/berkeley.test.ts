@@ -284,6 +284,21 @@ describe('berkeleyRound with voters (only synchronized clocks vote)', () => {
     expect(result.excluded).toContain('fresh-b');
   });
 
+  it('a lone member claiming a synchronized clock while the cluster starts does not decide: everyone votes', () => {
+    const offsets = new Map([
+      ['a', 1000],
+      ['b', 2000],
+      ['c', 1500],
+      ['liar', 3600e9],
+    ]);
+    const result = berkeleyRound('master', offsets, 20e6, (id) => id === 'liar');
+    expect(Math.abs(result.averageNs)).toBeLessThan(3000);
+    expect(result.excluded).toContain('liar');
+    // A majority of voters, or the master among them, still decides alone.
+    expect(berkeleyRound('master', offsets, 20e6, (id) => id !== 'a' && id !== 'master').averageNs).toBeGreaterThan(1000);
+    expect(berkeleyRound('master', new Map([['a', 5e6]]), 20e6, (id) => id === 'master').averageNs).toBe(0);
+  });
+
   it('with no voter at all (a cluster just starting), everyone votes', () => {
     const offsets = new Map([
       ['a', 1000],

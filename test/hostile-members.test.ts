@@ -32,6 +32,19 @@ describe('hostile members (simulated, all with the key)', () => {
     expect(sim.node('n5')!.status().lastRound?.excluded).toContain('n3');
   });
 
+  it('a member an hour off that claims a synchronized clock from the start cannot capture a starting cluster', () => {
+    const specs: SimNodeSpec[] = ['n1', 'n2', 'n3', 'n4', 'n5'].map((nodeId, index) => ({ nodeId, startMs: index * 5, initialOffsetNs: index * 1e7 }));
+    specs[2]!.initialOffsetNs = HOUR_NS;
+    specs[2]!.ignoresCorrections = true;
+    const sim = new Simulation({ seed: 33, nodes: specs, discoverAll: true });
+    sim.runUntil(20_000);
+    const offsets = sim.offsetsNs();
+    const good = ['n1', 'n2', 'n4', 'n5'].map((id) => offsets.get(id)!);
+    expect(spread(good)).toBeLessThan(1e6);
+    for (const offsetNs of good) expect(Math.abs(offsetNs)).toBeLessThan(1e8);
+    expect(sim.node('n5')!.status().lastRound?.excluded).toContain('n3');
+  });
+
   it("a master adding two hours to every correction is refused by every synchronized member's panic threshold", () => {
     const specs: SimNodeSpec[] = ['n1', 'n2', 'n3', 'n4'].map((nodeId, index) => ({ nodeId, startMs: index * 5, initialOffsetNs: index * 2e7 }));
     const sim = new Simulation({ seed: 32, nodes: specs, discoverAll: true });

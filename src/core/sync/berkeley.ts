@@ -115,9 +115,12 @@ export function berkeleyRound(
 ): RoundResult {
   const offsets = new Map<string, number>([[masterId, 0], ...memberOffsetsNs]);
   // Only voters make the average (e.g. synchronized clocks: a box just booted with a wild clock
-  // must not drag a synchronized cluster); with no voter at all, everyone votes.
+  // must not drag a synchronized cluster). But voters that are neither a majority nor joined by the
+  // master do not decide alone: then everyone votes. Otherwise, while a cluster starts, a single
+  // member claiming a synchronized clock (broken, or lying) would be the only voter and every
+  // clock would step to it.
   const voters = new Map([...offsets].filter(([id]) => votes(id)));
-  const electorate = voters.size > 0 ? voters : offsets;
+  const electorate = voters.has(masterId) || voters.size * 2 > offsets.size ? voters : offsets;
   const group = referenceGroup(electorate, thresholdNs);
   const average = faultTolerantAverage(group, thresholdNs);
   const outside = [...offsets.keys()].filter((id) => !group.has(id));
