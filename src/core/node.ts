@@ -31,7 +31,7 @@ import { bestCandidate, ringSuccessors } from './election/ring.ts';
 import { higherKeyed } from './election/bully.ts';
 import { claimTerm } from './election/terms.ts';
 import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample } from './sync/berkeley.ts';
-import { BarrierClient, exchangeLocally, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
+import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
 import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
 import { BarrierTable, type BarrierTableStatus } from './barrier/table.ts';
 import { compareKeys, endpointKey, utf8ByteLength, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
@@ -578,7 +578,8 @@ export class ProtocolNode {
   barrierReport(nowMs: number): BarrierReport {
     return {
       participants: this.barrierClient?.participants() ?? [],
-      client: { ...(this.barrierClient ?? this.barrierClientOf(nowMs)).counters },
+      // Reading the report must not create a client (that would draw from the seeded random).
+      client: this.barrierClient === null ? newBarrierClientCounters() : { ...this.barrierClient.counters },
       table: this.barrierTable?.status(nowMs) ?? null,
     };
   }

@@ -22,7 +22,7 @@ import { RateLimiter } from './logger.ts';
 import type { StatusReport } from './status.ts';
 import { ClusterMonitor, type DashboardReport } from './dashboard.ts';
 import type { BarrierOutcome } from '../core/barrier/client.ts';
-import { BARRIER_LOCAL_WAITERS_MAX, BARRIER_REGISTER_TIMEOUT_MS } from '../core/limits.ts';
+import { BARRIER_LOCAL_WAITERS_MAX, BARRIER_PARTICIPANTS_MAX, BARRIER_REGISTER_TIMEOUT_MS, BARRIER_WAITERS_MAX, BARRIERS_OPEN_MAX } from '../core/limits.ts';
 
 /** What a barrier participant's control client is told (POST /barrier). */
 export type BarrierResult =
@@ -408,12 +408,8 @@ export class Agent {
     switch (outcome.kind) {
       case 'acked':
         wait.acked = true;
-        if (!wait.wait) {
-          // --no-wait: the participant stays registered (the client keeps it); only the answer is early.
-          this.barrierWaits.delete(wait.requestId);
-          for (const timer of wait.timers) clearTimeout(timer);
-          wait.resolve({ result: 'registered', name: wait.name, present: outcome.present, count: outcome.count });
-        }
+        // --no-wait: the participant stays registered (the core keeps it); only the answer is early.
+        if (!wait.wait) this.finishBarrier(wait, { result: 'registered', name: wait.name, present: outcome.present, count: outcome.count });
         return;
       case 'released':
         this.log.debug({ barrier: wait.name, requestId: wait.requestId, exitCode: outcome.exitCode }, 'barrier released');
@@ -656,11 +652,11 @@ export class Agent {
 function describeBarrierReason(reason: string): string {
   switch (reason) {
     case 'barrier-limit':
-      return 'the cluster has the most open barriers it allows (1024)';
+      return `the cluster has the most open barriers it allows (${BARRIERS_OPEN_MAX})`;
     case 'waiter-limit':
-      return 'the barrier has the most waiters it allows (4096)';
+      return `the barrier has the most waiters it allows (${BARRIER_WAITERS_MAX})`;
     case 'participant-limit':
-      return 'the master has the most barrier participants it allows';
+      return `the master has the most barrier participants it allows (${BARRIER_PARTICIPANTS_MAX})`;
     case 'second-initializer':
       return 'the barrier already has an initializer (--count); only one participant may give it';
     default:

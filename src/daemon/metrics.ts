@@ -77,6 +77,20 @@ export class AgentMetrics {
         },
       });
     };
+    /** A counter with one label, one series per key of what `read` returns. */
+    const labelledCounter = (name: string, help: string, label: string, read: (status: StatusReport) => Record<string, number>): Counter<string> => {
+      return new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          const values = read(snapshot());
+          this.reset();
+          for (const [key, value] of Object.entries(values)) setCounter(this, value, { [label]: key });
+        },
+      });
+    };
 
     // ------------------------------------------------------------------ identity, role, election
     new Gauge({
@@ -102,17 +116,12 @@ export class AgentMetrics {
     });
     gauge('berkeley_term', 'Election term: grows with every election; the master\'s frames carry it.', (status) => status.term);
     gauge('berkeley_priority', 'This agent\'s election priority (--priority); the higher key (priority, node id) wins.', (status) => status.priority);
-    new Counter({
-      name: 'berkeley_elections_total',
-      help: 'Elections this agent took part in, by algorithm: ring (Chang-Roberts), bully (the fallback) and takeover (a master met a lower-key master and took over).',
-      labelNames: ['algorithm'] as const,
-      registers,
-      collect() {
-        const byAlgorithm = snapshot().election.byAlgorithm;
-        this.reset();
-        for (const algorithm of ELECTION_ALGORITHMS) setCounter(this, byAlgorithm[algorithm] ?? 0, { algorithm });
-      },
-    });
+    labelledCounter(
+      'berkeley_elections_total',
+      'Elections this agent took part in, by algorithm: ring (Chang-Roberts), bully (the fallback) and takeover (a master met a lower-key master and took over).',
+      'algorithm',
+      (status) => Object.fromEntries(ELECTION_ALGORITHMS.map((algorithm) => [algorithm, status.election.byAlgorithm[algorithm] ?? 0])),
+    );
     counter('berkeley_elections_won_total', 'Elections this agent won (it became master).', (status) => status.election.won);
     gauge('berkeley_election_in_progress', '1 while an election is in progress, else 0.', (status) => (status.election.inProgress ? 1 : 0));
 
@@ -191,20 +200,19 @@ export class AgentMetrics {
     counter('berkeley_peers_refused_total', 'Peers ignored because the peer limit was reached.', (status) => status.counters.peersRefused);
 
     // ------------------------------------------------------------------ limits
-    new Counter({
-      name: 'berkeley_limit_hits_total',
-      help: 'Times a limit refused something: peers (--max-peers), outbox (frames queued between two sends), barriers (open barriers, waiters, participants per cluster or per agent).',
-      labelNames: ['limit'] as const,
-      registers,
-      collect() {
-        this.reset();
-        const status = snapshot();
+    labelledCounter(
+      'berkeley_limit_hits_total',
+      'Times a limit refused something: peers (--max-peers), outbox (frames queued between two sends), barriers (open barriers, waiters, participants per cluster or per agent).',
+      'limit',
+      (status) => {
         const rejected = status.barriers.counters.rejected;
-        setCounter(this, status.counters.peersRefused, { limit: 'peers' });
-        setCounter(this, status.counters.framesDroppedOutboxFull, { limit: 'outbox' });
-        setCounter(this, (rejected['barrier-limit'] ?? 0) + (rejected['waiter-limit'] ?? 0) + (rejected['participant-limit'] ?? 0) + (rejected['client-limit'] ?? 0), { limit: 'barriers' });
+        return {
+          peers: status.counters.peersRefused,
+          outbox: status.counters.framesDroppedOutboxFull,
+          barriers: (rejected['barrier-limit'] ?? 0) + (rejected['waiter-limit'] ?? 0) + (rejected['participant-limit'] ?? 0) + (rejected['client-limit'] ?? 0),
+        };
       },
-    });
+    );
 
     // ------------------------------------------------------------------ barriers
     gauge('berkeley_barriers_waiting', 'Barrier participants blocked at this agent (its control clients).', (status) => status.barriers.waiting.length);
@@ -213,59 +221,36 @@ export class AgentMetrics {
     counter('berkeley_barrier_released_total', 'Master only: participants released (since it became master).', (status) => status.barriers.counters.released);
     counter('berkeley_barrier_withdrawn_total', 'Master only: participants that left a barrier (timed out, client gone).', (status) => status.barriers.counters.withdrawn);
     counter('berkeley_barrier_expired_total', 'Master only: participants dropped because their agent stopped refreshing them.', (status) => status.barriers.counters.expired);
-    new Counter({
-      name: 'berkeley_barrier_rejected_total',
-      help: 'Master only: barrier joins refused, by reason (limits, a second initializer).',
-      labelNames: ['reason'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const [reason, count] of Object.entries(snapshot().barriers.counters.rejected)) setCounter(this, count, { reason });
-      },
-    });
+    labelledCounter('berkeley_barrier_rejected_total', 'Master only: barrier joins refused, by reason (limits, a second initializer).', 'reason', (status) => status.barriers.counters.rejected);
 
     // ------------------------------------------------------------------ frames and timestamps
     counter('berkeley_frames_received_total', 'UDP datagrams received (valid or not).', (status) => status.counters.framesReceived);
     counter('berkeley_frames_sent_total', 'Frames handed to the socket.', (status) => status.counters.framesSent);
-    new Counter({
-      name: 'berkeley_frames_rejected_total',
-      help: 'Datagrams dropped as invalid, by reason: oversize, malformed, not-a-map, bad-version, unknown-type, bad-field.',
-      labelNames: ['reason'] as const,
-      registers,
-      collect() {
-        const byReason = snapshot().counters.framesRejectedByReason;
-        this.reset();
-        for (const [reason, count] of Object.entries(byReason)) setCounter(this, count, { reason });
-      },
-    });
-    new Counter({
-      name: 'berkeley_frames_ignored_total',
-      help: 'Valid frames ignored, by reason: other_cluster (another --cluster), stale (from an older term), self_id (another agent uses our node id), replay (a (boot, sequence) seen already: replays and network duplicates), misdirected (for another node or a previous run).',
-      labelNames: ['reason'] as const,
-      registers,
-      collect() {
-        const counters = snapshot().counters;
-        this.reset();
-        setCounter(this, counters.framesOtherCluster, { reason: 'other_cluster' });
-        setCounter(this, counters.framesStale, { reason: 'stale' });
-        setCounter(this, counters.framesReplayed, { reason: 'replay' });
-        setCounter(this, counters.framesMisdirected, { reason: 'misdirected' });
-        setCounter(this, counters.framesFromSelfId, { reason: 'self_id' });
-      },
-    });
+    labelledCounter(
+      'berkeley_frames_rejected_total',
+      'Datagrams dropped as invalid, by reason: oversize, malformed, not-a-map, bad-version, unknown-type, bad-field; with --key-file also unauthenticated, unknown-key, bad-mac.',
+      'reason',
+      (status) => status.counters.framesRejectedByReason,
+    );
+    labelledCounter(
+      'berkeley_frames_ignored_total',
+      'Valid frames ignored, by reason: other_cluster (another --cluster), stale (from an older term), self_id (another agent uses our node id), replay (a (boot, sequence) seen already: replays and network duplicates), misdirected (for another node or a previous run).',
+      'reason',
+      ({ counters }) => ({
+        other_cluster: counters.framesOtherCluster,
+        stale: counters.framesStale,
+        replay: counters.framesReplayed,
+        misdirected: counters.framesMisdirected,
+        self_id: counters.framesFromSelfId,
+      }),
+    );
     counter('berkeley_send_errors_total', 'Frames the socket failed to send.', (status) => status.counters.sendErrors);
-    new Counter({
-      name: 'berkeley_rx_timestamps_total',
-      help: 'Received datagrams by where their arrival time came from: kernel (SO_TIMESTAMPNS) or user (stamped in user space: less precise).',
-      labelNames: ['source'] as const,
-      registers,
-      collect() {
-        const timestamps = snapshot().timestamps;
-        this.reset();
-        setCounter(this, timestamps.rxStampedByKernel, { source: 'kernel' });
-        setCounter(this, timestamps.rxStampedByUser, { source: 'user' });
-      },
-    });
+    labelledCounter(
+      'berkeley_rx_timestamps_total',
+      'Received datagrams by where their arrival time came from: kernel (SO_TIMESTAMPNS) or user (stamped in user space: less precise).',
+      'source',
+      ({ timestamps }) => ({ kernel: timestamps.rxStampedByKernel, user: timestamps.rxStampedByUser }),
+    );
     gauge('berkeley_uptime_seconds', 'Seconds since this agent started.', (status) => status.uptimeMs / MS_PER_S);
   }
 

@@ -134,6 +134,10 @@ interface Notice {
   nextSendMs: number;
 }
 
+export function newBarrierClientCounters(): BarrierClientCounters {
+  return { joinsSent: 0, withdrawsSent: 0, noticesSent: 0, releasesReceived: 0, releasesDuplicate: 0, acksIgnored: 0, withdrawsAbandoned: 0, framesDroppedOutboxFull: 0 };
+}
+
 export class BarrierClient {
   readonly nodeId: NodeId;
   private readonly limits: BarrierClientLimits;
@@ -145,16 +149,7 @@ export class BarrierClient {
   private readonly notices = new Map<number, Notice>();
   private outbox: BarrierSend[] = [];
   private outcomes: BarrierOutcome[] = [];
-  readonly counters: BarrierClientCounters = {
-    joinsSent: 0,
-    withdrawsSent: 0,
-    noticesSent: 0,
-    releasesReceived: 0,
-    releasesDuplicate: 0,
-    acksIgnored: 0,
-    withdrawsAbandoned: 0,
-    framesDroppedOutboxFull: 0,
-  };
+  readonly counters: BarrierClientCounters = newBarrierClientCounters();
 
   constructor(config: BarrierClientConfig) {
     if (!isSafeId(config.requestIdBase)) throw new RangeError(`requestIdBase ${config.requestIdBase} is not a safe non-negative integer`);
