@@ -33,6 +33,17 @@ describe.runIf(process.platform === 'linux')('kernel receive timestamps', () => 
     const sender = await bound();
     const stamps = openKernelRxStamps(receiver);
     if ('error' in stamps) throw new Error(stamps.error);
+    const port = receiver.address().port;
+    // Linux turns receive timestamping on through a deferred static key: a datagram that arrives
+    // right after the first request may carry no stamp (the ioctl then reports the time of the
+    // call). One warm-up datagram, read and discarded, makes sure stamping is on.
+    await new Promise<void>((resolve) => {
+      receiver.once('message', () => {
+        stamps.latencyNs();
+        resolve();
+      });
+      setTimeout(() => sender.send('warm-up', port, '127.0.0.1'), 20);
+    });
     const latenciesNs: number[] = [];
     const received = new Promise<void>((resolve) => {
       receiver.on('message', () => {
@@ -40,7 +51,6 @@ describe.runIf(process.platform === 'linux')('kernel receive timestamps', () => 
         if (latenciesNs.length === 2) resolve();
       });
     });
-    const port = receiver.address().port;
     // First datagram, hold the loop 10 ms, the second, hold it 40 ms more, all before anything
     // can be read. (Waiting for send callbacks raced with the read of the first datagram.)
     sender.send('one', port, '127.0.0.1');
