@@ -198,6 +198,16 @@ describe('buildRunConfig numeric options', () => {
     expect(rejects({ 'probe-spacing': 'soon' }, 'probe-spacing')).toMatch(/must be a number/);
   });
 
+  it('--min-probes: default 4, or --probes when that is lower; at most --probes', () => {
+    expect(build({}).probesMin).toBe(4);
+    expect(build({ probes: 2 }).probesMin).toBe(2);
+    expect(build({ probes: 8, 'min-probes': 8 }).probesMin).toBe(8);
+    expect(build({ 'min-probes': '1' }).probesMin).toBe(1);
+    expect(rejects({ probes: 8, 'min-probes': 9 }, 'min-probes')).toMatch(/at most 8/);
+    expect(rejects({ 'min-probes': 0 }, 'min-probes')).toMatch(/at least 1/);
+    expect(rejects({ 'min-probes': 2.5 }, 'min-probes')).toMatch(/whole|integer/);
+  });
+
   it('reports the value it got', () => {
     expect(rejects({ port: 70000 }, 'port')).toContain('70000');
     expect(rejects({ 'poll-interval': 'soon' }, 'poll-interval')).toContain('"soon"');

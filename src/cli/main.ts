@@ -93,6 +93,7 @@ function runOptions(argv: Argv): Argv {
     .option('force', { type: 'boolean', describe: 'Discipline the kernel clock even when another time daemon (chronyd, ntpd, systemd-timesyncd) runs', default: false })
     .option('kernel-timestamps', { type: 'boolean', describe: 'Take receive timestamps from the kernel when it can (--no-kernel-timestamps: user-space stamps)', default: true })
     .option('probes', { ...NUMBER, describe: 'Probes per member per round; the lowest-delay one is used', default: PROBES_PER_ROUND_DEFAULT })
+    .option('min-probes', { ...NUMBER, describe: 'Probes per member before a round may stop early on a sample near its recent minimum delay (default 4, at most --probes; equal to --probes turns the early stop off)' })
     .option('probe-spacing', { ...NUMBER, describe: 'Seconds between the probes of a round', default: PROBE_SPACING_MS_DEFAULT / 1000 })
     .option('max-peers', { ...NUMBER, describe: 'Most peers tracked', default: 1024 })
     .option('http', { type: 'string', describe: "Control server HOST:PORT, or 'none'", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })

@@ -86,8 +86,20 @@ export const MASTER_TIMEOUT_POLLS_DEFAULT = 3;
 // ping-pong with 8 probes 87 us, with 16 probes 55 us (30-60 us once the frequencies are locked).
 export const PROBES_PER_ROUND_DEFAULT = 16;
 export const PROBE_SPACING_MS_DEFAULT = 2;
+// Early stop: a member's probes stop once at least PROBES_MIN_DEFAULT were sent and the best delay
+// of the round is within max(PROBE_GOOD_DELAY_MARGIN_NS, PROBE_GOOD_DELAY_FACTOR x minimum) of the
+// member's recent minimum: more probes could only improve the sample by that much (its offset error
+// bound is half the delay). Most of the master's CPU goes to sending probes (a sendto() costs tens
+// of microseconds on a VM), so this is the main saving at a steady state. Every
+// FULL_PROBE_ROUND_EVERY-th round probes in full, so the recent minimum is always that of a full
+// burst and cannot creep up through early-stopped rounds.
+export const PROBES_MIN_DEFAULT = 4;
+export const PROBE_GOOD_DELAY_MARGIN_NS = 5_000;
+export const PROBE_GOOD_DELAY_FACTOR = 0.05;
 /** Best-probe delays remembered per member, to judge a new sample against the recent minimum. */
 export const DELAY_HISTORY_ROUNDS = 8;
+/** Every this many rounds the probes of a round are all sent (no early stop); see PROBES_MIN_DEFAULT. */
+export const FULL_PROBE_ROUND_EVERY = DELAY_HISTORY_ROUNDS;
 /**
  * A round's best sample is discarded when its delay exceeds the recent minimum by this factor plus
  * margin: its offset error bound (half the delay) is then far worse than usual, typically from a

@@ -5,7 +5,10 @@ import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, VIEW_FLAGS, t
 import {
   DEAD_PEER_POLL_EVERY_ROUNDS,
   DELAY_HISTORY_ROUNDS,
+  FULL_PROBE_ROUND_EVERY,
   POOR_DELAY_FACTOR,
+  PROBE_GOOD_DELAY_FACTOR,
+  PROBE_GOOD_DELAY_MARGIN_NS,
   POOR_DELAY_MARGIN_NS,
   POOR_SAMPLE_STREAK_MAX,
   DISCOVERY_JITTER_FRACTION,
@@ -54,6 +57,11 @@ export interface NodeConfig {
   pollIntervalMs: number;
   masterTimeoutMs: number;
   probesPerRound: number;
+  /**
+   * Probes sent to a member before its round may stop early on a good enough sample (see
+   * PROBES_MIN_DEFAULT); probesPerRound (or more) turns the early stop off.
+   */
+  probesMin: number;
   probeSpacingMs: number;
   replyWaitMs: number;
   outlierThresholdNs: number;
@@ -224,6 +232,8 @@ export interface NodeCounters {
   roundsCompleted: number;
   /** Round samples dropped by the delay filter. */
   samplesDiscarded: number;
+  /** POLLs sent as master (probes); against roundsCompleted, the cost of a round. */
+  probesSent: number;
   correctionsApplied: number;
   electionsStarted: number;
   electionsWon: number;
@@ -303,6 +313,8 @@ interface RoundState {
   /** Members whose replies said their clock is synchronized. */
   synced: Set<NodeId>;
   deadlineMs: number | null;
+  /** Every FULL_PROBE_ROUND_EVERY-th round: no early stop (keeps the delay minimum honest). */
+  full: boolean;
 }
 
 const NEVER = Number.POSITIVE_INFINITY;
@@ -407,6 +419,7 @@ export class ProtocolNode {
     framesMisdirected: 0,
     roundsCompleted: 0,
     samplesDiscarded: 0,
+    probesSent: 0,
     correctionsApplied: 0,
     electionsStarted: 0,
     electionsWon: 0,
@@ -1253,6 +1266,7 @@ export class ProtocolNode {
       samples: new Map(),
       synced: new Set(),
       deadlineMs: null,
+      full: this.roundSeq % FULL_PROBE_ROUND_EVERY === 0,
     };
     this.nextRoundMs = nowMs + this.config.pollIntervalMs;
   }
@@ -1273,6 +1287,7 @@ export class ProtocolNode {
     if (sent >= this.config.probesPerRound || nowMs < (round.nextProbeMs.get(nodeId) ?? NEVER)) return;
     round.outstanding.add(`${nodeId}/${sent}`);
     this.sendTo(nodeId, { type: FrameType.poll, round: round.round, probe: sent });
+    this.counters.probesSent += 1;
     round.probesSent.set(nodeId, sent + 1);
     round.nextProbeMs.set(nodeId, nowMs + this.config.probeSpacingMs);
     if (sent + 1 < this.config.probesPerRound) round.dueQueue.push({ nodeId, dueMs: nowMs + this.config.probeSpacingMs, sent: sent + 1 });
@@ -1308,12 +1323,35 @@ export class ProtocolNode {
       round.samples.set(frame.from, betterSample(round.samples.get(frame.from), sample));
       if (frame.synced) round.synced.add(frame.from);
     } // else inconsistent timestamps: a clock stepped mid-probe
-    // Ping-pong: the answer to the latest probe releases the next one at once.
-    if (frame.probe === (round.probesSent.get(frame.from) ?? 0) - 1) {
+    if (round.probing.has(frame.from) && this.probedEnough(round, frame.from)) {
+      this.stopProbing(round, frame.from);
+    } else if (frame.probe === (round.probesSent.get(frame.from) ?? 0) - 1) {
+      // Ping-pong: the answer to the latest probe releases the next one at once.
       round.nextProbeMs.set(frame.from, nowMs);
       this.probeMember(round, frame.from, nowMs);
     }
     this.maybeFinishRound(round, nowMs);
+  }
+
+  /**
+   * Whether a member's round has a sample as good as more probes could give: enough probes sent
+   * and the best delay near the member's recent minimum (PROBES_MIN_DEFAULT explains the margin).
+   * Never in a full round, nor before the member has a delay history.
+   */
+  private probedEnough(round: RoundState, nodeId: NodeId): boolean {
+    if (round.full || (round.probesSent.get(nodeId) ?? 0) < this.config.probesMin) return false;
+    const best = round.samples.get(nodeId);
+    const recent = this.peers.get(nodeId)?.recentDelaysNs;
+    if (best === undefined || recent === undefined || recent.length === 0) return false;
+    const floorNs = Math.min(...recent);
+    return best.delayNs <= floorNs + Math.max(PROBE_GOOD_DELAY_MARGIN_NS, PROBE_GOOD_DELAY_FACTOR * floorNs);
+  }
+
+  /** Ends a member's probing for this round; probes still unanswered are not waited for. */
+  private stopProbing(round: RoundState, nodeId: NodeId): void {
+    const sent = round.probesSent.get(nodeId) ?? 0;
+    for (let probe = 0; probe < sent; probe += 1) round.outstanding.delete(`${nodeId}/${probe}`);
+    round.probing.delete(nodeId);
   }
 
   private finishRound(round: RoundState, nowMs: number): void {

@@ -642,6 +642,7 @@ export class Agent {
         sendErrors: this.transport.sendErrors,
         roundsCompleted: core.counters.roundsCompleted,
         samplesDiscarded: core.counters.samplesDiscarded,
+        probesSent: core.counters.probesSent,
         correctionsApplied: core.counters.correctionsApplied,
         peersRefused: core.counters.peersRefused,
       },

@@ -20,6 +20,7 @@ import {
   PRIORITY_DEFAULT,
   PRIORITY_MAX,
   PROBE_SPACING_MS_DEFAULT,
+  PROBES_MIN_DEFAULT,
   PROBES_PER_ROUND_DEFAULT,
   PROBES_PER_ROUND_MAX,
   SLEW_PPM_MAX_DEFAULT,
@@ -69,6 +70,7 @@ export interface RunConfig {
   /** Run the kernel clock even when another time daemon is running. */
   force: boolean;
   probesPerRound: number;
+  probesMin: number;
   probeSpacingMs: number;
   /** Receive timestamps from the kernel (SIOCGSTAMPNS) when available. */
   kernelTimestamps: boolean;
@@ -202,6 +204,7 @@ export function isInterfaceName(name: string): boolean {
 export function buildRunConfig(raw: RawRunOptions): RunConfig {
   const port = numberOption(raw, 'port', UDP_PORT_DEFAULT, { min: 0, max: 65535, integer: true });
   const pollIntervalMs = numberOption(raw, 'poll-interval', POLL_INTERVAL_MS_DEFAULT / 1000, { min: POLL_INTERVAL_MS_MIN / 1000, max: POLL_INTERVAL_MS_MAX / 1000 }) * 1000;
+  const probesPerRound = numberOption(raw, 'probes', PROBES_PER_ROUND_DEFAULT, { min: 1, max: PROBES_PER_ROUND_MAX, integer: true });
   const masterTimeoutMs =
     numberOption(raw, 'master-timeout', (pollIntervalMs * MASTER_TIMEOUT_POLLS_DEFAULT) / 1000, { min: 0, max: (POLL_INTERVAL_MS_MAX * 10) / 1000, minExclusive: true }) * 1000;
   if (masterTimeoutMs <= pollIntervalMs) fail('master-timeout', `must be longer than --poll-interval (${pollIntervalMs / 1000} s)`, masterTimeoutMs / 1000);
@@ -251,7 +254,8 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     correctionNsMax: maxCorrectionNs(raw),
     force: boolean(raw, 'force', false),
     kernelTimestamps: boolean(raw, 'kernel-timestamps', true),
-    probesPerRound: numberOption(raw, 'probes', PROBES_PER_ROUND_DEFAULT, { min: 1, max: PROBES_PER_ROUND_MAX, integer: true }),
+    probesPerRound,
+    probesMin: numberOption(raw, 'min-probes', Math.min(PROBES_MIN_DEFAULT, probesPerRound), { min: 1, max: probesPerRound, integer: true }),
     probeSpacingMs: numberOption(raw, 'probe-spacing', PROBE_SPACING_MS_DEFAULT / 1000, { min: 0, max: 0.1 }) * 1000,
     peersMax: numberOption(raw, 'max-peers', PEERS_MAX_DEFAULT, { min: 1, max: 65_536, integer: true }),
     http: parseHttp(raw.http),

@@ -169,6 +169,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
       discoveryWindowMs: config.discoveryWindowMs,
       outlierThresholdNs: config.outlierThresholdNs,
       probesPerRound: config.probesPerRound,
+      probesMin: config.probesMin,
       probeSpacingMs: config.probeSpacingMs,
       peersMax: config.peersMax,
       neverMaster: config.neverMaster,

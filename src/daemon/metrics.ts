@@ -195,6 +195,7 @@ export class AgentMetrics {
     counter('berkeley_rounds_completed_total', 'Berkeley rounds this agent completed as master.', (status) => status.counters.roundsCompleted);
     gauge('berkeley_last_round_members', 'Master only: members polled in the last round (0 before the first).', (status) => status.lastRound?.members ?? 0);
     gauge('berkeley_last_round_answered', 'Master only: members that answered in the last round (0 before the first).', (status) => status.lastRound?.answered ?? 0);
+    counter('berkeley_probes_sent_total', 'POLLs sent as master (probes; a round stops probing a member early on a sample near its recent minimum delay).', (status) => status.counters.probesSent);
     counter('berkeley_samples_discarded_total', 'Round samples dropped by the delay filter (delay far above the recent minimum).', (status) => status.counters.samplesDiscarded);
     counter('berkeley_corrections_total', 'Corrections received from the master (or computed as master) and handed to the discipline, whatever it did with them.', (status) => status.counters.correctionsApplied);
     counter('berkeley_peers_refused_total', 'Peers ignored because the peer limit was reached.', (status) => status.counters.peersRefused);

@@ -155,6 +155,8 @@ export interface StatusReport {
     sendErrors: number;
     roundsCompleted: number;
     samplesDiscarded: number;
+    /** POLLs sent as master; per round and member, what the early stop saved (PROBES_MIN_DEFAULT). */
+    probesSent: number;
     correctionsApplied: number;
     peersRefused: number;
   };
