@@ -73,9 +73,15 @@ async function main(): Promise<void> {
     const rss: number[][] = agents.map(() => []);
     let worstGapPolls = 0;
     let firstRounds: number | null = null;
+    // Samples the master's delay filter discarded (that member gets no correction that round).
+    let firstDiscarded: number | null = null;
+    let lastDiscarded = 0;
     let lastRounds = 0;
     let masterChanges = 0;
     let worstSpreadNs = 0;
+    // Per member: corrections applied at the first sample and at the last (missed = rounds - applied).
+    const firstCorrections = new Map<string, number>();
+    const lastCorrections = new Map<string, number>();
     while (Date.now() - startMs < minutes * 60_000) {
       await sleep(SAMPLE_MS);
       agents.forEach((agent, index) => rss[index]!.push(rssKb(agent.child.pid)));
@@ -84,10 +90,16 @@ async function main(): Promise<void> {
       if (master && master.nodeId !== masterId) masterChanges += 1;
       if (master) {
         firstRounds ??= master.counters.roundsCompleted;
+        firstDiscarded ??= master.counters.samplesDiscarded;
+        lastDiscarded = master.counters.samplesDiscarded;
         lastRounds = master.counters.roundsCompleted;
       }
       if (reports.length === agents.length) worstSpreadNs = Math.max(worstSpreadNs, Math.max(...reports.map((r) => r.clock.hostOffsetNs)) - Math.min(...reports.map((r) => r.clock.hostOffsetNs)));
       for (const report of reports) {
+        if (report.role !== 'master') {
+          if (!firstCorrections.has(report.nodeId)) firstCorrections.set(report.nodeId, report.counters.correctionsApplied);
+          lastCorrections.set(report.nodeId, report.counters.correctionsApplied);
+        }
         const agoMs = report.lastCorrection?.agoMs;
         if (agoMs !== undefined) worstGapPolls = Math.max(worstGapPolls, agoMs / (pollS * 1000));
       }
@@ -101,6 +113,11 @@ async function main(): Promise<void> {
       return { firstMb: first / 1024, lastMb: last / 1024, growthPercent: ((last - first) / first) * 100, maxMb: Math.max(...samples) / 1024 };
     });
     const expectedRounds = Math.floor((minutes * 60) / pollS) - Math.ceil(SAMPLE_MS / (pollS * 1000));
+    const roundsCompleted = lastRounds - (firstRounds ?? 0);
+    // A member misses a round's correction when every probe or the CORRECT itself is lost: with
+    // loss p on each host's link (both ends' netem), the CORRECT alone is lost with 1 - (1 - p)^2.
+    const missed = [...lastCorrections].map(([nodeId, last]) => ({ nodeId, missed: roundsCompleted - (last - (firstCorrections.get(nodeId) ?? last)) }));
+    const correctLossExpected = 1 - (1 - lossPercent / 100) ** 2;
     const result = {
       startedAt: new Date(startMs).toISOString(),
       agents: agentCount,
@@ -108,7 +125,11 @@ async function main(): Promise<void> {
       pollIntervalS: pollS,
       lossPercent,
       masterChanges,
-      roundsCompleted: lastRounds - (firstRounds ?? 0),
+      roundsCompleted,
+      missedCorrectionsPerMember: missed,
+      samplesDiscarded: lastDiscarded - (firstDiscarded ?? lastDiscarded),
+      missedCorrectionsMaxPercent: (Math.max(0, ...missed.map((entry) => entry.missed)) / Math.max(1, roundsCompleted)) * 100,
+      correctLossExpectedPercent: correctLossExpected * 100,
       roundsExpected: expectedRounds,
       worstCorrectionGapPolls: worstGapPolls,
       worstSpreadUs: worstSpreadNs / 1000,
@@ -117,7 +138,7 @@ async function main(): Promise<void> {
     };
     process.stdout.write(
       `soak: ${minutes} min, ${agentCount} agents: RSS growth max ${result.rssGrowthPercentMax.toFixed(1)}% (target < 10%), ` +
-        `rounds ${result.roundsCompleted}/${expectedRounds} expected, worst gap between corrections ${worstGapPolls.toFixed(1)} poll intervals, ` +
+        `rounds ${result.roundsCompleted}/${expectedRounds} expected, corrections missed by a member at most ${result.missedCorrectionsMaxPercent.toFixed(2)}% of rounds (a CORRECT alone is lost ${result.correctLossExpectedPercent.toFixed(2)}% of the time at this loss), worst gap between corrections ${worstGapPolls.toFixed(1)} poll intervals, ` +
         `master changes ${masterChanges}, worst spread ${result.worstSpreadUs.toFixed(1)} µs\n`,
     );
     const out = String(values.out);

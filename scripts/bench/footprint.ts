@@ -15,15 +15,16 @@
 // completed round and per polled member. The codec's share (encoding the master's frames, decoding what it receives, which
 // the simulator does outside the node) is timed separately on the very frames of the window.
 //
-//   npx tsx scripts/bench/footprint.ts [--duration 60] [--settle 5] [--bin dist|tsx] [--node-flags="..."]
+//   npx tsx scripts/bench/footprint.ts [--duration 60] [--settle 5] [--bin dist|tsx] [--node-flags="..."] [--probes N]
 //                                      [--part all|agents|rounds] [--members 10,100,1000] [--rounds 20]
 //                                      [--out bench-results/footprint.json] [--json]
 //
 // --bin dist runs `node dist/berkeley-agent.mjs` (the bundle: `npx tsx scripts/build.ts` first);
 // --bin tsx runs the sources through tsx as a checkout without a bundle does (`node --import
-// tsx/esm src/cli/main.ts`). Default: dist when the bundle exists, else tsx. --node-flags passes
-// flags to each agent's node (e.g. --node-flags="--max-semi-space-size=1 --trace-gc"; --trace-gc adds
-// the collections in the window and their pauses to the table).
+// tsx/esm src/cli/main.ts`). Default: dist when the bundle exists, else tsx. Each agent's node gets
+// the flags of bin/berkeley-agent's shebang (what an installed agent runs with); --node-flags
+// replaces them (e.g. --node-flags="--max-semi-space-size=1 --trace-gc", or --node-flags= for
+// node's defaults; --trace-gc adds the collections in the window and their pauses to the table).
 // A benchmark reports; it never fails on a number (the targets are printed beside the results).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { freePort } from '../../test/support/cli.ts';
@@ -57,7 +58,8 @@ const { values } = parseArgs({
     'poll-interval': { type: 'string', default: '1' },
     'sample-ms': { type: 'string', default: '500' },
     bin: { type: 'string' },
-    'node-flags': { type: 'string', default: '' },
+    'node-flags': { type: 'string' },
+    probes: { type: 'string' },
     part: { type: 'string', default: 'all' },
     members: { type: 'string', default: '10,100,1000' },
     rounds: { type: 'string', default: '20' },
@@ -94,7 +96,18 @@ if (binKind !== 'dist' && binKind !== 'tsx') {
   process.stderr.write(`footprint: --bin must be dist or tsx (got ${binKind})\n`);
   process.exit(2);
 }
-const nodeFlags = (values['node-flags'] ?? '').split(/\s+/).filter((flag) => flag !== '');
+/**
+ * The node flags an installed agent runs with: those of bin/berkeley-agent's shebang line
+ * (`#!/usr/bin/env -S node FLAGS`), so the numbers are those of what users run. --node-flags
+ * replaces them (--node-flags= for none).
+ */
+function shimNodeFlags(): string {
+  const shebang = readFileSync(path.join(REPO_ROOT, 'bin', 'berkeley-agent'), 'utf8').split('\n', 1)[0] ?? '';
+  return /^#!\/usr\/bin\/env -S node\b(.*)$/.exec(shebang)?.[1] ?? '';
+}
+const nodeFlags = (values['node-flags'] ?? shimNodeFlags()).split(/\s+/).filter((flag) => flag !== '');
+/** --probes N for every agent (the agent's default otherwise). */
+const probeArgs = values.probes === undefined ? [] : ['--probes', String(Math.round(positive('probes', values.probes)))];
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 // ---------------------------------------------------------------------------------------------
@@ -221,6 +234,8 @@ interface AgentsResult {
   membersAll: { rssMbMax: number; rssMbMeanOfMeans: number; cpuPercentOfCoreMean: number; cpuPercentOfCoreMax: number };
   roundsInWindow: number | null;
   masterCpuMsPerRound: number | null;
+  /** POLLs the master sent per member and round in the window (early stop: PROBES_MIN_DEFAULT). */
+  probesPerMemberRound: number | null;
   sameMasterThroughout: boolean;
   targets: { rssMbMax: number; cpuPercentOfCore: number };
 }
@@ -247,7 +262,7 @@ async function runAgents(): Promise<AgentsResult> {
   ports.forEach(({ udpPort, httpPort }, index) => {
     const nodeId = `fp-${index + 1}`;
     const args = [...prefix, 'run', '--no-mdns', '--bind', '127.0.0.1', '--port', String(udpPort), '--http', `127.0.0.1:${httpPort}`,
-      '--clock', 'virtual', '--node-id', nodeId, '--poll-interval', String(pollIntervalS), '--log-level', 'warn', ...peers];
+      '--clock', 'virtual', '--node-id', nodeId, '--poll-interval', String(pollIntervalS), '--log-level', 'warn', ...probeArgs, ...peers];
     if (index === 0) exampleArgs = [command, ...args];
     const child = spawn(command, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(child);
@@ -293,7 +308,8 @@ async function runAgents(): Promise<AgentsResult> {
 
   const master = agents.find((agent) => agent.nodeId === masterId) as Agent;
   const members = agents.filter((agent) => agent !== master);
-  const roundsBefore = (await getStatus(master.httpPort))?.counters.roundsCompleted ?? null;
+  const before = await getStatus(master.httpPort);
+  const roundsBefore = before?.counters.roundsCompleted ?? null;
 
   // The window: /proc only.
   const pids = agents.map((agent) => agent.child.pid as number);
@@ -342,6 +358,7 @@ async function runAgents(): Promise<AgentsResult> {
   const masterFootprint = footprint(master, 'master');
   const memberFootprints = members.map((agent) => footprint(agent, 'member'));
   const roundsInWindow = roundsBefore !== null && roundsAfter !== null ? roundsAfter - roundsBefore : null;
+  const probesInWindow = before && after ? after.counters.probesSent - before.counters.probesSent : null;
   const masterCpuS = (cpuEnd[master.index] ?? 0) - (cpuStart[master.index] ?? 0);
   return {
     bin: binKind,
@@ -363,6 +380,7 @@ async function runAgents(): Promise<AgentsResult> {
     roundsInWindow,
     // Includes everything else the master does in the window (its own member duties, HTTP idle, GC).
     masterCpuMsPerRound: roundsInWindow ? (masterCpuS * 1000) / roundsInWindow : null,
+    probesPerMemberRound: roundsInWindow && probesInWindow !== null ? probesInWindow / (roundsInWindow * members.length) : null,
     sameMasterThroughout,
     targets: { rssMbMax: RSS_MB_TARGET, cpuPercentOfCore: CPU_PERCENT_TARGET },
   };
@@ -579,7 +597,7 @@ function printAgents(result: AgentsResult): string {
   return [
     `Agents: ${result.agents} on 127.0.0.1 (${result.peersPerAgent} peers each), poll ${result.pollIntervalS} s, --bin ${result.bin}${result.nodeFlags.length ? `, node ${result.nodeFlags.join(' ')}` : ''}; window ${fmt(result.durationS)} s after ${fmt(result.settledAfterS)} s`,
     table(rows),
-    `master: ${result.roundsInWindow ?? '-'} rounds in the window, ${fmt(result.masterCpuMsPerRound, 2)} ms CPU per round (whole process); same master throughout: ${result.sameMasterThroughout}`,
+    `master: ${result.roundsInWindow ?? '-'} rounds in the window, ${fmt(result.masterCpuMsPerRound, 2)} ms CPU per round (whole process), ${fmt(result.probesPerMemberRound, 1)} probes per member and round; same master throughout: ${result.sameMasterThroughout}`,
     `targets: RSS <= ${RSS_MB_TARGET} MB, CPU <= ${CPU_PERCENT_TARGET}% of a core`,
   ].join('\n');
 }
