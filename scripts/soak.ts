@@ -3,7 +3,7 @@
 // RSS growth per agent (first 2 minutes' mean against the last 2 minutes'; target under 10%), the
 // rounds the master completed against the rounds expected at the poll interval, and the largest
 // gap between two corrections at any member (in poll intervals; loss can be injected with --loss,
-// netem on every host's link). Writes bench-results/soak.json. Not part of `npm test`: a script.
+// a random drop on every host's sends). Writes bench-results/soak.json. Not part of `npm test`: a script.
 // Needs root (namespaces); agents run with --clock virtual and the lab is always cleaned up.
 //
 //   npx tsx scripts/soak.ts [--agents 8] [--minutes 30] [--poll-interval 1] [--loss 0] [--key-file F] [--out FILE]
@@ -62,7 +62,8 @@ async function main(): Promise<void> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    if (lossPercent > 0) for (const host of lab.hosts) await lab.exec(host, 'tc', ['qdisc', 'add', 'dev', host.iface, 'root', 'netem', 'loss', `${lossPercent}%`]);
+    // Random loss on every host's sends (a tc egress filter; it throws rather than run without loss).
+    if (lossPercent > 0) for (const host of lab.hosts) await lab.setEgressLoss(host, lossPercent / 100);
     const keyArgs = values['key-file'] ? ['--key-file', String(values['key-file'])] : [];
     const agents: AgentProcess[] = lab.hosts.map((host) =>
       startAgent(lab, host, `soak-${host.index}`, ['--interface', host.iface, '--poll-interval', String(pollS), '--virtual-offset', String((host.index % 5) * 0.3), '--log-level', 'warn', ...keyArgs]),
@@ -115,9 +116,9 @@ async function main(): Promise<void> {
     const expectedRounds = Math.floor((minutes * 60) / pollS) - Math.ceil(SAMPLE_MS / (pollS * 1000));
     const roundsCompleted = lastRounds - (firstRounds ?? 0);
     // A member misses a round's correction when every probe or the CORRECT itself is lost: with
-    // loss p on each host's link (both ends' netem), the CORRECT alone is lost with 1 - (1 - p)^2.
+    // loss p on each host's sends, the CORRECT alone (sent once, by the master) is lost with p.
     const missed = [...lastCorrections].map(([nodeId, last]) => ({ nodeId, missed: roundsCompleted - (last - (firstCorrections.get(nodeId) ?? last)) }));
-    const correctLossExpected = 1 - (1 - lossPercent / 100) ** 2;
+    const correctLossExpected = lossPercent / 100;
     const result = {
       startedAt: new Date(startMs).toISOString(),
       agents: agentCount,

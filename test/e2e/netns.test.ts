@@ -168,6 +168,32 @@ describe.skipIf(!availability.ok)('NetnsLab (network namespaces)', () => {
     }
   });
 
+  it('setEgressLoss drops about that fraction of a host\'s sends, and 0 removes it', async () => {
+    const burst = async (msg: string): Promise<number> => {
+      const rx = await startReceiver(h2, UNICAST_PORT + 7);
+      try {
+        // 1000 datagrams, 1 ms apart.
+        const script = `const s=require('node:dgram').createSocket('udp4');let n=0;const t=setInterval(()=>{s.send('${msg}',${UNICAST_PORT + 7},'${h2.address}');if(++n===1000){clearInterval(t);setTimeout(()=>process.exit(0),200)}},1)`;
+        const result = await lab.exec(h1, process.execPath, ['-e', script], { timeoutMs: 20_000 });
+        expect(result.code, result.stderr).toBe(0);
+        await sleep(300);
+        return received(rx.lines, msg).length;
+      } finally {
+        stop(rx.child);
+      }
+    };
+    // Clean first: it also resolves h2's MAC address (ARP requests are subject to the loss too).
+    // (At least 990: a receiver starved on a loaded machine may overflow its socket buffer.)
+    expect(await burst('clean')).toBeGreaterThanOrEqual(990);
+    await lab.setEgressLoss(h1, 0.3);
+    const lossy = await burst('lossy');
+    // Binomial(1000, 0.7): mean 700, sd 14.5; these bounds are 10 sd away.
+    expect(lossy).toBeGreaterThan(550);
+    expect(lossy).toBeLessThan(850);
+    await lab.setEgressLoss(h1, 0);
+    expect(await burst('clean-again')).toBeGreaterThanOrEqual(990);
+  });
+
   it('moveToBridge splits hosts into groups and back', async () => {
     const rx2 = await startReceiver(h2, MULTICAST_PORT, MULTICAST_GROUP);
     const rx3 = await startReceiver(h3, MULTICAST_PORT, MULTICAST_GROUP);

@@ -398,6 +398,31 @@ export class NetnsLab {
   }
 
   /**
+   * Drops each packet the host sends with probability `fraction` (0 removes the filter). netem is
+   * not in every kernel (not in this project's CI VM), so this is a tc egress filter instead: a
+   * classic BPF program that loads a random number (SKF_AD_RANDOM) and returns TC_ACT_SHOT below
+   * the threshold, else TC_ACT_OK. Throws when tc refuses it, so a run never passes without loss.
+   */
+  async setEgressLoss(host: LabHost, fraction: number): Promise<void> {
+    this.assertLive();
+    if (!(fraction >= 0 && fraction < 1)) throw new RangeError(`loss must be in [0, 1), got ${fraction}`);
+    await ip(['-n', host.ns, 'link', 'show', host.iface]);
+    const run = async (args: string[], allowFailure = false) => {
+      const result = await this.exec(host, 'tc', args);
+      if (result.code !== 0 && !allowFailure) throw new Error(`tc ${args.join(' ')} in ${host.ns} failed: ${result.stderr.trim()}`);
+    };
+    // Replacing: start from no filter (the qdisc may not exist yet).
+    await run(['qdisc', 'del', 'dev', host.iface, 'clsact'], true);
+    if (fraction === 0) return;
+    await run(['qdisc', 'add', 'dev', host.iface, 'clsact']);
+    const SKF_AD_RANDOM = 0xfffff000 + 56; // SKF_AD_OFF + SKF_AD_RANDOM, as an unsigned 32-bit offset
+    const threshold = Math.round(fraction * 2 ** 32);
+    // ld rand; jge #threshold -> pass, else drop (jt 1 skips the drop); ret SHOT (2); ret OK (0).
+    const program = `4,32 0 0 ${SKF_AD_RANDOM},53 1 0 ${threshold},6 0 0 2,6 0 0 0`;
+    await run(['filter', 'add', 'dev', host.iface, 'egress', 'bpf', 'da', 'bytecode', program]);
+  }
+
+  /**
    * Moves the host's eth0 port to bridge `bridge` (created on first use). Hosts on different
    * bridges share a subnet but no link: a partition into groups that keeps every link up.
    */
