@@ -28,6 +28,7 @@
 // A benchmark reports; it never fails on a number (the targets are printed beside the results).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { freePort } from '../../test/support/cli.ts';
+import { AGENT_NODE_FLAGS } from '../../test/e2e/agents.ts';
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -96,16 +97,9 @@ if (binKind !== 'dist' && binKind !== 'tsx') {
   process.stderr.write(`footprint: --bin must be dist or tsx (got ${binKind})\n`);
   process.exit(2);
 }
-/**
- * The node flags an installed agent runs with: those of bin/berkeley-agent's shebang line
- * (`#!/usr/bin/env -S node FLAGS`), so the numbers are those of what users run. --node-flags
- * replaces them (--node-flags= for none).
- */
-function shimNodeFlags(): string {
-  const shebang = readFileSync(path.join(REPO_ROOT, 'bin', 'berkeley-agent'), 'utf8').split('\n', 1)[0] ?? '';
-  return /^#!\/usr\/bin\/env -S node\b(.*)$/.exec(shebang)?.[1] ?? '';
-}
-const nodeFlags = (values['node-flags'] ?? shimNodeFlags()).split(/\s+/).filter((flag) => flag !== '');
+// By default the flags of bin/berkeley-agent's shebang (what an installed agent runs with);
+// --node-flags replaces them (--node-flags= for none).
+const nodeFlags = values['node-flags'] === undefined ? [...AGENT_NODE_FLAGS] : values['node-flags'].split(/\s+/).filter((flag) => flag !== '');
 /** --probes N for every agent (the agent's default otherwise). */
 const probeArgs = values.probes === undefined ? [] : ['--probes', String(Math.round(positive('probes', values.probes)))];
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -211,6 +205,11 @@ interface ProcessFootprint {
   role: 'master' | 'member';
   rssMbMax: number;
   rssMbMean: number;
+  /**
+   * RssAnon: the process's own memory (V8 heap, malloc, stacks). The rest of RSS is file-backed,
+   * mostly pages of the node binary itself (~40 MB once warm), shared by every node process.
+   */
+  rssAnonMbMean: number;
   /** VmHWM at the end: the largest RSS since the process started (start-up included). */
   rssMbPeakLifetime: number;
   cpuPercentOfCore: number;
@@ -317,11 +316,14 @@ async function runAgents(): Promise<AgentsResult> {
   for (const agent of agents) agent.gc.counting = true;
   const windowStartMs = performance.now();
   const rssKb: number[][] = pids.map(() => []);
+  const rssAnonKb: number[][] = pids.map(() => []);
   const windowEndMs = windowStartMs + durationS * 1000;
   while (performance.now() < windowEndMs) {
     pids.forEach((pid, index) => {
       const value = readProcStatusKb(pid, 'VmRSS');
       if (value !== null) rssKb[index]?.push(value);
+      const anon = readProcStatusKb(pid, 'RssAnon');
+      if (anon !== null) rssAnonKb[index]?.push(anon);
     });
     await sleep(Math.min(sampleMs, Math.max(0, windowEndMs - performance.now())));
   }
@@ -344,6 +346,7 @@ async function runAgents(): Promise<AgentsResult> {
       role,
       rssMbMax: Math.max(...samples) / 1024,
       rssMbMean: samples.reduce((sum, value) => sum + value, 0) / samples.length / 1024,
+      rssAnonMbMean: (rssAnonKb[agent.index] ?? []).reduce((sum, value) => sum + value, 0) / Math.max(1, rssAnonKb[agent.index]?.length ?? 0) / 1024,
       rssMbPeakLifetime: (readProcStatusKb(agent.child.pid as number, 'VmHWM') ?? 0) / 1024,
       cpuPercentOfCore: (cpuS / windowS) * 100,
       threads: readThreads(agent.child.pid as number),
@@ -586,14 +589,14 @@ function table(rows: string[][]): string {
 }
 
 function printAgents(result: AgentsResult): string {
-  const rows = [['process', 'RSS max MB', 'RSS mean MB', 'RSS peak since start MB', 'CPU % of a core', 'threads']];
+  const rows = [['process', 'RSS max MB', 'RSS mean MB', 'of it anonymous MB', 'RSS peak since start MB', 'CPU % of a core', 'threads']];
   for (const item of [result.master, result.member]) {
-    rows.push([`${item.role} ${item.nodeId}`, fmt(item.rssMbMax), fmt(item.rssMbMean), fmt(item.rssMbPeakLifetime), fmt(item.cpuPercentOfCore, 2), String(item.threads ?? '-')]);
+    rows.push([`${item.role} ${item.nodeId}`, fmt(item.rssMbMax), fmt(item.rssMbMean), fmt(item.rssAnonMbMean), fmt(item.rssMbPeakLifetime), fmt(item.cpuPercentOfCore, 2), String(item.threads ?? '-')]);
   }
   for (const item of [result.master, result.member]) {
-    if (item.gc) rows.push([`  gc ${item.role}`, `${item.gc.scavenges} scavenges`, `${item.gc.markCompacts} mark-compacts`, `pause max ${fmt(item.gc.pauseMsMax, 2)} ms`, `mean ${fmt(item.gc.pauseMsMean, 2)} ms`, '']);
+    if (item.gc) rows.push([`  gc ${item.role}`, `${item.gc.scavenges} scavenges`, `${item.gc.markCompacts} mark-compacts`, `pause max ${fmt(item.gc.pauseMsMax, 2)} ms`, `mean ${fmt(item.gc.pauseMsMean, 2)} ms`, '', '']);
   }
-  rows.push([`all ${result.agents - 1} members`, fmt(result.membersAll.rssMbMax), fmt(result.membersAll.rssMbMeanOfMeans), '', `${fmt(result.membersAll.cpuPercentOfCoreMean, 2)} (max ${fmt(result.membersAll.cpuPercentOfCoreMax, 2)})`, '']);
+  rows.push([`all ${result.agents - 1} members`, fmt(result.membersAll.rssMbMax), fmt(result.membersAll.rssMbMeanOfMeans), '', '', `${fmt(result.membersAll.cpuPercentOfCoreMean, 2)} (max ${fmt(result.membersAll.cpuPercentOfCoreMax, 2)})`, '']);
   return [
     `Agents: ${result.agents} on 127.0.0.1 (${result.peersPerAgent} peers each), poll ${result.pollIntervalS} s, --bin ${result.bin}${result.nodeFlags.length ? `, node ${result.nodeFlags.join(' ')}` : ''}; window ${fmt(result.durationS)} s after ${fmt(result.settledAfterS)} s`,
     table(rows),

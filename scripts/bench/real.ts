@@ -13,7 +13,8 @@
 // chronyd with -x.
 //
 //   npx tsx scripts/bench/real.ts [--agents 8] [--measure-s 60] [--failover-s 30] [--probes N]
-//                                 [--discovery-window S] [--no-chrony] [--out bench-results/real.json]
+//                                 [--discovery-window S] [--node-flags="..."] [--no-chrony] [--out bench-results/real.json]
+// Agents run with the node flags of bin/berkeley-agent's shebang unless --node-flags replaces them.
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release } from 'node:os';
@@ -21,7 +22,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { NetnsLab, netnsAvailable, sleep, LineCollector, type LabHost } from '../../test/e2e/netns.ts';
-import { AGENT_BIN, SPREAD_LIMIT_NS, percentile, type AgentProcess } from '../../test/e2e/agents.ts';
+import { AGENT_BIN, AGENT_NODE_FLAGS, SPREAD_LIMIT_NS, percentile, type AgentProcess } from '../../test/e2e/agents.ts';
 import { HTTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBES_PER_ROUND_MAX } from '../../src/core/limits.ts';
 import { ChronyPair, findChronyd, type ChronyOutcome } from './real-chrony.ts';
 
@@ -56,6 +57,8 @@ export interface RealBenchOptions {
   probes?: number;
   /** `--discovery-window S` for every agent; omitted: the agent's default. */
   discoveryWindowS?: number;
+  /** Flags for each agent's node; default: those of bin/berkeley-agent's shebang (AGENT_NODE_FLAGS). */
+  nodeFlags?: string[];
   /** Run chronyd beside the agents (default true; skipped with a reason when chronyd is absent). */
   chrony?: boolean;
   /** Progress lines (default: stderr). */
@@ -103,6 +106,7 @@ export interface RealBenchParameters {
   probesPassed: boolean;
   pollIntervalS: number;
   discoveryWindowS: number | null;
+  nodeFlags: string[];
   measureS: number;
   failoverS: number;
   sampleIntervalMs: number;
@@ -320,6 +324,7 @@ export async function runRealBench(options: RealBenchOptions = {}): Promise<Real
       // command line: --clock virtual exactly once (the agent rejects a repeated option, and the
       // kernel clock must never be touched).
       const args = [
+        ...parameters.nodeFlags,
         AGENT_BIN,
         '--node-id', parameters.nodeIds[i]!,
         '--log-format', 'json',
@@ -564,6 +569,7 @@ function makeParameters(options: RealBenchOptions): RealBenchParameters {
     probesPassed: options.probes !== undefined,
     pollIntervalS: POLL_INTERVAL_S,
     discoveryWindowS,
+    nodeFlags: options.nodeFlags ?? [...AGENT_NODE_FLAGS],
     measureS,
     failoverS,
     sampleIntervalMs: SAMPLE_INTERVAL_MS,
@@ -636,7 +642,7 @@ export function formatRealBench(result: RealBenchResult): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   const table = rows.map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  '));
   const lines = [
-    `real-process benchmark: ${p.agents} agents over mDNS in network namespaces, poll ${p.pollIntervalS} s, probes ${p.probes}${p.probesPassed ? '' : ' (default)'}, ` +
+    `real-process benchmark: ${p.agents} agents over mDNS in network namespaces, poll ${p.pollIntervalS} s, probes ${p.probes}${p.probesPassed ? '' : ' (default)'}, node ${p.nodeFlags.join(' ') || '(no flags)'}, ` +
       `clocks started ${OFFSET_SPAN_S} s / ${DRIFT_SPAN_PPM} ppm apart; ${p.measureS} s measured; ${m.nproc} CPUs, Node ${m.nodeVersion}, ` +
       `load ${m.loadAverage1m} at start, ${result.loadAverage1mAtEnd} at end`,
     ...table,
@@ -685,6 +691,7 @@ async function main(): Promise<void> {
       'failover-s': { type: 'string' },
       probes: { type: 'string' },
       'discovery-window': { type: 'string' },
+      'node-flags': { type: 'string' },
       'no-chrony': { type: 'boolean', default: false },
       out: { type: 'string', default: OUT_DEFAULT },
     },
@@ -703,6 +710,7 @@ async function main(): Promise<void> {
       failoverS: number('failover-s', values['failover-s']),
       probes: number('probes', values.probes),
       discoveryWindowS: number('discovery-window', values['discovery-window']),
+      nodeFlags: values['node-flags']?.split(/\s+/).filter((flag) => flag !== ''),
       chrony: !values['no-chrony'],
     };
     makeParameters(options);

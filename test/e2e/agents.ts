@@ -1,11 +1,20 @@
 // Helpers for end-to-end tests that run real agent processes in a NetnsLab: start agents, read
 // their status over the control server, wait for agreement, measure the clock spread.
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { sleep, type LabHost, type NetnsLab } from './netns.ts';
 import type { StatusReport } from '../../src/daemon/status.ts';
 
 export const AGENT_BIN = fileURLToPath(new URL('../../bin/berkeley-agent', import.meta.url));
+/**
+ * The node flags an installed agent runs with: those of bin/berkeley-agent's shebang line
+ * (`#!/usr/bin/env -S node FLAGS`). Spawning `node AGENT_BIN` skips the shebang, so tests and
+ * benchmarks pass these themselves and run agents as users do.
+ */
+export const AGENT_NODE_FLAGS: readonly string[] = (/^#!\/usr\/bin\/env -S node\b(.*)$/.exec(readFileSync(AGENT_BIN, 'utf8').split('\n', 1)[0] ?? '')?.[1] ?? '')
+  .split(/\s+/)
+  .filter((flag) => flag !== '');
 export const ARTIFACTS_DIR = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 export const SPREAD_LIMIT_NS = 1_000_000;
 
@@ -21,7 +30,7 @@ export function startAgent(lab: NetnsLab, host: LabHost, nodeId: string, args: s
   // Never the kernel clock (tests run as root): --clock virtual unless the test chose a clock
   // (an option given twice is an error).
   const clock = args.includes('--clock') ? [] : ['--clock', 'virtual'];
-  const child = lab.spawn(host, process.execPath, [AGENT_BIN, '--node-id', nodeId, '--log-format', 'json', ...clock, ...args]);
+  const child = lab.spawn(host, process.execPath, [...AGENT_NODE_FLAGS, AGENT_BIN, '--node-id', nodeId, '--log-format', 'json', ...clock, ...args]);
   return { host, nodeId, child, alive: true };
 }
 
