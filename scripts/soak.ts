@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { NetnsLab, netnsAvailable, sleep } from '../test/e2e/netns.ts';
-import { startAgent, statuses, waitForAgreement, type AgentProcess } from '../test/e2e/agents.ts';
+import { spreadNs, startAgent, statuses, waitForAgreement, type AgentProcess } from '../test/e2e/agents.ts';
 
 const { values } = parseArgs({
   options: {
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
         lastDiscarded = master.counters.samplesDiscarded;
         lastRounds = master.counters.roundsCompleted;
       }
-      if (reports.length === agents.length) worstSpreadNs = Math.max(worstSpreadNs, Math.max(...reports.map((r) => r.clock.hostOffsetNs)) - Math.min(...reports.map((r) => r.clock.hostOffsetNs)));
+      if (reports.length === agents.length) worstSpreadNs = Math.max(worstSpreadNs, spreadNs(reports));
       for (const report of reports) {
         if (report.role !== 'master') {
           if (!firstCorrections.has(report.nodeId)) firstCorrections.set(report.nodeId, report.counters.correctionsApplied);

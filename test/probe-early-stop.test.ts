@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { Simulation, type SimNodeSpec } from '../src/sim/simulation.ts';
 import { FULL_PROBE_ROUND_EVERY, PROBES_MIN_DEFAULT, PROBES_PER_ROUND_DEFAULT } from '../src/core/limits.ts';
-import type { NodeConfig } from '../src/core/node.ts';
+import { isNearMinimumDelay, type NodeConfig } from '../src/core/node.ts';
 
 const NODES = 6;
 
@@ -41,6 +41,16 @@ function measure(seed: number, jitterMeanMs: number, config: Partial<NodeConfig>
 }
 
 describe('probes stop early on a sample near the recent minimum delay', () => {
+  it('near the minimum means within max(5 us, 5%) of it, and never without a history', () => {
+    expect(isNearMinimumDelay(50_000, [])).toBe(false);
+    // Floor 40 us: the margin is 5 us (5% would be 2 us).
+    expect(isNearMinimumDelay(45_000, [60_000, 40_000, 80_000])).toBe(true);
+    expect(isNearMinimumDelay(45_001, [60_000, 40_000, 80_000])).toBe(false);
+    // Floor 1 ms: the margin is 5% (50 us).
+    expect(isNearMinimumDelay(1_050_000, [1_000_000])).toBe(true);
+    expect(isNearMinimumDelay(1_050_001, [1_000_000])).toBe(false);
+  });
+
   it('on a quiet network most rounds send few probes, and one round in FULL_PROBE_ROUND_EVERY sends them all', () => {
     const measured = measure(1, 0.005);
     console.log(`quiet network (5 us mean jitter): ${measured.probesPerMemberRound.toFixed(1)} probes per member and round, spread mean ${(measured.spreadMeanNs / 1e3).toFixed(1)} us`);

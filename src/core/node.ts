@@ -335,6 +335,16 @@ export function isPoorSample(delayNs: number, recentDelaysNs: readonly number[])
   return delayNs > Math.min(...recentDelaysNs) * POOR_DELAY_FACTOR + POOR_DELAY_MARGIN_NS;
 }
 
+/**
+ * Whether a delay is as good as more probes could make it: within max(PROBE_GOOD_DELAY_MARGIN_NS,
+ * PROBE_GOOD_DELAY_FACTOR x minimum) of the recent minimum (never without a history).
+ */
+export function isNearMinimumDelay(delayNs: number, recentDelaysNs: readonly number[]): boolean {
+  if (recentDelaysNs.length === 0) return false;
+  const floorNs = Math.min(...recentDelaysNs);
+  return delayNs <= floorNs + Math.max(PROBE_GOOD_DELAY_MARGIN_NS, PROBE_GOOD_DELAY_FACTOR * floorNs);
+}
+
 export class ProtocolNode {
   private readonly config: NodeConfig;
   private readonly selfKey: ElectionKey;
@@ -1335,16 +1345,13 @@ export class ProtocolNode {
 
   /**
    * Whether a member's round has a sample as good as more probes could give: enough probes sent
-   * and the best delay near the member's recent minimum (PROBES_MIN_DEFAULT explains the margin).
-   * Never in a full round, nor before the member has a delay history.
+   * and the best delay near the member's recent minimum (PROBES_MIN_DEFAULT). Never in a full round.
    */
   private probedEnough(round: RoundState, nodeId: NodeId): boolean {
     if (round.full || (round.probesSent.get(nodeId) ?? 0) < this.config.probesMin) return false;
     const best = round.samples.get(nodeId);
     const recent = this.peers.get(nodeId)?.recentDelaysNs;
-    if (best === undefined || recent === undefined || recent.length === 0) return false;
-    const floorNs = Math.min(...recent);
-    return best.delayNs <= floorNs + Math.max(PROBE_GOOD_DELAY_MARGIN_NS, PROBE_GOOD_DELAY_FACTOR * floorNs);
+    return best !== undefined && recent !== undefined && isNearMinimumDelay(best.delayNs, recent);
   }
 
   /** Ends a member's probing for this round; probes still unanswered are not waited for. */

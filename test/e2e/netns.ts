@@ -406,7 +406,6 @@ export class NetnsLab {
   async setEgressLoss(host: LabHost, fraction: number): Promise<void> {
     this.assertLive();
     if (!(fraction >= 0 && fraction < 1)) throw new RangeError(`loss must be in [0, 1), got ${fraction}`);
-    await ip(['-n', host.ns, 'link', 'show', host.iface]);
     const run = async (args: string[], allowFailure = false) => {
       const result = await this.exec(host, 'tc', args);
       if (result.code !== 0 && !allowFailure) throw new Error(`tc ${args.join(' ')} in ${host.ns} failed: ${result.stderr.trim()}`);

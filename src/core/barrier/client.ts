@@ -83,7 +83,9 @@ export interface BarrierParticipantStatus {
   name: string;
   count: number | null;
   errorCode: number;
+  /** The generation the current master acked it into, sent back with every join. */
   generation: number | null;
+  /** The master counts it; until then joins go out every retryMs, after that every refreshMs. */
   confirmed: boolean;
   present: number | null;
   initializerCount: number | null;
@@ -103,18 +105,7 @@ export interface BarrierClientCounters {
   framesDroppedOutboxFull: number;
 }
 
-interface Pending {
-  requestId: number;
-  name: string;
-  count: number | null;
-  errorCode: number;
-  /** The generation the current master acked it into, sent back with every join. */
-  generation: number | null;
-  /** The master counts it; until then joins go out every retryMs, after that every refreshMs. */
-  confirmed: boolean;
-  present: number | null;
-  initializerCount: number | null;
-  sinceMs: number;
+interface Pending extends BarrierParticipantStatus {
   nextSendMs: number;
 }
 
@@ -296,17 +287,7 @@ export class BarrierClient {
   }
 
   participants(): BarrierParticipantStatus[] {
-    return [...this.pending.values()].map((participant) => ({
-      requestId: participant.requestId,
-      name: participant.name,
-      count: participant.count,
-      errorCode: participant.errorCode,
-      generation: participant.generation,
-      confirmed: participant.confirmed,
-      present: participant.present,
-      initializerCount: participant.initializerCount,
-      sinceMs: participant.sinceMs,
-    }));
+    return [...this.pending.values()].map(({ nextSendMs: _nextSendMs, ...status }) => status);
   }
 
   private acked(body: BarrierAckBody, from: NodeId, nowMs: number): void {
