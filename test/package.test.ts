@@ -10,7 +10,7 @@
 // removed when the suite ends, pass or fail. Safety: the demo runs virtual clocks on 127.0.0.1
 // only, and BERKELEY_AGENT_CLOCK=virtual is set for every process as a second guard.
 import { execFile } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -221,6 +221,27 @@ describe('npm package', () => {
       const result = await run(binPath, ['--version'], tmpDir, 60_000);
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout.trim()).toBe(repoPackage.version);
+    });
+
+    it('the installed copy runs its bundle even when its sources look newer (npm stamps files at unpack time)', async () => {
+      // `npm install -g` gives every file the moment it was unpacked, so sources can be newer than
+      // dist/; file times must not send an installed copy to tsx. Make every source newer than the
+      // bundle and hide tsx: only the bundle can then print the version.
+      const future = new Date(Date.now() + 3_600_000);
+      for (const entry of readdirSync(path.join(installedDir, 'src'), { recursive: true, withFileTypes: true })) {
+        if (entry.isFile()) utimesSync(path.join(entry.parentPath, entry.name), future, future);
+      }
+      const tsxDir = [path.join(installedDir, 'node_modules', 'tsx'), path.join(prefixDir, 'lib', 'node_modules', 'tsx')].find((dir) => existsSync(dir));
+      expect(tsxDir, 'tsx is a runtime dependency and must be installed').toBeDefined();
+      const hidden = `${tsxDir}.hidden`;
+      renameSync(tsxDir as string, hidden);
+      try {
+        const result = await run(binPath, ['--version'], tmpDir, 60_000);
+        expect(result.code, result.stderr).toBe(0);
+        expect(result.stdout.trim()).toBe(repoPackage.version);
+      } finally {
+        renameSync(hidden, tsxDir as string);
+      }
     });
 
     it('the installed copy loads koffi (kernel clock binding) and msgpackr (frames)', async () => {

@@ -115,7 +115,9 @@ async function commandRun(raw: Record<string, unknown>): Promise<void> {
     throw error;
   }
   // systemd (Type=notify): the agent is listening now, so the service is ready.
-  const notReady = sdNotify(`READY=1\nSTATUS=listening on UDP ${daemon.listen.address}:${daemon.listen.port}, clock ${config.clock}\nMAINPID=${process.pid}`);
+  // The clock actually chosen (`--clock auto` may have fallen back to a virtual one), not the option.
+  const clockChosen = daemon.agent.status().clock.mode === 'system' ? 'kernel clock' : 'virtual clock';
+  const notReady = sdNotify(`READY=1\nSTATUS=listening on UDP ${daemon.listen.address}:${daemon.listen.port}, ${clockChosen}\nMAINPID=${process.pid}`);
   if (notReady !== null) logger.warn({ why: notReady }, 'could not tell systemd the agent is ready');
   let stopping = false;
   const stop = (signal: string) => {
