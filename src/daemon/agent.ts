@@ -206,6 +206,19 @@ export class Agent {
     this.log.info({ nodeId: this.options.node.nodeId }, 'agent stopped');
   }
 
+  /**
+   * What must happen however the process ends, even after an internal error (nothing here may
+   * depend on the event loop): the state saved, a slew in progress ended at the kernel's base
+   * frequency. The graceful stop() does the same among its other steps.
+   */
+  saveAndReleaseClock(): void {
+    try {
+      this.options.stateWriter?.save(this.node.persistentState(), this.frequencyToSave(true));
+    } finally {
+      this.options.clock.close();
+    }
+  }
+
   /** Stop without a word (for tests and the demo): like kill -9, peers notice only by silence. */
   async stopAbruptly(): Promise<void> {
     if (this.stopped) return;
