@@ -109,7 +109,6 @@ export async function loadState(stateDir: string, nodeId: string, now: Date = ne
     state: savedTerm === undefined ? (lastMasterTerm === undefined ? null : { term: lastMasterTerm, lastMasterTerm }) : { term: savedTerm, lastMasterTerm: lastMasterTerm ?? 0 },
     frequencies,
     warning: null,
-    keptCopy: null,
   };
   if (bootId !== undefined) loaded.bootId = bootId;
   if (dropped.length > 0) {
