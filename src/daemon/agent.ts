@@ -110,6 +110,7 @@ export class Agent {
   private readonly sendErrorLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly refusedLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly peerLimitLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
+  private readonly peerExpiredLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   /** The frequencies last written to the state directory, and when ours was. */
   private savedFrequencies: SavedFrequencies;
   private savedFrequencyAtMs = Number.NEGATIVE_INFINITY;
@@ -502,6 +503,12 @@ export class Agent {
         // A flood of new ids (an open cluster) must not flood the log: once per interval, with a count.
         if (this.peerLimitLog.allow(this.monoMs())) {
           this.log.warn({ peer: event.nodeId, peersMax: this.options.node.peersMax, suppressed: this.peerLimitLog.takeSuppressed() }, 'peer limit reached, peer ignored');
+        }
+        return;
+      case 'peer-expired':
+        // Forged HELLOs can make many of these: once per interval, with a count.
+        if (this.peerExpiredLog.allow(this.monoMs())) {
+          this.log.info({ peer: event.nodeId, why: event.why, suppressed: this.peerExpiredLog.takeSuppressed() }, 'peer forgotten: it never answered');
         }
         return;
       case 'election-start':
