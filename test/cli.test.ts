@@ -778,7 +778,7 @@ describe('berkeley-agent config', () => {
 
 describe('berkeley-agent install-service', () => {
   it('--dry-run prints the unit for this binary and the environment file, writing nothing', async () => {
-    const result = await runCli(['install-service', '--dry-run', '--interface', 'eth0', '--unit-dir', '/nonexistent-unit-dir', '--environment-file', '/nonexistent-dir/berkeley-agent']);
+    const result = await runCli(['install-service', '--dry-run', '--skip-interface-check', '--interface', 'eth0', '--unit-dir', '/nonexistent-unit-dir', '--environment-file', '/nonexistent-dir/berkeley-agent']);
     expect(result.code, describeResult(result)).toBe(0);
     expect(result.stdout).toMatch(/^# \/nonexistent-unit-dir\/berkeley-agent\.service$/m);
     expect(result.stdout).toContain(`ExecStart=${BIN} run --log-format json`);
@@ -791,12 +791,13 @@ describe('berkeley-agent install-service', () => {
     try {
       const unitDir = path.join(directory, 'units');
       const envFile = path.join(directory, 'default', 'berkeley-agent');
-      const first = await runCli(['install-service', '--interface', 'eth0', '--unit-dir', unitDir, '--environment-file', envFile]);
+      // The interface must exist here (install-service checks): loopback always does.
+      const first = await runCli(['install-service', '--interface', 'lo', '--unit-dir', unitDir, '--environment-file', envFile]);
       expect(first.code, describeResult(first)).toBe(0);
       expect(first.stdout).toMatch(/systemctl daemon-reload && sudo systemctl enable --now berkeley-agent/);
       const unit = readFileSync(path.join(unitDir, 'berkeley-agent.service'), 'utf8');
       expect(unit).toContain(`ExecStart=${BIN} run --log-format json`);
-      expect(readFileSync(envFile, 'utf8')).toMatch(/^BERKELEY_AGENT_INTERFACE=eth0$/m);
+      expect(readFileSync(envFile, 'utf8')).toMatch(/^BERKELEY_AGENT_INTERFACE=lo$/m);
       const verify = spawnSync('systemd-analyze', ['verify', path.join(unitDir, 'berkeley-agent.service')], { encoding: 'utf8' });
       if (verify.error === undefined) {
         expect(verify.status, verify.stderr).toBe(0);
@@ -804,9 +805,9 @@ describe('berkeley-agent install-service', () => {
       }
       // The operator's own settings survive a second run; only the interface changes.
       writeFileSync(envFile, 'BERKELEY_AGENT_PRIORITY=200\nBERKELEY_AGENT_INTERFACE=eth0\n');
-      const second = await runCli(['install-service', '--interface', 'eth1', '--unit-dir', unitDir, '--environment-file', envFile]);
+      const second = await runCli(['install-service', '--interface', 'lo', '--unit-dir', unitDir, '--environment-file', envFile]);
       expect(second.code, describeResult(second)).toBe(0);
-      expect(readFileSync(envFile, 'utf8')).toBe('BERKELEY_AGENT_PRIORITY=200\nBERKELEY_AGENT_INTERFACE=eth1\n');
+      expect(readFileSync(envFile, 'utf8')).toBe('BERKELEY_AGENT_PRIORITY=200\nBERKELEY_AGENT_INTERFACE=lo\n');
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }

@@ -2,7 +2,8 @@
 // over a fake adjtimex (never the real one) and a virtual-clock peer on loopback. The corrections
 // of real Berkeley rounds must reach the kernel as the driver's writes: an initial step, the
 // frequency, STA_UNSYNC cleared with error estimates once synchronized; and nothing after stop.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -11,6 +12,7 @@ import { buildRunConfig } from '../src/daemon/config.ts';
 import { startDaemon, type RunningDaemon } from '../src/daemon/daemon.ts';
 import { ADJ_ESTERROR, ADJ_FREQUENCY, ADJ_MAXERROR, ADJ_NANO, ADJ_SETOFFSET, ADJ_STATUS, STA_UNSYNC } from '../src/clock/timex.ts';
 import { FakeKernel } from './support/fake-kernel.ts';
+import { installLifecycle } from '../src/daemon/lifecycle.ts';
 import { sleep } from './e2e/netns.ts';
 
 // Safety net: even a path that reached the real binding would get one that refuses every write.
@@ -95,5 +97,58 @@ describe('an agent on the kernel clock (fake adjtimex)', () => {
     const after = kernel.writes().length;
     await sleep(600);
     expect(kernel.writes().length).toBe(after);
+  }, 40_000);
+});
+
+describe('an internal error on the kernel clock', () => {
+  it('ends the slew (the kernel back at its base frequency), saves the state, sends LEAVE and exits 1', async () => {
+    const kernel = new FakeKernel({ freq: 7 * 65_536 });
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'berkeley-crash-state-'));
+    const logger = pino({ level: 'silent' });
+    try {
+      const system = await startDaemon(config('crash', 200, 'system', { 'state-dir': stateDir }), logger, undefined, {
+        syscall: kernel,
+        loadSyscall: () => ({ error: 'tests never load the real adjtimex' }),
+        capCheck: () => true,
+        procDir: emptyProc,
+        platform: 'linux',
+      });
+      daemons.push(system);
+      const peer = await startDaemon(config('crash-peer', 100, 'virtual'), logger);
+      daemons.push(peer);
+      system.agent.addPeer(peer.listen);
+      peer.agent.addPeer(system.listen);
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && !(system.agent.status().role === 'master' && system.agent.status().peers.some((p) => p.nodeId === 'crash-peer' && p.lastHeardAgoMs !== null))) await sleep(100);
+      expect(system.agent.status().role).toBe('master');
+      while (Date.now() < deadline && peer.agent.status().masterId !== 'crash') await sleep(50);
+      expect(peer.agent.status().masterId).toBe('crash');
+
+      // A slew in progress, as a correction leaves one: the kernel runs 400 ppm off its base.
+      const baseFreq = kernel.timex.freq;
+      const driver = (system.agent as unknown as { options: { clock: { slew(phaseNs: number, ratePpm: number): void } } }).options.clock;
+      driver.slew(50_000_000, 400);
+      expect(Math.round((kernel.timex.freq - baseFreq) / 65_536)).toBe(400);
+
+      const fakeProcess = new EventEmitter() as EventEmitter & { exit: (code: number) => void };
+      const exited = new Promise<number>((resolve) => (fakeProcess.exit = resolve));
+      installLifecycle({ daemon: system, logger, process: fakeProcess as never });
+      fakeProcess.emit('uncaughtException', new Error('injected failure'), 'uncaughtException');
+      // Synchronously, before anything else may run: the slew ended, the state on disk.
+      expect(kernel.timex.freq).toBe(baseFreq);
+      const saved = JSON.parse(readFileSync(path.join(stateDir, 'state.json'), 'utf8')) as { nodeId: string; term: number };
+      expect(saved).toMatchObject({ nodeId: 'crash', term: system.agent.status().term });
+      expect(await exited).toBe(1);
+      daemons.splice(daemons.indexOf(system), 1);
+      // The peer heard the LEAVE: it is electing (or master) at once, without waiting for the master timeout.
+      const leftDeadline = Date.now() + 3000;
+      while (Date.now() < leftDeadline && peer.agent.status().masterId === 'crash') await sleep(50);
+      expect(peer.agent.status().masterId).not.toBe('crash');
+      const writesAfter = kernel.writes().length;
+      await sleep(300);
+      expect(kernel.writes().length, 'nothing touches the kernel after the crash stop').toBe(writesAfter);
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   }, 40_000);
 });

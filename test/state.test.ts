@@ -1,10 +1,13 @@
 // --state-dir: the term survives a restart, so a restarted node never goes back to an older term;
 // the learned frequency survives too (the drift file).
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadState, StateWriter } from '../src/daemon/state.ts';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadState, LOCK_FILE, openStateDir, StateDirError, StateWriter } from '../src/daemon/state.ts';
+import { describeResult, LOOPBACK_ONLY, runCli, spawnCli, stopAllChildren, stopChild, waitFor } from './support/cli.ts';
 import { ProtocolNode } from '../src/core/node.ts';
 import { nodeConfig } from '../src/core/defaults.ts';
 import { claimTerm } from '../src/core/election/terms.ts';
@@ -15,6 +18,9 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
+});
+afterAll(async () => {
+  await stopAllChildren();
 });
 
 describe('state directory', () => {
@@ -42,10 +48,43 @@ describe('state directory', () => {
     expect(await loadState(dir, 'a')).toEqual({ state: { term: 3, lastMasterTerm: 0 }, frequencies: { system: -12.345, virtual: 3 }, warning: null });
   });
 
-  it('a bad frequency entry is dropped without losing the term', async () => {
+  it('a bad frequency entry is dropped without losing the term, and the original is kept', async () => {
     for (const frequencyPpm of [{ system: 1e9 }, { virtual: 'fast' }, 'fast', 12]) {
       await writeFile(path.join(dir, 'state.json'), JSON.stringify({ nodeId: 'a', term: 7, frequencyPpm }));
-      expect(await loadState(dir, 'a')).toEqual({ state: { term: 7, lastMasterTerm: 0 }, frequencies: {}, warning: null });
+      const loaded = await loadState(dir, 'a', new Date(Date.UTC(2030, 0, 1, 0, 0, 0, Object.keys(await readdir(dir)).length)));
+      expect(loaded).toMatchObject({ state: { term: 7, lastMasterTerm: 0 }, frequencies: {}, warning: expect.stringMatching(/ignored invalid frequencyPpm/) });
+      expect(JSON.parse(await readFile(loaded.keptCopy!, 'utf8'))).toEqual({ nodeId: 'a', term: 7, frequencyPpm });
+    }
+  });
+
+  it('a term beyond what frames carry (above 2^52) is dropped; the frequency and the rest are kept', async () => {
+    const original = JSON.stringify({ nodeId: 'a', term: 2 ** 52 + 2, lastMasterTerm: 5, bootId: 1234, frequencyPpm: { system: -12.5, virtual: 3 } });
+    await writeFile(path.join(dir, 'state.json'), original);
+    const loaded = await loadState(dir, 'a');
+    expect(loaded.warning).toMatch(/ignored invalid term 4503599627370498/);
+    // Without its term the node still never claims the term it was master in.
+    expect(loaded.state).toEqual({ term: 5, lastMasterTerm: 5 });
+    expect(loaded.frequencies).toEqual({ system: -12.5, virtual: 3 });
+    expect(loaded.bootId).toBe(1234);
+    expect(path.basename(loaded.keptCopy!)).toMatch(/^state\.json\.bad-\d{4}-\d\d-\d\dT/);
+    expect(await readFile(loaded.keptCopy!, 'utf8')).toBe(original);
+  });
+
+  it('each field is judged on its own: a bad lastMasterTerm, bootId or negative term', async () => {
+    const cases: [object, RegExp, Partial<Awaited<ReturnType<typeof loadState>>>][] = [
+      [{ nodeId: 'a', term: 9, lastMasterTerm: 10 }, /lastMasterTerm 10 \(above term 9\)/, { state: { term: 9, lastMasterTerm: 0 } }],
+      [{ nodeId: 'a', term: 9, lastMasterTerm: 'x' }, /lastMasterTerm "x"/, { state: { term: 9, lastMasterTerm: 0 } }],
+      [{ nodeId: 'a', term: 9, bootId: -3, frequencyPpm: { virtual: 1 } }, /bootId -3/, { state: { term: 9, lastMasterTerm: 0 }, frequencies: { virtual: 1 } }],
+      [{ nodeId: 'a', term: -1, frequencyPpm: { system: 2 } }, /term -1/, { state: null, frequencies: { system: 2 } }],
+      [{ nodeId: 'a', term: 1.5 }, /term 1.5/, { state: null }],
+      [{ nodeId: 'a', frequencyPpm: { system: 2 } }, /term \(missing\)/, { state: null, frequencies: { system: 2 } }],
+    ];
+    for (const [content, warning, expected] of cases) {
+      await writeFile(path.join(dir, 'state.json'), JSON.stringify(content));
+      const loaded = await loadState(dir, 'a');
+      expect(loaded, JSON.stringify(content)).toMatchObject(expected);
+      expect(loaded.warning, JSON.stringify(content)).toMatch(warning);
+      expect(loaded.keptCopy).toBeTruthy();
     }
   });
 
@@ -63,14 +102,21 @@ describe('state directory', () => {
     expect((await loadState(nested, 'a')).state).toEqual({ term: 2, lastMasterTerm: 0 });
   });
 
-  it('ignores, with a warning, a malformed file, a wrong shape, or another node id', async () => {
+  it('ignores, with a warning, a malformed file, a wrong shape, or another node id, and keeps a copy of each', async () => {
     const file = path.join(dir, 'state.json');
-    await writeFile(file, '{not json');
-    expect(await loadState(dir, 'a')).toMatchObject({ state: null, warning: expect.stringMatching(/not JSON/) });
-    await writeFile(file, JSON.stringify({ nodeId: 'a', term: -1 }));
-    expect(await loadState(dir, 'a')).toMatchObject({ state: null, warning: expect.stringMatching(/unexpected shape/) });
-    await writeFile(file, JSON.stringify({ nodeId: 'b', term: 5 }));
-    expect(await loadState(dir, 'a')).toMatchObject({ state: null, warning: expect.stringMatching(/belongs to node b/) });
+    for (const [content, warning] of [
+      ['{not json', /is not JSON/],
+      ['[1,2]', /unexpected shape/],
+      [JSON.stringify({ term: 5 }), /no nodeId/],
+      [JSON.stringify({ nodeId: 'b', term: 5 }), /belongs to node b/],
+    ] as const) {
+      await writeFile(file, content);
+      const loaded = await loadState(dir, 'a');
+      expect(loaded).toMatchObject({ state: null, frequencies: {}, warning: expect.stringMatching(warning) });
+      expect(loaded.warning).toContain(loaded.keptCopy!);
+      expect(await readFile(loaded.keptCopy!, 'utf8')).toBe(content);
+      await rm(loaded.keptCopy!);
+    }
   });
 
   it('reports a write error instead of throwing', async () => {
@@ -101,4 +147,102 @@ describe('a restarted master never claims its old term again', () => {
     expect(status.term).toBeGreaterThan(oldTerm);
     expect(node.persistentState()).toEqual({ term: status.term, lastMasterTerm: status.term });
   });
+});
+
+describe('opening the state directory', () => {
+  it('refuses a file in the way, a path through a file, and pseudo file systems (before any mkdir: /proc used to hang it)', async () => {
+    const file = path.join(dir, 'file');
+    await writeFile(file, 'x');
+    for (const [stateDir, why] of [
+      [file, /a file is in the way|not a directory/],
+      [path.join(file, 'sub'), /a file is in the way/],
+      ['/proc/x/y', /under \/proc/],
+      ['/sys/kernel/berkeley', /under \/sys/],
+      ['/dev/berkeley', /under \/dev/],
+    ] as const) {
+      let error: unknown = null;
+      try {
+        openStateDir(stateDir, 'a').release();
+      } catch (thrown) {
+        error = thrown;
+      }
+      expect(error, stateDir).toBeInstanceOf(StateDirError);
+      expect((error as StateDirError).code).toBe('ESTATEDIR');
+      expect((error as StateDirError).message).toMatch(why);
+      expect((error as StateDirError).message).not.toContain('\n');
+    }
+  });
+
+  it('locks the directory: a second opener is refused with the holder named; release frees it', () => {
+    const first = openStateDir(dir, 'a');
+    const holder = JSON.parse(readFileSync(path.join(dir, LOCK_FILE), 'utf8')) as { pid: number; nodeId: string };
+    expect(holder).toMatchObject({ pid: process.pid, nodeId: 'a' });
+    expect(() => openStateDir(dir, 'b')).toThrow(new RegExp(`in use by another agent \\(pid ${process.pid}, node a, since `));
+    first.release();
+    expect(existsSync(path.join(dir, LOCK_FILE))).toBe(false);
+    openStateDir(dir, 'b').release();
+  });
+
+  it('takes over a stale lock: its pid is gone, or is a process that is not an agent; garbage too', async () => {
+    const exited = spawnSync(process.execPath, ['-e', '0']);
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      for (const content of [JSON.stringify({ pid: exited.pid, nodeId: 'old' }), JSON.stringify({ pid: sleeper.pid, nodeId: 'old' }), 'garbage']) {
+        await writeFile(path.join(dir, LOCK_FILE), content);
+        const lock = openStateDir(dir, 'a');
+        expect(JSON.parse(readFileSync(lock.file, 'utf8'))).toMatchObject({ pid: process.pid, nodeId: 'a' });
+        lock.release();
+      }
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+  });
+});
+
+describe('run with a bad state directory (real processes)', () => {
+  const common = ['run', '--clock', 'virtual', '--port', '0', ...LOOPBACK_ONLY, '--http', 'none', '--poll-interval', '0.2'];
+
+  it('a file, a path under /proc (which used to hang at 100% CPU) or /sys: one line, exit 2', async () => {
+    const file = path.join(dir, 'file');
+    await writeFile(file, 'x');
+    for (const stateDir of [file, '/proc/x/y', '/sys/x']) {
+      const result = await runCli([...common, '--state-dir', stateDir], { timeoutMs: 20_000 });
+      expect(result.timedOut, describeResult(result)).toBe(false);
+      expect(result.code, describeResult(result)).toBe(2);
+      expect(result.stderr.trim().split('\n'), describeResult(result)).toHaveLength(1);
+      expect(result.stderr).toMatch(/^berkeley-agent: --state-dir /);
+    }
+    expect(await readFile(file, 'utf8')).toBe('x');
+  }, 60_000);
+
+  it('an unwritable directory (a read-only bind mount): one line, exit 2', async (context) => {
+    const unshare = spawnSync('unshare', ['-m', 'true']);
+    if (process.getuid?.() !== 0 || unshare.status !== 0) {
+      context.skip(`needs root and mount namespaces (unshare -m) to make a read-only directory root cannot write: ${unshare.stderr?.toString().trim() || 'not root'}`);
+    }
+    const readOnly = path.join(dir, 'ro');
+    await mkdir(readOnly);
+    const script = `mount --bind ${readOnly} ${readOnly} && mount -o remount,bind,ro ${readOnly} && exec "$@"`;
+    const result = await runCli([...common, '--state-dir', readOnly], { prefix: ['unshare', '-m', 'sh', '-c', script, 'sh'], timeoutMs: 20_000 });
+    expect(result.code, describeResult(result)).toBe(2);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toMatch(/--state-dir .*: not writable \(EROFS\)/);
+  }, 30_000);
+
+  it('a second agent on the same state directory is refused naming the first; the first keeps its state', async () => {
+    const first = spawnCli([...common, '--node-id', 'lock-a', '--state-dir', dir]);
+    try {
+      await waitFor('the first agent to start', 20_000, async () => (existsSync(path.join(dir, 'state.json')) ? true : undefined));
+      const before = await readFile(path.join(dir, 'state.json'), 'utf8');
+      const second = await runCli([...common, '--node-id', 'lock-b', '--state-dir', dir], { timeoutMs: 20_000 });
+      expect(second.code, describeResult(second)).toBe(1);
+      expect(second.stderr.trim().split('\n')).toHaveLength(1);
+      expect(second.stderr).toContain(`in use by another agent (pid ${first.pid}, node lock-a`);
+      expect(JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8'))).toMatchObject({ nodeId: 'lock-a' });
+      expect(JSON.parse(before)).toMatchObject({ nodeId: 'lock-a' });
+    } finally {
+      await stopChild(first);
+    }
+    expect(existsSync(path.join(dir, LOCK_FILE))).toBe(false);
+  }, 40_000);
 });

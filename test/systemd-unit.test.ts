@@ -32,6 +32,20 @@ describe('systemd/berkeley-agent.service', () => {
     }
   });
 
+  it.runIf(analyze)('systemd-analyze security rates its exposure at most 2.5 (the README gives the figure)', () => {
+    const directory = mkdtempSync(path.join(tmpdir(), 'berkeley-unit-'));
+    try {
+      const unit = path.join(directory, 'berkeley-agent.service');
+      writeFileSync(unit, text.replace('ExecStart=/usr/local/bin/berkeley-agent', `ExecStart=${BIN}`));
+      const result = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', unit], { encoding: 'utf8' });
+      const exposure = /Overall exposure level for berkeley-agent\.service: ([\d.]+)/.exec(result.stdout);
+      expect(exposure, result.stdout + result.stderr).not.toBeNull();
+      expect(Number(exposure![1])).toBeLessThanOrEqual(2.5);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
+  });
+
   it('asks for what the agent needs and no more', () => {
     const settings = new Map<string, string>();
     for (const line of text.split('\n')) {
@@ -43,8 +57,18 @@ describe('systemd/berkeley-agent.service', () => {
     expect(settings.get('Restart')).toBe('on-failure');
     expect(settings.get('EnvironmentFile')).toBe('-/etc/default/berkeley-agent');
     expect(settings.get('StateDirectory')).toBe('berkeley-agent');
-    expect(settings.get('CapabilityBoundingSet')).toBe('CAP_SYS_TIME');
-    expect(settings.get('AmbientCapabilities')).toBe('CAP_SYS_TIME');
+    // CAP_SYS_TIME disciplines the clock; CAP_NET_BIND_SERVICE binds UDP 123 for the NTP server.
+    expect(settings.get('CapabilityBoundingSet')).toBe('CAP_SYS_TIME CAP_NET_BIND_SERVICE');
+    expect(settings.get('AmbientCapabilities')).toBe('CAP_SYS_TIME CAP_NET_BIND_SERVICE');
+    // Like chrony's unit: units ordered After=time-sync.target wait for us.
+    expect(text).toMatch(/^Wants=time-sync\.target$/m);
+    expect(text).toMatch(/^Before=time-sync\.target$/m);
+    // A bad configuration exits 2: not restarted forever.
+    expect(settings.get('RestartPreventExitStatus')).toBe('2');
+    // Hardening that leaves the agent what it needs (adjtimex through @clock, sockets, notify).
+    expect(settings.get('SystemCallFilter')).toBe('@system-service @clock');
+    expect(settings.get('UMask')).toBe('0077');
+    for (const key of ['ProtectKernelLogs', 'ProtectHostname', 'RestrictRealtime', 'RestrictSUIDSGID', 'PrivateMounts']) expect(settings.get(key), key).toBe('yes');
     expect(settings.get('NoNewPrivileges')).toBe('yes');
     expect(settings.get('ProtectSystem')).toBe('strict');
     expect(settings.get('PrivateTmp')).toBe('yes');

@@ -15,6 +15,7 @@ import { queryAgent, QueryError } from './query.ts';
 import { formatDemoSummary, runDemo } from './demo.ts';
 import { PACKAGE_VERSION } from '../daemon/version.ts';
 import { sdNotify } from '../daemon/notify.ts';
+import { installLifecycle } from '../daemon/lifecycle.ts';
 import { CONFIG_FILE_DEFAULT, loadedConfigFile, readConfigFile, sourceOf } from './config-file.ts';
 import { ENV_FILE_DEFAULT, install, InstallError, UNIT_DIR_DEFAULT } from './install-service.ts';
 import path from 'node:path';
@@ -111,7 +112,10 @@ async function commandRun(raw: Record<string, unknown>): Promise<void> {
   try {
     daemon = await startDaemon(config, logger);
   } catch (error) {
-    if (error instanceof StartupError) runtimeError(error.message);
+    if (error instanceof StartupError) {
+      process.stderr.write(`berkeley-agent: ${error.message}\n`);
+      process.exit(error.exitCode);
+    }
     throw error;
   }
   // systemd (Type=notify): the agent is listening now, so the service is ready.
@@ -119,18 +123,9 @@ async function commandRun(raw: Record<string, unknown>): Promise<void> {
   const clockChosen = daemon.agent.status().clock.mode === 'system' ? 'kernel clock' : 'virtual clock';
   const notReady = sdNotify(`READY=1\nSTATUS=listening on UDP ${daemon.listen.address}:${daemon.listen.port}, ${clockChosen}\nMAINPID=${process.pid}`);
   if (notReady !== null) logger.warn({ why: notReady }, 'could not tell systemd the agent is ready');
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    sdNotify('STOPPING=1');
-    logger.info({ signal }, 'stopping');
-    // A stuck shutdown must not keep the service from stopping.
-    setTimeout(() => process.exit(EXIT_RUNTIME), 5000).unref();
-    void daemon.stop().then(() => process.exit(0));
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  // Every signal that would kill the agent stops it gracefully; a crash still saves the state and
+  // ends a kernel slew (see lifecycle.ts).
+  installLifecycle({ daemon, logger, onStopping: () => sdNotify('STOPPING=1') });
 }
 
 /** `config`: every run option with its value and source (command line > environment > file > default). */
@@ -199,12 +194,21 @@ export async function main(argv: string[]): Promise<void> {
           .option('interface', { type: 'string', requiresArg: true, describe: 'Set BERKELEY_AGENT_INTERFACE in the environment file' })
           .option('dry-run', { type: 'boolean', describe: 'Print the files instead of writing them', default: false })
           .option('unit-dir', { type: 'string', requiresArg: true, describe: 'Where to write berkeley-agent.service', default: UNIT_DIR_DEFAULT })
-          .option('environment-file', { type: 'string', requiresArg: true, describe: 'The environment file the unit reads', default: ENV_FILE_DEFAULT }),
+          .option('environment-file', { type: 'string', requiresArg: true, describe: 'The environment file the unit reads', default: ENV_FILE_DEFAULT })
+          .option('skip-interface-check', { type: 'boolean', describe: 'With --dry-run: accept an --interface this machine does not have (a unit for another machine)', default: false }),
       async (args) => {
         const binPath = path.resolve(process.argv[1] ?? 'berkeley-agent');
+        if (args['skip-interface-check'] && !args['dry-run']) usageError('--skip-interface-check: only with --dry-run (a unit written here must name an interface this machine has)');
         try {
           process.stdout.write(
-            install({ binPath, interfaceName: (args.interface as string | undefined) ?? null, unitDir: String(args['unit-dir']), envFile: String(args['environment-file']), dryRun: Boolean(args['dry-run']) }),
+            install({
+              binPath,
+              interfaceName: (args.interface as string | undefined) ?? null,
+              unitDir: String(args['unit-dir']),
+              envFile: String(args['environment-file']),
+              dryRun: Boolean(args['dry-run']),
+              checkInterface: !args['skip-interface-check'],
+            }),
           );
         } catch (error) {
           if (error instanceof InstallError) runtimeError(error.message);

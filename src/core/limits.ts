@@ -138,6 +138,25 @@ export const BULLY_COORDINATOR_TIMEOUT_MS_DEFAULT = 1500;
 export const ELECTION_BACKOFF_MS_MAX = 8000;
 /** A member that missed rounds (marked suspect) is polled only every this many rounds. */
 export const DEAD_PEER_POLL_EVERY_ROUNDS = 8;
+/**
+ * Silent peers (suspect ones) are greeted by the master every round at first, so that a healed
+ * partition is found within a poll interval; after this many greetings without an answer the
+ * greetings back off exponentially (from the poll interval, doubling) up to
+ * SILENT_PEER_GREET_INTERVAL_MS_MAX, and the peer is no longer polled. An answer resets it.
+ */
+export const SILENT_PEER_FULL_RATE_GREETINGS = 30;
+export const SILENT_PEER_GREET_INTERVAL_MS_MAX = 60_000;
+/** Greetings (and polls) to silent peers per round, all of them together: a bounded total rate. */
+export const SILENT_PEER_GREETINGS_PER_ROUND_MAX = 64;
+/**
+ * A peer that never answered (no frame addressed to this node's current run: it may be a forged
+ * HELLO with a spoofed source, or an mDNS record of a dead agent) is forgotten after this long.
+ * When the peer table is full, the oldest such peer makes room for a newcomer; peers that have
+ * answered are never pushed out by silent ones.
+ */
+export const UNANSWERED_PEER_TTL_MS = 300_000;
+/** How often, at most, the peer table is swept for peers to forget (on tick and on admission). */
+export const PEER_SWEEP_INTERVAL_MS = 1000;
 
 /**
  * Initial synchronization: the first corrections are stepped whatever their size, because the

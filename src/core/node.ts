@@ -4,6 +4,11 @@
 import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, VIEW_FLAGS, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame, type ViewEntryTuple } from './frames.ts';
 import {
   DEAD_PEER_POLL_EVERY_ROUNDS,
+  PEER_SWEEP_INTERVAL_MS,
+  SILENT_PEER_FULL_RATE_GREETINGS,
+  SILENT_PEER_GREET_INTERVAL_MS_MAX,
+  SILENT_PEER_GREETINGS_PER_ROUND_MAX,
+  UNANSWERED_PEER_TTL_MS,
   DELAY_HISTORY_ROUNDS,
   FULL_PROBE_ROUND_EVERY,
   POOR_DELAY_FACTOR,
@@ -114,6 +119,20 @@ export interface PeerState {
   replay: { direct: ReplayRecord | null; anyone: ReplayRecord | null };
   /** The newest boot id seen in its frames (0: none yet); our frames to it carry it as toBoot. */
   bootSeen: number;
+  /**
+   * It sent a frame addressed to this node's current run (our id and boot id), so it receives what
+   * we send: a real agent. A forged frame with a spoofed source cannot do that without seeing our
+   * frames. Peers that never answered age out and make room for newcomers (see limits.ts).
+   */
+  answered: boolean;
+  /** When it entered the peer table. */
+  admittedMs: number;
+  /** Greetings (or polls) sent to it while silent, since it last answered; drives the back-off. */
+  silentGreetings: number;
+  /** Not greeted again before this (0: at the next round). */
+  nextGreetMs: number;
+  /** When it was last greeted while silent (-Infinity: never), to share the per-round budget fairly. */
+  lastGreetMs: number;
 }
 
 export interface ReplayRecord {
@@ -181,6 +200,8 @@ export type NodeEvent =
   | { kind: 'peer-suspect'; nodeId: NodeId; why: string }
   | { kind: 'peer-alive'; nodeId: NodeId }
   | { kind: 'peer-limit'; nodeId: NodeId }
+  /** Forgotten: it never answered (too long, or the table was full and a newcomer needed room). */
+  | { kind: 'peer-expired'; nodeId: NodeId; why: 'never answered' | 'table full' }
   | { kind: 'peer-left'; nodeId: NodeId; wasMaster: boolean }
   | { kind: 'election-start'; term: number; algorithm: ElectionAlgorithm; reason: string }
   | { kind: 'election-end'; record: ElectionRecord }
@@ -243,6 +264,10 @@ export interface NodeCounters {
   /** Frames this node sent, by frame type name. */
   framesSentByType: Record<FrameTypeName, number>;
   peersRefused: number;
+  /** Peers forgotten because they never answered (aged out, or pushed out by a newcomer). */
+  peersExpired: number;
+  /** Greetings to silent peers put off because the round's budget was spent. */
+  greetingsDeferred: number;
 }
 
 export interface NodeStatus {
@@ -351,6 +376,9 @@ export class ProtocolNode {
   private readonly peers = new Map<NodeId, PeerState>();
   /** --peer endpoints not yet identified by a frame; greeted until they answer. */
   private readonly staticEndpoints = new Map<string, Endpoint>();
+  /** The latest time an input carried (discovery calls carry none). */
+  private lastNowMs = 0;
+  private nextSweepMs = 0;
   private nextStaticHelloMs = NEVER;
   /** Set by leave(): the node has said goodbye and takes no more input. */
   private left = false;
@@ -437,10 +465,13 @@ export class ProtocolNode {
     takeovers: 0,
     framesSentByType: Object.fromEntries(Object.keys(FrameType).map((name) => [name, 0])) as Record<FrameTypeName, number>,
     peersRefused: 0,
+    peersExpired: 0,
+    greetingsDeferred: 0,
   };
 
   constructor(config: NodeConfig, nowMs: number, persisted: PersistedNodeState | null = null) {
     this.config = config;
+    this.lastNowMs = nowMs;
     this.term = persisted?.term ?? 0;
     this.lastMasterTerm = persisted?.lastMasterTerm ?? 0;
     this.selfKey = { nodeId: config.nodeId, priority: config.priority };
@@ -490,6 +521,7 @@ export class ProtocolNode {
   /** A decoded frame. `rxNs` is this node's clock when the datagram arrived. */
   receive(frame: Frame, from: Endpoint, rxNs: bigint, nowMs: number): void {
     if (this.left) return;
+    this.lastNowMs = nowMs;
     this.receiveFrame(frame, from, rxNs, nowMs);
     this.settleBarriers(nowMs);
   }
@@ -627,6 +659,8 @@ export class ProtocolNode {
   /** Timer expiry is just another input: call at (or after) nextDeadlineMs(). */
   tick(nowMs: number): void {
     if (this.left) return;
+    this.lastNowMs = nowMs;
+    this.sweepPeers(nowMs);
     if (nowMs >= this.nextStaticHelloMs) {
       // A static peer may simply not have been started yet: keep greeting it until it answers.
       for (const endpoint of this.staticEndpoints.values()) this.sendHello(endpoint, true);
@@ -739,16 +773,77 @@ export class ProtocolNode {
   // ---------------------------------------------------------------- peers
 
   private admitPeer(nodeId: NodeId, priority: number, endpoint: Endpoint, nowMs: number | null, via: 'frame' | 'discovery'): PeerState | null {
-    if (this.peers.size >= this.config.peersMax) {
+    const atMs = nowMs ?? this.lastNowMs;
+    this.sweepPeers(atMs);
+    if (this.peers.size >= this.config.peersMax && !this.evictSilentPeer()) {
       this.counters.peersRefused += 1;
       this.emit({ kind: 'peer-limit', nodeId });
       return null;
     }
-    const peer: PeerState = { nodeId, priority, endpoint, lastHeardMs: nowMs, suspect: false, missedRounds: 0, lastSample: null, recentDelaysNs: [], discardStreak: 0, excluded: false, replay: { direct: null, anyone: null }, bootSeen: 0 };
+    const peer: PeerState = {
+      nodeId,
+      priority,
+      endpoint,
+      lastHeardMs: nowMs,
+      suspect: false,
+      missedRounds: 0,
+      lastSample: null,
+      recentDelaysNs: [],
+      discardStreak: 0,
+      excluded: false,
+      replay: { direct: null, anyone: null },
+      bootSeen: 0,
+      answered: false,
+      admittedMs: atMs,
+      silentGreetings: 0,
+      nextGreetMs: 0,
+      lastGreetMs: Number.NEGATIVE_INFINITY,
+    };
     this.peerIdByEndpoint.set(endpointKey(endpoint), nodeId);
     this.peers.set(nodeId, peer);
     this.emit({ kind: 'peer-new', nodeId, endpoint, via });
     return peer;
+  }
+
+  /**
+   * Forgets peers that never answered and have been greeted through the full-rate phase without
+   * a word back for UNANSWERED_PEER_TTL_MS: forged HELLOs with spoofed sources, dead mDNS records.
+   * Only a master greets silent peers, so only its table proves a peer silent this way; a member
+   * keeps the peers it never exchanged a frame with (other members are real peers it has no reason
+   * to talk to until an election). Runs at most every PEER_SWEEP_INTERVAL_MS.
+   */
+  private sweepPeers(nowMs: number): void {
+    if (nowMs < this.nextSweepMs) return;
+    this.nextSweepMs = nowMs + PEER_SWEEP_INTERVAL_MS;
+    for (const peer of [...this.peers.values()]) {
+      if (!this.provedSilent(peer) || nowMs < peer.admittedMs + UNANSWERED_PEER_TTL_MS) continue;
+      this.expirePeer(peer, 'never answered');
+    }
+  }
+
+  /** A peer that never answered, was marked silent, and is not the master we follow. */
+  private provedSilent(peer: PeerState): boolean {
+    return !peer.answered && peer.suspect && peer.nodeId !== this.masterId;
+  }
+
+  /**
+   * The table is full: the oldest peer proved silent (never answered, suspect) makes room. Peers
+   * that answered are never pushed out by silent ones. Returns whether one was evicted.
+   */
+  private evictSilentPeer(): boolean {
+    let oldest: PeerState | null = null;
+    for (const peer of this.peers.values()) {
+      if (this.provedSilent(peer) && (oldest === null || peer.admittedMs < oldest.admittedMs)) oldest = peer;
+    }
+    if (oldest === null) return false;
+    this.expirePeer(oldest, 'table full');
+    return true;
+  }
+
+  private expirePeer(peer: PeerState, why: 'never answered' | 'table full'): void {
+    this.forgetPeer(peer);
+    this.counters.peersExpired += 1;
+    this.emit({ kind: 'peer-expired', nodeId: peer.nodeId, why });
   }
 
   /**
@@ -803,7 +898,14 @@ export class ProtocolNode {
     peer.lastHeardMs = nowMs;
     // Only with replay protection: without it sequence numbers are not checked, so not kept either.
     if (this.config.replayProtection) this.recordSequence(peer, frame);
-    if (peer.suspect) {
+    if (frame.to === this.config.nodeId && frame.toBoot === this.config.bootId) {
+      peer.answered = true;
+      peer.silentGreetings = 0;
+      peer.nextGreetMs = 0;
+    }
+    // A peer that never answered stays silent whatever it sends unaddressed: a forger repeating
+    // HELLOs from a spoofed source must not put that address back into every round's polls.
+    if (peer.suspect && peer.answered) {
       peer.suspect = false;
       this.emit({ kind: 'peer-alive', nodeId: peer.nodeId });
     }
@@ -1256,13 +1358,7 @@ export class ProtocolNode {
 
   private startRound(nowMs: number): void {
     this.roundSeq += 1;
-    const members = [...this.peers.values()]
-      .filter((peer) => !peer.suspect || this.roundSeq % DEAD_PEER_POLL_EVERY_ROUNDS === 0)
-      .map((peer) => peer.nodeId);
-    // Greet the silent ones every round: one small frame each finds a healed partition (and its
-    // master) within a poll interval, without a full probe burst to nodes that may be dead.
-    const polled = new Set(members);
-    for (const peer of this.peers.values()) if (peer.suspect && !polled.has(peer.nodeId)) this.sendHello(peer.endpoint, true);
+    const members = this.silentPeersToPoll(nowMs);
     this.round = {
       round: this.roundSeq,
       startedMs: nowMs,
@@ -1279,6 +1375,38 @@ export class ProtocolNode {
       full: this.roundSeq % FULL_PROBE_ROUND_EVERY === 0,
     };
     this.nextRoundMs = nowMs + this.config.pollIntervalMs;
+  }
+
+  /**
+   * The round's members: every peer that answers, plus the silent ones due for a poll. Silent
+   * peers are greeted (a small HELLO) every round at first, and polled every
+   * DEAD_PEER_POLL_EVERY_ROUNDS rounds: a healed partition (and its master) is found within a
+   * poll interval. After SILENT_PEER_FULL_RATE_GREETINGS greetings without an answer they back
+   * off exponentially up to SILENT_PEER_GREET_INTERVAL_MS_MAX and are no longer polled; at most
+   * SILENT_PEER_GREETINGS_PER_ROUND_MAX silent peers are greeted or polled per round, the longest
+   * waiting first. So one forged HELLO no longer makes the master greet an address forever.
+   */
+  private silentPeersToPoll(nowMs: number): NodeId[] {
+    const members: NodeId[] = [];
+    let due: PeerState[] = [];
+    for (const peer of this.peers.values()) {
+      if (!peer.suspect) members.push(peer.nodeId);
+      else if (nowMs >= peer.nextGreetMs) due.push(peer);
+    }
+    if (due.length > SILENT_PEER_GREETINGS_PER_ROUND_MAX) {
+      this.counters.greetingsDeferred += due.length - SILENT_PEER_GREETINGS_PER_ROUND_MAX;
+      due = due.sort((a, b) => a.lastGreetMs - b.lastGreetMs).slice(0, SILENT_PEER_GREETINGS_PER_ROUND_MAX);
+    }
+    for (const peer of due) {
+      const fullRate = peer.silentGreetings < SILENT_PEER_FULL_RATE_GREETINGS;
+      if (fullRate && this.roundSeq % DEAD_PEER_POLL_EVERY_ROUNDS === 0) members.push(peer.nodeId);
+      else this.sendHello(peer.endpoint, true);
+      peer.silentGreetings += 1;
+      peer.lastGreetMs = nowMs;
+      const backoffSteps = peer.silentGreetings - SILENT_PEER_FULL_RATE_GREETINGS;
+      peer.nextGreetMs = backoffSteps < 0 ? 0 : nowMs + Math.min(SILENT_PEER_GREET_INTERVAL_MS_MAX, this.config.pollIntervalMs * 2 ** Math.min(backoffSteps, 30));
+    }
+    return members;
   }
 
   private advanceRound(nowMs: number): void {

@@ -110,6 +110,7 @@ export class Agent {
   private readonly sendErrorLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly refusedLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   private readonly peerLimitLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
+  private readonly peerExpiredLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
   /** The frequencies last written to the state directory, and when ours was. */
   private savedFrequencies: SavedFrequencies;
   private savedFrequencyAtMs = Number.NEGATIVE_INFINITY;
@@ -204,6 +205,19 @@ export class Agent {
     await this.discovery?.stop();
     await this.transport.close();
     this.log.info({ nodeId: this.options.node.nodeId }, 'agent stopped');
+  }
+
+  /**
+   * What must happen however the process ends, even after an internal error (nothing here may
+   * depend on the event loop): the state saved, a slew in progress ended at the kernel's base
+   * frequency. The graceful stop() does the same among its other steps.
+   */
+  saveAndReleaseClock(): void {
+    try {
+      this.options.stateWriter?.save(this.node.persistentState(), this.frequencyToSave(true));
+    } finally {
+      this.options.clock.close();
+    }
   }
 
   /** Stop without a word (for tests and the demo): like kill -9, peers notice only by silence. */
@@ -489,6 +503,12 @@ export class Agent {
         // A flood of new ids (an open cluster) must not flood the log: once per interval, with a count.
         if (this.peerLimitLog.allow(this.monoMs())) {
           this.log.warn({ peer: event.nodeId, peersMax: this.options.node.peersMax, suppressed: this.peerLimitLog.takeSuppressed() }, 'peer limit reached, peer ignored');
+        }
+        return;
+      case 'peer-expired':
+        // Forged HELLOs can make many of these: once per interval, with a count.
+        if (this.peerExpiredLog.allow(this.monoMs())) {
+          this.log.info({ peer: event.nodeId, why: event.why, suppressed: this.peerExpiredLog.takeSuppressed() }, 'peer forgotten: it never answered');
         }
         return;
       case 'election-start':

@@ -17,13 +17,15 @@ import { REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
 import type { OpenSystemClockOptions } from '../clock/system-check.ts';
 import { resolveInterface } from '../net/mdns.ts';
 import type { Endpoint } from '../core/types.ts';
-import { loadState, StateWriter, type SavedFrequencies } from './state.ts';
+import { loadState, openStateDir, StateDirError, StateWriter, type SavedFrequencies, type StateDirLock } from './state.ts';
 
 /** A failure to start that the operator can fix; the CLI prints the message and exits 1. */
 export class StartupError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** 1: a runtime problem (a busy port, another agent); 2: a setting that cannot work. */
+    readonly exitCode: 1 | 2 = 1,
   ) {
     super(message);
     this.name = 'StartupError';
@@ -41,6 +43,8 @@ export interface RunningDaemon {
   stop(): Promise<void>;
   /** Silent, as if killed (the demo's failover): peers notice only when polls stop. */
   stopAbruptly(): Promise<void>;
+  /** Synchronous, safe in any state (after an internal error): save the state, end a slew. */
+  saveAndReleaseClock(): void;
 }
 
 interface ChosenClock {
@@ -119,6 +123,33 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     }
   }
   const staticPeers = await resolvePeers(config);
+  // The state directory first: a bad one stops the start before anything is bound or touched.
+  let lock: StateDirLock | null = null;
+  if (config.stateDir !== null) {
+    try {
+      lock = openStateDir(config.stateDir, config.nodeId);
+    } catch (error) {
+      if (error instanceof StateDirError) throw new StartupError(error.code, error.message, error.code === 'ESTATEDIR' ? 2 : 1);
+      throw error;
+    }
+  }
+  try {
+    return await startWithStateDir(config, logger, hostClock, systemClock, staticPeers, interfaceAddress, lock);
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
+}
+
+async function startWithStateDir(
+  config: RunConfig,
+  logger: Logger,
+  hostClock: HostClock,
+  systemClock: SystemClockInjection,
+  staticPeers: Endpoint[],
+  interfaceAddress: string | null,
+  lock: StateDirLock | null,
+): Promise<RunningDaemon> {
   let persisted = null;
   let savedFrequencies: SavedFrequencies = {};
   let stateWriter: StateWriter | null = null;
@@ -126,7 +157,7 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
   let bootId = Date.now();
   if (config.stateDir !== null) {
     const loaded = await loadState(config.stateDir, config.nodeId);
-    if (loaded.warning) logger.warn({ stateDir: config.stateDir }, loaded.warning);
+    if (loaded.warning) logger.warn({ stateDir: config.stateDir, keptCopy: loaded.keptCopy ?? null }, loaded.warning);
     persisted = loaded.state;
     savedFrequencies = loaded.frequencies;
     if (persisted) logger.info({ stateDir: config.stateDir, term: persisted.term }, 'state loaded');
@@ -232,12 +263,23 @@ export async function startDaemon(config: RunConfig, logger: Logger, hostClock =
     listen,
     httpPort,
     async stop() {
-      await control?.stop();
-      await agent.stop();
+      try {
+        await control?.stop();
+        await agent.stop();
+      } finally {
+        lock?.release();
+      }
     },
     async stopAbruptly() {
-      await control?.stop();
-      await agent.stopAbruptly();
+      try {
+        await control?.stop();
+        await agent.stopAbruptly();
+      } finally {
+        lock?.release();
+      }
+    },
+    saveAndReleaseClock() {
+      agent.saveAndReleaseClock();
     },
   };
 }

@@ -159,6 +159,8 @@ export function describeEvent(event: NodeEvent, selfId: NodeId): string | null {
       return `${event.nodeId} answering again`;
     case 'peer-limit':
       return `${event.nodeId} ignored: peer limit reached`;
+    case 'peer-expired':
+      return `${event.nodeId} forgotten: it never answered${event.why === 'table full' ? ' (the peer table was full)' : ''}`;
     case 'election-start':
       return `election started, term ${event.term} (${event.algorithm}): ${event.reason}`;
     case 'election-end':

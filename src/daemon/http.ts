@@ -2,6 +2,7 @@
 // GET /metrics the Prometheus metrics (text format 0.0.4), GET / the dashboard (a page and its
 // assets, all served from here: no CDN), GET /api/cluster the dashboard's data.
 import http from 'node:http';
+import { hostname, networkInterfaces } from 'node:os';
 import type { MetricsPayload } from './metrics.ts';
 import type { StatusReport } from './status.ts';
 import type { DashboardReport } from './dashboard.ts';
@@ -55,10 +56,22 @@ export class ControlServer {
   }
 
   private handle(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const refused = this.refusal(request);
+    if (refused !== null) {
+      response.writeHead(refused.status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify({ error: refused.error })}\n`);
+      request.resume();
+      return;
+    }
     const [path = '/', query = ''] = (request.url ?? '/').split('?', 2);
     if (path === '/barrier' && this.options.barrier) {
       if (request.method !== 'POST') {
         response.writeHead(405, { allow: 'POST', 'content-type': 'text/plain' }).end('method not allowed\n');
+        return;
+      }
+      const type = (request.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
+      if (type !== 'application/json') {
+        response.writeHead(415, { 'content-type': 'application/json' }).end(`${JSON.stringify({ error: `POST /barrier needs Content-Type: application/json (got ${JSON.stringify(type)})` })}\n`);
+        request.resume();
         return;
       }
       this.handleBarrier(request, response, this.options.barrier);
@@ -151,6 +164,55 @@ export class ControlServer {
     });
   }
 
+  /**
+   * Requests a web page could make or forge are refused (see README "Control server security"):
+   * - a foreign Host header (DNS rebinding: a page of evil.example whose name now resolves to
+   *   127.0.0.1): always for writes, and for reads when the server listens on loopback only;
+   * - a foreign Origin (a page of another site posting here), or a browser's Sec-Fetch-Site
+   *   saying the request is cross-site;
+   * - a write whose body is not Content-Type: application/json (text/plain, form types are what
+   *   a page may send without a CORS preflight; application/json needs one, which we never allow).
+   */
+  private refusal(request: http.IncomingMessage): { status: number; error: string } | null {
+    const write = request.method !== 'GET' && request.method !== 'HEAD';
+    const host = request.headers.host;
+    const hostAllowed = host !== undefined && this.allowedHost(host);
+    if (!hostAllowed && (write || this.loopbackOnly)) return { status: 403, error: `Host ${JSON.stringify(host ?? '')} is not this control server's (use 127.0.0.1:${this.boundPort} or localhost:${this.boundPort})` };
+    const origin = request.headers.origin;
+    if (origin !== undefined && origin !== `http://${host ?? ''}`) return { status: 403, error: `cross-origin request refused (Origin ${JSON.stringify(origin.slice(0, 100))})` };
+    const fetchSite = request.headers['sec-fetch-site'];
+    if (write && fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none') return { status: 403, error: `cross-site request refused (Sec-Fetch-Site: ${String(fetchSite).slice(0, 20)})` };
+    return null;
+  }
+
+  private boundPort = 0;
+  private boundAddress = '';
+
+  /** Whether the server only listens on a loopback address. */
+  private get loopbackOnly(): boolean {
+    return isLoopback(this.boundAddress);
+  }
+
+  /** This server's own names: loopback names, the address it listens on, and, listening on every address, the host's own addresses and name. */
+  private allowedHost(host: string): boolean {
+    let parsed: URL;
+    try {
+      parsed = new URL(`http://${host}`);
+    } catch {
+      return false;
+    }
+    if (/[/@?#\\]/.test(host)) return false;
+    const port = parsed.port === '' ? 80 : Number(parsed.port);
+    if (port !== this.boundPort) return false;
+    const name = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (name === 'localhost' || isLoopback(name) || name === this.boundAddress || name === this.options.host) return true;
+    if (this.boundAddress === '0.0.0.0' || this.boundAddress === '::') {
+      if (name === hostname().toLowerCase()) return true;
+      return Object.values(networkInterfaces()).some((addresses) => (addresses ?? []).some((address) => address.address === name));
+    }
+    return false;
+  }
+
   /** Resolves with the bound port. */
   start(): Promise<number> {
     return new Promise((resolve, reject) => {
@@ -158,7 +220,9 @@ export class ControlServer {
       this.server.listen(this.options.port, this.options.host, () => {
         this.server.off('error', reject);
         const address = this.server.address();
-        resolve(typeof address === 'object' && address !== null ? address.port : this.options.port);
+        this.boundPort = typeof address === 'object' && address !== null ? address.port : this.options.port;
+        this.boundAddress = typeof address === 'object' && address !== null ? address.address : this.options.host;
+        resolve(this.boundPort);
       });
     });
   }
@@ -169,4 +233,8 @@ export class ControlServer {
       this.server.closeAllConnections();
     });
   }
+}
+
+function isLoopback(address: string): boolean {
+  return /^127\.\d+\.\d+\.\d+$/.test(address) || address === '::1' || address === '::ffff:127.0.0.1';
 }

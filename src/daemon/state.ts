@@ -1,37 +1,54 @@
 // The state directory (--state-dir): what an agent keeps across restarts, so that a restarted
 // agent never goes back to an older term, and starts from the frequency it had learned (like
-// chrony's drift file). Written atomically (temp file + rename); a missing,
-// unreadable or malformed file is reported and ignored, never fatal.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+// chrony's drift file). Written atomically (temp file + rename).
+//
+// At start the directory is checked (a directory, writable, not under /proc or /sys) and locked
+// (one agent per directory: two would overwrite each other's term and frequency). Loading
+// validates every field on its own and keeps what is valid (a bad term does not cost a good
+// frequency); a file that cannot be used as it is, is copied aside (state.json.bad-<time>) before
+// the agent's first save replaces it, so nothing on disk is lost by mistake.
+import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { COUNTER_MAX, FREQUENCY_PPM_MAX } from '../core/limits.ts';
+import { COUNTER_MAX, FREQUENCY_PPM_MAX, TERM_ADOPT_MAX } from '../core/limits.ts';
 import type { ClockMode } from '../clock/driver.ts';
 import type { PersistedNodeState } from '../core/node.ts';
+import { pseudoFilesystemProblem } from './paths.ts';
 
-const STATE_FILE = 'state.json';
+export const STATE_FILE = 'state.json';
+export const LOCK_FILE = 'agent.lock';
 
 /** The learned frequency per kind of clock: a virtual clock's says nothing about the kernel's. */
 export type SavedFrequencies = Partial<Record<ClockMode, number>>;
 
 const frequencyPpm = z.number().min(-FREQUENCY_PPM_MAX).max(FREQUENCY_PPM_MAX);
+// A term above what peers adopt from frames (TERM_ADOPT_MAX) would make this agent claim terms
+// every peer ignores, for good.
+const term = z.number().int().min(0).max(TERM_ADOPT_MAX);
 
-const stateSchema = z
-  .object({
-    nodeId: z.string(),
-    term: z.number().int().min(0).max(COUNTER_MAX),
-    lastMasterTerm: z.number().int().min(0).max(COUNTER_MAX).default(0),
-    // The last boot id (see NodeConfig.bootId): the next start takes a larger one.
-    bootId: z.number().int().min(0).max(COUNTER_MAX).optional().catch(undefined),
-    // A bad drift entry alone must not cost the term: drop just it.
-    frequencyPpm: z.object({ virtual: frequencyPpm.optional(), system: frequencyPpm.optional() }).optional().catch(undefined),
-  })
-  .loose();
+export type LoadResult = {
+  state: PersistedNodeState | null;
+  frequencies: SavedFrequencies;
+  /** One line for the log: what was wrong and what was kept; null when the file was fine. */
+  warning: string | null;
+  bootId?: number;
+  /** Where the unusable original was copied (null: nothing needed keeping). */
+  keptCopy?: string | null;
+};
 
-export type LoadResult = { state: PersistedNodeState | null; frequencies: SavedFrequencies; warning: string | null; bootId?: number };
+/** Copies a state file aside (state.json.bad-<ISO time>); returns the copy's path or null. */
+function keepCopy(file: string, now: Date): string | null {
+  const copy = `${file}.bad-${now.toISOString().replace(/[:.]/g, '-')}`;
+  try {
+    copyFileSync(file, copy);
+    return copy;
+  } catch {
+    return null;
+  }
+}
 
-export async function loadState(stateDir: string, nodeId: string): Promise<LoadResult> {
+export async function loadState(stateDir: string, nodeId: string, now: Date = new Date()): Promise<LoadResult> {
   const file = path.join(stateDir, STATE_FILE);
   let text: string;
   try {
@@ -40,19 +57,180 @@ export async function loadState(stateDir: string, nodeId: string): Promise<LoadR
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: null, frequencies: {}, warning: null };
     return { state: null, frequencies: {}, warning: `cannot read ${file}: ${(error as Error).message}` };
   }
+  const unusable = (why: string): LoadResult => {
+    const copy = keepCopy(file, now);
+    return { state: null, frequencies: {}, warning: `${file} ${why}; ignoring it (${copy === null ? 'could not keep a copy' : `kept as ${copy}`})`, keptCopy: copy };
+  };
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return { state: null, frequencies: {}, warning: `${file} is not JSON; ignoring it` };
+    return unusable('is not JSON');
   }
-  const result = stateSchema.safeParse(parsed);
-  if (!result.success) return { state: null, frequencies: {}, warning: `${file} has an unexpected shape; ignoring it` };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return unusable('has an unexpected shape (not a JSON object)');
+  const fields = parsed as Record<string, unknown>;
   // The state of another node id (a renamed agent) says nothing about this one.
-  if (result.data.nodeId !== nodeId) return { state: null, frequencies: {}, warning: `${file} belongs to node ${result.data.nodeId}; ignoring it` };
-  const loaded: LoadResult = { state: { term: result.data.term, lastMasterTerm: result.data.lastMasterTerm }, frequencies: result.data.frequencyPpm ?? {}, warning: null };
-  if (result.data.bootId !== undefined) loaded.bootId = result.data.bootId;
+  if (typeof fields.nodeId !== 'string') return unusable('has an unexpected shape (no nodeId)');
+  if (fields.nodeId !== nodeId) return unusable(`belongs to node ${fields.nodeId}`);
+
+  // Every field on its own: what is valid is kept.
+  const dropped: string[] = [];
+  const field = <T>(name: string, schema: z.ZodType<T>, value: unknown): T | undefined => {
+    if (value === undefined) return undefined;
+    const result = schema.safeParse(value);
+    if (result.success) return result.data;
+    dropped.push(`${name} ${JSON.stringify(value)?.slice(0, 40) ?? String(value)}`);
+    return undefined;
+  };
+  const savedTerm = field('term', term, fields.term);
+  let lastMasterTerm = field('lastMasterTerm', term, fields.lastMasterTerm);
+  if (savedTerm !== undefined && lastMasterTerm !== undefined && lastMasterTerm > savedTerm) {
+    dropped.push(`lastMasterTerm ${lastMasterTerm} (above term ${savedTerm})`);
+    lastMasterTerm = undefined;
+  }
+  const bootId = field('bootId', z.number().int().min(0).max(COUNTER_MAX), fields.bootId);
+  const frequencies: SavedFrequencies = {};
+  if (fields.frequencyPpm !== undefined) {
+    if (typeof fields.frequencyPpm !== 'object' || fields.frequencyPpm === null || Array.isArray(fields.frequencyPpm)) {
+      dropped.push(`frequencyPpm ${JSON.stringify(fields.frequencyPpm)?.slice(0, 40)}`);
+    } else {
+      const entries = fields.frequencyPpm as Record<string, unknown>;
+      for (const mode of ['virtual', 'system'] as const) {
+        const value = field(`frequencyPpm.${mode}`, frequencyPpm, entries[mode]);
+        if (value !== undefined) frequencies[mode] = value;
+      }
+    }
+  }
+  if (savedTerm === undefined && fields.term === undefined) dropped.push('term (missing)');
+
+  const loaded: LoadResult = {
+    // Without a valid term there is no term guarantee to restore; a valid lastMasterTerm alone
+    // still keeps this node from claiming that term again.
+    state: savedTerm === undefined ? (lastMasterTerm === undefined ? null : { term: lastMasterTerm, lastMasterTerm }) : { term: savedTerm, lastMasterTerm: lastMasterTerm ?? 0 },
+    frequencies,
+    warning: null,
+  };
+  if (bootId !== undefined) loaded.bootId = bootId;
+  if (dropped.length > 0) {
+    const copy = keepCopy(file, now);
+    loaded.keptCopy = copy;
+    loaded.warning = `${file}: ignored invalid ${dropped.join(', ')}; kept the rest (${copy === null ? 'could not keep a copy' : `original kept as ${copy}`})`;
+  }
   return loaded;
+}
+
+/** A state directory that cannot be used: the agent refuses to start (exit 2). */
+export class StateDirError extends Error {
+  constructor(
+    readonly code: 'ESTATEDIR' | 'ESTATELOCKED',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StateDirError';
+  }
+}
+
+/** The holder of a state directory's lock. */
+export interface LockHolder {
+  pid: number;
+  nodeId: string | null;
+  since: string | null;
+}
+
+/** The agent's hold on its state directory; release() at stop (also done at process exit). */
+export interface StateDirLock {
+  file: string;
+  release(): void;
+}
+
+/** Whether a pid names a live berkeley-agent (not a process that took a dead agent's pid). */
+function agentAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return commandLine.includes('berkeley-agent');
+  } catch {
+    // Alive but hidden (another user, hidepid): assume it is the agent that wrote the lock.
+    return true;
+  }
+}
+
+function readHolder(file: string): LockHolder | null {
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
+    if (typeof parsed.pid !== 'number' || !Number.isInteger(parsed.pid) || parsed.pid <= 0) return null;
+    return { pid: parsed.pid, nodeId: typeof parsed.nodeId === 'string' ? parsed.nodeId : null, since: typeof parsed.since === 'string' ? parsed.since : null };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Checks the state directory (creating it if needed) and takes its lock: an exclusive lock file
+ * holding this process's pid. A lock whose pid is gone (or is not an agent any more) is stale and
+ * taken over. Throws StateDirError with one line naming the problem or the holder.
+ */
+export function openStateDir(stateDir: string, nodeId: string): StateDirLock {
+  const where = `--state-dir ${stateDir}`;
+  const pseudo = pseudoFilesystemProblem(stateDir);
+  if (pseudo !== null) throw new StateDirError('ESTATEDIR', `${where}: ${pseudo}; choose a directory on a real file system`);
+  try {
+    mkdirSync(stateDir, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    const why = code === 'EEXIST' || code === 'ENOTDIR' ? 'a file is in the way (it must be a directory)' : `cannot create it (${code})`;
+    throw new StateDirError('ESTATEDIR', `${where}: ${why}`);
+  }
+  if (!statSync(stateDir).isDirectory()) throw new StateDirError('ESTATEDIR', `${where}: not a directory`);
+  const file = path.join(stateDir, LOCK_FILE);
+  const record = `${JSON.stringify({ pid: process.pid, nodeId, since: new Date().toISOString() })}\n`;
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    let fd: number;
+    try {
+      fd = openSync(file, 'wx', 0o644);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'error';
+      if (code !== 'EEXIST') throw new StateDirError('ESTATEDIR', `${where}: not writable (${code}); the agent keeps its term and frequency there`);
+      const holder = readHolder(file);
+      if (holder !== null && agentAlive(holder.pid)) {
+        const who = `pid ${holder.pid}${holder.nodeId === null ? '' : `, node ${holder.nodeId}`}${holder.since === null ? '' : `, since ${holder.since}`}`;
+        throw new StateDirError('ESTATELOCKED', `${where}: in use by another agent (${who}); give each agent its own --state-dir (lock file ${file})`);
+      }
+      // Stale: its agent is gone. Take it over.
+      try {
+        unlinkSync(file);
+      } catch {
+        // Someone else removed it first; the next attempt decides.
+      }
+      continue;
+    }
+    try {
+      writeSync(fd, record);
+    } finally {
+      closeSync(fd);
+    }
+    // The write test: the state file goes next to the lock, so this proves the directory writable
+    // (also for root on a read-only file system, which access(2) would not show).
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      process.removeListener('exit', release);
+      try {
+        if (readHolder(file)?.pid === process.pid) unlinkSync(file);
+      } catch {
+        // Already gone.
+      }
+    };
+    process.once('exit', release);
+    return { file, release };
+  }
+  throw new StateDirError('ESTATELOCKED', `${where}: could not take the lock ${file} (another agent is starting?)`);
 }
 
 /**
