@@ -1,16 +1,18 @@
 // The berkeley-agent command line (yargs). `run` is the default command.
-// Exit codes: 0 ok, 1 runtime failure (cannot bind, cannot reach the agent, demo not converged),
-// 2 bad option or value (the message names it). `barrier` has emulab-sync's: 0 released (or the
-// barrier's error code), 124 timed out, 64 usage error, 76 the agent or cluster unreachable.
+// Exit codes: 0 ok, 1 runtime failure (cannot bind, demo not converged), 2 bad option or value
+// (the message names it). `status` and `waitsync`: 0 synchronized, 1 not (yet), 2 bad option, 3 the
+// agent cannot be reached. `barrier` has emulab-sync's: 0 released (or the barrier's error code),
+// 124 timed out, 64 usage error, 76 the agent or cluster unreachable. Every failure is one line.
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { buildRunConfig, ConfigError, numberOption, parseHostPort, parseHttp } from '../daemon/config.ts';
+import { buildRunConfig, ConfigError, numberOption, parseHostPort, parseHttp, type HostPort } from '../daemon/config.ts';
 import { startDaemon, StartupError } from '../daemon/daemon.ts';
 import { createLogger } from '../daemon/logger.ts';
 import { LOG_LEVELS } from '../daemon/logger.ts';
-import type { StatusReport } from '../daemon/status.ts';
+import { verdictOf, VERDICTS, type StatusReport, type Verdict } from '../daemon/status.ts';
 import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, PROBE_SPACING_MS_DEFAULT, PROBES_PER_ROUND_DEFAULT, SLEW_PPM_MAX_DEFAULT, UDP_PORT_DEFAULT } from '../core/limits.ts';
-import { formatStatus, formatOffsetNs, formatDurationNs } from './format.ts';
+import { formatStatus, formatOffsetNs, formatDurationNs, type MasterView } from './format.ts';
+import { ControlRequestError, getJson } from './control-client.ts';
 import { queryAgent, QueryError } from './query.ts';
 import { formatDemoSummary, runDemo } from './demo.ts';
 import { PACKAGE_VERSION } from '../daemon/version.ts';
@@ -22,7 +24,7 @@ import { BARRIER_EXIT, runBarrier } from './barrier.ts';
 import { generateKeyLine, KeyFileError, loadKeyFile } from '../daemon/keys.ts';
 import { FrameAuth, KEY_ID_MAX } from '../wire/auth.ts';
 import { barrierNameProblem } from '../core/barrier/frames.ts';
-import { BARRIER_ERROR_CODE_MAX, BARRIER_TIMEOUT_MS_MAX, BARRIER_WAITERS_MAX } from '../core/limits.ts';
+import { BARRIER_ERROR_CODE_MAX, BARRIER_TIMEOUT_MS_MAX, BARRIER_WAITERS_MAX, STATUS_VIEW_WAIT_MS_MAX, WAITSYNC_INTERVAL_S_DEFAULT } from '../core/limits.ts';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
@@ -239,18 +241,63 @@ function commandConfig(raw: Record<string, unknown>): void {
   for (const row of rows) process.stdout.write(`${(row[0] as string).padEnd(widths[0] as number)}  ${(row[1] as string).padEnd(widths[1] as number)}  ${row[2]}\n`);
 }
 
-async function fetchStatus(httpOption: unknown): Promise<StatusReport> {
+/** Exit codes of `status` and `waitsync`, for scripts (README "Status for scripts"). */
+export const STATUS_EXIT = { synchronized: 0, notSynchronized: 1, usage: 2, unreachable: 3 } as const;
+/** How long one status request may take. */
+const STATUS_REQUEST_TIMEOUT_MS = 3000;
+
+function controlTarget(httpOption: unknown): HostPort {
   const target = parseHttp(httpOption);
   if (target === null) usageError("--http: 'none' leaves nothing to ask; give the agent's control server HOST:PORT");
-  const url = `http://${target.host}:${target.port}/status`;
+  return target;
+}
+
+function unreachableMessage(target: HostPort, error: unknown): string {
+  const code = error instanceof ControlRequestError ? error.code : String(error);
+  if (error instanceof ControlRequestError && error.phase === 'response') return `the agent's control server at ${target.host}:${target.port} answered badly (${code}: ${error.message})`;
+  return `cannot reach the agent's control server at ${target.host}:${target.port} (${code}); is the agent running, and is --http right?`;
+}
+
+/** The status, or null when the agent cannot be reached (`why` says how). */
+async function tryStatus(target: HostPort): Promise<{ status: StatusReport } | { why: string }> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    if (!response.ok) runtimeError(`${url} answered ${response.status}`);
-    return (await response.json()) as StatusReport;
+    return { status: await getJson<StatusReport>(target, '/status', STATUS_REQUEST_TIMEOUT_MS) };
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
-    runtimeError(`cannot reach the agent's control server at ${target.host}:${target.port} (${cause}); is the agent running, and is --http right?`);
+    return { why: unreachableMessage(target, error) };
   }
+}
+
+function verdictFor(status: StatusReport): { verdict: Verdict; verdictReason: string } {
+  return VERDICTS.includes(status.verdict) ? { verdict: status.verdict, verdictReason: status.verdictReason } : verdictOf(status);
+}
+
+/**
+ * On a member, the master's view of the cluster: asking for it makes the member pull it from the
+ * master, so wait a little for a fresh one (null: none came, or an agent without a dashboard).
+ */
+async function masterView(target: HostPort, status: StatusReport): Promise<MasterView | null> {
+  if (status.role !== 'slave' || status.masterId === null) return null;
+  const freshMs = 3 * status.pollIntervalMs;
+  const deadline = Date.now() + Math.min(STATUS_VIEW_WAIT_MS_MAX, 2.5 * status.pollIntervalMs);
+  for (;;) {
+    let view: MasterView | null = null;
+    try {
+      // `since` far ahead: no history, no events, only the view.
+      view = (await getJson<{ view: MasterView | null }>(target, `/api/cluster?since=${Number.MAX_SAFE_INTEGER}`, STATUS_REQUEST_TIMEOUT_MS)).view;
+    } catch {
+      return null;
+    }
+    if (view !== null && view.masterId === status.masterId && view.term === status.term && view.ageMs <= freshMs) return view;
+    if (Date.now() >= deadline) return null;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** A bound on how far this clock may be from the cluster's time, for waitsync --max-error. */
+function errorBoundNs(status: StatusReport): number {
+  const reported = (status.clock as { errorBoundNs?: number | null }).errorBoundNs;
+  if (typeof reported === 'number') return reported;
+  return Math.abs(status.tracking.lastOffsetNs ?? Number.POSITIVE_INFINITY) + Math.abs(status.clock.slewRemainingNs);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -300,14 +347,70 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'status',
-      "Show a running agent's status",
+      "Show a running agent's status: a verdict, then a table (exit 0 only when synchronized)",
       (command) =>
         command
           .option('http', { type: 'string', describe: "The agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
-          .option('json', { type: 'boolean', describe: 'Print the status as one JSON object', default: false }),
+          .option('json', { type: 'boolean', describe: 'Print the status as one JSON object', default: false })
+          .option('verdict', { type: 'boolean', describe: `Print only the one-word verdict (${VERDICTS.join(', ')})`, default: false })
+          .epilogue('Exit status: 0 synchronized, 1 not synchronized (any other verdict), 2 bad option, 3 cannot reach the agent.'),
       async (args) => {
-        const status = await fetchStatus(args.http);
-        process.stdout.write(args.json ? `${JSON.stringify(status)}\n` : `${formatStatus(status)}\n`);
+        const target = controlTarget(args.http);
+        const answer = await tryStatus(target);
+        if (!('status' in answer)) {
+          process.stderr.write(`berkeley-agent: ${answer.why}\n`);
+          process.exit(STATUS_EXIT.unreachable);
+        }
+        const status = answer.status;
+        const { verdict } = verdictFor(status);
+        if (args.json) process.stdout.write(`${JSON.stringify(status)}\n`);
+        else if (args.verdict) process.stdout.write(`${verdict}\n`);
+        else process.stdout.write(`${formatStatus(status, await masterView(target, status))}\n`);
+        process.exitCode = verdict === 'synchronized' ? STATUS_EXIT.synchronized : STATUS_EXIT.notSynchronized;
+      },
+    )
+    .command(
+      'waitsync',
+      'Wait until the agent is synchronized (like chronyc waitsync); exit 0 then, 1 on --timeout',
+      (command) =>
+        command
+          .option('timeout', { ...NUMBER, describe: 'Give up after this many seconds (exit 1; default: wait for ever)' })
+          .option('max-error', { ...NUMBER, describe: "Also wait until the clock is within this many seconds of the cluster's time (last offset plus slew left)" })
+          .option('interval', { ...NUMBER, describe: 'Seconds between two questions to the agent', default: WAITSYNC_INTERVAL_S_DEFAULT })
+          .option('http', { type: 'string', describe: "The agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+          .number(['timeout', 'max-error', 'interval'])
+          .epilogue('Exit status: 0 synchronized, 1 timed out, 2 bad option, 3 timed out without ever reaching the agent. An agent not answering yet (starting) is asked again until the timeout.'),
+      async (args) => {
+        const timeoutS = args.timeout === undefined ? null : numberOption(args, 'timeout', 0, { min: 0, max: 31_536_000 });
+        const maxErrorS = args['max-error'] === undefined ? null : numberOption(args, 'max-error', 0, { min: 0, max: 3600, minExclusive: true });
+        const intervalS = numberOption(args, 'interval', WAITSYNC_INTERVAL_S_DEFAULT, { min: 0.05, max: 3600 });
+        const target = controlTarget(args.http);
+        const startedMs = Date.now();
+        const elapsedS = () => ((Date.now() - startedMs) / 1000).toFixed(1);
+        let last: string | null = null;
+        let reached = false;
+        for (;;) {
+          const answer = await tryStatus(target);
+          if ('status' in answer) {
+            reached = true;
+            const status = answer.status;
+            const { verdict, verdictReason } = verdictFor(status);
+            const boundNs = errorBoundNs(status);
+            const withinBound = maxErrorS === null || boundNs <= maxErrorS * 1e9;
+            if (verdict === 'synchronized' && withinBound) {
+              process.stdout.write(`synchronized after ${elapsedS()} s (${verdictReason}; error bound ${formatDurationNs(boundNs)})\n`);
+              process.exit(STATUS_EXIT.synchronized);
+            }
+            last = verdict === 'synchronized' ? `synchronized, but the error bound ${formatDurationNs(boundNs)} is above --max-error ${maxErrorS} s` : `${verdict} (${verdictReason})`;
+          } else {
+            last = answer.why;
+          }
+          if (timeoutS !== null && Date.now() - startedMs + intervalS * 1000 > timeoutS * 1000) {
+            process.stderr.write(`berkeley-agent: waitsync: not synchronized after ${elapsedS()} s: ${last}\n`);
+            process.exit(reached ? STATUS_EXIT.notSynchronized : STATUS_EXIT.unreachable);
+          }
+          await new Promise((resolve) => setTimeout(resolve, intervalS * 1000));
+        }
       },
     )
     .command(

@@ -72,7 +72,23 @@ export interface TrackingReport {
   correctionNsMax: number | null;
 }
 
+/**
+ * One word for scripts and people, in the spirit of `systemctl is-active`; `berkeley-agent status`
+ * exits 0 only for "synchronized" (README "Status for scripts").
+ * - synchronized: following a master (or the master of answering members), corrections arriving;
+ * - unsynchronized: a master is known but the first corrections are not done yet;
+ * - holdover: synchronized before, but no correction for over two poll intervals;
+ * - refusing: corrections arrive but exceed --max-correction (the panic threshold) and are refused;
+ * - electing: no master (an election runs, or none was found yet);
+ * - alone: the master, with no member answering its rounds.
+ */
+export type Verdict = 'synchronized' | 'unsynchronized' | 'holdover' | 'refusing' | 'electing' | 'alone';
+export const VERDICTS: readonly Verdict[] = ['synchronized', 'unsynchronized', 'holdover', 'refusing', 'electing', 'alone'];
+
 export interface StatusReport {
+  /** This agent's state in one word, and why (see Verdict). */
+  verdict: Verdict;
+  verdictReason: string;
   nodeId: NodeId;
   cluster: string;
   priority: number;
@@ -160,4 +176,33 @@ export interface StatusReport {
     correctionsApplied: number;
     peersRefused: number;
   };
+}
+
+const agoText = (ms: number | null) => (ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s ago`);
+
+/** The verdict of a status report (an agent's own; `status` also computes it for older agents). */
+export function verdictOf(status: Omit<StatusReport, 'verdict' | 'verdictReason'>): { verdict: Verdict; verdictReason: string } {
+  const tracking = status.tracking;
+  if (status.role === 'electing' || status.masterId === null) {
+    const running = status.election.inProgress;
+    return { verdict: 'electing', verdictReason: running ? `election for term ${running.term} running (${running.algorithm})` : 'no master known yet' };
+  }
+  if (status.role === 'master' && (status.lastRound === null || status.lastRound.answered === 0)) {
+    return { verdict: 'alone', verdictReason: status.peers.length === 0 ? 'master with no peers' : `master, but none of ${status.peers.length} peers answers its rounds` };
+  }
+  if (!status.clock.synchronized) {
+    return { verdict: 'unsynchronized', verdictReason: `${status.role === 'master' ? 'master' : `following ${status.masterId}`}, initial corrections not done yet (${tracking.updates} applied)` };
+  }
+  if (tracking.holdover) {
+    const refusedLast = tracking.lastRefused !== null && (tracking.lastUpdateAgoMs === null || tracking.lastRefused.agoMs < tracking.lastUpdateAgoMs);
+    if (refusedLast) {
+      return { verdict: 'refusing', verdictReason: `corrections above --max-correction refused (${tracking.refused}, the last ${agoText(tracking.lastRefused?.agoMs ?? null)})` };
+    }
+    return { verdict: 'holdover', verdictReason: `no correction since ${agoText(tracking.lastUpdateAgoMs)}: running on the learned frequency` };
+  }
+  if (status.role === 'master') {
+    const round = status.lastRound;
+    return { verdict: 'synchronized', verdictReason: `master, ${round?.answered ?? 0} of ${round?.members ?? 0} members answered the last round` };
+  }
+  return { verdict: 'synchronized', verdictReason: `following ${status.masterId}, last correction ${agoText(tracking.lastUpdateAgoMs)}` };
 }
