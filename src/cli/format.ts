@@ -17,6 +17,20 @@ export function formatDurationNs(ns: number | null): string {
   return `${Math.round(ns)} ns`;
 }
 
+/** Like formatDurationNs with four significant digits at most (table columns): 999.9 ms, 12.35 µs. */
+export function formatShortNs(ns: number | null, signed = false): string {
+  if (ns === null || !Number.isFinite(ns)) return '-';
+  const abs = Math.abs(ns);
+  const sign = signed ? (ns < 0 ? '-' : '+') : ns < 0 ? '-' : '';
+  const [value, unit] = abs >= 1e9 ? [abs / 1e9, 's'] : abs >= 1e6 ? [abs / 1e6, 'ms'] : abs >= 1e3 ? [abs / 1e3, 'µs'] : [abs, 'ns'];
+  if (unit === 'ns') return `${sign}${Math.round(value)} ns`;
+  const digits = value >= 100 ? 1 : value >= 10 ? 2 : 3;
+  // Rounding may carry into the next unit (999.96 ms): print it there.
+  const text = value.toFixed(digits);
+  if (Number(text) >= 1000 && unit !== 's') return formatShortNs(Math.sign(ns) * 1000 * (unit === 'ms' ? 1e6 : 1e3), signed);
+  return `${sign}${text} ${unit}`;
+}
+
 export function formatAgoMs(ms: number | null): string {
   if (ms === null) return 'never';
   if (ms < 1000) return `${Math.round(ms)} ms ago`;
@@ -107,7 +121,7 @@ function peerRows(status: StatusReport, view: MasterView | null): { title: strin
   if (status.role === 'master') {
     const rows = status.peers.map((peer) => {
       const state = peer.suspect ? 'not answering' : peer.excluded ? 'outlier' : peer.sampleDiscarded ? 'slow sample' : 'ok';
-      return [peer.nodeId, `${peer.address}:${peer.port}`, heard(peer.lastHeardAgoMs), formatOffsetNs(peer.offsetNs), formatDurationNs(peer.delayNs), state];
+      return [peer.nodeId, `${peer.address}:${peer.port}`, heard(peer.lastHeardAgoMs), formatShortNs(peer.offsetNs, true), formatShortNs(peer.delayNs), state];
     });
     return { title: `Peers (${status.peers.length}), as this master measures them:`, rows: [header, ...rows] };
   }
@@ -127,7 +141,7 @@ function peerRows(status: StatusReport, view: MasterView | null): { title: strin
   const inView = new Set(view.members.map((member) => member.nodeId));
   const rows = view.members.map((member) => {
     const state = member.role === 'master' ? 'master' : member.suspect ? 'not answering' : member.excluded ? 'outlier' : member.discarded ? 'slow sample' : !member.synced ? 'unsynced' : 'ok';
-    return [`${member.self ? '*' : ''}${member.nodeId}`, address(member.nodeId), heard(member.lastHeardAgoMs), member.role === 'master' ? '-' : formatOffsetNs(member.offsetNs), member.role === 'master' ? '-' : formatDurationNs(member.delayNs), state];
+    return [`${member.self ? '*' : ''}${member.nodeId}`, address(member.nodeId), heard(member.lastHeardAgoMs), member.role === 'master' ? '-' : formatShortNs(member.offsetNs, true), member.role === 'master' ? '-' : formatShortNs(member.delayNs), state];
   });
   // Peers this agent knows that the master does not count as members.
   for (const peer of status.peers) {

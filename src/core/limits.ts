@@ -254,6 +254,8 @@ export const CONTROL_BODY_BYTES_MAX = 4096;
 export const CONTROL_RESPONSE_BYTES_MAX = 16 * 1024 * 1024;
 /** How long `status` waits on a member for the master's view of the cluster (pulled on demand). */
 export const STATUS_VIEW_WAIT_MS_MAX = 3000;
+/** Poll intervals without a correction before the status verdict says "holdover" (tracking.holdover says so after 2). */
+export const VERDICT_HOLDOVER_POLLS = 4;
 /** How often `waitsync` asks the agent (its --interval default), seconds. */
 export const WAITSYNC_INTERVAL_S_DEFAULT = 1;
 /** A participant the master has not acknowledged by then gets exit 76 (the cluster cannot be reached). */

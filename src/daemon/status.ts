@@ -2,6 +2,7 @@
 // Field names are a contract (README "Status fields"); add fields, do not rename them.
 import type { ClockMode, KernelClockState } from '../clock/driver.ts';
 import type { ElectionAlgorithm, NodeId, Role } from '../core/types.ts';
+import { VERDICT_HOLDOVER_POLLS } from '../core/limits.ts';
 
 export interface PeerReport {
   nodeId: NodeId;
@@ -77,8 +78,8 @@ export interface TrackingReport {
  * exits 0 only for "synchronized" (README "Status for scripts").
  * - synchronized: following a master (or the master of answering members), corrections arriving;
  * - unsynchronized: a master is known but the first corrections are not done yet;
- * - holdover: synchronized before, but no correction for over two poll intervals;
- * - refusing: corrections arrive but exceed --max-correction (the panic threshold) and are refused;
+ * - holdover: synchronized before, but no correction for over VERDICT_HOLDOVER_POLLS poll intervals;
+ * - refusing: the last correction exceeded --max-correction (the panic threshold) and was refused;
  * - electing: no master (an election runs, or none was found yet);
  * - alone: the master, with no member answering its rounds.
  */
@@ -193,11 +194,14 @@ export function verdictOf(status: Omit<StatusReport, 'verdict' | 'verdictReason'
   if (!status.clock.synchronized) {
     return { verdict: 'unsynchronized', verdictReason: `${status.role === 'master' ? 'master' : `following ${status.masterId}`}, initial corrections not done yet (${tracking.updates} applied)` };
   }
-  if (tracking.holdover) {
-    const refusedLast = tracking.lastRefused !== null && (tracking.lastUpdateAgoMs === null || tracking.lastRefused.agoMs < tracking.lastUpdateAgoMs);
-    if (refusedLast) {
-      return { verdict: 'refusing', verdictReason: `corrections above --max-correction refused (${tracking.refused}, the last ${agoText(tracking.lastRefused?.agoMs ?? null)})` };
-    }
+  // One late or lost round is not worth a verdict scripts act on: only a silence longer than a
+  // member's master timeout (3 poll intervals by default) is.
+  const quietMs = VERDICT_HOLDOVER_POLLS * status.pollIntervalMs;
+  const lastRefused = tracking.lastRefused;
+  if (lastRefused !== null && lastRefused.agoMs <= quietMs && (tracking.lastUpdateAgoMs === null || lastRefused.agoMs < tracking.lastUpdateAgoMs)) {
+    return { verdict: 'refusing', verdictReason: `the last correction was refused: above --max-correction (${tracking.refused} refused, the last ${agoText(lastRefused.agoMs)})` };
+  }
+  if (tracking.lastUpdateAgoMs === null || tracking.lastUpdateAgoMs > quietMs) {
     return { verdict: 'holdover', verdictReason: `no correction since ${agoText(tracking.lastUpdateAgoMs)}: running on the learned frequency` };
   }
   if (status.role === 'master') {
