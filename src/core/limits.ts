@@ -252,6 +252,8 @@ export const CONTROL_CONNECTIONS_MAX = BARRIER_LOCAL_WAITERS_MAX + 64;
 export const CONTROL_BODY_BYTES_MAX = 4096;
 /** Largest answer the CLI reads from a control server (a status of PEERS_MAX_DEFAULT peers is ~0.5 MB). */
 export const CONTROL_RESPONSE_BYTES_MAX = 16 * 1024 * 1024;
+/** At most one answer per this interval to greetings that carry our own node id (a duplicate --node-id). */
+export const DUPLICATE_ID_ANSWER_INTERVAL_MS = 5000;
 /** How long `status` waits on a member for the master's view of the cluster (pulled on demand). */
 export const STATUS_VIEW_WAIT_MS_MAX = 3000;
 /** Poll intervals without a correction before the status verdict says "holdover" (tracking.holdover says so after 2). */
