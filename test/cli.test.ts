@@ -269,6 +269,19 @@ describe('--help', () => {
     expect(result.code, describeResult(result)).toBe(0);
     expect(result.stdout).toMatch(/^\s+--http\s/m);
     expect(result.stdout).toMatch(/^\s+--json\s/m);
+    expect(result.stdout).toMatch(/^\s+--verdict\s/m);
+    expect(result.stdout).toMatch(/Exit status: 0 synchronized, 1 not synchronized/);
+  });
+
+  it('every command\'s help shows numbers as [number] and --config\'s default without contradiction', async () => {
+    const numbers: Record<string, string[]> = { run: ['port', 'poll-interval', 'priority'], keygen: ['id'], waitsync: ['timeout', 'max-error', 'interval'], barrier: ['count', 'timeout'], query: ['samples'], demo: ['nodes', 'dashboard-port'] };
+    const results = await Promise.all(Object.keys(numbers).map((command) => runCli([command, '--help'])));
+    for (const [index, command] of Object.keys(numbers).entries()) {
+      const help = (results[index] as CliResult).stdout.replace(/\n\s{12,}/g, ' ');
+      for (const option of numbers[command] as string[]) expect(help, `${command} --${option}`).toMatch(new RegExp(`--${option}\\b.*\\[number\\]`));
+      expect(help, command).toMatch(/--config\s+JSON file of options, keys as the long option names\s+\[default: \/etc\/berkeley-agent\/config\.json, if it exists\]/);
+      expect(help).not.toMatch(/when it exists\)/);
+    }
   });
 });
 
