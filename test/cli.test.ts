@@ -523,6 +523,8 @@ describe('a three-agent loopback cluster', () => {
       expect(peer.lastHeardAgoMs as number, peer.nodeId).toBeLessThan(2000);
     }
     const printed = await runCli(['status', '--http', `127.0.0.1:${byId(EXPECTED_MASTER).httpPort}`]);
+    // Fields wrap to 80 columns, continuation lines indented under the text: read them joined.
+    printed.stdout = printed.stdout.replace(/\n {11}/g, ' ');
     expect(printed.stdout).toMatch(/^Tracking\s+reference cli-b, last offset [+-][\d.]+ \S+, RMS offset [\d.]+ \S+, \d+ updates/m);
     expect(printed.stdout).toMatch(/^Policy\s+step at \+128\.000 ms once synchronized \(never backwards\), slew up to 5000 ppm, refuse above 600\.000 s/m);
   });
