@@ -4,7 +4,7 @@
 // option's name, which is what the CLI prints before exiting 2.
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { buildRunConfig, ConfigError, parseHostPort, parseHttp, type RawRunOptions, type RunConfig } from '../src/daemon/config.ts';
+import { buildRunConfig, ConfigError, parseBoolean, parseDecimal, parseHostPort, parseHttp, type RawRunOptions, type RunConfig } from '../src/daemon/config.ts';
 import {
   CLUSTER_BYTES_MAX,
   DISCOVERY_WINDOW_MS_DEFAULT,
@@ -82,12 +82,60 @@ describe('buildRunConfig defaults', () => {
     expect(build({ port: 7500, 'node-id': 'explicit' }).nodeId).toBe('explicit');
   });
 
-  it('treats undefined, null and empty strings (unset environment variables) as not given', () => {
-    const fromEmpty = build({ port: '', priority: null, 'poll-interval': undefined, 'virtual-offset': '' });
-    expect(fromEmpty.port).toBe(UDP_PORT_DEFAULT);
-    expect(fromEmpty.priority).toBe(PRIORITY_DEFAULT);
-    expect(fromEmpty.pollIntervalMs).toBe(POLL_INTERVAL_MS_DEFAULT);
-    expect(fromEmpty.virtualOffsetNs).toBe(0);
+  it('takes the default only for an option not given (undefined); an empty value is refused', () => {
+    const unset = build({ port: undefined, 'poll-interval': undefined });
+    expect(unset.port).toBe(UDP_PORT_DEFAULT);
+    expect(unset.pollIntervalMs).toBe(POLL_INTERVAL_MS_DEFAULT);
+    expect(build({}).priority).toBe(PRIORITY_DEFAULT);
+    for (const option of ['port', 'priority', 'poll-interval', 'virtual-offset', 'max-peers']) {
+      for (const value of ['', '   ', null]) expect(rejects({ [option]: value }, option), `${option}=${JSON.stringify(value)}`).toMatch(/must not be empty/);
+    }
+    expect(configError(() => parseHttp(''), 'http')).toMatch(/must not be empty/);
+  });
+});
+
+describe('numbers as text: plain decimals', () => {
+  it('reads an optional sign, digits and an optional fraction, blanks around ignored', () => {
+    expect(parseDecimal('42')).toBe(42);
+    expect(parseDecimal('+42')).toBe(42);
+    expect(parseDecimal('-0.5')).toBe(-0.5);
+    expect(parseDecimal('.25')).toBe(0.25);
+    expect(parseDecimal('7.')).toBe(7);
+    expect(parseDecimal(' 0080 ')).toBe(80);
+    expect(parseDecimal(12.5)).toBe(12.5);
+  });
+
+  it('refuses every other form', () => {
+    for (const text of ['', ' ', '0x1f', '0X1F', '0o17', '0b101', '1e3', '1E-3', 'Infinity', 'NaN', '1_000', '1,5', '1.2.3', '--1', '+', '.', '12abc', '٣']) {
+      expect(parseDecimal(text), JSON.stringify(text)).toBeNaN();
+    }
+    expect(parseDecimal(true)).toBeNaN();
+    expect(parseDecimal(null)).toBeNaN();
+  });
+
+  it('--port 0x1f is refused, not port 31', () => {
+    expect(rejects({ port: '0x1f' }, 'port')).toBe('--port: must be a plain decimal number (got "0x1f")');
+    expect(build({ port: '31' }).port).toBe(31);
+  });
+});
+
+describe('booleans: 1/0, true/false, yes/no, on/off in any case', () => {
+  const spellings: Array<[unknown, boolean]> = [
+    ['1', true], ['true', true], ['yes', true], ['on', true], ['TRUE', true], ['Yes', true], ['ON', true], [' on ', true], [true, true], [1, true],
+    ['0', false], ['false', false], ['no', false], ['off', false], ['FALSE', false], ['No', false], ['Off', false], [false, false], [0, false],
+  ];
+  it('reads every spelling for every boolean option', () => {
+    const fields = { 'never-master': 'neverMaster', mdns: 'mdns', force: 'force', 'kernel-timestamps': 'kernelTimestamps' } as const;
+    for (const [option, field] of Object.entries(fields)) {
+      for (const [value, expected] of spellings) expect(build({ [option]: value })[field], `${option}=${JSON.stringify(value)}`).toBe(expected);
+    }
+  });
+
+  it('refuses anything else, naming the option', () => {
+    for (const value of ['maybe', '', 'y', 'n', '2', 'enable', 'truee', 2, -1, null, 'nein']) {
+      expect(rejects({ 'never-master': value }, 'never-master'), JSON.stringify(value)).toMatch(/^--never-master: must be 1\/0, true\/false, yes\/no or on\/off \(got .*\)$/);
+      expect(parseBoolean(value)).toBeNull();
+    }
   });
 });
 
@@ -141,7 +189,8 @@ describe('buildRunConfig numeric options', () => {
     { option: 'max-correction', valid: [0, 31_536_000, '3600'], invalid: [-1, 31_536_001], fractionRefused: false },
     { option: 'probes', valid: [1, 32, '16'], invalid: [0, 33], fractionRefused: true },
   ];
-  const notNumbers: unknown[] = ['abc', '12abc', '  ', 'Infinity', '-Infinity', Number.NaN, Number.POSITIVE_INFINITY, true, { value: 1 }];
+  // Text must be a plain decimal: no hexadecimal, octal, binary, exponent or Infinity.
+  const notNumbers: unknown[] = ['abc', '12abc', '0x1f', '0o7', '0b1', '1e3', '1_000', '1,5', '--1', 'Infinity', '-Infinity', Number.NaN, Number.POSITIVE_INFINITY, true, { value: 1 }];
 
   for (const { option, valid, invalid, fractionRefused } of cases) {
     describe(`--${option}`, () => {
@@ -154,7 +203,7 @@ describe('buildRunConfig numeric options', () => {
       });
 
       it('refuses values that are not numbers', () => {
-        for (const value of notNumbers) expect(rejects({ [option]: value }, option)).toMatch(/must be a number/);
+        for (const value of notNumbers) expect(rejects({ [option]: value }, option), String(value)).toMatch(/must be a plain decimal number/);
       });
 
       it('refuses values out of range', () => {
@@ -195,7 +244,7 @@ describe('buildRunConfig numeric options', () => {
     expect(build({ 'probe-spacing': 0 }).probeSpacingMs).toBe(0);
     expect(rejects({ 'probe-spacing': 0.2 }, 'probe-spacing')).toMatch(/at most/);
     expect(rejects({ 'probe-spacing': -0.001 }, 'probe-spacing')).toMatch(/at least/);
-    expect(rejects({ 'probe-spacing': 'soon' }, 'probe-spacing')).toMatch(/must be a number/);
+    expect(rejects({ 'probe-spacing': 'soon' }, 'probe-spacing')).toMatch(/must be a plain decimal number/);
   });
 
   it('--min-probes: default 4, or --probes when that is lower; at most --probes', () => {
@@ -224,7 +273,7 @@ describe('--master-timeout', () => {
   it('must be a positive number', () => {
     expect(rejects({ 'master-timeout': 0 }, 'master-timeout')).toMatch(/greater than 0/);
     expect(rejects({ 'master-timeout': -3 }, 'master-timeout')).toMatch(/greater than 0/);
-    expect(rejects({ 'master-timeout': 'later' }, 'master-timeout')).toMatch(/must be a number/);
+    expect(rejects({ 'master-timeout': 'later' }, 'master-timeout')).toMatch(/must be a plain decimal number/);
     expect(rejects({ 'master-timeout': 36_001 }, 'master-timeout')).toMatch(/at most/);
   });
 });
@@ -297,7 +346,6 @@ describe('parseHostPort', () => {
 describe('--http', () => {
   it('defaults to the loopback control port', () => {
     expect(parseHttp(undefined)).toEqual({ host: '127.0.0.1', port: 7413 });
-    expect(parseHttp('')).toEqual({ host: '127.0.0.1', port: 7413 });
   });
 
   it("'none' disables the control server", () => {
@@ -400,7 +448,7 @@ describe('--mdns and --interface', () => {
     expect(build({ mdns: '0' }).mdns).toBe(false);
     expect(build({ mdns: 'true' }).mdns).toBe(true);
     expect(build({ mdns: '1' }).mdns).toBe(true);
-    expect(rejects({ mdns: 'maybe' }, 'mdns')).toMatch(/true or false/);
+    expect(rejects({ mdns: 'maybe' }, 'mdns')).toMatch(/must be 1\/0, true\/false, yes\/no or on\/off/);
   });
 
   it('--interface takes a network interface name', () => {

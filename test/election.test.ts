@@ -7,7 +7,7 @@ import { ringSuccessors, bestCandidate } from '../src/core/election/ring.ts';
 import { claimTerm } from '../src/core/election/terms.ts';
 import { higherKeyed } from '../src/core/election/bully.ts';
 import { FrameType, type Frame, type FrameTypeCode, type OutgoingFrame } from '../src/core/frames.ts';
-import { PROTOCOL_VERSION } from '../src/core/limits.ts';
+import { DUPLICATE_ID_ANSWER_INTERVAL_MS, PROTOCOL_VERSION } from '../src/core/limits.ts';
 import { ProtocolNode, type Correction, type NodeConfig, type NodeEvent } from '../src/core/node.ts';
 import { compareKeys, type ElectionKey, type Endpoint, type NodeId } from '../src/core/types.ts';
 import { EventQueue } from '../src/sim/queue.ts';
@@ -618,6 +618,29 @@ describe('single node: terms, corrections and clusters', () => {
     expect(status.counters.framesFromSelfId).toBe(1);
     expect(status.role).toBe('electing');
     expect(node.drain().events.some((event) => event.kind === 'duplicate-id')).toBe(true);
+  });
+
+  it('answers a greeting from its own node id once per interval, so the newcomer learns of the clash too', () => {
+    const original = new ProtocolNode(nodeConfig({ nodeId: 'member', random: () => 0.5 }), 0);
+    const newcomer = new ProtocolNode(nodeConfig({ nodeId: 'member', random: () => 0.5 }), 0);
+    const greeting = (_atMs: number) => wire({ ...header('member', 0), type: FrameType.hello, wantReply: true, role: 0, masterId: null, masterPrio: null });
+    original.receive(greeting(10), member, nsAt(10), 10);
+    const answers = original.drain().sends.filter((send) => send.frame.type === FrameType.hello);
+    expect(answers.map((send) => [send.to, 'wantReply' in send.frame && send.frame.wantReply])).toEqual([[member, false]]);
+    // Greetings within the interval are not answered (a forged stream is not amplified).
+    original.receive(greeting(20), member, nsAt(20), 20);
+    original.receive(greeting(DUPLICATE_ID_ANSWER_INTERVAL_MS), member, nsAt(DUPLICATE_ID_ANSWER_INTERVAL_MS), DUPLICATE_ID_ANSWER_INTERVAL_MS);
+    expect(original.drain().sends.filter((send) => send.frame.type === FrameType.hello)).toHaveLength(0);
+    original.receive(greeting(10 + DUPLICATE_ID_ANSWER_INTERVAL_MS), member, nsAt(10 + DUPLICATE_ID_ANSWER_INTERVAL_MS), 10 + DUPLICATE_ID_ANSWER_INTERVAL_MS);
+    expect(original.drain().sends.filter((send) => send.frame.type === FrameType.hello)).toHaveLength(1);
+
+    // The newcomer gets the answer: it reports the duplicate id and does not answer back.
+    const answer = { ...header('member', 0), ...(answers[0]?.frame as OutgoingFrame) } as Frame;
+    newcomer.receive(wire(answer), masterA, nsAt(11), 11);
+    const drained = newcomer.drain();
+    expect(drained.events.some((event) => event.kind === 'duplicate-id')).toBe(true);
+    expect(drained.sends).toEqual([]);
+    expect(newcomer.status().counters.framesFromSelfId).toBe(1);
   });
 
   it('a COORDINATOR from an older term is refused and the sender told the current term', () => {

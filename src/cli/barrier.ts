@@ -1,9 +1,8 @@
 // `barrier NAME`: one participant of a named barrier (emulab-sync's semantics), through the local
 // agent's control server (POST /barrier), which registers it with the elected master and answers
-// when the barrier releases. The request is held open while waiting: node:http, not fetch, whose
-// client gives up on a response after 5 minutes.
-import http from 'node:http';
+// when the barrier releases. The request is held open while waiting (see control-client.ts).
 import type { BarrierResult } from '../daemon/agent.ts';
+import { ControlRequestError, requestControl } from './control-client.ts';
 
 /** Exit codes of the barrier command (emulab-sync's, and timeout(1)'s 124). */
 export const BARRIER_EXIT = { released: 0, timeout: 124, usage: 64, unreachable: 76 } as const;
@@ -30,7 +29,9 @@ export interface BarrierOutcome {
 
 export function runBarrier(command: BarrierCommand): Promise<BarrierOutcome> {
   const where = `${command.host}:${command.port}`;
-  const body = JSON.stringify({ name: command.name, count: command.count, errorCode: command.errorCode, wait: command.wait, timeoutMs: command.timeoutMs });
+  const body = { name: command.name, count: command.count, errorCode: command.errorCode, wait: command.wait, timeoutMs: command.timeoutMs };
+  // The agent times the participant out itself; the backstop only covers an agent that stopped answering.
+  const request = requestControl({ host: command.host, port: command.port }, { path: '/barrier', method: 'POST', json: body });
   return new Promise((resolve) => {
     let settled = false;
     const settle = (outcome: BarrierOutcome) => {
@@ -39,15 +40,18 @@ export function runBarrier(command: BarrierCommand): Promise<BarrierOutcome> {
       if (backstop) clearTimeout(backstop);
       resolve(outcome);
     };
-    const request = http.request({ host: command.host, port: command.port, path: '/barrier', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('error', () => settle({ exitCode: BARRIER_EXIT.unreachable, message: `the agent at ${where} went away while ${command.name} was waiting`, result: null }));
-      response.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
+    const backstop =
+      command.timeoutMs === null
+        ? null
+        : setTimeout(() => {
+            request.cancel();
+            settle({ exitCode: BARRIER_EXIT.timeout, message: `barrier ${command.name}: timed out after ${command.timeoutMs! / 1000} s (the agent did not answer)`, result: null });
+          }, command.timeoutMs + AGENT_ANSWER_GRACE_MS);
+    request.done.then(
+      (response) => {
         let parsed: unknown;
         try {
-          parsed = JSON.parse(text);
+          parsed = JSON.parse(response.text);
         } catch {
           return settle({ exitCode: BARRIER_EXIT.unreachable, message: `the agent at ${where} answered ${response.statusCode} without JSON; is it a berkeley-agent control server?`, result: null });
         }
@@ -57,22 +61,16 @@ export function runBarrier(command: BarrierCommand): Promise<BarrierOutcome> {
           return settle({ exitCode, message: `barrier ${command.name}: ${error}`, result: null });
         }
         settle(interpret(parsed as BarrierResult, command));
-      });
-    });
-    request.on('error', (error: NodeJS.ErrnoException) => {
-      const code = error.code ?? error.message;
-      const message =
-        code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EHOSTUNREACH'
+      },
+      (error: unknown) => {
+        const code = error instanceof ControlRequestError ? error.code : String(error);
+        const unreachable = error instanceof ControlRequestError && error.phase === 'connect' && (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EHOSTUNREACH');
+        const message = unreachable
           ? `cannot reach the agent's control server at ${where} (${code}); is the agent running, and is --http right?`
           : `the agent at ${where} went away while ${command.name} was waiting (${code})`;
-      settle({ exitCode: BARRIER_EXIT.unreachable, message, result: null });
-    });
-    // The agent times the participant out itself; this only covers an agent that stopped answering.
-    const backstop = command.timeoutMs === null ? null : setTimeout(() => {
-      request.destroy();
-      settle({ exitCode: BARRIER_EXIT.timeout, message: `barrier ${command.name}: timed out after ${command.timeoutMs! / 1000} s (the agent did not answer)`, result: null });
-    }, command.timeoutMs + AGENT_ANSWER_GRACE_MS);
-    request.end(body);
+        settle({ exitCode: BARRIER_EXIT.unreachable, message, result: null });
+      },
+    );
   });
 }
 

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { HostClock } from '../clock/host.ts';
 import { buildRunConfig } from '../daemon/config.ts';
-import { startDaemon, type RunningDaemon } from '../daemon/daemon.ts';
+import { startDaemon, StartupError, type RunningDaemon } from '../daemon/daemon.ts';
 import type { StatusReport } from '../daemon/status.ts';
 import { formatOffsetNs, formatDurationNs } from './format.ts';
 
@@ -109,7 +109,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         'virtual-drift': (Math.random() * 200 - 100).toFixed(3),
       });
       const logger = pino({ level: 'info', base: { node: id } }, eventLog);
-      nodes.push({ id, daemon: await startDaemon(config, logger, hostClock), running: true });
+      let daemon: RunningDaemon;
+      try {
+        daemon = await startDaemon(config, logger, hostClock);
+      } catch (error) {
+        // The daemon's advice names --http, which the demo does not have.
+        if (error instanceof StartupError && error.message.startsWith('--http:') && config.http !== null) {
+          throw new StartupError(error.code, `--dashboard-port: cannot serve ${id}'s dashboard on ${config.http.host}:${config.http.port}: ${error.code} (choose another --dashboard-port, or 0 for any free ports)`);
+        }
+        throw error;
+      }
+      nodes.push({ id, daemon, running: true });
     }
     for (const node of nodes) for (const other of nodes) if (other !== node) node.daemon.agent.addPeer(other.daemon.listen);
     const dashboards = nodes.flatMap((node) => (node.daemon.httpPort === null ? [] : [`http://127.0.0.1:${node.daemon.httpPort}/`]));

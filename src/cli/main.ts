@@ -1,37 +1,47 @@
 // The berkeley-agent command line (yargs). `run` is the default command.
-// Exit codes: 0 ok, 1 runtime failure (cannot bind, cannot reach the agent, demo not converged),
-// 2 bad option or value (the message names it). `barrier` has emulab-sync's: 0 released (or the
-// barrier's error code), 124 timed out, 64 usage error, 76 the agent or cluster unreachable.
+// Exit codes: 0 ok, 1 runtime failure (cannot bind, demo not converged), 2 bad option or value
+// (the message names it). `status` and `waitsync`: 0 synchronized, 1 not (yet), 2 bad option, 3 the
+// agent cannot be reached. `barrier` has emulab-sync's: 0 released (or the barrier's error code),
+// 124 timed out, 64 usage error, 76 the agent or cluster unreachable. Every failure is one line.
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { buildRunConfig, ConfigError, numberOption, parseHostPort, parseHttp } from '../daemon/config.ts';
+import { buildRunConfig, ConfigError, numberOption, parseHostPort, parseHttp, type HostPort } from '../daemon/config.ts';
 import { startDaemon, StartupError } from '../daemon/daemon.ts';
 import { createLogger } from '../daemon/logger.ts';
 import { LOG_LEVELS } from '../daemon/logger.ts';
-import type { StatusReport } from '../daemon/status.ts';
+import { verdictOf, VERDICTS, type StatusReport, type Verdict } from '../daemon/status.ts';
 import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, PROBE_SPACING_MS_DEFAULT, PROBES_PER_ROUND_DEFAULT, SLEW_PPM_MAX_DEFAULT, UDP_PORT_DEFAULT } from '../core/limits.ts';
-import { formatStatus, formatOffsetNs, formatDurationNs } from './format.ts';
+import { formatStatus, formatOffsetNs, formatDurationNs, type MasterView } from './format.ts';
+import { ControlRequestError, getJson } from './control-client.ts';
 import { queryAgent, QueryError } from './query.ts';
 import { formatDemoSummary, runDemo } from './demo.ts';
 import { PACKAGE_VERSION } from '../daemon/version.ts';
 import { sdNotify } from '../daemon/notify.ts';
 import { installLifecycle } from '../daemon/lifecycle.ts';
-import { CONFIG_FILE_DEFAULT, loadedConfigFile, readConfigFile, sourceOf } from './config-file.ts';
+import { CONFIG_FILE_DEFAULT, describeSource, loadedConfigFile, readConfigFile, resolveBooleans, sourceOf } from './config-file.ts';
 import { ENV_FILE_DEFAULT, install, InstallError, UNIT_DIR_DEFAULT } from './install-service.ts';
 import path from 'node:path';
 import { BARRIER_EXIT, runBarrier } from './barrier.ts';
 import { generateKeyLine, KeyFileError, loadKeyFile } from '../daemon/keys.ts';
 import { FrameAuth, KEY_ID_MAX } from '../wire/auth.ts';
 import { barrierNameProblem } from '../core/barrier/frames.ts';
-import { BARRIER_ERROR_CODE_MAX, BARRIER_TIMEOUT_MS_MAX, BARRIER_WAITERS_MAX } from '../core/limits.ts';
+import { BARRIER_ERROR_CODE_MAX, BARRIER_TIMEOUT_MS_MAX, BARRIER_WAITERS_MAX, STATUS_VIEW_WAIT_MS_MAX, WAITSYNC_INTERVAL_S_DEFAULT } from '../core/limits.ts';
 
 const EXIT_RUNTIME = 1;
 const EXIT_USAGE = 2;
 /** The barrier command reports usage errors with emulab-sync's code instead. */
 let usageExitCode: number = EXIT_USAGE;
+/** The command line being run, and whether its command reads BERKELEY_AGENT_* (run and config do). */
+let commandTokens: readonly string[] = [];
+let envApplies = false;
+/** The current command's long options (recorded before validation), for "did you mean". */
+let knownOptionNames: string[] = [];
+/** The commands, for "did you mean" on a mistyped one (which `run`, the default, would take as an argument). */
+const COMMANDS = ['run', 'config', 'install-service', 'status', 'waitsync', 'keygen', 'barrier', 'query', 'demo'];
 
+/** Every failure ends with one line on stderr: "berkeley-agent: what is wrong". */
 function usageError(message: string): never {
-  process.stderr.write(`berkeley-agent: ${message}\nTry 'berkeley-agent --help' for the options.\n`);
+  process.stderr.write(`berkeley-agent: ${message}\n`);
   process.exit(usageExitCode);
 }
 
@@ -40,10 +50,67 @@ function runtimeError(message: string): never {
   process.exit(EXIT_RUNTIME);
 }
 
+/** A bad value's message, saying where the value came from (command line, which variable, which file). */
+function configErrorMessage(error: ConfigError): string {
+  if (error.option === null || error.detail === null) return error.message;
+  const where = describeSource(error.option, commandTokens, envApplies ? process.env : {}, loadedConfigFile());
+  return where === '' ? error.message : `--${error.option}: ${error.detail.problem} (got ${error.detail.shown} ${where})`;
+}
+
+/**
+ * The end of every failure: an operator mistake is one line and exit 2, a runtime failure one
+ * line and exit 1, and a bug one line too (where it happened, not the whole stack) and exit 1.
+ */
+function reportError(error: unknown): never {
+  if (error instanceof ConfigError) usageError(configErrorMessage(error));
+  if (error instanceof KeyFileError) usageError(error.message);
+  if (error instanceof StartupError) runtimeError(error.message);
+  const problem = error instanceof Error ? error : new Error(String(error));
+  // yargs throws a YError for a --config file it cannot read or parse: an operator mistake.
+  if (problem.name === 'YError') usageError(/config file/i.test(problem.message) ? `--config: ${problem.message}` : oneLine(problem.message));
+  const where = problem.stack?.split('\n').find((line) => /^\s+at /.test(line))?.trim().replace(/^at /, '') ?? 'unknown place';
+  runtimeError(`internal error (a bug, please report it): ${oneLine(problem.message)} (${where})`);
+}
+
+/** Levenshtein distance, for "did you mean" on a mistyped option. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
+
+/** The known name closest to a mistyped one, if it is close enough to be the one meant. */
+export function closestName(typed: string, known: readonly string[]): string | null {
+  let best: { name: string; distance: number } | null = null;
+  for (const name of known) {
+    const distance = editDistance(typed, name);
+    if (best === null || distance < best.distance) best = { name, distance };
+  }
+  if (best === null || best.distance === 0 || best.distance > Math.max(2, Math.floor(typed.length / 4))) return null;
+  return best.name;
+}
+
+/** "--pol-interval" -> "--poll-interval"; "stauts" (first word) -> "status". */
+function suggestion(typed: string): string | null {
+  if (typed.startsWith('-')) {
+    const negated = typed.startsWith('--no-');
+    const option = closestName(typed.replace(/^--?(no-)?/, '').split('=')[0] ?? '', knownOptionNames);
+    return option === null ? null : `--${negated ? 'no-' : ''}${option}`;
+  }
+  return typed === commandTokens[0] ? closestName(typed, COMMANDS) : null;
+}
+
 /**
  * yargs reports a value outside an option's `choices` over several lines ("Invalid values:\n
  * Argument: clock, Given: ..."); the contract is one line that names the option, so rewrite it
  * as `--clock: must be one of ...`, and join any other multi-line message into one line.
+ * A mistyped option or command gets a suggestion.
  */
 function oneLine(message: string): string {
   const invalid = [...message.matchAll(/Argument: ([\w-]+), Given: (.*?), Choices: (.*)$/gm)].map(
@@ -53,9 +120,13 @@ function oneLine(message: string): string {
   // yargs names unknown options without their dashes; put them back when that is what was typed.
   const unknown = /^Unknown arguments?: (.*)$/.exec(message.trim());
   if (unknown) {
-    const typed = (name: string) => process.argv.find((arg) => arg === `--${name}` || arg === `--no-${name}` || arg.startsWith(`--${name}=`))?.split('=')[0];
-    const names = (unknown[1] ?? '').split(', ').map((name) => typed(name) ?? name);
-    return `unknown option or argument: ${names.join(', ')}`;
+    const typed = (name: string) => commandTokens.find((arg) => arg === `--${name}` || arg === `--no-${name}` || arg.startsWith(`--${name}=`))?.split('=')[0];
+    // yargs also names the camelCase twin of a dashed option (--pol-interval, polInterval).
+    const listed = (unknown[1] ?? '').split(', ');
+    const dashed = new Set(listed.map((name) => name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase())).filter((name, index) => name !== listed[index]));
+    const names = listed.filter((name) => !dashed.has(name)).map((name) => typed(name) ?? name);
+    const suggestions = [...new Set(names.map(suggestion).filter((name): name is string => name !== null))];
+    return `unknown option or argument: ${names.join(', ')}${suggestions.length > 0 ? `. Did you mean ${suggestions.join(', ')}?` : ''}`;
   }
   if (/^Not enough non-option arguments/.test(message.trim())) return "missing argument: the command's NAME or HOST:PORT (see --help)";
   const missing = /^Not enough arguments following: (.*)$/.exec(message.trim());
@@ -64,10 +135,25 @@ function oneLine(message: string): string {
 }
 
 /**
- * Numeric options are parsed as text and converted by our own validation, so an error can quote
- * what was typed ("got \"abc\"") instead of yargs' NaN.
+ * Runs before every command's handler: booleans are read again from where they were given, with
+ * every usual spelling (see resolveBooleans).
+ */
+function booleanMiddleware(argv: Record<string, unknown>, instance: unknown): void {
+  const options = (instance as { getOptions(): { boolean: string[]; envPrefix?: string; key: Record<string, unknown> } }).getOptions();
+  envApplies = options.envPrefix === 'BERKELEY_AGENT';
+  knownOptionNames = Object.keys(options.key).filter((name) => !/[A-Z]/.test(name) && name.length > 1);
+  const booleans = options.boolean.filter((name) => name !== 'help' && name !== 'version');
+  resolveBooleans(argv, booleans, commandTokens, envApplies ? process.env : null, loadedConfigFile());
+}
+
+/**
+ * Numeric options are parsed as text and converted by our own validation (plain decimals only, see
+ * parseDecimal), so an error can quote what was typed ("got \"abc\"") instead of yargs' NaN, and
+ * "0x1f" or "" is refused instead of read as 31 or 0. Each command also lists them with .number()
+ * so that help says [number]: yargs shows that tag but leaves a value that is also a string as text.
  */
 const NUMBER = { type: 'string', requiresArg: true } as const;
+const RUN_NUMBERS = ['port', 'priority', 'poll-interval', 'master-timeout', 'discovery-window', 'outlier-threshold', 'virtual-offset', 'virtual-drift', 'step-threshold', 'max-slew-ppm', 'max-correction', 'probes', 'min-probes', 'probe-spacing', 'max-peers'];
 
 function runOptions(argv: Argv): Argv {
   return argv
@@ -101,7 +187,8 @@ function runOptions(argv: Argv): Argv {
     .option('key-file', { type: 'string', requiresArg: true, describe: 'Cluster keys ("ID hex:SECRET" lines; see keygen): authenticate every frame (default: systemd credential "keys", else none: an open cluster)' })
     .option('state-dir', { type: 'string', requiresArg: true, describe: 'Directory for state kept across restarts (default: $STATE_DIRECTORY from systemd, else none)' })
     .option('log-level', { type: 'string', choices: LOG_LEVELS as string[], describe: 'Log level', default: 'info' })
-    .option('log-format', { type: 'string', choices: ['auto', 'json', 'pretty'], describe: 'json lines, pretty, or auto (pretty on a terminal)', default: 'auto' });
+    .option('log-format', { type: 'string', choices: ['auto', 'json', 'pretty'], describe: 'json lines, pretty, or auto (pretty on a terminal)', default: 'auto' })
+    .number(RUN_NUMBERS);
 }
 
 async function commandRun(raw: Record<string, unknown>): Promise<void> {
@@ -151,27 +238,75 @@ function commandConfig(raw: Record<string, unknown>): void {
   for (const row of rows) process.stdout.write(`${(row[0] as string).padEnd(widths[0] as number)}  ${(row[1] as string).padEnd(widths[1] as number)}  ${row[2]}\n`);
 }
 
-async function fetchStatus(httpOption: unknown): Promise<StatusReport> {
+/** Exit codes of `status` and `waitsync`, for scripts (README "Status for scripts"). */
+export const STATUS_EXIT = { synchronized: 0, notSynchronized: 1, usage: 2, unreachable: 3 } as const;
+/** How long one status request may take. */
+const STATUS_REQUEST_TIMEOUT_MS = 3000;
+
+function controlTarget(httpOption: unknown): HostPort {
   const target = parseHttp(httpOption);
   if (target === null) usageError("--http: 'none' leaves nothing to ask; give the agent's control server HOST:PORT");
-  const url = `http://${target.host}:${target.port}/status`;
+  return target;
+}
+
+function unreachableMessage(target: HostPort, error: unknown): string {
+  const code = error instanceof ControlRequestError ? error.code : String(error);
+  if (error instanceof ControlRequestError && error.phase === 'response') return `the agent's control server at ${target.host}:${target.port} answered badly (${code}: ${error.message})`;
+  return `cannot reach the agent's control server at ${target.host}:${target.port} (${code}); is the agent running, and is --http right?`;
+}
+
+/** The status, or null when the agent cannot be reached (`why` says how). */
+async function tryStatus(target: HostPort): Promise<{ status: StatusReport } | { why: string }> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(3000) });
-    if (!response.ok) runtimeError(`${url} answered ${response.status}`);
-    return (await response.json()) as StatusReport;
+    return { status: await getJson<StatusReport>(target, '/status', STATUS_REQUEST_TIMEOUT_MS) };
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name;
-    runtimeError(`cannot reach the agent's control server at ${target.host}:${target.port} (${cause}); is the agent running, and is --http right?`);
+    return { why: unreachableMessage(target, error) };
   }
+}
+
+function verdictFor(status: StatusReport): { verdict: Verdict; verdictReason: string } {
+  return VERDICTS.includes(status.verdict) ? { verdict: status.verdict, verdictReason: status.verdictReason } : verdictOf(status);
+}
+
+/**
+ * On a member, the master's view of the cluster: asking for it makes the member pull it from the
+ * master, so wait a little for a fresh one (null: none came, or an agent without a dashboard).
+ */
+async function masterView(target: HostPort, status: StatusReport): Promise<MasterView | null> {
+  if (status.role !== 'slave' || status.masterId === null) return null;
+  const freshMs = 3 * status.pollIntervalMs;
+  const deadline = Date.now() + Math.min(STATUS_VIEW_WAIT_MS_MAX, 2.5 * status.pollIntervalMs);
+  for (;;) {
+    let view: MasterView | null = null;
+    try {
+      // `since` far ahead: no history, no events, only the view.
+      view = (await getJson<{ view: MasterView | null }>(target, `/api/cluster?since=${Number.MAX_SAFE_INTEGER}`, STATUS_REQUEST_TIMEOUT_MS)).view;
+    } catch {
+      return null;
+    }
+    if (view !== null && view.masterId === status.masterId && view.term === status.term && view.ageMs <= freshMs) return view;
+    if (Date.now() >= deadline) return null;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+/** A bound on how far this clock may be from the cluster's time, for waitsync --max-error. */
+function errorBoundNs(status: StatusReport): number {
+  const reported = (status.clock as { errorBoundNs?: number | null }).errorBoundNs;
+  if (typeof reported === 'number') return reported;
+  return Math.abs(status.tracking.lastOffsetNs ?? Number.POSITIVE_INFINITY) + Math.abs(status.clock.slewRemainingNs);
 }
 
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'barrier') usageExitCode = BARRIER_EXIT.usage;
+  commandTokens = argv;
   await yargs(argv)
     .scriptName('berkeley-agent')
     .usage('$0 [run] [options]   start an agent (default)\n$0 <command> [options]')
-    .config('config', `JSON file of options, keys as the long option names (default ${CONFIG_FILE_DEFAULT} when it exists)`, readConfigFile)
-    .default('config', CONFIG_FILE_DEFAULT, CONFIG_FILE_DEFAULT)
+    .config('config', 'JSON file of options, keys as the long option names', readConfigFile)
+    .default('config', CONFIG_FILE_DEFAULT, `${CONFIG_FILE_DEFAULT}, if it exists`)
+    // @types/yargs (17) does not declare the yargs instance yargs passes as a middleware's second argument.
+    .middleware(((args: Record<string, unknown>, instance: unknown) => booleanMiddleware(args, instance)) as unknown as (args: Record<string, unknown>) => void, true)
     .command(
       ['run', '$0'],
       'Start an agent: discover peers, elect a master, synchronize clocks',
@@ -218,20 +353,76 @@ export async function main(argv: string[]): Promise<void> {
     )
     .command(
       'status',
-      "Show a running agent's status",
+      "Show a running agent's status: a verdict, then a table (exit 0 only when synchronized)",
       (command) =>
         command
           .option('http', { type: 'string', describe: "The agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
-          .option('json', { type: 'boolean', describe: 'Print the status as one JSON object', default: false }),
+          .option('json', { type: 'boolean', describe: 'Print the status as one JSON object', default: false })
+          .option('verdict', { type: 'boolean', describe: `Print only the one-word verdict (${VERDICTS.join(', ')})`, default: false })
+          .epilogue('Exit status: 0 synchronized, 1 not synchronized (any other verdict), 2 bad option, 3 cannot reach the agent.'),
       async (args) => {
-        const status = await fetchStatus(args.http);
-        process.stdout.write(args.json ? `${JSON.stringify(status)}\n` : `${formatStatus(status)}\n`);
+        const target = controlTarget(args.http);
+        const answer = await tryStatus(target);
+        if (!('status' in answer)) {
+          process.stderr.write(`berkeley-agent: ${answer.why}\n`);
+          process.exit(STATUS_EXIT.unreachable);
+        }
+        const status = answer.status;
+        const { verdict } = verdictFor(status);
+        if (args.json) process.stdout.write(`${JSON.stringify(status)}\n`);
+        else if (args.verdict) process.stdout.write(`${verdict}\n`);
+        else process.stdout.write(`${formatStatus(status, await masterView(target, status))}\n`);
+        process.exitCode = verdict === 'synchronized' ? STATUS_EXIT.synchronized : STATUS_EXIT.notSynchronized;
+      },
+    )
+    .command(
+      'waitsync',
+      'Wait until the agent is synchronized (like chronyc waitsync); exit 0 then, 1 on --timeout',
+      (command) =>
+        command
+          .option('timeout', { ...NUMBER, describe: 'Give up after this many seconds (exit 1; default: wait for ever)' })
+          .option('max-error', { ...NUMBER, describe: "Also wait until the clock is within this many seconds of the cluster's time (last offset plus slew left)" })
+          .option('interval', { ...NUMBER, describe: 'Seconds between two questions to the agent', default: WAITSYNC_INTERVAL_S_DEFAULT })
+          .option('http', { type: 'string', describe: "The agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+          .number(['timeout', 'max-error', 'interval'])
+          .epilogue('Exit status: 0 synchronized, 1 timed out, 2 bad option, 3 timed out without ever reaching the agent. An agent not answering yet (starting) is asked again until the timeout.'),
+      async (args) => {
+        const timeoutS = args.timeout === undefined ? null : numberOption(args, 'timeout', 0, { min: 0, max: 31_536_000 });
+        const maxErrorS = args['max-error'] === undefined ? null : numberOption(args, 'max-error', 0, { min: 0, max: 3600, minExclusive: true });
+        const intervalS = numberOption(args, 'interval', WAITSYNC_INTERVAL_S_DEFAULT, { min: 0.05, max: 3600 });
+        const target = controlTarget(args.http);
+        const startedMs = Date.now();
+        const elapsedS = () => ((Date.now() - startedMs) / 1000).toFixed(1);
+        let last: string | null = null;
+        let reached = false;
+        for (;;) {
+          const answer = await tryStatus(target);
+          if ('status' in answer) {
+            reached = true;
+            const status = answer.status;
+            const { verdict, verdictReason } = verdictFor(status);
+            const boundNs = errorBoundNs(status);
+            const withinBound = maxErrorS === null || boundNs <= maxErrorS * 1e9;
+            if (verdict === 'synchronized' && withinBound) {
+              process.stdout.write(`synchronized after ${elapsedS()} s (${verdictReason}; error bound ${formatDurationNs(boundNs)})\n`);
+              process.exit(STATUS_EXIT.synchronized);
+            }
+            last = verdict === 'synchronized' ? `synchronized, but the error bound ${formatDurationNs(boundNs)} is above --max-error ${maxErrorS} s` : `${verdict} (${verdictReason})`;
+          } else {
+            last = answer.why;
+          }
+          if (timeoutS !== null && Date.now() - startedMs + intervalS * 1000 > timeoutS * 1000) {
+            process.stderr.write(`berkeley-agent: waitsync: not synchronized after ${elapsedS()} s: ${last}\n`);
+            process.exit(reached ? STATUS_EXIT.notSynchronized : STATUS_EXIT.unreachable);
+          }
+          await new Promise((resolve) => setTimeout(resolve, intervalS * 1000));
+        }
       },
     )
     .command(
       'keygen',
       'Print a new cluster key line ("ID hex:SECRET", 32 random bytes) for --key-file',
-      (command) => command.option('id', { ...NUMBER, describe: `Key id (1..${KEY_ID_MAX})`, default: 1 }),
+      (command) => command.option('id', { ...NUMBER, describe: `Key id (1..${KEY_ID_MAX})`, default: 1 }).number('id'),
       (args) => {
         const id = numberOption(args, 'id', 1, { min: 1, max: KEY_ID_MAX, integer: true });
         process.stdout.write(`${generateKeyLine(id)}\n`);
@@ -248,7 +439,8 @@ export async function main(argv: string[]): Promise<void> {
           .option('error', { ...NUMBER, describe: `Report this error code (0..${BARRIER_ERROR_CODE_MAX}); everyone exits with the largest reported`, default: 0 })
           .option('timeout', { ...NUMBER, describe: 'Give up after this many seconds (exit 124) and leave the barrier' })
           .option('http', { type: 'string', describe: "The local agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
-          .option('json', { type: 'boolean', describe: "Print the agent's answer as JSON", default: false }),
+          .option('json', { type: 'boolean', describe: "Print the agent's answer as JSON", default: false })
+          .number(['count', 'error', 'timeout']),
       async (args) => {
         const name = String(args.name);
         const problem = barrierNameProblem(name);
@@ -282,7 +474,8 @@ export async function main(argv: string[]): Promise<void> {
           .option('samples', { ...NUMBER, describe: 'Queries to send; the lowest round trip is kept', default: 8 })
           .option('timeout', { ...NUMBER, describe: 'Seconds to wait for answers after the last query', default: 1 })
           .option('key-file', { type: 'string', requiresArg: true, describe: "The cluster's key file, for an agent that authenticates frames" })
-          .option('json', { type: 'boolean', describe: 'Print the result as JSON', default: false }),
+          .option('json', { type: 'boolean', describe: 'Print the result as JSON', default: false })
+          .number(['samples', 'timeout']),
       async (args) => {
         let auth: FrameAuth | null = null;
         if (args['key-file'] !== undefined) {
@@ -334,7 +527,8 @@ export async function main(argv: string[]): Promise<void> {
           .option('poll-interval', { ...NUMBER, describe: 'Seconds between rounds', default: 1 })
           .option('failover', { type: 'boolean', describe: 'Stop the master half-way (--no-failover to keep it)', default: true })
           .option('json', { type: 'boolean', describe: 'Print only the summary, as JSON', default: false })
-          .option('dashboard-port', { ...NUMBER, describe: 'Serve the agents\' dashboards on 127.0.0.1:PORT, PORT+1, ... (0 = any free ports)' }),
+          .option('dashboard-port', { ...NUMBER, describe: 'Serve the agents\' dashboards on 127.0.0.1:PORT, PORT+1, ... (0 = any free ports)' })
+          .number(['nodes', 'duration', 'poll-interval', 'dashboard-port']),
       async (args) => {
         const nodes = numberOption(args, 'nodes', 5, { min: 2, max: 32, integer: true });
         const durationS = numberOption(args, 'duration', 20, { min: 5, max: 3600 });
@@ -352,23 +546,27 @@ export async function main(argv: string[]): Promise<void> {
       },
     )
     .strict()
+    .recommendCommands()
     .version(PACKAGE_VERSION)
     .help()
     .alias('h', 'help')
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((message, error) => {
-      if (error) {
-        if (error instanceof ConfigError) usageError(error.message);
-        // yargs throws a YError for a --config file it cannot read or parse: an operator mistake
-        // (exit 2, the option named), not a bug (it used to print a stack trace and exit 1).
-        if (error.name === 'YError') usageError(/config file/i.test(error.message) ? `--config: ${error.message}` : oneLine(error.message));
-        // A bug, not an operator mistake: keep the stack for the report.
-        process.stderr.write(`berkeley-agent: internal error: ${error.stack ?? String(error)}\n`);
-        process.exit(EXIT_RUNTIME);
-      }
+      if (error) reportError(error);
       usageError(oneLine(message ?? 'invalid command line'));
     })
     .parseAsync();
 }
 
-await main(hideBin(process.argv));
+// A closed stdout (`berkeley-agent config | head -1`) is the reader being done, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  reportError(error);
+});
+
+try {
+  await main(hideBin(process.argv));
+} catch (error) {
+  // A synchronous handler's error (keygen, config) leaves parseAsync without passing .fail().
+  reportError(error);
+}

@@ -81,7 +81,9 @@ export async function queryAgent(target: { address: string; port: number }, opti
   const chosen = best as (ClockSample & { nodeId: string; term: number }) | null;
   if (socketError) throw new QueryError((socketError as NodeJS.ErrnoException).code ?? 'EUDP', `query ${target.address}:${target.port}: ${(socketError as Error).message}`);
   if (chosen === null) {
-    throw new QueryError('ETIMEDOUT', `query ${target.address}:${target.port}: no answer to ${options.samples} queries (is an agent listening on that UDP port?)`);
+    // An agent with a cluster key drops unsigned queries without a word: say so, not only "wrong port".
+    const hint = auth === null ? 'is an agent listening on that UDP port? An agent with a cluster key answers only queries signed with it: give --key-file' : 'is an agent listening on that UDP port, with one of these keys?';
+    throw new QueryError('ETIMEDOUT', `query ${target.address}:${target.port}: no answer to ${options.samples} queries (${hint})`);
   }
   return {
     target: `${target.address}:${target.port}`,

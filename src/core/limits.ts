@@ -269,6 +269,16 @@ export const BARRIER_LOCAL_WAITERS_MAX = 1024;
 export const CONTROL_CONNECTIONS_MAX = BARRIER_LOCAL_WAITERS_MAX + 64;
 /** Largest request body the control server reads (POST /barrier). */
 export const CONTROL_BODY_BYTES_MAX = 4096;
+/** Largest answer the CLI reads from a control server (a status of PEERS_MAX_DEFAULT peers is ~0.5 MB). */
+export const CONTROL_RESPONSE_BYTES_MAX = 16 * 1024 * 1024;
+/** At most one answer per this interval to greetings that carry our own node id (a duplicate --node-id). */
+export const DUPLICATE_ID_ANSWER_INTERVAL_MS = 5000;
+/** How long `status` waits on a member for the master's view of the cluster (pulled on demand). */
+export const STATUS_VIEW_WAIT_MS_MAX = 3000;
+/** Poll intervals without a correction before the status verdict says "holdover" (tracking.holdover says so after 2). */
+export const VERDICT_HOLDOVER_POLLS = 4;
+/** How often `waitsync` asks the agent (its --interval default), seconds. */
+export const WAITSYNC_INTERVAL_S_DEFAULT = 1;
 /** A participant the master has not acknowledged by then gets exit 76 (the cluster cannot be reached). */
 export const BARRIER_REGISTER_TIMEOUT_MS = 30_000;
 /** Longest --timeout the barrier command accepts: one week. */

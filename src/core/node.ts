@@ -27,6 +27,7 @@ import {
   STATIC_ENDPOINTS_MAX,
   TERM_ADOPT_MAX,
   STATIC_HELLO_INTERVAL_MS,
+  DUPLICATE_ID_ANSWER_INTERVAL_MS,
   VIEW_ENTRY_FIXED_BYTES,
   VIEW_PAGE_BYTES_BUDGET,
   VIEW_PAGE_ENTRIES_MAX,
@@ -430,6 +431,8 @@ export class ProtocolNode {
     restarts: number;
   } | null = null;
   private viewQuerySeq = 0;
+  /** When a greeting from our own node id may be answered again (see receiveFrame). */
+  private nextDuplicateIdAnswerMs = Number.NEGATIVE_INFINITY;
   /** Per destination ('' = not identified yet): the last sequence number sent, counted from 1 at each boot. */
   private readonly sequenceTo = new Map<string, number>();
   /** Which peer is at an endpoint, to address frames sent to an endpoint. */
@@ -542,6 +545,13 @@ export class ProtocolNode {
       // Our own id from another endpoint: a misconfigured duplicate node id.
       this.counters.framesFromSelfId += 1;
       this.emit({ kind: 'duplicate-id', endpoint: from });
+      // The other agent hears nothing from us otherwise (its frames are dropped here), so it would
+      // never learn of the clash: answer its greeting, without asking for a reply (no ping-pong)
+      // and at a bounded rate (a forged greeting is not amplified).
+      if (frame.type === FrameType.hello && frame.wantReply && nowMs >= this.nextDuplicateIdAnswerMs) {
+        this.nextDuplicateIdAnswerMs = nowMs + DUPLICATE_ID_ANSWER_INTERVAL_MS;
+        this.sendHello(from, false);
+      }
       return;
     }
     // A term so high that a few more elections would leave the exact range of a float64 (2^53) is

@@ -19,7 +19,7 @@ import { AUTH_REJECT_REASONS, type AuthRejectReason, type FrameAuth } from '../w
 import { UdpTransport, type Datagram } from '../net/udp.ts';
 import { MdnsDiscovery } from '../net/mdns.ts';
 import { RateLimiter } from './logger.ts';
-import type { StatusReport } from './status.ts';
+import { verdictOf, type StatusReport } from './status.ts';
 import { ClusterMonitor, type DashboardReport } from './dashboard.ts';
 import type { BarrierOutcome } from '../core/barrier/client.ts';
 import { BARRIER_LOCAL_WAITERS_MAX, BARRIER_PARTICIPANTS_MAX, BARRIER_REGISTER_TIMEOUT_MS, BARRIER_WAITERS_MAX, BARRIERS_OPEN_MAX } from '../core/limits.ts';
@@ -473,7 +473,14 @@ export class Agent {
   /** GET /api/cluster: the dashboard's data; `sinceMs` (agent clock) returns only newer history. */
   dashboard(sinceMs: number | null): DashboardReport {
     const nowMs = this.monoMs();
+    // A first reader on a member: pull the master's view now rather than at the next tick (`status`
+    // waits for it).
+    const pulling = this.monitor.interested(nowMs);
     this.monitor.markRead(nowMs);
+    if (!pulling && !this.stopped) {
+      this.node.requestView(nowMs);
+      this.pump();
+    }
     const core = this.node.status();
     const self = {
       nodeId: core.nodeId,
@@ -540,6 +547,11 @@ export class Agent {
   }
 
   status(): StatusReport {
+    const report = this.statusReport();
+    return { ...report, ...verdictOf(report) };
+  }
+
+  private statusReport(): Omit<StatusReport, 'verdict' | 'verdictReason'> {
     const nowMs = this.monoMs();
     const core = this.node.status();
     const clockState = this.options.clock.state();

@@ -33,9 +33,18 @@ import type { LogFormat } from './logger.ts';
 import { LOG_LEVELS } from './logger.ts';
 import type { LevelWithSilent } from 'pino';
 
-/** A configuration error: the CLI prints the message and exits 2. */
+/** A configuration error: the CLI prints the message (and where the value came from) and exits 2. */
 export class ConfigError extends Error {
   readonly code = 'ECONFIG';
+  /** The option the message names, so the CLI can add where its value came from. */
+  readonly option: string | null;
+  /** What is wrong and the value as shown, for a message that also says where the value came from. */
+  readonly detail: { problem: string; shown: string } | null;
+  constructor(message: string, option: string | null = null, detail: { problem: string; shown: string } | null = null) {
+    super(message);
+    this.option = option;
+    this.detail = detail;
+  }
 }
 
 export interface HostPort {
@@ -91,16 +100,35 @@ const IDENTIFIER = /^[\x21-\x7e]+$/;
 
 function fail(option: string, message: string, value: unknown): never {
   const shown = typeof value === 'string' ? JSON.stringify(value) : String(value);
-  throw new ConfigError(`--${option}: ${message} (got ${shown})`);
+  throw new ConfigError(`--${option}: ${message} (got ${shown})`, option, { problem: message, shown });
 }
 
-/** A numeric option (text from argv or the environment, a number from a config file), validated. */
+/**
+ * The numbers options take as text (command line, environment, strings in a config file): plain
+ * decimal, an optional sign and fraction, blanks around it ignored. No hexadecimal, octal or
+ * binary, no exponent, no Infinity: `--port 0x1f` is a typo far more often than a wish for port 31.
+ * A config file may also give JSON numbers.
+ */
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)$/;
+
+/** Text (or a JSON number) as a number, or NaN when it is not a plain decimal. */
+export function parseDecimal(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value !== 'string' || !DECIMAL.test(value.trim())) return Number.NaN;
+  return Number(value.trim());
+}
+
+/**
+ * A numeric option (text from argv or the environment, a number from a config file), validated.
+ * Absent (undefined) takes the default; an empty value is refused, never read as "the default".
+ */
 export function numberOption(raw: RawRunOptions, option: string, fallback: number, check: { min: number; max: number; integer?: boolean; minExclusive?: boolean }): number {
   const value = raw[option];
-  if (value === undefined || value === null || value === '') return fallback;
+  if (value === undefined) return fallback;
   if (Array.isArray(value)) fail(option, 'given more than once', value.join(', '));
-  const parsed = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
-  if (!Number.isFinite(parsed)) fail(option, 'must be a number', value);
+  if (value === null || (typeof value === 'string' && value.trim() === '')) fail(option, 'must not be empty: give a number, or leave the option out for its default', value);
+  const parsed = parseDecimal(value);
+  if (!Number.isFinite(parsed)) fail(option, 'must be a plain decimal number', value);
   if (check.integer && !Number.isInteger(parsed)) fail(option, 'must be a whole number', value);
   if (check.minExclusive ? parsed <= check.min : parsed < check.min) fail(option, `must be ${check.minExclusive ? 'greater than' : 'at least'} ${check.min}`, value);
   if (parsed > check.max) fail(option, `must be at most ${check.max}`, value);
@@ -123,13 +151,30 @@ function identifier(raw: RawRunOptions, option: string, fallback: string, maxByt
   return value;
 }
 
-function boolean(raw: RawRunOptions, option: string, fallback: boolean): boolean {
-  const value = raw[option];
-  if (value === undefined || value === null) return fallback;
+/** The spellings of a boolean, from every source, in any case. */
+const TRUE_WORDS = ['1', 'true', 'yes', 'on'];
+const FALSE_WORDS = ['0', 'false', 'no', 'off'];
+export const BOOLEAN_SPELLINGS = '1/0, true/false, yes/no or on/off';
+
+/** A boolean given as text (or a JSON boolean, or 0/1): null when it is none of the spellings. */
+export function parseBoolean(value: unknown): boolean | null {
   if (typeof value === 'boolean') return value;
-  if (value === 'true' || value === '1') return true;
-  if (value === 'false' || value === '0') return false;
-  return fail(option, 'must be true or false', value);
+  if (value === 0 || value === 1) return value === 1;
+  if (typeof value !== 'string') return null;
+  const word = value.trim().toLowerCase();
+  if (TRUE_WORDS.includes(word)) return true;
+  if (FALSE_WORDS.includes(word)) return false;
+  return null;
+}
+
+/** A boolean option's value, or the refusal naming it. */
+export function booleanOption(raw: RawRunOptions, option: string, fallback: boolean): boolean {
+  const value = raw[option];
+  if (value === undefined) return fallback;
+  if (Array.isArray(value)) fail(option, 'given more than once', value.join(', '));
+  const parsed = parseBoolean(value);
+  if (parsed === null) fail(option, `must be ${BOOLEAN_SPELLINGS}`, value);
+  return parsed;
 }
 
 /** Parses HOST:PORT (IPv4 address or host name). `[v6]:port` is refused: the transport is IPv4. */
@@ -146,7 +191,8 @@ export function parseHostPort(text: string, option: string, options: { allowPort
 }
 
 export function parseHttp(value: unknown): HostPort | null {
-  if (value === undefined || value === null || value === '') return { host: '127.0.0.1', port: HTTP_PORT_DEFAULT };
+  if (value === undefined) return { host: '127.0.0.1', port: HTTP_PORT_DEFAULT };
+  if (value === null || value === '') fail('http', "must not be empty: give HOST:PORT or 'none', or leave the option out for its default", value);
   if (Array.isArray(value)) fail('http', 'given more than once', value.join(', '));
   if (typeof value !== 'string') fail('http', 'must be HOST:PORT or none', value);
   if (value === 'none') return null;
@@ -168,7 +214,7 @@ function clusterKeys(raw: RawRunOptions): LoadedKeys | null {
   try {
     return loadKeyFile(path);
   } catch (error) {
-    if (error instanceof KeyFileError) throw new ConfigError(error.message);
+    if (error instanceof KeyFileError) throw new ConfigError(error.message, 'key-file');
     throw error;
   }
 }
@@ -233,13 +279,13 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     nodeId: identifier(raw, 'node-id', defaultNodeId(port), NODE_ID_BYTES_MAX),
     cluster: identifier(raw, 'cluster', CLUSTER_DEFAULT, CLUSTER_BYTES_MAX),
     priority: numberOption(raw, 'priority', PRIORITY_DEFAULT, { min: 0, max: PRIORITY_MAX, integer: true }),
-    neverMaster: boolean(raw, 'never-master', false),
+    neverMaster: booleanOption(raw, 'never-master', false),
     electionAlgorithm: electionChoice(raw),
     interfaceName,
     bindAddress,
     port,
     peers,
-    mdns: boolean(raw, 'mdns', true),
+    mdns: booleanOption(raw, 'mdns', true),
     pollIntervalMs,
     masterTimeoutMs,
     discoveryWindowMs: numberOption(raw, 'discovery-window', DISCOVERY_WINDOW_MS_DEFAULT / 1000, { min: 0, max: 600 }) * 1000,
@@ -252,8 +298,8 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     slewPpmMax: numberOption(raw, 'max-slew-ppm', SLEW_PPM_MAX_DEFAULT, { min: 1, max: 100_000 }),
     // 0 turns the panic threshold off (like ntpd's -g forever); that is allowed but not advised.
     correctionNsMax: maxCorrectionNs(raw),
-    force: boolean(raw, 'force', false),
-    kernelTimestamps: boolean(raw, 'kernel-timestamps', true),
+    force: booleanOption(raw, 'force', false),
+    kernelTimestamps: booleanOption(raw, 'kernel-timestamps', true),
     probesPerRound,
     probesMin: numberOption(raw, 'min-probes', Math.min(PROBES_MIN_DEFAULT, probesPerRound), { min: 1, max: probesPerRound, integer: true }),
     probeSpacingMs: numberOption(raw, 'probe-spacing', PROBE_SPACING_MS_DEFAULT / 1000, { min: 0, max: 0.1 }) * 1000,

@@ -2,6 +2,7 @@
 // Field names are a contract (README "Status fields"); add fields, do not rename them.
 import type { ClockMode, KernelClockState } from '../clock/driver.ts';
 import type { ElectionAlgorithm, NodeId, Role } from '../core/types.ts';
+import { VERDICT_HOLDOVER_POLLS } from '../core/limits.ts';
 
 export interface PeerReport {
   nodeId: NodeId;
@@ -72,7 +73,23 @@ export interface TrackingReport {
   correctionNsMax: number | null;
 }
 
+/**
+ * One word for scripts and people, in the spirit of `systemctl is-active`; `berkeley-agent status`
+ * exits 0 only for "synchronized" (README "Status for scripts").
+ * - synchronized: following a master (or the master of answering members), corrections arriving;
+ * - unsynchronized: a master is known but the first corrections are not done yet;
+ * - holdover: synchronized before, but no correction for over VERDICT_HOLDOVER_POLLS poll intervals;
+ * - refusing: the last correction exceeded --max-correction (the panic threshold) and was refused;
+ * - electing: no master (an election runs, or none was found yet);
+ * - alone: the master, with no member answering its rounds.
+ */
+export type Verdict = 'synchronized' | 'unsynchronized' | 'holdover' | 'refusing' | 'electing' | 'alone';
+export const VERDICTS: readonly Verdict[] = ['synchronized', 'unsynchronized', 'holdover', 'refusing', 'electing', 'alone'];
+
 export interface StatusReport {
+  /** This agent's state in one word, and why (see Verdict). */
+  verdict: Verdict;
+  verdictReason: string;
   nodeId: NodeId;
   cluster: string;
   priority: number;
@@ -160,4 +177,36 @@ export interface StatusReport {
     correctionsApplied: number;
     peersRefused: number;
   };
+}
+
+const agoText = (ms: number | null) => (ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s ago`);
+
+/** The verdict of a status report (an agent's own; `status` also computes it for older agents). */
+export function verdictOf(status: Omit<StatusReport, 'verdict' | 'verdictReason'>): { verdict: Verdict; verdictReason: string } {
+  const tracking = status.tracking;
+  if (status.role === 'electing' || status.masterId === null) {
+    const running = status.election.inProgress;
+    return { verdict: 'electing', verdictReason: running ? `election for term ${running.term} running (${running.algorithm})` : 'no master known yet' };
+  }
+  if (status.role === 'master' && (status.lastRound === null || status.lastRound.answered === 0)) {
+    return { verdict: 'alone', verdictReason: status.peers.length === 0 ? 'master with no peers' : `master, but none of ${status.peers.length} peers answers its rounds` };
+  }
+  if (!status.clock.synchronized) {
+    return { verdict: 'unsynchronized', verdictReason: `${status.role === 'master' ? 'master' : `following ${status.masterId}`}, initial corrections not done yet (${tracking.updates} applied)` };
+  }
+  // One late or lost round is not worth a verdict scripts act on: only a silence longer than a
+  // member's master timeout (3 poll intervals by default) is.
+  const quietMs = VERDICT_HOLDOVER_POLLS * status.pollIntervalMs;
+  const lastRefused = tracking.lastRefused;
+  if (lastRefused !== null && lastRefused.agoMs <= quietMs && (tracking.lastUpdateAgoMs === null || lastRefused.agoMs < tracking.lastUpdateAgoMs)) {
+    return { verdict: 'refusing', verdictReason: `the last correction was refused: above --max-correction (${tracking.refused} refused, the last ${agoText(lastRefused.agoMs)})` };
+  }
+  if (tracking.lastUpdateAgoMs === null || tracking.lastUpdateAgoMs > quietMs) {
+    return { verdict: 'holdover', verdictReason: `no correction since ${agoText(tracking.lastUpdateAgoMs)}: running on the learned frequency` };
+  }
+  if (status.role === 'master') {
+    const round = status.lastRound;
+    return { verdict: 'synchronized', verdictReason: `master, ${round?.answered ?? 0} of ${round?.members ?? 0} members answered the last round` };
+  }
+  return { verdict: 'synchronized', verdictReason: `following ${status.masterId}, last correction ${agoText(tracking.lastUpdateAgoMs)}` };
 }
