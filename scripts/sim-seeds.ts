@@ -45,6 +45,8 @@ interface SeedResult {
   livenessMs: number | null;
   nodes: number;
   elections: number;
+  /** --mix coldstart: what the seed drew. */
+  coldStart?: { kind: 'majority' | 'middle'; wild: number; wildMaster: boolean; uncorrectable: number };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -61,8 +63,9 @@ function runColdStartSeed(spec: RunSpec, seed: number): SeedResult {
   try {
     const result = runColdStart(seed, options);
     const what = `${result.nodes} clocks, ${result.wild} wild${result.wildMaster ? ' (one the master)' : ''}, ${result.kind}`;
-    if (result.problem === null) return { ...base, ok: true, kind: 'pass', message: what, nodes: result.nodes };
-    return { ...base, ok: false, kind: 'cold-start', message: `seed ${seed}: ${what}: ${result.problem}`, nodes: result.nodes };
+    const coldStart = { kind: result.kind, wild: result.wild, wildMaster: result.wildMaster, uncorrectable: result.uncorrectable.length };
+    if (result.problem === null) return { ...base, ok: true, kind: 'pass', message: what, nodes: result.nodes, coldStart };
+    return { ...base, ok: false, kind: 'cold-start', message: `seed ${seed}: ${what}: ${result.problem}`, nodes: result.nodes, coldStart };
   } catch (error) {
     const kind = error instanceof InvariantViolation ? error.code : 'exception';
     return { ...base, ok: false, kind, message: `seed ${seed}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`, nodes: 0 };
@@ -247,6 +250,16 @@ async function main(): Promise<void> {
     seedsPerMinutePerJob: Math.round(seedsPerMinute / jobs),
     simulatedSecondsPerWallSecond: Math.round(simulatedMs / wallMs),
     livenessMs: { p50: percentile(liveness, 0.5), p95: percentile(liveness, 0.95), max: liveness.at(-1) ?? null },
+    coldStart:
+      spec.mix === 'coldstart'
+        ? {
+            majority: results.filter((result) => result.coldStart?.kind === 'majority').length,
+            middle: results.filter((result) => result.coldStart?.kind === 'middle').length,
+            withWild: results.filter((result) => (result.coldStart?.wild ?? 0) > 0).length,
+            wildMaster: results.filter((result) => result.coldStart?.wildMaster === true).length,
+            withUncorrectable: results.filter((result) => (result.coldStart?.uncorrectable ?? 0) > 0).length,
+          }
+        : null,
     mastersElectedPerSeed: passes.length > 0 ? Number((passes.reduce((sum, result) => sum + result.elections, 0) / passes.length).toFixed(2)) : null,
     failures: failures.map((failure) => ({
       seed: failure.seed,
@@ -269,7 +282,15 @@ async function main(): Promise<void> {
       for (const failure of failures.slice(0, 50)) log(`  ${failure.seed}  ${failure.kind.padEnd(20)} ${reproduce(spec, failure.seed)}`);
       if (failures.length > 50) log(`  ... ${failures.length - 50} more in ${values.out}`);
     }
-    log(`time to liveness after the faults stop: p50 ${report.livenessMs.p50 ?? '-'} ms, p95 ${report.livenessMs.p95 ?? '-'} ms, max ${report.livenessMs.max ?? '-'} ms`);
+    if (report.coldStart !== null) {
+      const drawn = report.coldStart;
+      log(
+        `cold starts: ${drawn.majority} with an agreeing majority, ${drawn.middle} without; ${drawn.withWild} with wild clocks, ${drawn.wildMaster} with a wild master, ` +
+          `${drawn.withUncorrectable} with a member over a year off (never corrected: beyond a CORRECT frame's limit)`,
+      );
+    } else {
+      log(`time to liveness after the faults stop: p50 ${report.livenessMs.p50 ?? '-'} ms, p95 ${report.livenessMs.p95 ?? '-'} ms, max ${report.livenessMs.max ?? '-'} ms`);
+    }
     log(`${report.seedsPerMinute} seeds/min on this machine (${jobs} job(s), ${report.seedsPerMinutePerJob}/min per job; ${report.simulatedSecondsPerWallSecond}x real time per job set); wrote ${values.out}`);
   }
   process.exitCode = failures.length > 0 ? 1 : 0;
