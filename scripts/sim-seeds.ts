@@ -7,6 +7,10 @@
 // Mixes (src/sim/vopr.ts FAULT_MIXES): all (partitions, crashes, restarts, loss bursts on a lossy,
 // duplicating, reordering, corrupting network with asymmetric links), nopartition, network, crash,
 // partition. --collect records safety violations and still runs the liveness phase.
+// --mix coldstart runs cold starts instead (src/sim/cold-start.ts, issue 14): clocks never
+// synchronized, random offsets and a minority of wild ones (seconds to years, master or not); a
+// seed fails unless the cluster ends within the threshold of an agreeing majority, or else inside
+// the range of the middle clocks (and every invariant holds on the way).
 // A seed fails on an invariant violation, a liveness failure or an exception; the exit code is 1
 // if any seed failed. Results go to bench-results/sim-seeds.json.
 import { fork } from 'node:child_process';
@@ -16,10 +20,13 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { InvariantViolation } from '../src/sim/invariants.ts';
+import { COLD_START_DEFAULTS, runColdStart } from '../src/sim/cold-start.ts';
 import { FAULT_MIXES, LivenessFailure, run, type FaultMixName, type VoprOptions } from '../src/sim/vopr.ts';
 
+const MIXES = [...Object.keys(FAULT_MIXES), 'coldstart'];
+
 interface RunSpec {
-  mix: FaultMixName;
+  mix: FaultMixName | 'coldstart';
   nodesMin: number;
   nodesMax: number;
   safetyMs: number;
@@ -38,6 +45,8 @@ interface SeedResult {
   livenessMs: number | null;
   nodes: number;
   elections: number;
+  /** --mix coldstart: what the seed drew. */
+  coldStart?: { kind: 'majority' | 'middle'; wild: number; wildMaster: boolean; uncorrectable: number };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -48,7 +57,23 @@ function reproduce(spec: RunSpec, seed: number): string {
   return `npx tsx scripts/sim-seeds.ts --mix ${spec.mix} --nodes ${nodes} --safety-ms ${spec.safetyMs}${spec.collect ? ' --collect' : ''} --start ${seed} --seeds 1 --trace 200`;
 }
 
+function runColdStartSeed(spec: RunSpec, seed: number): SeedResult {
+  const options = { ...COLD_START_DEFAULTS, nodes: { min: spec.nodesMin, max: spec.nodesMax } };
+  const base = { seed, atMs: null, simulatedMs: options.settleMs, livenessMs: null, elections: 0 };
+  try {
+    const result = runColdStart(seed, options);
+    const what = `${result.nodes} clocks, ${result.wild} wild${result.wildMaster ? ' (one the master)' : ''}, ${result.kind}`;
+    const coldStart = { kind: result.kind, wild: result.wild, wildMaster: result.wildMaster, uncorrectable: result.uncorrectable.length };
+    if (result.problem === null) return { ...base, ok: true, kind: 'pass', message: what, nodes: result.nodes, coldStart };
+    return { ...base, ok: false, kind: 'cold-start', message: `seed ${seed}: ${what}: ${result.problem}`, nodes: result.nodes, coldStart };
+  } catch (error) {
+    const kind = error instanceof InvariantViolation ? error.code : 'exception';
+    return { ...base, ok: false, kind, message: `seed ${seed}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`, nodes: 0 };
+  }
+}
+
 function runSeed(spec: RunSpec, seed: number): SeedResult {
+  if (spec.mix === 'coldstart') return runColdStartSeed(spec, seed);
   const options: Partial<VoprOptions> = {
     ...FAULT_MIXES[spec.mix],
     nodes: { min: spec.nodesMin, max: spec.nodesMax },
@@ -145,7 +170,7 @@ async function main(): Promise<void> {
   });
   if (values.help) {
     console.log(
-      `usage: npx tsx scripts/sim-seeds.ts --seeds N [--start S] [--nodes A..B] [--mix ${Object.keys(FAULT_MIXES).join('|')}] [--safety-ms MS] [--jobs J] [--collect] [--trace LINES] [--json] [--out FILE]`,
+      `usage: npx tsx scripts/sim-seeds.ts --seeds N [--start S] [--nodes A..B] [--mix ${MIXES.join('|')}] [--safety-ms MS] [--jobs J] [--collect] [--trace LINES] [--json] [--out FILE]`,
     );
     console.log('  --collect: record safety violations and go on to the liveness phase (default: stop at the first)');
     return;
@@ -158,9 +183,9 @@ async function main(): Promise<void> {
   if (!Number.isInteger(count) || count < 1) throw new Error(`--seeds: expected a positive integer, got ${values.seeds}`);
   if (!Number.isInteger(start) || start < 0 || start > 0xffffffff) throw new Error(`--start: expected a seed 0..2^32-1, got ${values.start}`);
   if (!(safetyMs >= 0)) throw new Error(`--safety-ms: expected a duration, got ${values['safety-ms']}`);
-  if (!(values.mix in FAULT_MIXES)) throw new Error(`--mix: expected one of ${Object.keys(FAULT_MIXES).join(', ')}, got ${values.mix}`);
+  if (!MIXES.includes(values.mix)) throw new Error(`--mix: expected one of ${MIXES.join(', ')}, got ${values.mix}`);
   const [nodesMin, nodesMax] = parseNodes(values.nodes);
-  const spec: RunSpec = { mix: values.mix as FaultMixName, nodesMin, nodesMax, safetyMs, trace, collect: values.collect };
+  const spec: RunSpec = { mix: values.mix as RunSpec['mix'], nodesMin, nodesMax, safetyMs, trace, collect: values.collect };
   const log = values.json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => console.log(line);
 
   log(`sim-seeds: ${count} seeds from ${start}, mix ${spec.mix}, ${nodesMin}..${nodesMax} nodes, ${safetyMs} ms of faults, ${jobs} job(s)`);
@@ -225,6 +250,16 @@ async function main(): Promise<void> {
     seedsPerMinutePerJob: Math.round(seedsPerMinute / jobs),
     simulatedSecondsPerWallSecond: Math.round(simulatedMs / wallMs),
     livenessMs: { p50: percentile(liveness, 0.5), p95: percentile(liveness, 0.95), max: liveness.at(-1) ?? null },
+    coldStart:
+      spec.mix === 'coldstart'
+        ? {
+            majority: results.filter((result) => result.coldStart?.kind === 'majority').length,
+            middle: results.filter((result) => result.coldStart?.kind === 'middle').length,
+            withWild: results.filter((result) => (result.coldStart?.wild ?? 0) > 0).length,
+            wildMaster: results.filter((result) => result.coldStart?.wildMaster === true).length,
+            withUncorrectable: results.filter((result) => (result.coldStart?.uncorrectable ?? 0) > 0).length,
+          }
+        : null,
     mastersElectedPerSeed: passes.length > 0 ? Number((passes.reduce((sum, result) => sum + result.elections, 0) / passes.length).toFixed(2)) : null,
     failures: failures.map((failure) => ({
       seed: failure.seed,
@@ -247,7 +282,15 @@ async function main(): Promise<void> {
       for (const failure of failures.slice(0, 50)) log(`  ${failure.seed}  ${failure.kind.padEnd(20)} ${reproduce(spec, failure.seed)}`);
       if (failures.length > 50) log(`  ... ${failures.length - 50} more in ${values.out}`);
     }
-    log(`time to liveness after the faults stop: p50 ${report.livenessMs.p50 ?? '-'} ms, p95 ${report.livenessMs.p95 ?? '-'} ms, max ${report.livenessMs.max ?? '-'} ms`);
+    if (report.coldStart !== null) {
+      const drawn = report.coldStart;
+      log(
+        `cold starts: ${drawn.majority} with an agreeing majority, ${drawn.middle} without; ${drawn.withWild} with wild clocks, ${drawn.wildMaster} with a wild master, ` +
+          `${drawn.withUncorrectable} with a member over a year off (never corrected: beyond a CORRECT frame's limit)`,
+      );
+    } else {
+      log(`time to liveness after the faults stop: p50 ${report.livenessMs.p50 ?? '-'} ms, p95 ${report.livenessMs.p95 ?? '-'} ms, max ${report.livenessMs.max ?? '-'} ms`);
+    }
     log(`${report.seedsPerMinute} seeds/min on this machine (${jobs} job(s), ${report.seedsPerMinutePerJob}/min per job; ${report.simulatedSecondsPerWallSecond}x real time per job set); wrote ${values.out}`);
   }
   process.exitCode = failures.length > 0 ? 1 : 0;

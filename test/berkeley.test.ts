@@ -1,6 +1,7 @@
 // Berkeley arithmetic: four-timestamp samples, median, fault-tolerant average and round corrections.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { berkeleyRound, betterSample, faultTolerantAverage, median, sampleFromTimestamps } from '../src/core/sync/berkeley.ts';
+import { agreeingGroups, berkeleyRound, betterSample, faultTolerantAverage, median, middleClocks, sampleFromTimestamps } from '../src/core/sync/berkeley.ts';
 
 const MS = 1_000_000;
 /** A realistic epoch in ns, with odd low digits that a float64 cannot represent exactly. */
@@ -314,5 +315,123 @@ describe('berkeleyRound with voters (only synchronized clocks vote)', () => {
     const result = berkeleyRound('master', offsets, 20e6, (id) => id === 'a');
     expect(result.correctionsNs.get('master')).toBe(4e9);
     expect(result.correctionsNs.get('a')).toBe(0);
+  });
+});
+
+describe('berkeleyRound while clocks are not synchronized (a cluster starting): one wrong clock must not capture it', () => {
+  const S = 1e9;
+  const THRESHOLD = 20e6;
+  const nobody = () => false;
+  /** Offsets against `masterId` from offsets against some common time. */
+  function againstMaster(masterId: string, clocks: Record<string, number>): Map<string, number> {
+    const masterNs = clocks[masterId] as number;
+    return new Map(Object.entries(clocks).filter(([id]) => id !== masterId).map(([id, offsetNs]) => [id, offsetNs - masterNs]));
+  }
+
+  it.each(['a', 'b', 'c', 'd', 'e'])('the issue\'s five boxes (+3600, -1, 0, 1, -2 s): the middle clock is followed, whoever is master (%s)', (masterId) => {
+    const clocks: Record<string, number> = { a: 3600 * S, b: -1 * S, c: 0, d: 1 * S, e: -2 * S };
+    const result = berkeleyRound(masterId, againstMaster(masterId, clocks), THRESHOLD, nobody);
+    expect(result.basis).toBe('midpoint');
+    // Everyone moves to c's time (0 s on the common scale), not to a's hour.
+    expect(result.averageNs + (clocks[masterId] as number)).toBe(0);
+    expect(result.included).toEqual(['c']);
+    expect(result.excluded).toContain('a');
+  });
+
+  it('an even count of clocks that all disagree follows the mean of the middle two', () => {
+    const result = berkeleyRound('m', new Map([['a', -2 * S], ['b', 1 * S], ['wild', -3600 * S]]), THRESHOLD, nobody);
+    // Sorted: wild, a, m (0), b: the middle two are a and m.
+    expect(result.basis).toBe('midpoint');
+    expect(result.averageNs).toBe(-1 * S);
+    expect(result.included.sort()).toEqual(['a', 'm']);
+  });
+
+  it('two clocks that disagree meet half-way (neither is the extreme of the other)', () => {
+    const result = berkeleyRound('m', new Map([['far', 5 * S]]), THRESHOLD, nobody);
+    expect(result.averageNs).toBe(2.5 * S);
+    expect(result.basis).toBe('midpoint');
+  });
+
+  it('a majority of agreeing clocks is followed and the wild one left out (unchanged)', () => {
+    const result = berkeleyRound('m', new Map([['a', 4e6], ['b', 1e6], ['c', 2e6], ['wild', 3600 * S]]), THRESHOLD, nobody);
+    expect(result.basis).toBe('majority');
+    expect(result.averageNs).toBeCloseTo(7e6 / 4, 6);
+    expect(result.excluded).toEqual(['wild']);
+  });
+
+  it('two wild clocks that agree with each other (the same bad image) do not capture five that disagree', () => {
+    const clocks = { w1: 3600 * S, w2: 3600 * S + 1e6, a: -2 * S, b: -1 * S, m: 0, c: 1 * S, d: 2 * S };
+    const result = berkeleyRound('m', againstMaster('m', clocks), THRESHOLD, nobody);
+    // The old rule followed the largest group: the wild pair. Now the middle clock (c, sorted 4th
+    // of 7: the pair moves the middle by one place, still among the good clocks).
+    expect(result.basis).toBe('midpoint');
+    expect(result.averageNs).toBe(1 * S);
+    expect(result.excluded).toEqual(expect.arrayContaining(['w1', 'w2']));
+  });
+
+  it('a group with company at the middle is followed; of two equal ones at the middle, the one ahead', () => {
+    // a1,a2 at 0 s and b1,b2 at +3 s, a wild clock ahead: n = 5, the middle clock is b1.
+    const odd = berkeleyRound('a1', new Map([['a2', 1e6], ['b1', 3 * S], ['b2', 3 * S + 2e6], ['wild', 3600 * S]]), THRESHOLD, nobody);
+    expect(odd.basis).toBe('middle');
+    expect(odd.included.sort()).toEqual(['b1', 'b2']);
+    expect(odd.averageNs).toBe(3 * S + 1e6);
+    // n = 4, two pairs: both hold a middle clock, equally large: the one ahead (nobody steps back).
+    const even = berkeleyRound('a1', new Map([['a2', 1e6], ['b1', 3 * S], ['b2', 3 * S + 2e6]]), THRESHOLD, nobody);
+    expect(even.basis).toBe('middle');
+    expect(even.included.sort()).toEqual(['b1', 'b2']);
+    // n = 6, a pair at the middle and lone clocks around it: the pair, not a lone clock.
+    const pair = berkeleyRound('m', new Map([['lo', -5 * S], ['x', -1 * S], ['p1', 1 * S], ['p2', 1 * S + 4e6], ['hi', 9 * S]]), THRESHOLD, nobody);
+    expect(pair.basis).toBe('middle');
+    expect(pair.averageNs).toBe(1 * S + 2e6);
+  });
+
+  it('a group with company away from the middle is not followed when no group has a majority', () => {
+    // n = 5: lone clocks at -1, 0, +1 s and a pair at +10 s: the old rule followed the pair.
+    const result = berkeleyRound('m', new Map([['a', -1 * S], ['b', 1 * S], ['p1', 10 * S], ['p2', 10 * S + 1e6]]), THRESHOLD, nobody);
+    expect(result.basis).toBe('midpoint');
+    expect(result.averageNs).toBe(1 * S);
+  });
+
+  it('synchronized islands meeting (every clock votes) keep the old rule: the largest, the one ahead on a tie', () => {
+    const result = berkeleyRound('m', new Map([['a', 2 * S], ['b', 7 * S]]), THRESHOLD, () => true);
+    expect(result.basis).toBe('islands');
+    expect(result.averageNs).toBe(7 * S);
+    expect(berkeleyRound('m', new Map([['a', 1e6], ['b', 7 * S]]), THRESHOLD, () => true).basis).toBe('majority');
+  });
+
+  it('property: whatever a minority of wild clocks says, the result lies between the good clocks, and inside the middle ones when all disagree', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 15 }),
+        fc.array(fc.double({ min: -10, max: 10, noNaN: true }), { minLength: 15, maxLength: 15 }),
+        fc.array(fc.tuple(fc.boolean(), fc.double({ min: 1, max: 3e7, noNaN: true })), { minLength: 7, maxLength: 7 }),
+        fc.integer({ min: 0, max: 22 }),
+        (count, goodS, wildSpec, masterPick) => {
+          const wildCount = Math.min(wildSpec.length, Math.ceil(count / 2) - 1);
+          const clocks = new Map<string, number>();
+          // Good clocks within +-10 s; wild ones 1 s to a year beyond them, ahead or behind.
+          for (let index = 0; index < count - wildCount; index += 1) clocks.set(`g${index}`, Math.round((goodS[index] as number) * S));
+          for (let index = 0; index < wildCount; index += 1) {
+            const [ahead, beyondS] = wildSpec[index] as [boolean, number];
+            clocks.set(`w${index}`, Math.round((ahead ? 10 + beyondS : -10 - beyondS) * S));
+          }
+          const ids = [...clocks.keys()];
+          const masterId = ids[masterPick % ids.length] as string;
+          const masterNs = clocks.get(masterId) as number;
+          const members = new Map([...clocks].filter(([id]) => id !== masterId).map(([id, offsetNs]) => [id, offsetNs - masterNs]));
+          const result = berkeleyRound(masterId, members, THRESHOLD, nobody);
+          const targetNs = result.averageNs + masterNs;
+          const good = [...clocks].filter(([id]) => id.startsWith('g')).map(([, offsetNs]) => offsetNs);
+          expect(targetNs).toBeGreaterThanOrEqual(Math.min(...good) - 1000);
+          expect(targetNs).toBeLessThanOrEqual(Math.max(...good) + 1000);
+          // No two clocks agree: exactly the fault-tolerant midpoint.
+          if (agreeingGroups(clocks, THRESHOLD).every((group) => group.length === 1)) {
+            const middle = [...middleClocks(clocks).values()];
+            expect(targetNs).toBeCloseTo(middle.reduce((sum, value) => sum + value, 0) / middle.length, -4);
+          }
+        },
+      ),
+      { seed: 14, numRuns: 2000 },
+    );
   });
 });

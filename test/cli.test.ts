@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameType, type Frame } from '../src/core/frames.ts';
 import { PROTOCOL_VERSION } from '../src/core/limits.ts';
 import type { StatusReport } from '../src/daemon/status.ts';
+import { explainSettlement, settlement } from '../src/cli/demo.ts';
 import { BIN, describeResult, freePort, getStatus, LOOPBACK_ONLY, runCli, running, sleep, spawnCli, stopAllChildren, stopChild, waitFor, type CliResult } from './support/cli.ts';
 import { decodeFrame, encodeFrame, REJECT_REASONS, type RejectReason } from '../src/wire/codec.ts';
 
@@ -710,7 +711,28 @@ describe('demo', () => {
     expect(failover.newMaster).not.toBe(failover.stopped);
     expect(failover.agreedAfterS).toBeTypeOf('number');
     expect(summary.master).toBe(failover.newMaster);
+    // Where the clocks settled and why (issue 14): the start rule on the starting offsets. 100 ms
+    // is far above drift and noise over 8 s, far below the up to 4 s between starting clocks.
+    const settled = summary.settlement as { startOffsetsNs: Record<string, number>; basis: string; followed: string[]; expectedNs: number; settledNs: number };
+    expect(Object.keys(settled.startOffsetsNs).sort()).toEqual(['demo-1', 'demo-2', 'demo-3']);
+    expect(['majority', 'middle', 'midpoint']).toContain(settled.basis);
+    expect(settled.followed.length).toBeGreaterThan(0);
+    expect(Math.abs(settled.settledNs - settled.expectedNs)).toBeLessThan(100e6);
+    const starts = Object.values(settled.startOffsetsNs).sort((a, b) => a - b);
+    // Three clocks: never beyond the middle one's neighbours.
+    expect(settled.expectedNs).toBeGreaterThanOrEqual(starts[0] as number);
+    expect(settled.expectedNs).toBeLessThanOrEqual(starts[2] as number);
   }, 90_000);
+  it('the summary says where the clocks settled and why', () => {
+    const disagree = settlement({ 'demo-1': 3600e9, 'demo-2': -1e9, 'demo-3': 0, 'demo-4': 1e9, 'demo-5': -2e9 }, 20e6);
+    expect(disagree).toMatchObject({ basis: 'midpoint', followed: ['demo-3'], expectedNs: 0 });
+    expect(explainSettlement({ ...disagree, settledNs: 1e6 })).toBe(
+      'clocks started -2.000 s to +3600.000 s from the host; no two agreed, so the cluster took the middle clock (demo-3), never an extreme one: settled at +1.000 ms from the host (expected +0 ns; drift moves it a little)',
+    );
+    const agree = settlement({ 'demo-1': 1e6, 'demo-2': 3e6, 'demo-3': 5e9 }, 20e6);
+    expect(agree).toMatchObject({ basis: 'majority', followed: ['demo-1', 'demo-2'], expectedNs: 2e6 });
+    expect(explainSettlement({ ...agree, settledNs: null })).toMatch(/more than half of them agreed, so the cluster took their average$/);
+  });
 });
 
 describe('the drift file (--state-dir)', () => {

@@ -161,7 +161,7 @@ describe('ClusterMonitor', () => {
     const monitor = new ClusterMonitor('a', 10, 3);
     const events: NodeEvent[] = [
       { kind: 'peer-new', nodeId: 'b', endpoint: { address: '198.18.0.2', port: 7412 }, via: 'discovery' },
-      { kind: 'round', record: { round: 1, term: 1, atMs: 0, members: 1, answered: 1, averageNs: 0, medianNs: 0, boundNs: 0, excluded: [] } },
+      { kind: 'round', record: { round: 1, term: 1, atMs: 0, members: 1, answered: 1, averageNs: 0, medianNs: 0, boundNs: 0, excluded: [], reference: 'majority' } },
       { kind: 'election-start', term: 8, algorithm: 'ring', reason: 'master silent' },
       { kind: 'election-end', record: { term: 9, algorithm: 'bully', winner: 'b', durationMs: 812.4, endedMs: 0 } },
       { kind: 'peer-left', nodeId: 'm', wasMaster: true },

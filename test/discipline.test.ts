@@ -25,13 +25,46 @@ function synchronized(config: Partial<DisciplineConfig> = {}): Discipline {
 describe('initial synchronization', () => {
   it('the first corrections are stepped in full, whatever their size or sign, then the clock is synchronized', () => {
     const discipline = new Discipline(CONFIG);
-    const corrections = [-2 * S, 3 * MS, -10, 5 * S];
+    const corrections = [-2 * S, 3 * MS, 10, 5 * S];
     corrections.slice(0, INITIAL_STEPS).forEach((correctionNs, index) => {
       expect(discipline.isSynchronized).toBe(false);
       expect(discipline.correct(correctionNs, index * 1000)).toEqual({ kind: 'step', deltaNs: correctionNs, frequencyPpm: 0, why: 'initial' });
     });
     expect(discipline.isSynchronized).toBe(true);
     expect(discipline.state()).toMatchObject({ steps: INITIAL_STEPS, slews: 0, updates: INITIAL_STEPS, refused: 0 });
+  });
+
+  it('before synchronization a clock steps backwards only once (like chrony makestep); a later backward correction is slewed in full', () => {
+    const discipline = new Discipline(CONFIG);
+    expect(discipline.correct(5 * S, 0)).toMatchObject({ kind: 'step', deltaNs: 5 * S });
+    expect(discipline.correct(-3600 * S, 1000)).toMatchObject({ kind: 'step', deltaNs: -3600 * S });
+    expect(discipline.isSynchronized).toBe(false);
+    // The second backward one: slewed, all of it, at the slew limit.
+    expect(discipline.correct(-40 * MS, 2000)).toEqual({ kind: 'slew', phaseNs: -40 * MS, ratePpm: 5000, frequencyPpm: 0 });
+    expect(discipline.isSynchronized).toBe(true);
+    expect(discipline.state()).toMatchObject({ steps: 2, slews: 1, updates: 3 });
+    // Carried out on a clock: it never reads less than before after its one step back.
+    const clock = new VirtualClock({ initialOffsetNs: 0, driftPpm: 0, startHostNs: 0n });
+    const fresh = new Discipline(CONFIG);
+    let hostNs = 0n;
+    let lastNs = clock.readAtNs(hostNs);
+    let backSteps = 0;
+    for (const correctionNs of [-2 * S, 30 * MS, -5 * MS, -1 * S]) {
+      carryOut(fresh.correct(correctionNs, Number(hostNs / 1_000_000n), clock.slewRemainingAtNs(hostNs)), {
+        step: (deltaNs) => clock.step(deltaNs, hostNs),
+        slew: (phaseNs, ratePpm) => clock.slew(phaseNs, ratePpm, hostNs),
+        setFrequency: (frequencyPpm) => clock.setFrequency(frequencyPpm, hostNs),
+      });
+      const nowNs = clock.readAtNs(hostNs);
+      if (nowNs < lastNs) backSteps += 1;
+      for (let tick = 0; tick < 100; tick += 1) {
+        hostNs += 10_000_000n;
+        const readNs = clock.readAtNs(hostNs);
+        expect(readNs).toBeGreaterThanOrEqual(nowNs);
+        lastNs = readNs;
+      }
+    }
+    expect(backSteps).toBe(1);
   });
 
   it('before synchronization nothing is refused, not even a correction above the panic threshold', () => {

@@ -434,6 +434,24 @@ describe('invariant checker', () => {
     expectViolation(() => running.observeReading('a', 4n), 'clock-ran-back');
   });
 
+  it('a clock not yet synchronized stepped backwards a second time (a fresh clock starts over)', () => {
+    const check = checker();
+    check.started('a', { persistedState: false, clockKept: true });
+    const back = { beforeNs: 1000n, afterNs: 500n, wasSynchronized: false };
+    check.observeCorrection('a', correction('m', 1, 1, -5e8), slave(1, 'm'), back);
+    // Forward steps do not count.
+    check.observeCorrection('a', correction('m', 1, 2, 5e8), slave(1, 'm'), { beforeNs: 600n, afterNs: 900n, wasSynchronized: false });
+    expectViolation(() => check.observeCorrection('a', correction('m', 1, 3, -5e8), slave(1, 'm'), back), 'clock-stepped-back-twice');
+    // A restart with its clock kept is still watched; a fresh clock may step back once again.
+    check.crashed('a');
+    check.started('a', { persistedState: false, clockKept: true });
+    expectViolation(() => check.observeCorrection('a', correction('m', 2, 1, -5e8), slave(2, 'm'), back), 'clock-stepped-back-twice');
+    check.started('a', { persistedState: false, clockKept: false });
+    check.observeCorrection('a', correction('m', 3, 1, -5e8), slave(3, 'm'), back);
+    // (the two above, nothing more)
+    expect(check.violations.map((violation) => violation.code)).toEqual(['clock-stepped-back-twice', 'clock-stepped-back-twice']);
+  });
+
   it("collect mode records instead of throwing; a simulation's checker sees every input", () => {
     const check = new InvariantChecker({ seed: 1, nowMs: () => 0, mode: 'collect' });
     check.started('a', { persistedState: false, clockKept: true });

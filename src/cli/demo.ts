@@ -1,12 +1,14 @@
 // `demo`: a local cluster of N agents in this process, on loopback with static peers (no mDNS, no
 // root), virtual clocks started up to 2 s and 100 ppm apart. Shows a live table while they elect
-// and converge, stops the master half-way to show a failover, and ends with a summary.
+// and converge, stops the master half-way to show a failover, and ends with a summary that says
+// where the clocks settled and why (the start rule of src/core/sync/berkeley.ts).
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { HostClock } from '../clock/host.ts';
 import { buildRunConfig } from '../daemon/config.ts';
 import { startDaemon, StartupError, type RunningDaemon } from '../daemon/daemon.ts';
 import type { StatusReport } from '../daemon/status.ts';
+import { berkeleyRound, type ReferenceBasis } from '../core/sync/berkeley.ts';
 import { formatOffsetNs, formatDurationNs } from './format.ts';
 
 export interface DemoOptions {
@@ -36,7 +38,47 @@ export interface DemoSummary {
   finalSpreadNs: number | null;
   /** Largest spread seen once converged (and outside the failover). */
   spreadMaxAfterConvergenceNs: number | null;
+  /** Where the clocks settled and why: see settlement(). */
+  settlement: Settlement;
   ok: boolean;
+}
+
+export interface Settlement {
+  /** Each agent's virtual clock minus the host's at the start (--virtual-offset). */
+  startOffsetsNs: Record<string, number>;
+  /** How the start rule picks the cluster's time from those clocks, and which clocks it follows. */
+  basis: ReferenceBasis;
+  followed: string[];
+  /** Where that puts the cluster (clock minus host), ignoring drift. */
+  expectedNs: number;
+  /** The running agents' mean clock minus host at the end (null if none answered). */
+  settledNs: number | null;
+}
+
+/**
+ * Where a cluster of clocks that were never synchronized settles: the first round applies the
+ * start rule (berkeleyRound with nobody synchronized) to the offsets, whoever the master is.
+ */
+export function settlement(startOffsetsNs: Record<string, number>, thresholdNs: number): Omit<Settlement, 'settledNs'> {
+  const entries = Object.entries(startOffsetsNs);
+  const [masterId, masterNs] = entries[0] as [string, number];
+  const members = new Map(entries.slice(1).map(([id, offsetNs]) => [id, offsetNs - masterNs]));
+  const round = berkeleyRound(masterId, members, thresholdNs, () => false);
+  return { startOffsetsNs, basis: round.basis, followed: round.included.sort(), expectedNs: round.averageNs + masterNs };
+}
+
+/** One sentence: where the clocks settled and why. */
+export function explainSettlement(settled: Settlement): string {
+  const starts = Object.values(settled.startOffsetsNs);
+  const started = `clocks started ${formatOffsetNs(Math.min(...starts))} to ${formatOffsetNs(Math.max(...starts))} from the host`;
+  const why =
+    settled.basis === 'majority'
+      ? `more than half of them agreed, so the cluster took their average`
+      : settled.basis === 'middle'
+        ? `no majority agreed, so the cluster took the agreeing group at the middle (${settled.followed.join(', ')})`
+        : `no two agreed, so the cluster took the middle ${settled.followed.length === 1 ? `clock (${settled.followed[0]})` : `two clocks' mean (${settled.followed.join(', ')})`}, never an extreme one`;
+  const end = settled.settledNs === null ? '' : `: settled at ${formatOffsetNs(settled.settledNs)} from the host (expected ${formatOffsetNs(settled.expectedNs)}; drift moves it a little)`;
+  return `${started}; ${why}${end}`;
 }
 
 const CONVERGED_SPREAD_NS = 1e6;
@@ -90,11 +132,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
   });
   const hostClock = new HostClock();
   const nodes: DemoNode[] = [];
+  const startOffsetsNs: Record<string, number> = {};
+  let thresholdNs = 0;
   const startMs = performance.now();
   const elapsedS = () => (performance.now() - startMs) / 1000;
   try {
     for (let index = 1; index <= options.nodes; index += 1) {
       const id = `demo-${index}`;
+      const offsetS = (Math.random() * 4 - 2).toFixed(6);
+      startOffsetsNs[id] = Math.round(Number(offsetS) * 1e9);
       const config = buildRunConfig({
         'node-id': id,
         port: 0,
@@ -105,9 +151,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         clock: 'virtual',
         'poll-interval': options.pollIntervalS,
         'discovery-window': 1,
-        'virtual-offset': (Math.random() * 4 - 2).toFixed(6),
+        'virtual-offset': offsetS,
         'virtual-drift': (Math.random() * 200 - 100).toFixed(3),
       });
+      thresholdNs = config.outlierThresholdNs;
       const logger = pino({ level: 'info', base: { node: id } }, eventLog);
       let daemon: RunningDaemon;
       try {
@@ -136,6 +183,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       dashboards,
       finalSpreadNs: null,
       spreadMaxAfterConvergenceNs: null,
+      settlement: { ...settlement(startOffsetsNs, thresholdNs), settledNs: null },
       ok: false,
     };
     const isTty = options.out.isTTY === true && !options.json;
@@ -199,6 +247,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       summary.finalSpreadNs = spreadNs;
     }
     const finalStatuses = nodes.filter((node) => node.running).map((node) => node.daemon.agent.status());
+    if (finalStatuses.length > 0) summary.settlement.settledNs = finalStatuses.reduce((sum, status) => sum + status.clock.hostOffsetNs, 0) / finalStatuses.length;
     summary.ok =
       summary.master !== null &&
       summary.finalSpreadNs !== null &&
@@ -226,5 +275,5 @@ export function formatDemoSummary(summary: DemoSummary): string {
   parts.push(`final spread ${formatDurationNs(summary.finalSpreadNs)}`);
   if (summary.spreadMaxAfterConvergenceNs !== null) parts.push(`worst spread once converged ${formatDurationNs(summary.spreadMaxAfterConvergenceNs)}`);
   parts.push(summary.ok ? 'OK' : 'NOT CONVERGED');
-  return parts.join('; ');
+  return `${parts.join('; ')}\n${explainSettlement(summary.settlement)}`;
 }

@@ -228,7 +228,8 @@ export function formatStatus(status: StatusReport, view: MasterView | null = nul
       'Round',
       `#${round.round}, ${formatAgoMs(round.agoMs)}: ${round.answered}/${round.members} members answered, median ${formatOffsetNs(round.medianNs)}, ` +
         `average ${formatOffsetNs(round.averageNs)} of those within ${formatDurationNs(round.boundNs)}` +
-        (round.excluded.length > 0 ? `, excluded: ${round.excluded.join(', ')}` : ', none excluded'),
+        (round.excluded.length > 0 ? `, excluded: ${round.excluded.join(', ')}` : ', none excluded') +
+        `; following ${round.reference}`,
     );
   }
   if (status.lastCorrection) {

@@ -39,7 +39,7 @@ import {
 import { bestCandidate, ringSuccessors } from './election/ring.ts';
 import { higherKeyed } from './election/bully.ts';
 import { claimTerm } from './election/terms.ts';
-import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample } from './sync/berkeley.ts';
+import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample, type ReferenceBasis } from './sync/berkeley.ts';
 import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
 import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
 import { BarrierTable, type BarrierTableStatus } from './barrier/table.ts';
@@ -162,6 +162,8 @@ export interface RoundRecord {
   /** The second stage's bound around the median. */
   boundNs: number;
   excluded: NodeId[];
+  /** Why the average follows the clocks it follows (src/core/sync/berkeley.ts). */
+  reference: ReferenceBasis;
 }
 
 /** One member in a view of the cluster. */
@@ -1545,6 +1547,7 @@ export class ProtocolNode {
       medianNs: result.medianNs,
       boundNs: result.boundNs,
       excluded: result.excluded,
+      reference: result.basis,
     };
     this.lastRound = record;
     this.snapshotView(round, result.averageNs, nowMs);

@@ -628,6 +628,7 @@ export class Agent {
             medianNs: Math.round(core.lastRound.medianNs),
             boundNs: Math.round(core.lastRound.boundNs),
             excluded: core.lastRound.excluded,
+            reference: core.lastRound.reference,
           }
         : null,
       lastCorrection: core.lastCorrection

@@ -133,6 +133,13 @@ export interface StatusReport {
     boundNs: number;
     /** Left out of the average: outliers, and clocks not yet synchronized (they do not vote). */
     excluded: NodeId[];
+    /**
+     * Which clocks the average follows: 'majority' (a group of agreeing clocks holding more than
+     * half of the votes), 'islands' (synchronized clocks without a majority group: the largest
+     * group, the one ahead on a tie), 'middle' (no majority: the group at the middle clock(s)),
+     * 'midpoint' (the clocks disagree: the middle clock, or the mean of the middle two).
+     */
+    reference: 'majority' | 'islands' | 'middle' | 'midpoint';
   } | null;
   lastCorrection: { correctionNs: number; term: number; round: number; masterId: NodeId; agoMs: number } | null;
   peers: PeerReport[];

@@ -9,6 +9,8 @@
 //                       current term (the master's own correction names itself)
 //   correction-replayed a node never applies the same (term, round) twice, nor an older one
 //   clock-stepped-back  once synchronized, a clock is never stepped backwards
+//   clock-stepped-back-twice  before synchronization, a clock steps backwards at most once (per
+//                       clock: a process's fresh virtual clock starts over)
 //   clock-ran-back      a clock reading never decreases between corrections (slews included)
 import type { Correction } from '../core/node.ts';
 import type { NodeId, Role } from '../core/types.ts';
@@ -19,6 +21,7 @@ export type InvariantCode =
   | 'foreign-correction'
   | 'correction-replayed'
   | 'clock-stepped-back'
+  | 'clock-stepped-back-twice'
   | 'clock-ran-back';
 
 export const INVARIANT_CODES: readonly InvariantCode[] = [
@@ -27,6 +30,7 @@ export const INVARIANT_CODES: readonly InvariantCode[] = [
   'foreign-correction',
   'correction-replayed',
   'clock-stepped-back',
+  'clock-stepped-back-twice',
   'clock-ran-back',
 ];
 
@@ -85,6 +89,8 @@ interface Tracked {
   applied: { term: number; round: number } | null;
   /** Last clock reading, or null when the clock was replaced. */
   lastReadingNs: bigint | null;
+  /** Backward steps of this clock before it was synchronized. */
+  backStepsUnsynchronized: number;
 }
 
 export class InvariantChecker {
@@ -108,7 +114,7 @@ export class InvariantChecker {
   private tracked(nodeId: NodeId): Tracked {
     let tracked = this.nodes.get(nodeId);
     if (!tracked) {
-      tracked = { alive: false, view: null, applied: null, lastReadingNs: null };
+      tracked = { alive: false, view: null, applied: null, lastReadingNs: null, backStepsUnsynchronized: 0 };
       this.nodes.set(nodeId, tracked);
     }
     return tracked;
@@ -132,7 +138,10 @@ export class InvariantChecker {
       tracked.view = null;
       tracked.applied = null;
     }
-    if (!options.clockKept) tracked.lastReadingNs = null;
+    if (!options.clockKept) {
+      tracked.lastReadingNs = null;
+      tracked.backStepsUnsynchronized = 0;
+    }
   }
 
   crashed(nodeId: NodeId): void {
@@ -192,7 +201,17 @@ export class InvariantChecker {
         `${nodeId}'s synchronized clock stepped back by ${clock.beforeNs - clock.afterNs} ns (correction ${correction.correctionNs} ns from ${correction.masterId}, term ${correction.term} round ${correction.round})`,
       );
     }
-    // Before synchronization, initial steps may go backwards: readings start over from here.
+    if (!clock.wasSynchronized && clock.afterNs < clock.beforeNs) {
+      tracked.backStepsUnsynchronized += 1;
+      if (tracked.backStepsUnsynchronized > 1) {
+        this.violate(
+          'clock-stepped-back-twice',
+          [nodeId],
+          `${nodeId}'s clock, not yet synchronized, stepped back a second time, by ${clock.beforeNs - clock.afterNs} ns (correction ${correction.correctionNs} ns from ${correction.masterId}, term ${correction.term} round ${correction.round})`,
+        );
+      }
+    }
+    // Before synchronization, one initial step may go backwards: readings start over from here.
     tracked.lastReadingNs = clock.afterNs;
   }
 

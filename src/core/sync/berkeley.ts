@@ -76,9 +76,92 @@ export function faultTolerantAverage(offsets: ReadonlyMap<string, number>, thres
   return { medianNs, averageNs: sumNs / included.length, boundNs, included, excluded };
 }
 
+/**
+ * Why the cluster follows the clocks it follows (see berkeleyRound):
+ * - `majority`: a group of agreeing clocks holds more than half of the votes;
+ * - `islands`: synchronized clocks decide without a majority group (islands meeting after a
+ *   partition): the largest group, of equally large ones the one ahead;
+ * - `middle`: no majority; the group at the middle with company (or a synchronized clock there);
+ * - `midpoint`: no majority and no company at the middle: the fault-tolerant midpoint of all clocks.
+ */
+export type ReferenceBasis = 'majority' | 'islands' | 'middle' | 'midpoint';
+
 export interface RoundResult extends AverageResult {
   /** Per node (master included): how far to move its clock, in ns. */
   correctionsNs: Map<string, number>;
+  basis: ReferenceBasis;
+}
+
+/**
+ * Splits offsets into groups of agreeing clocks wherever two neighbours (in sorted order) are more
+ * than `gapNs` apart. Groups and their members come in ascending order.
+ */
+export function agreeingGroups(offsets: ReadonlyMap<string, number>, gapNs: number): [string, number][][] {
+  const sorted = [...offsets].sort((a, b) => a[1] - b[1]);
+  const groups: [string, number][][] = [];
+  let current: [string, number][] = [];
+  for (const entry of sorted) {
+    const last = current.at(-1);
+    if (last !== undefined && entry[1] - last[1] > gapNs) {
+      groups.push(current);
+      current = [];
+    }
+    current.push(entry);
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/**
+ * The rule for synchronized islands: the largest group, and of equally large ones the one ahead.
+ * When two synchronized islands meet (a healed partition), following the one ahead means the
+ * others step forward instead of slewing backwards for minutes; a lone clock is a group of one and
+ * is never followed while any larger group exists.
+ */
+export function referenceGroup(offsets: ReadonlyMap<string, number>, gapNs: number): Map<string, number> {
+  let best: [string, number][] = [];
+  // >= : of equal sizes, the later (ahead) group wins.
+  for (const group of agreeingGroups(offsets, gapNs)) if (group.length >= best.length) best = group;
+  return new Map(best);
+}
+
+/**
+ * The classic fault-tolerant midpoint (Welch-Lynch, Marzullo): of n clocks, tolerate f < n/2
+ * wrong ones by discarding the f lowest and the f highest and averaging the rest. With the largest
+ * such f the rest is the middle clock (n odd) or the middle two (n even). Returns those clocks.
+ */
+export function middleClocks(offsets: ReadonlyMap<string, number>): Map<string, number> {
+  const sorted = [...offsets].sort((a, b) => a[1] - b[1]);
+  const f = Math.ceil(sorted.length / 2) - 1;
+  return new Map(sorted.slice(f, sorted.length - f));
+}
+
+/**
+ * The rule while clocks are not (all) synchronized, e.g. a cluster starting: a group of agreeing
+ * clocks that holds a majority is followed. Otherwise nobody may capture the cluster from an
+ * extreme: the cluster follows the middle. A group at the middle (holding a middle clock) that has
+ * company, or a synchronized clock (`votes`), is followed; with n even there may be two, then the
+ * larger, of equal ones the one ahead. Else the fault-tolerant midpoint of all clocks. Whatever a
+ * minority of wild clocks says, the result lies within the range of the others (up to the spread
+ * of one group of agreeing clocks).
+ */
+export function startReference(
+  offsets: ReadonlyMap<string, number>,
+  gapNs: number,
+  votes: (id: string) => boolean = () => false,
+): { group: Map<string, number>; basis: ReferenceBasis } {
+  const groups = agreeingGroups(offsets, gapNs);
+  const n = offsets.size;
+  for (const group of groups) if (group.length * 2 > n) return { group: new Map(group), basis: 'majority' };
+  const middle = middleClocks(offsets);
+  let best: [string, number][] = [];
+  for (const group of groups) {
+    if (!group.some(([id]) => middle.has(id))) continue;
+    if (group.length < 2 && !votes((group[0] as [string, number])[0])) continue;
+    // >= : of equal sizes, the later (ahead) group wins.
+    if (group.length >= best.length) best = group;
+  }
+  return best.length > 0 ? { group: new Map(best), basis: 'middle' } : { group: middle, basis: 'midpoint' };
 }
 
 /**
@@ -86,27 +169,6 @@ export interface RoundResult extends AverageResult {
  * the master; the master takes part with offset 0. Every node, excluded or not, is told to move
  * to the average.
  */
-/**
- * Splits offsets into groups wherever two neighbours (in sorted order) are more than `gapNs`
- * apart, and returns the group the cluster should follow: the largest, and of equally large ones
- * the one ahead. When two synchronized islands meet (a healed partition), following the one ahead
- * means the others step forward instead of slewing backwards for minutes; a lone wild clock is a
- * group of one and is never followed while any larger group exists.
- */
-export function referenceGroup(offsets: ReadonlyMap<string, number>, gapNs: number): Map<string, number> {
-  const sorted = [...offsets].sort((a, b) => a[1] - b[1]);
-  let best: [string, number][] = [];
-  let current: [string, number][] = [];
-  for (const entry of sorted) {
-    const last = current.at(-1);
-    if (last !== undefined && entry[1] - last[1] > gapNs) current = [];
-    current.push(entry);
-    // >= : of equal sizes, the later (ahead) group wins.
-    if (current.length >= best.length) best = current;
-  }
-  return new Map(best);
-}
-
 export function berkeleyRound(
   masterId: string,
   memberOffsetsNs: ReadonlyMap<string, number>,
@@ -120,11 +182,28 @@ export function berkeleyRound(
   // member claiming a synchronized clock (broken, or lying) would be the only voter and every
   // clock would step to it.
   const voters = new Map([...offsets].filter(([id]) => votes(id)));
-  const electorate = voters.has(masterId) || voters.size * 2 > offsets.size ? voters : offsets;
-  const group = referenceGroup(electorate, thresholdNs);
-  const average = faultTolerantAverage(group, thresholdNs);
+  const votersDecide = voters.has(masterId) || voters.size * 2 > offsets.size;
+  let group: Map<string, number>;
+  let basis: ReferenceBasis;
+  if (votersDecide) {
+    // Synchronized clocks: groups among them are islands of a partition (or a clock someone set).
+    group = referenceGroup(voters, thresholdNs);
+    basis = group.size * 2 > voters.size ? 'majority' : 'islands';
+  } else {
+    // Clocks not yet synchronized: the group ahead must not win just by being ahead (one box with
+    // its RTC an hour fast would capture a starting cluster).
+    ({ group, basis } = startReference(offsets, thresholdNs, votes));
+  }
+  const average = basis === 'midpoint' ? midpointOf(group) : faultTolerantAverage(group, thresholdNs);
   const outside = [...offsets.keys()].filter((id) => !group.has(id));
   const correctionsNs = new Map<string, number>();
   for (const [id, offsetNs] of offsets) correctionsNs.set(id, average.averageNs - offsetNs);
-  return { ...average, excluded: [...average.excluded, ...outside], correctionsNs };
+  return { ...average, excluded: [...average.excluded, ...outside], correctionsNs, basis };
+}
+
+/** The mean of the middle clocks, all of them included (they have no company to filter them). */
+function midpointOf(middle: ReadonlyMap<string, number>): AverageResult {
+  const values = [...middle.values()];
+  const averageNs = values.reduce((sum, value) => sum + value, 0) / values.length;
+  return { medianNs: median(values), averageNs, boundNs: 0, included: [...middle.keys()], excluded: [] };
 }

@@ -2,7 +2,9 @@
 // passed in), so the daemon and the simulator run the same loop over different clocks.
 //
 // - Initial synchronization: the first corrections are stepped in full (the first measurements of
-//   freshly started processes are the noisiest, so one is not trusted alone).
+//   freshly started processes are the noisiest, so one is not trusted alone), but backwards only
+//   once, like chrony's makestep: a later backward one is slewed, so that a clock never reads the
+//   same time twice after its first step back.
 // - Then a proportional-integral loop: each correction is slewed in part (the phase gain filters
 //   one round's measurement noise) and feeds a frequency estimate (the integral), so the clock runs
 //   at the cluster's rate between rounds and keeps running at it when the master is lost.
@@ -84,6 +86,8 @@ export class Discipline {
   private frequency: number;
   private synchronized: boolean;
   private initialCorrections = 0;
+  /** This clock has stepped backwards (allowed once, before synchronization). */
+  private steppedBack = false;
   /** Updates since synchronization (for acquisition); a saved frequency skips most of it. */
   private lockUpdates = 0;
   private lastUpdateMs: number | null = null;
@@ -137,6 +141,12 @@ export class Discipline {
       this.initialCorrections += 1;
       if (this.initialCorrections >= INITIAL_STEPS) this.synchronized = true;
       this.accept(correctionNs, nowMs, null);
+      if (correctionNs < 0 && this.steppedBack) {
+        // Backwards a second time: slewed in full (time runs slower, never back).
+        this.counts.slews += 1;
+        return { kind: 'slew', phaseNs: correctionNs, ratePpm: this.slewRatePpm(), frequencyPpm: this.frequency };
+      }
+      if (correctionNs < 0) this.steppedBack = true;
       this.counts.steps += 1;
       return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'initial' };
     }

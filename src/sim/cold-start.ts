@@ -1,0 +1,149 @@
+// Cold starts (issue 14): a cluster whose clocks have never been synchronized boots at once, with
+// random offsets and a minority of wild clocks (seconds to years off, ahead or behind, master or
+// not). The property: if more than half of the clocks agree within the outlier threshold, the
+// cluster ends within it of them; otherwise it ends inside the range of the middle clocks (those
+// left when the f lowest and f highest are discarded, f < n/2, widened only by clocks that agree
+// with them). Never at a lone extreme clock.
+import { CORRECTION_NS_MAX, OUTLIER_THRESHOLD_MS_DEFAULT } from '../core/limits.ts';
+import { agreeingGroups, middleClocks } from '../core/sync/berkeley.ts';
+import { SeededRandom } from './random.ts';
+import { Simulation, type SimNodeSpec } from './simulation.ts';
+
+export interface ColdStartOptions {
+  nodes: { min: number; max: number };
+  /** Run this long after boot before judging where the cluster settled. */
+  settleMs: number;
+  /** Machine clocks drift uniformly within +-this. */
+  driftPpmMax: number;
+  /** Good clocks that disagree are spread uniformly over +-this around a random centre. */
+  spreadNsMax: number;
+  /** Wild clocks are this far or more beyond the good ones (log-uniform up to wildNsMax). */
+  wildNsMin: number;
+  wildNsMax: number;
+  lossRate: number;
+}
+
+export const COLD_START_DEFAULTS: ColdStartOptions = {
+  nodes: { min: 2, max: 12 },
+  settleMs: 15_000,
+  driftPpmMax: 100,
+  spreadNsMax: 5e9,
+  wildNsMin: 1e9,
+  // Three years: beyond the one-year limit of a CORRECT frame (such a member is never corrected).
+  wildNsMax: 3 * 365 * 24 * 3600 * 1e9,
+  lossRate: 0.01,
+};
+
+const THRESHOLD_NS = OUTLIER_THRESHOLD_MS_DEFAULT * 1e6;
+/** Good clocks are never drawn this close to the threshold apart (drift could move them across it). */
+const AMBIGUOUS_BAND_NS = 5e6;
+
+export interface ColdStartCase {
+  specs: SimNodeSpec[];
+  wild: Set<string>;
+  /** Whether the good clocks were drawn to agree (a majority within the threshold). */
+  drawnToAgree: boolean;
+}
+
+/** The cluster a seed describes. */
+export function coldStartCase(seed: number, options: ColdStartOptions = COLD_START_DEFAULTS): ColdStartCase {
+  const random = new SeededRandom((seed ^ 0x3c6ef372) >>> 0);
+  const count = options.nodes.min + random.integer(options.nodes.max - options.nodes.min + 1);
+  const wildCount = random.integer(Math.ceil(count / 2));
+  const goodCount = count - wildCount;
+  const centreNs = random.between(-2e9, 2e9);
+  const drawnToAgree = random.next() < 0.5;
+  let good: number[] = [];
+  for (let attempt = 0; attempt < 1000; attempt += 1) {
+    good = Array.from({ length: goodCount }, () =>
+      drawnToAgree ? centreNs + random.between(0, THRESHOLD_NS / 2) : centreNs + random.between(-options.spreadNsMax, options.spreadNsMax),
+    );
+    const sorted = [...good].sort((a, b) => a - b);
+    const ambiguous = sorted.some((value, index) => index > 0 && Math.abs(value - (sorted[index - 1] as number) - THRESHOLD_NS) < AMBIGUOUS_BAND_NS);
+    if (!ambiguous) break;
+  }
+  const lowNs = Math.min(...good);
+  const highNs = Math.max(...good);
+  const wild = Array.from({ length: wildCount }, () => {
+    const beyondNs = Math.exp(random.between(Math.log(options.wildNsMin), Math.log(options.wildNsMax)));
+    return random.next() < 0.5 ? highNs + beyondNs : lowNs - beyondNs;
+  });
+  const offsets = [...good.map((offsetNs) => ({ offsetNs, wild: false })), ...wild.map((offsetNs) => ({ offsetNs, wild: true }))];
+  // Shuffled, so wild clocks get any priority: sometimes the master, sometimes not.
+  for (let index = offsets.length - 1; index > 0; index -= 1) {
+    const other = random.integer(index + 1);
+    [offsets[index], offsets[other]] = [offsets[other] as (typeof offsets)[number], offsets[index] as (typeof offsets)[number]];
+  }
+  const specs: SimNodeSpec[] = offsets.map((entry, index) => ({
+    nodeId: `n${index}${entry.wild ? 'w' : ''}`,
+    priority: 100 + random.integer(3),
+    initialOffsetNs: Math.round(entry.offsetNs),
+    driftPpm: random.between(-options.driftPpmMax, options.driftPpmMax),
+    startMs: random.between(0, 300),
+  }));
+  return { specs, wild: new Set(specs.filter((spec) => spec.nodeId.endsWith('w')).map((spec) => spec.nodeId)), drawnToAgree };
+}
+
+export interface ColdStartResult {
+  seed: number;
+  nodes: number;
+  wild: number;
+  /** The master at the end was a wild clock at the start. */
+  wildMaster: boolean;
+  /** 'majority': more than half agreed within the threshold; 'middle': they did not. */
+  kind: 'majority' | 'middle';
+  /** Where the cluster may end (clock minus true time at the end), and where it did. */
+  allowedNs: [number, number];
+  settledNs: number | null;
+  /** Members too far off for a CORRECT frame (over a year): left where they are, not judged. */
+  uncorrectable: string[];
+  problem: string | null;
+}
+
+/** Runs one cold start and judges it. */
+export function runColdStart(seed: number, options: ColdStartOptions = COLD_START_DEFAULTS): ColdStartResult {
+  const { specs, wild } = coldStartCase(seed, options);
+  const sim = new Simulation({
+    seed,
+    nodes: specs,
+    network: { latencyMs: 0.2, jitterMeanMs: 0.1, asymmetry: 1, lossRate: options.lossRate },
+    clock: { wanderPpmPerStep: 0, driftPpmMax: options.driftPpmMax },
+    discoverAll: true,
+  });
+  sim.runUntil(options.settleMs);
+  const initial = new Map(specs.map((spec) => [spec.nodeId, spec.initialOffsetNs ?? 0]));
+  const n = initial.size;
+  const majority = agreeingGroups(initial, THRESHOLD_NS).find((group) => group.length * 2 > n);
+  let allowed: [number, number];
+  let kind: ColdStartResult['kind'];
+  if (majority !== undefined) {
+    kind = 'majority';
+    allowed = [(majority[0] as [string, number])[1], (majority.at(-1) as [string, number])[1]];
+  } else {
+    kind = 'middle';
+    const middle = middleClocks(initial);
+    // The middle clocks, and the clocks that agree with them (a group at the middle may be followed).
+    const touching = agreeingGroups(initial, THRESHOLD_NS).filter((group) => group.some(([id]) => middle.has(id))).flat();
+    allowed = [Math.min(...touching.map(([, offsetNs]) => offsetNs)), Math.max(...touching.map(([, offsetNs]) => offsetNs))];
+  }
+  // Drift moves every clock until the cluster locks, and the cluster at its own rate after that.
+  const driftNs = (options.driftPpmMax * 1e-6 * options.settleMs * 1e6) * 2 + 1e6;
+  const allowedNs: [number, number] = [allowed[0] - driftNs, allowed[1] + driftNs];
+  const offsets = sim.offsetsNs();
+  const masters = sim.masters();
+  const base = { seed, nodes: n, wild: wild.size, wildMaster: masters.length === 1 && wild.has(masters[0] as string), kind, allowedNs };
+  const fail = (problem: string, settledNs: number | null = null, uncorrectable: string[] = []): ColdStartResult => ({ ...base, settledNs, uncorrectable, problem });
+  if (masters.length !== 1) return fail(`${masters.length} masters after ${options.settleMs} ms`);
+  const settledNs = offsets.get(masters[0] as string) as number;
+  const uncorrectable = [...offsets].filter(([, offsetNs]) => Math.abs(offsetNs - settledNs) > CORRECTION_NS_MAX).map(([id]) => id);
+  const judged = [...offsets].filter(([id]) => !uncorrectable.includes(id));
+  for (const id of uncorrectable) if (!wild.has(id)) return fail(`${id} is not wild but ended over a year from the master`, settledNs, uncorrectable);
+  for (const [id] of judged) if (!sim.clockReport(id).synchronized) return fail(`${id} not synchronized after ${options.settleMs} ms`, settledNs, uncorrectable);
+  const spreadNs = Math.max(...judged.map(([, offsetNs]) => offsetNs)) - Math.min(...judged.map(([, offsetNs]) => offsetNs));
+  if (spreadNs > 1e6) return fail(`spread ${(spreadNs / 1e6).toFixed(3)} ms after ${options.settleMs} ms`, settledNs, uncorrectable);
+  if (settledNs < allowedNs[0] || settledNs > allowedNs[1]) {
+    const at = (valueNs: number) => `${(valueNs / 1e9).toFixed(6)} s`;
+    return fail(`settled at ${at(settledNs)}, outside ${kind === 'majority' ? 'the agreeing majority' : 'the middle clocks'} [${at(allowedNs[0])}, ${at(allowedNs[1])}]`, settledNs, uncorrectable);
+  }
+  return { ...base, settledNs, uncorrectable, problem: null };
+}
