@@ -846,7 +846,7 @@ describe('berkeley-agent config', () => {
 
 describe('berkeley-agent install-service', () => {
   it('--dry-run prints the unit for this binary and the environment file, writing nothing', async () => {
-    const result = await runCli(['install-service', '--dry-run', '--skip-interface-check', '--interface', 'eth0', '--unit-dir', '/nonexistent-unit-dir', '--environment-file', '/nonexistent-dir/berkeley-agent']);
+    const result = await runCli(['install-service', '--force', '--dry-run', '--skip-interface-check', '--interface', 'eth0', '--unit-dir', '/nonexistent-unit-dir', '--environment-file', '/nonexistent-dir/berkeley-agent']);
     expect(result.code, describeResult(result)).toBe(0);
     expect(result.stdout).toMatch(/^# \/nonexistent-unit-dir\/berkeley-agent\.service$/m);
     expect(result.stdout).toContain(`ExecStart=${BIN} run --log-format json`);
@@ -860,7 +860,7 @@ describe('berkeley-agent install-service', () => {
       const unitDir = path.join(directory, 'units');
       const envFile = path.join(directory, 'default', 'berkeley-agent');
       // The interface must exist here (install-service checks): loopback always does.
-      const first = await runCli(['install-service', '--interface', 'lo', '--unit-dir', unitDir, '--environment-file', envFile]);
+      const first = await runCli(['install-service', '--force', '--interface', 'lo', '--unit-dir', unitDir, '--environment-file', envFile]);
       expect(first.code, describeResult(first)).toBe(0);
       expect(first.stdout).toMatch(/systemctl daemon-reload && sudo systemctl enable --now berkeley-agent/);
       const unit = readFileSync(path.join(unitDir, 'berkeley-agent.service'), 'utf8');
@@ -873,7 +873,7 @@ describe('berkeley-agent install-service', () => {
       }
       // The operator's own settings survive a second run; only the interface changes.
       writeFileSync(envFile, 'BERKELEY_AGENT_PRIORITY=200\nBERKELEY_AGENT_INTERFACE=eth0\n');
-      const second = await runCli(['install-service', '--interface', 'lo', '--unit-dir', unitDir, '--environment-file', envFile]);
+      const second = await runCli(['install-service', '--force', '--interface', 'lo', '--unit-dir', unitDir, '--environment-file', envFile]);
       expect(second.code, describeResult(second)).toBe(0);
       expect(readFileSync(envFile, 'utf8')).toBe('BERKELEY_AGENT_PRIORITY=200\nBERKELEY_AGENT_INTERFACE=lo\n');
     } finally {
@@ -886,11 +886,11 @@ describe('berkeley-agent install-service', () => {
     try {
       const notADirectory = path.join(directory, 'file');
       writeFileSync(notADirectory, '');
-      const result = await runCli(['install-service', '--unit-dir', path.join(notADirectory, 'units'), '--environment-file', path.join(directory, 'env')]);
+      const result = await runCli(['install-service', '--force', '--unit-dir', path.join(notADirectory, 'units'), '--environment-file', path.join(directory, 'env')]);
       expect(result.code, describeResult(result)).toBe(1);
       expect(result.stderr).toMatch(/^berkeley-agent: cannot write .*berkeley-agent\.service.*\(ENOTDIR\)/m);
       expect(result.stderr).not.toMatch(STACK_LINE);
-      expectUsageError(await runCli(['install-service', '--dry-run', '--interface', 'not an interface']), /^berkeley-agent: --interface: must be a network interface name/);
+      expectUsageError(await runCli(['install-service', '--force', '--dry-run', '--interface', 'not an interface']), /^berkeley-agent: --interface: must be a network interface name/);
     } finally {
       rmSync(directory, { recursive: true, force: true });
     }

@@ -53,6 +53,8 @@ describe('install-service', () => {
     mkdirSync(path.dirname(copy), { recursive: true });
     writeFileSync(copy, '#!/usr/bin/env -S node --optimize-for-size\n');
     if (scratch.startsWith('/tmp/')) expect(refusal({ binPath: copy })).toMatch(/PrivateTmp=yes/);
+    // --force writes it anyway (the operator relaxes the sandbox with a drop-in).
+    expect(planInstall({ ...base, binPath: copy, allowHiddenPath: true, systemdPath: path.dirname(process.execPath) }).execStart).toBe(copy);
   });
 
   it('names node explicitly (with the shebang flags) when systemd PATH has none; refuses a node the sandbox hides', () => {
@@ -92,7 +94,8 @@ describe('install-service', () => {
       expect(result.code, describeResult(result)).toBe(2);
       expect(result.stderr).toMatch(/^berkeley-agent: (--unit-dir: \/proc\/x is under \/proc|--interface: nosuch0 does not exist|--skip-interface-check: only with --dry-run)/);
     }
-    const dry = await runCli(['install-service', '--dry-run', '--interface', 'nosuch0', '--skip-interface-check'], { timeoutMs: 20_000 });
+    // --force: this checkout may itself lie where the sandbox hides it (CI clones under /tmp).
+    const dry = await runCli(['install-service', '--force', '--dry-run', '--interface', 'nosuch0', '--skip-interface-check'], { timeoutMs: 20_000 });
     expect(dry.code, describeResult(dry)).toBe(0);
     expect(dry.stdout).toMatch(/^BERKELEY_AGENT_INTERFACE=nosuch0$/m);
   }, 60_000);

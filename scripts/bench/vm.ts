@@ -87,7 +87,9 @@ try {
     spreadUs: { p50: percentile(sorted, 0.5) / 1e3, p90: percentile(sorted, 0.9) / 1e3, p99: percentile(sorted, 0.99) / 1e3, max: (sorted.at(-1) ?? NaN) / 1e3 },
     clusterMinusHostUs: { first: (clusterMinusHostNs[0] ?? NaN) / 1e3, last: (clusterMinusHostNs.at(-1) ?? NaN) / 1e3 },
     kernel: timex.map((t, i) => ({ guest: lab.guests[i]?.name, tick: t.tick, frequencyPpm: (t.frequency ?? 0) / 65536, effectiveRatePpm: rates[i], maxerrorUs: t.maxerror, esterrorUs: t.esterror, status: t.status })),
-    agents: reports.map((r, i) => ({ guest: lab.guests[i]?.name, role: r?.role, rmsOffsetNs: r?.tracking?.rmsOffsetNs, rssMB: rss[i] })),
+    agents: reports.map((r, i) => ({ guest: lab.guests[i]?.name, role: r?.role, rmsOffsetNs: r?.tracking?.rmsOffsetNs, rssMB: rss[i], rxTimestamps: r?.timestamps?.rx })),
+    // The round trip the master measured to each member (its best probe of the last round).
+    masterDelaysUs: (reports.find((r) => r?.role === 'master')?.peers ?? []).map((peer: { nodeId: string; delayNs: number | null }) => ({ member: peer.nodeId, delayUs: peer.delayNs === null ? null : peer.delayNs / 1e3 })),
   };
   mkdirSync(path.dirname(values.out ?? 'bench-results/vm.json'), { recursive: true });
   writeFileSync(values.out ?? 'bench-results/vm.json', `${JSON.stringify(result, null, 2)}\n`);
@@ -100,6 +102,8 @@ try {
   row(`spread (chrony, ${spreadsNs.length} samples) p50/p90/p99/max`, `${result.spreadUs.p50.toFixed(1)} / ${result.spreadUs.p90.toFixed(1)} / ${result.spreadUs.p99.toFixed(1)} / ${result.spreadUs.max.toFixed(1)} us`);
   row('effective rates (freq + tick error)', rates.map((r) => `${r.toFixed(2)}`).join(', ') + ' ppm');
   row('kernel maxerror / esterror', timex.map((t) => `${t.maxerror}/${t.esterror}`).join(', ') + ' us');
+  row('master -> member delay (best probe)', result.masterDelaysUs.map((d: { delayUs: number | null }) => d.delayUs === null ? '-' : d.delayUs.toFixed(0)).join(', ') + ' us');
+  row('receive timestamps', reports.map((r) => String(r?.timestamps?.rx)).join(', '));
   row('agent RSS', rss.map((m) => m.toFixed(1)).join(', ') + ' MB');
   row('agents\' own rms offset', reports.map((r) => r?.tracking?.rmsOffsetNs == null ? '-' : `${(r.tracking.rmsOffsetNs / 1e3).toFixed(1)}`).join(', ') + ' us');
   process.stdout.write(`wrote ${values.out}\n`);

@@ -29,6 +29,12 @@ export interface InstallOptions {
   checkInterface?: boolean;
   /** Where to look for `node` as systemd would (tests). */
   systemdPath?: string;
+  /**
+   * Write a unit whose ExecStart the unit's sandbox hides (--force): the operator relaxes the
+   * sandbox with a drop-in, or the unit is for inspection (and the tests, whose checkout may be
+   * anywhere).
+   */
+  allowHiddenPath?: boolean;
   interfaceName: string | null;
   unitDir: string;
   envFile: string;
@@ -106,9 +112,9 @@ export function planInstall(options: InstallOptions): InstallPlan {
   const binPath = realPath(options.binPath);
   if (!path.isAbsolute(binPath) || /\s/.test(binPath)) throw new ConfigError(`cannot use ${JSON.stringify(binPath)} as ExecStart: not an absolute path without spaces`);
   const hidden = hiddenBySandbox(binPath);
-  if (hidden !== null) {
+  if (hidden !== null && options.allowHiddenPath !== true) {
     throw new ConfigError(
-      `this berkeley-agent is ${binPath}, under ${hidden}, which the unit's sandbox hides (${hidden === '/tmp' || hidden === '/var/tmp' ? 'PrivateTmp=yes' : 'ProtectHome=yes'}): install it system-wide (sudo npm install -g berkeley-agent) and run that copy's install-service`,
+      `this berkeley-agent is ${binPath}, under ${hidden}, which the unit's sandbox hides (${hidden === '/tmp' || hidden === '/var/tmp' ? 'PrivateTmp=yes' : 'ProtectHome=yes'}): install it system-wide (sudo npm install -g berkeley-agent) and run that copy's install-service, or --force to write it anyway`,
     );
   }
   // The shebang runs `node` from systemd's PATH; when that has none, name this node explicitly.

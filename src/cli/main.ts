@@ -330,7 +330,8 @@ export async function main(argv: string[]): Promise<void> {
           .option('dry-run', { type: 'boolean', describe: 'Print the files instead of writing them', default: false })
           .option('unit-dir', { type: 'string', requiresArg: true, describe: 'Where to write berkeley-agent.service', default: UNIT_DIR_DEFAULT })
           .option('environment-file', { type: 'string', requiresArg: true, describe: 'The environment file the unit reads', default: ENV_FILE_DEFAULT })
-          .option('skip-interface-check', { type: 'boolean', describe: 'With --dry-run: accept an --interface this machine does not have (a unit for another machine)', default: false }),
+          .option('skip-interface-check', { type: 'boolean', describe: 'With --dry-run: accept an --interface this machine does not have (a unit for another machine)', default: false })
+          .option('force', { type: 'boolean', describe: "Write the unit even when its sandbox hides this binary (under /home, /root, /tmp, ...; relax the sandbox with a drop-in)", default: false }),
       async (args) => {
         const binPath = path.resolve(process.argv[1] ?? 'berkeley-agent');
         if (args['skip-interface-check'] && !args['dry-run']) usageError('--skip-interface-check: only with --dry-run (a unit written here must name an interface this machine has)');
@@ -343,6 +344,7 @@ export async function main(argv: string[]): Promise<void> {
               envFile: String(args['environment-file']),
               dryRun: Boolean(args['dry-run']),
               checkInterface: !args['skip-interface-check'],
+              allowHiddenPath: Boolean(args.force),
             }),
           );
         } catch (error) {
