@@ -28,6 +28,17 @@ afterAll(async () => {
   rmSync(emptyProc, { recursive: true, force: true });
 });
 
+/** What startDaemon needs to put the kernel clock driver over `kernel` (never the real syscall). */
+function onFakeKernel(kernel: FakeKernel) {
+  return {
+    syscall: kernel,
+    loadSyscall: () => ({ error: 'tests never load the real adjtimex' }),
+    capCheck: () => true,
+    procDir: emptyProc,
+    platform: 'linux' as const,
+  };
+}
+
 function config(nodeId: string, priority: number, clock: string, extra: Record<string, unknown> = {}) {
   return buildRunConfig({
     'node-id': nodeId,
@@ -48,13 +59,7 @@ describe('an agent on the kernel clock (fake adjtimex)', () => {
   it('disciplines the kernel through the driver: step, frequency, STA_UNSYNC cleared; silent after stop', async () => {
     const kernel = new FakeKernel({ freq: 7 * 65_536 });
     const logger = pino({ level: 'silent' });
-    const system = await startDaemon(config('kern', 200, 'system'), logger, undefined, {
-      syscall: kernel,
-      loadSyscall: () => ({ error: 'tests never load the real adjtimex' }),
-      capCheck: () => true,
-      procDir: emptyProc,
-      platform: 'linux',
-    });
+    const system = await startDaemon(config('kern', 200, 'system'), logger, undefined, onFakeKernel(kernel));
     daemons.push(system);
     // A peer 2 ms ahead: the steps stay below HostClock's 5 ms re-anchoring check.
     const virtual = await startDaemon(config('virt', 100, 'virtual', { 'virtual-offset': 0.002 }), logger);
@@ -106,13 +111,7 @@ describe('an internal error on the kernel clock', () => {
     const stateDir = mkdtempSync(path.join(tmpdir(), 'berkeley-crash-state-'));
     const logger = pino({ level: 'silent' });
     try {
-      const system = await startDaemon(config('crash', 200, 'system', { 'state-dir': stateDir }), logger, undefined, {
-        syscall: kernel,
-        loadSyscall: () => ({ error: 'tests never load the real adjtimex' }),
-        capCheck: () => true,
-        procDir: emptyProc,
-        platform: 'linux',
-      });
+      const system = await startDaemon(config('crash', 200, 'system', { 'state-dir': stateDir }), logger, undefined, onFakeKernel(kernel));
       daemons.push(system);
       const peer = await startDaemon(config('crash-peer', 100, 'virtual'), logger);
       daemons.push(peer);

@@ -1,5 +1,6 @@
 // Human-readable rendering of the status report and of durations and offsets.
 import { verdictOf, type StatusReport } from '../daemon/status.ts';
+import type { DashboardMember } from '../daemon/dashboard.ts';
 
 /** Signed seconds with an adaptive unit: +1.234 s, -12.3 ms, +45.6 µs, +120 ns. */
 export function formatOffsetNs(ns: number | null): string {
@@ -87,19 +88,8 @@ function table(rows: string[][], width: number): string[] {
   );
 }
 
-/** A member's state in the master's view (the dashboard's). */
-export interface MasterViewMember {
-  nodeId: string;
-  role: 'master' | 'slave';
-  self: boolean;
-  offsetNs: number | null;
-  delayNs: number | null;
-  lastHeardAgoMs: number | null;
-  suspect: boolean;
-  excluded: boolean;
-  discarded: boolean;
-  synced: boolean;
-}
+/** A member's state in the master's view: the dashboard's own type, read over GET /api/cluster. */
+export type MasterViewMember = DashboardMember;
 
 /** The cluster as the master last reported it to this agent (GET /api/cluster's `view`). */
 export interface MasterView {
