@@ -114,7 +114,9 @@ describe('agents with keys (loopback)', () => {
     plan.forEach(([nodeId, extra], index) => {
       const udpPort = ports[index]!;
       const httpPort = ports[index + 5]!;
-      spawnCli(['--node-id', nodeId, ...LOOPBACK_ONLY, '--port', String(udpPort), '--http', `127.0.0.1:${httpPort}`, '--discovery-window', '0.5', '--poll-interval', '0.5', '--virtual-offset', String(index * 0.3), '--log-level', 'warn', ...extra, ...peers]);
+      // The highest key wins only among agents that start together: a window of 3 s covers five
+      // Node processes starting on a loaded 2-core machine (with 0.5 s, a late good-3 adopted good-2).
+      spawnCli(['--node-id', nodeId, ...LOOPBACK_ONLY, '--port', String(udpPort), '--http', `127.0.0.1:${httpPort}`, '--discovery-window', '3', '--poll-interval', '0.5', '--virtual-offset', String(index * 0.3), '--log-level', 'warn', ...extra, ...peers]);
       agents.push({ nodeId, udpPort, httpPort });
     });
   }, 30_000);

@@ -14,7 +14,9 @@ import { BIN, describeResult, runCli } from './support/cli.ts';
 const scratch = mkdtempSync(path.join(tmpdir(), 'berkeley-install-svc-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-const base: InstallOptions = { binPath: BIN, interfaceName: null, unitDir: path.join(scratch, 'units'), envFile: path.join(scratch, 'env'), dryRun: true, systemdPath: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+// allowHiddenPath: this checkout may itself lie where the unit's sandbox hides it (CI may clone it
+// under /tmp); the refusal tests below turn it off.
+const base: InstallOptions = { binPath: BIN, interfaceName: null, unitDir: path.join(scratch, 'units'), envFile: path.join(scratch, 'env'), dryRun: true, systemdPath: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', allowHiddenPath: true };
 
 function refusal(options: Partial<InstallOptions>): string {
   try {
@@ -43,7 +45,7 @@ describe('install-service', () => {
       ['/tmp/checkout/bin/berkeley-agent', 'PrivateTmp=yes'],
       ['/var/tmp/checkout/bin/berkeley-agent', 'PrivateTmp=yes'],
     ] as const) {
-      const message = refusal({ binPath });
+      const message = refusal({ binPath, allowHiddenPath: false });
       expect(message).toContain(binPath);
       expect(message).toContain(setting);
       expect(message).toMatch(/sudo npm install -g/);
@@ -52,7 +54,7 @@ describe('install-service', () => {
     const copy = path.join(scratch, 'bin', 'berkeley-agent');
     mkdirSync(path.dirname(copy), { recursive: true });
     writeFileSync(copy, '#!/usr/bin/env -S node --optimize-for-size\n');
-    if (scratch.startsWith('/tmp/')) expect(refusal({ binPath: copy })).toMatch(/PrivateTmp=yes/);
+    if (scratch.startsWith('/tmp/')) expect(refusal({ binPath: copy, allowHiddenPath: false })).toMatch(/PrivateTmp=yes/);
     // --force writes it anyway (the operator relaxes the sandbox with a drop-in).
     expect(planInstall({ ...base, binPath: copy, allowHiddenPath: true, systemdPath: path.dirname(process.execPath) }).execStart).toBe(copy);
   });
