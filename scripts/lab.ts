@@ -33,7 +33,7 @@ const log = (line: string): void => {
 };
 const startedMs = Date.now();
 const lab = await VmLab.create({ guests, log });
-log(`${guests} guests up in ${((Date.now() - startedMs) / 1000).toFixed(1)} s`);
+log(`${guests} guest${guests === 1 ? "" : "s"} up in ${((Date.now() - startedMs) / 1000).toFixed(1)} s`);
 if (!values['no-agent']) {
   log('packing and installing the product (npm pack; npm install -g into the share)');
   const tarball = await packAndInstall(lab);

@@ -32,6 +32,8 @@ const SSH_CONNECT_TIMEOUT_S = 5;
 /** systemd reaches "running" in about 20 s for three guests booting together on 2 cores. */
 const BOOT_TIMEOUT_MS = 180_000;
 const COMMAND_TIMEOUT_MS = 60_000;
+/** How long teardown waits for the guests' processes to be gone. */
+const EXIT_WAIT_MS = 5_000;
 /** Namespaces this module creates: `bavm-<pid36>-<random>`, so a later run can sweep a killed one's. */
 const NAME_PREFIX = 'bavm-';
 const NAME_PATTERN = /^bavm-([0-9a-z]+)-/;
@@ -79,6 +81,14 @@ function processAlive(pid: number): boolean {
   }
 }
 
+function removeRunDir(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  } catch {
+    // A later run's sweep removes it.
+  }
+}
+
 /** Deletes lab namespaces whose creating process is gone (it was killed before its cleanup ran). */
 export function sweepStaleLabs(): string[] {
   let names: string[] = [];
@@ -88,6 +98,11 @@ export function sweepStaleLabs(): string[] {
     return [];
   }
   const swept: string[] = [];
+  // Run directories (os.tmpdir()/bavm-<pid36>-...) of processes that are gone.
+  for (const entry of readdirSync(os.tmpdir())) {
+    const match = NAME_PATTERN.exec(entry);
+    if (match && !processAlive(Number.parseInt(match[1] ?? '', 36))) removeRunDir(path.join(os.tmpdir(), entry));
+  }
   for (const name of names) {
     const match = NAME_PATTERN.exec(name);
     if (!match || processAlive(Number.parseInt(match[1] ?? '', 36))) continue;
@@ -301,7 +316,7 @@ export class VmLab {
       for (const tool of readdirSync(TOOLS_DIR)) copyFileSync(path.join(TOOLS_DIR, tool), path.join(lab.shareDir, tool));
       lab.buildNetwork();
       lab.startChronyd();
-      log(`booting ${options.guests} guests in namespace ${lab.namespace}`);
+      log(`booting ${options.guests} guest${options.guests === 1 ? "" : "s"} in namespace ${lab.namespace}`);
       for (const guest of lab.guests) guest.boot();
       await Promise.all(lab.guests.map((guest) => guest.waitBooted()));
     } catch (error) {
@@ -367,9 +382,16 @@ export class VmLab {
         // gone
       }
     }
-    // Anything else left in the namespace (a guest's helpers) goes with it.
-    try {
-      const pids = execFileSync('ip', ['netns', 'pids', this.namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    // Anything else left in the namespace (a guest's helpers) goes with it; wait until they are
+    // gone, so that none still writes into the run directory while it is removed.
+    const deadlineMs = Date.now() + EXIT_WAIT_MS;
+    for (;;) {
+      let pids: number[] = [];
+      try {
+        pids = execFileSync('ip', ['netns', 'pids', this.namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+      } catch {
+        // no namespace
+      }
       for (const leftover of pids) {
         try {
           process.kill(leftover, 'SIGKILL');
@@ -377,14 +399,14 @@ export class VmLab {
           // gone
         }
       }
-    } catch {
-      // no namespace
+      if (pids.length === 0 || Date.now() > deadlineMs) break;
+      execFileSync('sleep', ['0.1']);
     }
     try {
       ip(['netns', 'del', this.namespace]);
     } catch {
       // never created
     }
-    if (process.env.BERKELEY_LAB_KEEP_RUN_DIR !== '1') rmSync(this.dir, { recursive: true, force: true });
+    if (process.env.BERKELEY_LAB_KEEP_RUN_DIR !== '1') removeRunDir(this.dir);
   }
 }
