@@ -96,6 +96,11 @@ export function guestImage(log: (line: string) => void = () => {}): GuestImage {
     rmSync(root, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
     renameSync(staging, dir);
+    // Images of other recipes are a gigabyte each: keep only this one (a guest still running on an
+    // old one keeps its open file).
+    for (const other of readdirSync(path.dirname(dir))) {
+      if (other !== path.basename(dir) && !other.endsWith('.tmp')) rmSync(path.join(path.dirname(dir), other), { recursive: true, force: true });
+    }
   } catch (error) {
     rmSync(staging, { recursive: true, force: true });
     const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
