@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VmLab, vmLabAvailable, type Guest } from '../../lab/vm/lab.ts';
 import { agentStatus, enableService, installOnGuest, packAndInstall } from '../../lab/vm/product.ts';
-import { agentLog, guestNowMs, kernelTimex, offsetsNs, sleep, spread, statuses, takeover, waitAgreed, waitSpreadBelow, type Status } from '../../lab/vm/cluster.ts';
+import { agentLog, guestNowMs, kernelTimex, offsetsNs, sleep, spread, statuses, takeover, waitAgreed, waitFor, waitSpreadBelow, type Status } from '../../lab/vm/cluster.ts';
 
 const availability = vmLabAvailable();
 if (!availability.ok) console.warn(`SKIPPED VM lab tests (real kernels under systemd): ${availability.reason}`);
@@ -236,7 +236,7 @@ describe.skipIf(!availability.ok)('the product on three separate kernels under s
     expect(reports.length).toBeGreaterThanOrEqual(GUESTS - 1);
   }, STEP_TIMEOUT_MS);
 
-  it('beside a running chronyd, --clock auto stays virtual with a warning and --clock system refuses naming it', async () => {
+  it('beside a running chronyd, --clock auto stays virtual with a warning (by hand and as the service) and --clock system refuses naming it', async () => {
     const guest = guests[0] as Guest;
     await guest.run('systemctl start chrony');
     try {
@@ -246,8 +246,23 @@ describe.skipIf(!availability.ok)('the product on three separate kernels under s
       const system = await guest.ssh('berkeley-agent run --clock system --port 7499 --http none --no-mdns 2>&1', 30_000);
       expect(system.code).not.toBe(0);
       expect(system.stdout).toMatch(/--clock system: .*chronyd/);
+      // The service too, in its sandbox: chronyd runs as another user, and the unit must leave it
+      // visible in /proc (ProtectProc=invisible hid it, and the service took the kernel clock).
+      const sinceMs = await guestNowMs(guest);
+      await guest.run('systemctl restart berkeley-agent');
+      const fellBack = await waitFor('the service to start beside chronyd', 60_000, async () => {
+        const status = await agentStatus(guest) as Status | null;
+        return status?.clock?.mode ? status : null;
+      });
+      expect(fellBack.clock.mode).toBe('virtual');
+      const said = JSON.stringify(await agentLog(guest, sinceMs));
+      expect(said).toMatch(/cannot discipline the kernel clock; using a virtual clock/);
+      expect(said).toMatch(/chronyd \(pid \d+\)/);
     } finally {
       await guest.run('systemctl stop chrony');
     }
+    await guest.run('systemctl restart berkeley-agent');
+    const back = await waitAgreed(guests, 90_000);
+    expect(back.every((status) => status.clock.mode === 'system')).toBe(true);
   }, STEP_TIMEOUT_MS);
 });
