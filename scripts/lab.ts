@@ -53,9 +53,5 @@ for (const guest of lab.guests) process.stdout.write(`  ${guest.name}  ${guest.a
 process.stdout.write(`\nIn a guest: berkeley-agent status; journalctl -u berkeley-agent; adjtimex -p;\n`
   + `  measure its clock against the host: chronyd -Q -t 20 'server 198.18.100.1 iburst'\n`
   + `Consoles: ${lab.dir}/gN.console. Ctrl-C stops every guest and removes the lab.\n`);
-await new Promise<void>((resolve) => {
-  process.once('SIGINT', () => resolve());
-  process.once('SIGTERM', () => resolve());
-});
-await lab.destroy();
-process.exit(0);
+// Ctrl-C (or SIGTERM) tears the lab down and exits: the lab's own signal handlers do it.
+await new Promise<void>(() => {});

@@ -134,13 +134,14 @@ function installExitHandlers(): void {
   process.on('exit', () => {
     for (const lab of liveLabs) lab.destroySync();
   });
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = (): void => {
+  // The listeners stay: a Ctrl-C reaches npm, its shell and this process alike, and npm forwards it
+  // again, so a second signal can arrive during teardown; it must not cut the teardown short.
+  const signalNumbers = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+  for (const [signal, number] of Object.entries(signalNumbers)) {
+    process.on(signal, () => {
       for (const lab of liveLabs) lab.destroySync();
-      process.removeListener(signal, onSignal);
-      process.kill(process.pid, signal);
-    };
-    process.on(signal, onSignal);
+      process.exit(128 + number);
+    });
   }
 }
 
