@@ -1,12 +1,12 @@
 // --state-dir: the term survives a restart, so a restarted node never goes back to an older term;
 // the learned frequency survives too (the drift file).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadState, LOCK_FILE, openStateDir, StateDirError, StateWriter } from '../src/daemon/state.ts';
+import { loadState, LOCK_FILE, openStateDir, processStartTicks, StateDirError, StateWriter } from '../src/daemon/state.ts';
 import { describeResult, LOOPBACK_ONLY, runCli, spawnCli, stopAllChildren, stopChild, waitFor } from './support/cli.ts';
 import { ProtocolNode } from '../src/core/node.ts';
 import { nodeConfig } from '../src/core/defaults.ts';
@@ -195,6 +195,50 @@ describe('opening the state directory', () => {
       }
     } finally {
       sleeper.kill('SIGKILL');
+    }
+  });
+
+  it('tells a reused pid from its agent by the start time; our own pid in a lock we do not hold is stale', async () => {
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const startTicks = processStartTicks(sleeper.pid as number);
+      expect(startTicks).not.toBeNull();
+      // The pid runs, but it is not the process that wrote the lock (another start time): stale.
+      await writeFile(path.join(dir, LOCK_FILE), JSON.stringify({ pid: sleeper.pid, startTicks: (startTicks as number) - 1, nodeId: 'old' }));
+      openStateDir(dir, 'a').release();
+      // The same process that wrote it: held, whatever its command line says.
+      await writeFile(path.join(dir, LOCK_FILE), JSON.stringify({ pid: sleeper.pid, startTicks, nodeId: 'old' }));
+      expect(() => openStateDir(dir, 'a')).toThrow(/in use by another agent \(pid \d+, node old/);
+      // Left by a killed agent whose pid this process now has (pid 1 in a container): stale.
+      await writeFile(path.join(dir, LOCK_FILE), JSON.stringify({ pid: process.pid, startTicks: 1, nodeId: 'old' }));
+      const lock = openStateDir(dir, 'a');
+      expect(JSON.parse(readFileSync(lock.file, 'utf8'))).toMatchObject({ pid: process.pid, startTicks: processStartTicks('self'), nodeId: 'a' });
+      lock.release();
+    } finally {
+      sleeper.kill('SIGKILL');
+      rmSync(path.join(dir, LOCK_FILE), { force: true });
+    }
+  });
+
+  it('the lock appears whole: never empty, no staging file left behind', () => {
+    const lock = openStateDir(dir, 'a');
+    expect(readFileSync(lock.file, 'utf8')).toMatch(/^\{"pid":\d+,"startTicks":\d+,"nodeId":"a","since":"[^"]+"\}\n$/);
+    expect(readdirSync(dir).filter((name) => name.startsWith(LOCK_FILE))).toEqual([LOCK_FILE]);
+    lock.release();
+  });
+
+  it('a state file it cannot read is moved aside (not replaced by the first save); a directory in its place too', async () => {
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'state-unreadable-'));
+    try {
+      mkdirSync(path.join(stateDir, 'state.json'));
+      const loaded = await loadState(stateDir, 'a');
+      expect(loaded.state).toBeNull();
+      expect(loaded.warning).toMatch(/cannot read .*state\.json \(EISDIR\); ignoring it \(moved aside as .*state\.json\.bad-/);
+      expect(existsSync(path.join(stateDir, 'state.json'))).toBe(false);
+      expect(readdirSync(stateDir).some((name) => name.startsWith('state.json.bad-'))).toBe(true);
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
     }
   });
 });

@@ -156,7 +156,13 @@ async function startWithStateDir(
   // Larger than the last run's (replay protection: peers refuse frames of an older boot).
   let bootId = Date.now();
   if (config.stateDir !== null) {
-    const loaded = await loadState(config.stateDir, config.nodeId);
+    let loaded;
+    try {
+      loaded = await loadState(config.stateDir, config.nodeId);
+    } catch (error) {
+      if (error instanceof StateDirError) throw new StartupError(error.code, error.message, 2);
+      throw error;
+    }
     if (loaded.warning) logger.warn({ stateDir: config.stateDir, keptCopy: loaded.keptCopy ?? null }, loaded.warning);
     persisted = loaded.state;
     savedFrequencies = loaded.frequencies;

@@ -7,7 +7,7 @@
 // validates every field on its own and keeps what is valid (a bad term does not cost a good
 // frequency); a file that cannot be used as it is, is copied aside (state.json.bad-<time>) before
 // the agent's first save replaces it, so nothing on disk is lost by mistake.
-import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -54,8 +54,17 @@ export async function loadState(stateDir: string, nodeId: string, now: Date = ne
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { state: null, frequencies: {}, warning: null };
-    return { state: null, frequencies: {}, warning: `cannot read ${file}: ${(error as Error).message}` };
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    if (code === 'ENOENT') return { state: null, frequencies: {}, warning: null };
+    // Unreadable (EACCES, a directory in its place): move it aside, which needs only the directory,
+    // so that the first save neither replaces it nor fails forever. If even that fails, refuse.
+    const aside = `${file}.bad-${now.toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      renameSync(file, aside);
+    } catch (renameError) {
+      throw new StateDirError('ESTATEDIR', `--state-dir ${stateDir}: cannot read ${file} (${code}) nor move it aside (${(renameError as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    return { state: null, frequencies: {}, warning: `cannot read ${file} (${code}); ignoring it (moved aside as ${aside})`, keptCopy: aside };
   }
   const unusable = (why: string): LoadResult => {
     const copy = keepCopy(file, now);
@@ -133,6 +142,8 @@ export class StateDirError extends Error {
 /** The holder of a state directory's lock. */
 export interface LockHolder {
   pid: number;
+  /** The holder's start time in clock ticks since boot (/proc/PID/stat): tells a reused pid apart. */
+  startTicks: number | null;
   nodeId: string | null;
   since: string | null;
 }
@@ -143,37 +154,67 @@ export interface StateDirLock {
   release(): void;
 }
 
-/** Whether a pid names a live berkeley-agent (not a process that took a dead agent's pid). */
-function agentAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return commandLine.includes('berkeley-agent');
-  } catch {
-    // Alive but hidden (another user, hidepid): assume it is the agent that wrote the lock.
-    return true;
-  }
-}
+/** Lock files this process holds: its own pid in a lock means "alive" only for these. */
+const locksHeld = new Set<string>();
 
-function readHolder(file: string): LockHolder | null {
+/** A process's start time (field 22 of /proc/PID/stat, after the ')' that closes comm), or null. */
+export function processStartTicks(pid: number | 'self', procDir = '/proc'): number | null {
   try {
-    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
-    if (typeof parsed.pid !== 'number' || !Number.isInteger(parsed.pid) || parsed.pid <= 0) return null;
-    return { pid: parsed.pid, nodeId: typeof parsed.nodeId === 'string' ? parsed.nodeId : null, since: typeof parsed.since === 'string' ? parsed.since : null };
+    const stat = readFileSync(`${procDir}/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]);
+    return Number.isSafeInteger(ticks) ? ticks : null;
   } catch {
     return null;
   }
 }
 
 /**
- * Checks the state directory (creating it if needed) and takes its lock: an exclusive lock file
- * holding this process's pid. A lock whose pid is gone (or is not an agent any more) is stale and
- * taken over. Throws StateDirError with one line naming the problem or the holder.
+ * Whether the lock's holder still runs: its pid is alive and is the same process (same start
+ * time), not one that took a dead agent's pid. Our own pid counts only for a lock we hold (a lock
+ * left by a killed agent whose pid we happen to have, as pid 1 in a container, is stale).
+ */
+function holderAlive(holder: LockHolder, file: string, procDir = '/proc'): boolean {
+  if (holder.pid === process.pid) return locksHeld.has(file);
+  try {
+    process.kill(holder.pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (holder.startTicks === null) {
+    // A lock without a start time (an older agent's): judge by the command line.
+    try {
+      return readFileSync(`${procDir}/${holder.pid}/cmdline`, 'utf8').includes('berkeley-agent');
+    } catch {
+      return true;
+    }
+  }
+  const startTicks = processStartTicks(holder.pid, procDir);
+  // Alive but hidden (another user, hidepid): assume it is the agent.
+  return startTicks === null || startTicks === holder.startTicks;
+}
+
+function readHolder(file: string): LockHolder | null {
+  try {
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
+    if (typeof parsed.pid !== 'number' || !Number.isInteger(parsed.pid) || parsed.pid <= 0) return null;
+    return {
+      pid: parsed.pid,
+      startTicks: typeof parsed.startTicks === 'number' && Number.isSafeInteger(parsed.startTicks) ? parsed.startTicks : null,
+      nodeId: typeof parsed.nodeId === 'string' ? parsed.nodeId : null,
+      since: typeof parsed.since === 'string' ? parsed.since : null,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Checks the state directory (creating it if needed) and takes its lock: a lock file holding this
+ * process's pid and start time, which appears whole or not at all (written aside, then hard-linked
+ * into place: link(2) fails when the name exists). A lock whose holder is gone is stale: it is
+ * renamed aside, checked to be the one judged stale, and removed. Throws StateDirError with one
+ * line naming the problem or the holder.
  */
 export function openStateDir(stateDir: string, nodeId: string): StateDirLock {
   const where = `--state-dir ${stateDir}`;
@@ -188,49 +229,80 @@ export function openStateDir(stateDir: string, nodeId: string): StateDirLock {
   }
   if (!statSync(stateDir).isDirectory()) throw new StateDirError('ESTATEDIR', `${where}: not a directory`);
   const file = path.join(stateDir, LOCK_FILE);
-  const record = `${JSON.stringify({ pid: process.pid, nodeId, since: new Date().toISOString() })}\n`;
-  for (let attempt = 0; attempt < 2; attempt += 1) {
-    let fd: number;
-    try {
-      fd = openSync(file, 'wx', 0o644);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'error';
-      if (code !== 'EEXIST') throw new StateDirError('ESTATEDIR', `${where}: not writable (${code}); the agent keeps its term and frequency there`);
-      const holder = readHolder(file);
-      if (holder !== null && agentAlive(holder.pid)) {
-        const who = `pid ${holder.pid}${holder.nodeId === null ? '' : `, node ${holder.nodeId}`}${holder.since === null ? '' : `, since ${holder.since}`}`;
-        throw new StateDirError('ESTATELOCKED', `${where}: in use by another agent (${who}); give each agent its own --state-dir (lock file ${file})`);
-      }
-      // Stale: its agent is gone. Take it over.
+  const record = `${JSON.stringify({ pid: process.pid, startTicks: processStartTicks('self'), nodeId, since: new Date().toISOString() })}\n`;
+  // The write test: the state file goes next to the lock, so this proves the directory writable
+  // (also for root on a read-only file system, which access(2) would not show).
+  const staged = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(staged, record, { mode: 0o644 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new StateDirError('ESTATEDIR', `${where}: not writable (${code}); the agent keeps its term and frequency there`);
+  }
+  try {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
       try {
-        unlinkSync(file);
-      } catch {
-        // Someone else removed it first; the next attempt decides.
+        linkSync(staged, file);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? 'error';
+        if (code !== 'EEXIST') throw new StateDirError('ESTATEDIR', `${where}: cannot create the lock ${file} (${code})`);
+        const text = readTextOrNull(file);
+        const holder = text === null ? null : readHolder(file);
+        if (holder !== null && holderAlive(holder, file)) {
+          const who = `pid ${holder.pid}${holder.nodeId === null ? '' : `, node ${holder.nodeId}`}${holder.since === null ? '' : `, since ${holder.since}`}`;
+          throw new StateDirError('ESTATELOCKED', `${where}: in use by another agent (${who}); give each agent its own --state-dir (lock file ${file})`);
+        }
+        // Stale. Move it aside first, so that a lock another agent took meanwhile is never deleted.
+        const aside = `${file}.stale.${process.pid}.${attempt}`;
+        try {
+          renameSync(file, aside);
+        } catch {
+          continue; // gone already: the next attempt decides
+        }
+        if (readTextOrNull(aside) === text) unlinkSync(aside);
+        else {
+          // Not the lock judged stale: put it back (unless one is there again) and look again.
+          try {
+            linkSync(aside, file);
+          } catch {
+            // someone holds the name now; the next attempt reads who
+          }
+          unlinkSync(aside);
+        }
+        continue;
       }
-      continue;
+      locksHeld.add(file);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        locksHeld.delete(file);
+        process.removeListener('exit', release);
+        try {
+          if (readHolder(file)?.pid === process.pid) unlinkSync(file);
+        } catch {
+          // Already gone.
+        }
+      };
+      process.once('exit', release);
+      return { file, release };
     }
+  } finally {
     try {
-      writeSync(fd, record);
-    } finally {
-      closeSync(fd);
+      unlinkSync(staged);
+    } catch {
+      // gone
     }
-    // The write test: the state file goes next to the lock, so this proves the directory writable
-    // (also for root on a read-only file system, which access(2) would not show).
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      process.removeListener('exit', release);
-      try {
-        if (readHolder(file)?.pid === process.pid) unlinkSync(file);
-      } catch {
-        // Already gone.
-      }
-    };
-    process.once('exit', release);
-    return { file, release };
   }
   throw new StateDirError('ESTATELOCKED', `${where}: could not take the lock ${file} (another agent is starting?)`);
+}
+
+function readTextOrNull(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
 }
 
 /**
