@@ -22,7 +22,7 @@ const GUESTS = 3;
 const STEPS_S = [1.2, -0.8, 0.3];
 const TICKS = [10001, 10000, 9999];
 /** Bound on how far apart the guests' clocks may be once converged, measured here (README "The VM lab"). */
-const SPREAD_BOUND_NS = 2_000_000;
+const SPREAD_BOUND_NS = 1_000_000;
 const STA_UNSYNC = 0x40;
 const CAP_SYS_TIME_BIT = 25n;
 const CAP_NET_BIND_SERVICE_BIT = 10n;
@@ -166,7 +166,7 @@ describe.skipIf(!availability.ok)('the product on three separate kernels under s
     measured.restart = { frequencyBeforePpm: before?.clock.frequencyPpm, frequencyLoadedPpm: loaded?.frequencyPpm, termBefore: before?.term, termAfter: after?.term };
   }, STEP_TIMEOUT_MS);
 
-  it('systemctl stop of the master hands over at once (its LEAVE starts the election, no timeout)', async () => {
+  it('systemctl stop of the master hands over within a second (its LEAVE starts the election, no timeout)', async () => {
     const [first] = await waitAgreed(guests, 60_000);
     const master = guests.find((guest) => guest.name === first?.masterId) as Guest;
     const others = guests.filter((guest) => guest !== master);
@@ -177,10 +177,12 @@ describe.skipIf(!availability.ok)('the product on three separate kernels under s
     expect(stopping, 'the stopped master logged "stopping"').toBeDefined();
     const next = await takeover(others, sinceMs);
     // Measured on the guests' own synchronized clocks: from the master's "stopping" to the new
-    // master's role change. The LEAVE started it: well inside one master timeout.
+    // master's role change. The LEAVE started it, and within a second (measured 47-226 ms here;
+    // a master timeout would be 3 s).
     measured.stopHandoverMs = next.atMs - (stopping?.time ?? 0);
     expect(next.reasons.join(' ')).toMatch(/master left/);
-    expect(measured.stopHandoverMs).toBeLessThan(3 * (reports[0]?.pollIntervalMs ?? 1000));
+    expect(measured.stopHandoverMs).toBeLessThan(1000);
+    expect(reports[0]?.pollIntervalMs).toBe(1000);
     await master.run('systemctl start berkeley-agent');
     await waitAgreed(guests, 60_000);
   }, STEP_TIMEOUT_MS);
