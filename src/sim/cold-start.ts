@@ -5,7 +5,6 @@
 // left when the f lowest and f highest are discarded, f < n/2, widened only by clocks that agree
 // with them). Never at a lone extreme clock.
 import { CORRECTION_NS_MAX, OUTLIER_THRESHOLD_MS_DEFAULT } from '../core/limits.ts';
-import { agreeingGroups, middleClocks } from '../core/sync/berkeley.ts';
 import { SeededRandom } from './random.ts';
 import { Simulation, type SimNodeSpec } from './simulation.ts';
 
@@ -113,18 +112,31 @@ export function runColdStart(seed: number, options: ColdStartOptions = COLD_STAR
   sim.runUntil(options.settleMs);
   const initial = new Map(specs.map((spec) => [spec.nodeId, spec.initialOffsetNs ?? 0]));
   const n = initial.size;
-  const majority = agreeingGroups(initial, THRESHOLD_NS).find((group) => group.length * 2 > n);
+  // The bound is computed here on its own, from the sorted starting offsets, not with the
+  // functions under test (agreeingGroups, middleClocks): a bug in those must not move the bound too.
+  // Clocks agree when consecutive ones are at most the outlier threshold apart.
+  const sorted = [...initial.values()].sort((a, b) => a - b);
+  const runs: number[][] = [];
+  for (const offsetNs of sorted) {
+    const run = runs.at(-1);
+    if (run !== undefined && offsetNs - (run.at(-1) as number) <= THRESHOLD_NS) run.push(offsetNs);
+    else runs.push([offsetNs]);
+  }
+  const majority = runs.find((run) => run.length * 2 > n);
   let allowed: [number, number];
   let kind: ColdStartResult['kind'];
   if (majority !== undefined) {
     kind = 'majority';
-    allowed = [(majority[0] as [string, number])[1], (majority.at(-1) as [string, number])[1]];
+    allowed = [majority[0] as number, majority.at(-1) as number];
   } else {
     kind = 'middle';
-    const middle = middleClocks(initial);
-    // The middle clocks, and the clocks that agree with them (a group at the middle may be followed).
-    const touching = agreeingGroups(initial, THRESHOLD_NS).filter((group) => group.some(([id]) => middle.has(id))).flat();
-    allowed = [Math.min(...touching.map(([, offsetNs]) => offsetNs)), Math.max(...touching.map(([, offsetNs]) => offsetNs))];
+    // The middle clocks (the f lowest and f highest left out, f < n/2), and the clocks that agree
+    // with them (a group at the middle may be followed).
+    const f = Math.ceil(n / 2) - 1;
+    const low = sorted[f] as number;
+    const high = sorted[n - 1 - f] as number;
+    const touching = runs.filter((run) => run.some((offsetNs) => offsetNs >= low && offsetNs <= high)).flat();
+    allowed = [Math.min(...touching), Math.max(...touching)];
   }
   // Drift moves every clock until the cluster locks, and the cluster at its own rate after that.
   const driftNs = (options.driftPpmMax * 1e-6 * options.settleMs * 1e6) * 2 + 1e6;
