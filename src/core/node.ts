@@ -23,7 +23,6 @@ import {
   HOP_ATTEMPTS_MAX,
   OUTBOX_FRAMES_MAX,
   PROTOCOL_VERSION,
-  REPLAY_WINDOW_FRAMES,
   STATIC_ENDPOINTS_MAX,
   TERM_ADOPT_MAX,
   STATIC_HELLO_INTERVAL_MS,
@@ -43,6 +42,7 @@ import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample, ty
 import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
 import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
 import { BarrierTable, type BarrierTableStatus } from './barrier/table.ts';
+import { isFreshSequence, newReplayStreams, OutgoingSequences, recordSequence, type ReplayStreams } from './membership/replay-window.ts';
 import { compareKeys, endpointKey, utf8ByteLength, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
 
 /** What survives a restart (the daemon keeps it in --state-dir). */
@@ -96,6 +96,8 @@ export interface NodeConfig {
   replayProtection: boolean;
 }
 
+export type { ReplayRecord, ReplayStreams } from './membership/replay-window.ts';
+
 export interface PeerState {
   nodeId: NodeId;
   priority: number;
@@ -117,7 +119,7 @@ export interface PeerState {
    * Replay protection, per stream (frames addressed to this node, and those sent before the sender
    * knew our id): its newest boot id, highest sequence number, and which of the 64 below it were seen.
    */
-  replay: { direct: ReplayRecord | null; anyone: ReplayRecord | null };
+  replay: ReplayStreams;
   /** The newest boot id seen in its frames (0: none yet); our frames to it carry it as toBoot. */
   bootSeen: number;
   /**
@@ -134,12 +136,6 @@ export interface PeerState {
   nextGreetMs: number;
   /** When it was last greeted while silent (-Infinity: never), to share the per-round budget fairly. */
   lastGreetMs: number;
-}
-
-export interface ReplayRecord {
-  boot: number;
-  seqMax: number;
-  seenBelow: bigint;
 }
 
 export interface ElectionRecord {
@@ -346,7 +342,6 @@ interface RoundState {
 }
 
 const NEVER = Number.POSITIVE_INFINITY;
-const REPLAY_WINDOW_MASK = (1n << BigInt(REPLAY_WINDOW_FRAMES)) - 1n;
 
 interface ViewSnapshot {
   round: number;
@@ -435,8 +430,8 @@ export class ProtocolNode {
   private viewQuerySeq = 0;
   /** When a greeting from our own node id may be answered again (see receiveFrame). */
   private nextDuplicateIdAnswerMs = Number.NEGATIVE_INFINITY;
-  /** Per destination ('' = not identified yet): the last sequence number sent, counted from 1 at each boot. */
-  private readonly sequenceTo = new Map<string, number>();
+  /** Per destination: the last sequence number sent (see OutgoingSequences). */
+  private readonly sequences: OutgoingSequences;
   /** Which peer is at an endpoint, to address frames sent to an endpoint. */
   private readonly peerIdByEndpoint = new Map<string, NodeId>();
   private lastView: ClusterView | null = null;
@@ -480,6 +475,8 @@ export class ProtocolNode {
     this.term = persisted?.term ?? 0;
     this.lastMasterTerm = persisted?.lastMasterTerm ?? 0;
     this.selfKey = { nodeId: config.nodeId, priority: config.priority };
+    // Two streams per peer (direct, anyone) and the unaddressed ones.
+    this.sequences = new OutgoingSequences(2 * config.peersMax + 2);
     const jitter = 1 + DISCOVERY_JITTER_FRACTION * (2 * config.random() - 1);
     this.discoveryUntilMs = nowMs + config.discoveryWindowMs * jitter;
   }
@@ -571,7 +568,8 @@ export class ProtocolNode {
         this.counters.framesMisdirected += 1;
         return;
       }
-      if (!this.freshSequence(frame)) {
+      const sender = this.peers.get(frame.from);
+      if (!isFreshSequence(sender?.replay ?? null, sender?.bootSeen ?? 0, frame)) {
         this.counters.framesReplayed += 1;
         return;
       }
@@ -803,7 +801,7 @@ export class ProtocolNode {
       recentDelaysNs: [],
       discardStreak: 0,
       excluded: false,
-      replay: { direct: null, anyone: null },
+      replay: newReplayStreams(),
       bootSeen: 0,
       answered: false,
       admittedMs: atMs,
@@ -858,44 +856,6 @@ export class ProtocolNode {
     this.emit({ kind: 'peer-expired', nodeId: peer.nodeId, why });
   }
 
-  /**
-   * Replay protection: each (boot, seq) of a sender is taken once; a boot older than the newest
-   * seen from it, or a sequence number more than REPLAY_WINDOW_FRAMES below its highest, is refused.
-   * A sender not known yet starts its record with this frame (see heard()).
-   */
-  private freshSequence(frame: Frame): boolean {
-    const peer = this.peers.get(frame.from);
-    // Nothing from a run of the sender older than the newest we have seen, in either stream.
-    if (peer !== undefined && frame.boot < peer.bootSeen) return false;
-    const record = frame.toBoot === 0 ? peer?.replay.anyone : peer?.replay.direct;
-    if (record === undefined || record === null || frame.boot > record.boot) return true;
-    if (frame.boot < record.boot) return false;
-    if (frame.seq > record.seqMax) return true;
-    const below = record.seqMax - frame.seq;
-    if (below === 0 || below > REPLAY_WINDOW_FRAMES) return false;
-    return (record.seenBelow & (1n << BigInt(below - 1))) === 0n;
-  }
-
-  /** Records a fresh frame's (boot, seq) for its sender (after freshSequence accepted it). */
-  private recordSequence(peer: PeerState, frame: Frame): void {
-    const stream = frame.toBoot === 0 ? 'anyone' : 'direct';
-    const record = peer.replay[stream];
-    if (record === null || frame.boot > record.boot) {
-      peer.replay[stream] = { boot: frame.boot, seqMax: frame.seq, seenBelow: 0n };
-      return;
-    }
-    if (frame.seq > record.seqMax) {
-      const shift = frame.seq - record.seqMax;
-      // The old highest becomes "seen, `shift` below"; older marks move down with it.
-      record.seenBelow = shift > REPLAY_WINDOW_FRAMES ? 0n : ((record.seenBelow << BigInt(shift)) | (1n << BigInt(shift - 1))) & REPLAY_WINDOW_MASK;
-      record.seqMax = frame.seq;
-      return;
-    }
-    const below = record.seqMax - frame.seq;
-    // Outside the window (only possible when freshSequence did not check it): nothing to mark.
-    if (below >= 1 && below <= REPLAY_WINDOW_FRAMES) record.seenBelow |= 1n << BigInt(below - 1);
-  }
-
   /** Any valid frame proves the sender alive and tells us its address and key. */
   private heard(frame: Frame, from: Endpoint, nowMs: number): void {
     this.staticEndpoints.delete(endpointKey(from));
@@ -909,7 +869,7 @@ export class ProtocolNode {
     if (frame.boot > peer.bootSeen) peer.bootSeen = frame.boot;
     peer.lastHeardMs = nowMs;
     // Only with replay protection: without it sequence numbers are not checked, so not kept either.
-    if (this.config.replayProtection) this.recordSequence(peer, frame);
+    if (this.config.replayProtection) recordSequence(peer.replay, frame);
     if (frame.to === this.config.nodeId && frame.toBoot === this.config.bootId) {
       peer.answered = true;
       peer.silentGreetings = 0;
@@ -958,17 +918,10 @@ export class ProtocolNode {
       return;
     }
     // Addressed to the peer at that endpoint if we know it, in the run we last heard from, with
-    // that destination's own sequence (never reset during our run: see freshSequence).
+    // that destination's own sequence (never reset during our run: see replay-window.ts).
     const toId = this.peerIdByEndpoint.get(endpointKey(to)) ?? '';
     const toBoot = toId === '' ? 0 : (this.peers.get(toId)?.bootSeen ?? 0);
-    const streamKey = `${toId} ${toBoot === 0 ? 0 : 1}`;
-    const seq = (this.sequenceTo.get(streamKey) ?? 0) + 1;
-    if (!this.sequenceTo.has(streamKey) && this.sequenceTo.size >= 2 * this.config.peersMax + 2) {
-      // Bounded: drop the oldest stream (its destination is long gone).
-      const oldest = this.sequenceTo.keys().next().value;
-      if (oldest !== undefined) this.sequenceTo.delete(oldest);
-    }
-    this.sequenceTo.set(streamKey, seq);
+    const seq = this.sequences.next(toId, toBoot);
     const frame = {
       v: PROTOCOL_VERSION,
       cluster: this.config.cluster,
