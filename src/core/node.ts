@@ -9,13 +9,7 @@ import {
   SILENT_PEER_GREET_INTERVAL_MS_MAX,
   SILENT_PEER_GREETINGS_PER_ROUND_MAX,
   UNANSWERED_PEER_TTL_MS,
-  DELAY_HISTORY_ROUNDS,
   FULL_PROBE_ROUND_EVERY,
-  POOR_DELAY_FACTOR,
-  PROBE_GOOD_DELAY_FACTOR,
-  PROBE_GOOD_DELAY_MARGIN_NS,
-  POOR_DELAY_MARGIN_NS,
-  POOR_SAMPLE_STREAK_MAX,
   DISCOVERY_JITTER_FRACTION,
   ELECTION_BACKOFF_MS_MAX,
   ELECTION_HISTORY_MAX,
@@ -38,6 +32,7 @@ import {
 import { bestCandidate, ringSuccessors } from './election/ring.ts';
 import { higherKeyed } from './election/bully.ts';
 import { claimTerm } from './election/terms.ts';
+import { fileRoundDelay, isNearMinimumDelay } from './sync/delay-filter.ts';
 import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample, type ReferenceBasis } from './sync/berkeley.ts';
 import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
 import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
@@ -96,6 +91,7 @@ export interface NodeConfig {
   replayProtection: boolean;
 }
 
+export { isNearMinimumDelay, isPoorSample } from './sync/delay-filter.ts';
 export type { ReplayRecord, ReplayStreams } from './membership/replay-window.ts';
 
 export interface PeerState {
@@ -350,22 +346,6 @@ interface ViewSnapshot {
   entries: ViewEntryTuple[];
   /** Per entry, when the master last heard it (monotonic ms). */
   lastHeardMs: (number | null)[];
-}
-
-/** Whether a sample's delay is far above the member's recent minimum (needs a little history). */
-export function isPoorSample(delayNs: number, recentDelaysNs: readonly number[]): boolean {
-  if (recentDelaysNs.length < 3) return false;
-  return delayNs > Math.min(...recentDelaysNs) * POOR_DELAY_FACTOR + POOR_DELAY_MARGIN_NS;
-}
-
-/**
- * Whether a delay is as good as more probes could make it: within max(PROBE_GOOD_DELAY_MARGIN_NS,
- * PROBE_GOOD_DELAY_FACTOR x minimum) of the recent minimum (never without a history).
- */
-export function isNearMinimumDelay(delayNs: number, recentDelaysNs: readonly number[]): boolean {
-  if (recentDelaysNs.length === 0) return false;
-  const floorNs = Math.min(...recentDelaysNs);
-  return delayNs <= floorNs + Math.max(PROBE_GOOD_DELAY_MARGIN_NS, PROBE_GOOD_DELAY_FACTOR * floorNs);
 }
 
 export class ProtocolNode {
@@ -1467,11 +1447,7 @@ export class ProtocolNode {
         continue;
       }
       peer.missedRounds = 0;
-      // Never starve a member: after a streak of poor rounds its next sample is used anyway.
-      const discarded = peer.discardStreak < POOR_SAMPLE_STREAK_MAX && isPoorSample(sample.delayNs, peer.recentDelaysNs);
-      peer.discardStreak = discarded ? peer.discardStreak + 1 : 0;
-      peer.recentDelaysNs.push(sample.delayNs);
-      if (peer.recentDelaysNs.length > DELAY_HISTORY_ROUNDS) peer.recentDelaysNs.shift();
+      const discarded = fileRoundDelay(peer, sample.delayNs);
       peer.lastSample = { ...sample, round: round.round, atMs: nowMs, discarded };
       // A poor sample neither moves the average nor its member: the next round supersedes it.
       if (discarded) {
