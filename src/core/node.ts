@@ -1,7 +1,7 @@
 // The node state machine: pure protocol logic, no sockets, timers or wall clock.
 // The shell feeds it received frames (with their arrival time on this node's clock) and tick()
 // calls with a monotonic time in milliseconds, and drains what it wants sent and done.
-import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, VIEW_FLAGS, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame, type ViewEntryTuple } from './frames.ts';
+import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame } from './frames.ts';
 import {
   DEAD_PEER_POLL_EVERY_ROUNDS,
   PEER_SWEEP_INTERVAL_MS,
@@ -21,24 +21,20 @@ import {
   TERM_ADOPT_MAX,
   STATIC_HELLO_INTERVAL_MS,
   DUPLICATE_ID_ANSWER_INTERVAL_MS,
-  VIEW_ENTRY_FIXED_BYTES,
-  VIEW_PAGE_BYTES_BUDGET,
-  VIEW_PAGE_ENTRIES_MAX,
-  VIEW_PAGE_RETRY_MS,
-  VIEW_PULL_RESTARTS_MAX,
-  VIEW_PULL_TIMEOUT_MS,
-  VIEW_PAGES_PER_PEER_PER_SECOND,
 } from './limits.ts';
 import { bestCandidate, ringSuccessors } from './election/ring.ts';
 import { higherKeyed } from './election/bully.ts';
 import { claimTerm } from './election/terms.ts';
 import { fileRoundDelay, isNearMinimumDelay } from './sync/delay-filter.ts';
-import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample, type ReferenceBasis } from './sync/berkeley.ts';
+import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample } from './sync/berkeley.ts';
 import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
 import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
 import { BarrierTable, type BarrierTableStatus } from './barrier/table.ts';
 import { isFreshSequence, newReplayStreams, OutgoingSequences, recordSequence, type ReplayStreams } from './membership/replay-window.ts';
-import { compareKeys, endpointKey, utf8ByteLength, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
+import type { ClusterView, Correction, ElectionRecord, NodeEvent, RoundRecord } from './events.ts';
+import { ClusterViewPull, ClusterViewServer } from './view/cluster-view.ts';
+import type { Outbox } from './outbox.ts';
+import { compareKeys, endpointKey, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
 
 /** What survives a restart (the daemon keeps it in --state-dir). */
 export interface PersistedNodeState {
@@ -134,85 +130,7 @@ export interface PeerState {
   lastGreetMs: number;
 }
 
-export interface ElectionRecord {
-  term: number;
-  algorithm: ElectionAlgorithm;
-  winner: NodeId;
-  /** From this node entering the election to learning the result. */
-  durationMs: number;
-  endedMs: number;
-}
-
-export interface RoundRecord {
-  round: number;
-  term: number;
-  atMs: number;
-  members: number;
-  answered: number;
-  averageNs: number;
-  medianNs: number;
-  /** The second stage's bound around the median. */
-  boundNs: number;
-  excluded: NodeId[];
-  /** Why the average follows the clocks it follows (src/core/sync/berkeley.ts). */
-  reference: ReferenceBasis;
-}
-
-/** One member in a view of the cluster. */
-export interface ViewMember {
-  nodeId: NodeId;
-  master: boolean;
-  suspect: boolean;
-  /** Left out of the round's average (an outlier, or not yet synchronized). */
-  excluded: boolean;
-  /** The round's sample was discarded by the delay filter. */
-  discarded: boolean;
-  /** Its reply said its clock is synchronized. */
-  synced: boolean;
-  /** The member's clock minus the master's, at its last sample. */
-  offsetNs: number | null;
-  delayNs: number | null;
-  /** When the master last heard it, relative to `atMs`. */
-  lastHeardAgoMs: number | null;
-}
-
-/**
- * The cluster as the master saw it at the end of a round: the master builds it itself, a member
- * pulls it from the master page by page (requestView). `atMs` is this node's monotonic time at
- * which the view was valid (the round's end, as near as this node can tell).
- */
-export interface ClusterView {
-  masterId: NodeId;
-  term: number;
-  round: number;
-  atMs: number;
-  averageNs: number;
-  members: ViewMember[];
-}
-
-export type NodeEvent =
-  | { kind: 'peer-new'; nodeId: NodeId; endpoint: Endpoint; via: 'frame' | 'discovery' }
-  | { kind: 'peer-suspect'; nodeId: NodeId; why: string }
-  | { kind: 'peer-alive'; nodeId: NodeId }
-  | { kind: 'peer-limit'; nodeId: NodeId }
-  /** Forgotten: it never answered (too long, or the table was full and a newcomer needed room). */
-  | { kind: 'peer-expired'; nodeId: NodeId; why: 'never answered' | 'table full' }
-  | { kind: 'peer-left'; nodeId: NodeId; wasMaster: boolean }
-  | { kind: 'election-start'; term: number; algorithm: ElectionAlgorithm; reason: string }
-  | { kind: 'election-end'; record: ElectionRecord }
-  | { kind: 'election-failed'; term: number; why: string; retryInMs: number }
-  | { kind: 'role'; from: Role; to: Role; term: number; masterId: NodeId | null }
-  | { kind: 'round'; record: RoundRecord }
-  | { kind: 'view'; view: ClusterView }
-  | { kind: 'duplicate-id'; endpoint: Endpoint }
-  | { kind: 'outbox-full' };
-
-export interface Correction {
-  correctionNs: number;
-  term: number;
-  round: number;
-  masterId: NodeId;
-}
+export type { ClusterView, Correction, ElectionRecord, NodeEvent, RoundRecord, ViewMember } from './events.ts';
 
 export interface SendRequest {
   to: Endpoint;
@@ -339,15 +257,6 @@ interface RoundState {
 
 const NEVER = Number.POSITIVE_INFINITY;
 
-interface ViewSnapshot {
-  round: number;
-  atMs: number;
-  averageNs: number;
-  entries: ViewEntryTuple[];
-  /** Per entry, when the master last heard it (monotonic ms). */
-  lastHeardMs: (number | null)[];
-}
-
 export class ProtocolNode {
   private readonly config: NodeConfig;
   private readonly selfKey: ElectionKey;
@@ -386,35 +295,15 @@ export class ProtocolNode {
   private lastRound: RoundRecord | null = null;
   private lastCorrection: (Correction & { atMs: number }) | null = null;
 
-  /** Master: the view of its last round, served page by page to members that ask. */
-  private viewSnapshot: ViewSnapshot | null = null;
-  /** The one before, so that a pull that spans a round boundary still completes. */
-  private previousViewSnapshot: ViewSnapshot | null = null;
-  /** Master: pages answered per peer in the current second (bounds what queries can draw). */
-  private viewPagesAnswered = new Map<NodeId, number>();
-  private viewBudgetWindowMs = 0;
-  /** Member: the view being pulled, and the last complete one. */
-  private viewPull: {
-    queryId: number;
-    masterId: NodeId;
-    term: number;
-    round: number | null;
-    roundAgoMs: number;
-    averageNs: number;
-    total: number;
-    members: ViewMember[];
-    startedMs: number;
-    lastPageMs: number;
-    restarts: number;
-  } | null = null;
-  private viewQuerySeq = 0;
+  /** The cluster view: served while master, pulled while member. */
+  private readonly viewServer: ClusterViewServer;
+  private readonly viewPull: ClusterViewPull;
   /** When a greeting from our own node id may be answered again (see receiveFrame). */
   private nextDuplicateIdAnswerMs = Number.NEGATIVE_INFINITY;
   /** Per destination: the last sequence number sent (see OutgoingSequences). */
   private readonly sequences: OutgoingSequences;
   /** Which peer is at an endpoint, to address frames sent to an endpoint. */
   private readonly peerIdByEndpoint = new Map<string, NodeId>();
-  private lastView: ClusterView | null = null;
 
   /** Barriers: this node's participants (any role), and the table it serves while master. */
   private barrierClient: BarrierClient | null = null;
@@ -457,6 +346,9 @@ export class ProtocolNode {
     this.selfKey = { nodeId: config.nodeId, priority: config.priority };
     // Two streams per peer (direct, anyone) and the unaddressed ones.
     this.sequences = new OutgoingSequences(2 * config.peersMax + 2);
+    const outbox: Outbox = { send: (to, body) => this.send(to, body), sendTo: (nodeId, body) => this.sendTo(nodeId, body), emit: (event) => this.emit(event) };
+    this.viewServer = new ClusterViewServer(outbox);
+    this.viewPull = new ClusterViewPull(outbox, config.peersMax + 1);
     const jitter = 1 + DISCOVERY_JITTER_FRACTION * (2 * config.random() - 1);
     this.discoveryUntilMs = nowMs + config.discoveryWindowMs * jitter;
   }
@@ -579,9 +471,10 @@ export class ProtocolNode {
       case FrameType.leave:
         return this.onLeave(frame, nowMs);
       case FrameType.viewQuery:
-        return this.onViewQuery(frame, nowMs);
+        if (this.role === 'master') this.viewServer.onViewQuery(frame, nowMs);
+        return;
       case FrameType.view:
-        return this.onView(frame, nowMs);
+        return this.viewPull.onView(frame, this.term, nowMs);
     }
   }
 
@@ -592,14 +485,7 @@ export class ProtocolNode {
    */
   requestView(nowMs: number): void {
     if (this.left || this.role !== 'slave' || this.masterId === null) return;
-    const pull = this.viewPull;
-    if (pull !== null && pull.masterId === this.masterId && pull.term === this.term && nowMs < pull.startedMs + VIEW_PULL_TIMEOUT_MS) {
-      if (nowMs < pull.lastPageMs + VIEW_PAGE_RETRY_MS) return;
-      pull.lastPageMs = nowMs;
-      this.sendTo(pull.masterId, { type: FrameType.viewQuery, queryId: pull.queryId, start: pull.members.length, round: pull.round ?? 0 });
-      return;
-    }
-    this.startViewPull(this.masterId, nowMs, 0);
+    this.viewPull.request(this.masterId, this.term, nowMs);
   }
 
   /**
@@ -631,19 +517,7 @@ export class ProtocolNode {
 
   /** The cluster as the master last reported it (the master's own view on the master). */
   clusterView(): ClusterView | null {
-    if (this.role === 'master') {
-      const snapshot = this.viewSnapshot;
-      if (snapshot === null) return null;
-      return {
-        masterId: this.config.nodeId,
-        term: this.term,
-        round: snapshot.round,
-        atMs: snapshot.atMs,
-        averageNs: snapshot.averageNs,
-        members: snapshot.entries.map((entry, index) => viewMemberOf(entry, snapshot.lastHeardMs[index] ?? null, snapshot.atMs)),
-      };
-    }
-    return this.lastView;
+    return this.role === 'master' ? this.viewServer.view(this.config.nodeId, this.term) : this.viewPull.last;
   }
 
   /** Timer expiry is just another input: call at (or after) nextDeadlineMs(). */
@@ -1479,7 +1353,8 @@ export class ProtocolNode {
       reference: result.basis,
     };
     this.lastRound = record;
-    this.snapshotView(round, result.averageNs, nowMs);
+    const members = [...this.peers.values()].map((peer) => ({ ...peer, synced: round.synced.has(peer.nodeId) }));
+    this.viewServer.record(round.round, result.averageNs, nowMs, { nodeId: this.config.nodeId, synced: this.clockSynchronized }, members);
     this.emit({ kind: 'round', record });
     // The master moves to the average too; a round with nobody answering changes nothing.
     if (offsetsNs.size > 0) this.applyCorrection({ correctionNs: result.averageNs, term: this.term, round: round.round, masterId: this.config.nodeId }, nowMs);
@@ -1563,117 +1438,4 @@ export class ProtocolNode {
     for (const send of exchanged.network) this.sendTo(send.to, send.body);
     this.barrierOutcomes.push(...exchanged.outcomes);
   }
-
-  // ---------------------------------------------------------------- cluster view (dashboard)
-
-  /** Master: keeps the round's view of every member for the pages members ask for. */
-  private snapshotView(round: RoundState, averageNs: number, nowMs: number): void {
-    const entries: ViewEntryTuple[] = [[this.config.nodeId, VIEW_FLAGS.master | (this.clockSynchronized ? VIEW_FLAGS.synced : 0), 0, 0, 0]];
-    const lastHeardMs: (number | null)[] = [nowMs];
-    for (const peer of this.peers.values()) {
-      const sample = peer.lastSample;
-      const flags =
-        (peer.suspect ? VIEW_FLAGS.suspect : 0) |
-        (peer.excluded ? VIEW_FLAGS.excluded : 0) |
-        (sample?.discarded ? VIEW_FLAGS.discarded : 0) |
-        (round.synced.has(peer.nodeId) ? VIEW_FLAGS.synced : 0);
-      entries.push([peer.nodeId, flags, sample ? Math.round(sample.offsetNs) : null, sample ? Math.round(sample.delayNs) : null, null]);
-      lastHeardMs.push(peer.lastHeardMs);
-    }
-    this.previousViewSnapshot = this.viewSnapshot;
-    this.viewSnapshot = { round: round.round, atMs: nowMs, averageNs, entries, lastHeardMs };
-  }
-
-  /** Master: answers one page, within a per-peer budget (a query is small, a page is not). */
-  private onViewQuery(frame: Frame & { type: typeof FrameType.viewQuery }, nowMs: number): void {
-    // The round asked for if still kept, else the latest (the member sees the new round and starts over).
-    const snapshot = frame.round !== 0 && frame.round === this.previousViewSnapshot?.round ? this.previousViewSnapshot : this.viewSnapshot;
-    if (this.role !== 'master' || snapshot === null || frame.start >= snapshot.entries.length) return;
-    if (nowMs >= this.viewBudgetWindowMs + 1000) {
-      this.viewPagesAnswered.clear();
-      this.viewBudgetWindowMs = nowMs;
-    }
-    const answered = this.viewPagesAnswered.get(frame.from) ?? 0;
-    if (answered >= VIEW_PAGES_PER_PEER_PER_SECOND) return;
-    this.viewPagesAnswered.set(frame.from, answered + 1);
-    const members: ViewEntryTuple[] = [];
-    let bytes = 0;
-    for (let index = frame.start; index < snapshot.entries.length && members.length < VIEW_PAGE_ENTRIES_MAX; index += 1) {
-      const entry = snapshot.entries[index] as ViewEntryTuple;
-      const entryBytes = utf8ByteLength(entry[0]) + VIEW_ENTRY_FIXED_BYTES;
-      if (members.length > 0 && bytes + entryBytes > VIEW_PAGE_BYTES_BUDGET) break;
-      bytes += entryBytes;
-      const heardMs = snapshot.lastHeardMs[index] ?? null;
-      members.push([entry[0], entry[1], entry[2], entry[3], heardMs === null ? null : Math.max(0, Math.round(nowMs - heardMs))]);
-    }
-    this.sendTo(frame.from, {
-      type: FrameType.view,
-      queryId: frame.queryId,
-      round: snapshot.round,
-      roundAgoMs: Math.max(0, Math.round(nowMs - snapshot.atMs)),
-      averageNs: snapshot.averageNs,
-      total: snapshot.entries.length,
-      start: frame.start,
-      members,
-    });
-  }
-
-  private startViewPull(masterId: NodeId, nowMs: number, restarts: number): void {
-    this.viewQuerySeq += 1;
-    this.viewPull = { queryId: this.viewQuerySeq, masterId, term: this.term, round: null, roundAgoMs: 0, averageNs: 0, total: 0, members: [], startedMs: nowMs, lastPageMs: nowMs, restarts };
-    this.sendTo(masterId, { type: FrameType.viewQuery, queryId: this.viewQuerySeq, start: 0, round: 0 });
-  }
-
-  /** Member: one page of the master's view; the next page is asked for until the view is whole. */
-  private onView(frame: Frame & { type: typeof FrameType.view }, nowMs: number): void {
-    const pull = this.viewPull;
-    if (pull === null || frame.queryId !== pull.queryId || frame.from !== pull.masterId || frame.term !== pull.term) return;
-    if (frame.start !== pull.members.length || frame.members.length === 0) return;
-    // A view larger than our own peer limit is not kept (memory is bounded by --max-peers).
-    if (frame.total > this.config.peersMax + 1) return;
-    if (pull.round !== null && (frame.round !== pull.round || frame.total !== pull.total)) {
-      // The master no longer has that round (two rounds passed between pages): start over.
-      this.viewPull = null;
-      if (pull.restarts < VIEW_PULL_RESTARTS_MAX) this.startViewPull(pull.masterId, nowMs, pull.restarts + 1);
-      return;
-    }
-    if (pull.round === null) {
-      pull.round = frame.round;
-      pull.total = frame.total;
-      pull.averageNs = frame.averageNs;
-      pull.roundAgoMs = frame.roundAgoMs;
-    }
-    // Ages are made relative to the round's end, as on the master.
-    const pageToRoundMs = frame.roundAgoMs;
-    for (const [nodeId, flags, offsetNs, delayNs, heardAgoMs] of frame.members) {
-      pull.members.push({
-        ...viewMemberOf([nodeId, flags, offsetNs, delayNs, null], null, 0),
-        lastHeardAgoMs: heardAgoMs === null ? null : Math.max(0, heardAgoMs - pageToRoundMs),
-      });
-    }
-    pull.lastPageMs = nowMs;
-    if (pull.members.length < pull.total) {
-      this.sendTo(pull.masterId, { type: FrameType.viewQuery, queryId: pull.queryId, start: pull.members.length, round: pull.round });
-      return;
-    }
-    this.viewPull = null;
-    const view: ClusterView = { masterId: pull.masterId, term: pull.term, round: pull.round, atMs: nowMs - pull.roundAgoMs, averageNs: pull.averageNs, members: pull.members };
-    this.lastView = view;
-    this.emit({ kind: 'view', view });
-  }
-}
-
-function viewMemberOf(entry: ViewEntryTuple, lastHeardMs: number | null, atMs: number): ViewMember {
-  const [nodeId, flags, offsetNs, delayNs] = entry;
-  return {
-    nodeId,
-    master: (flags & VIEW_FLAGS.master) !== 0,
-    suspect: (flags & VIEW_FLAGS.suspect) !== 0,
-    excluded: (flags & VIEW_FLAGS.excluded) !== 0,
-    discarded: (flags & VIEW_FLAGS.discarded) !== 0,
-    synced: (flags & VIEW_FLAGS.synced) !== 0,
-    offsetNs,
-    delayNs,
-    lastHeardAgoMs: lastHeardMs === null ? null : Math.max(0, atMs - lastHeardMs),
-  };
 }
