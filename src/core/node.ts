@@ -25,8 +25,9 @@ import {
 import { bestCandidate, ringSuccessors } from './election/ring.ts';
 import { higherKeyed } from './election/bully.ts';
 import { claimTerm } from './election/terms.ts';
-import { fileRoundDelay, isNearMinimumDelay } from './sync/delay-filter.ts';
-import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample } from './sync/berkeley.ts';
+import { fileRoundDelay } from './sync/delay-filter.ts';
+import { ProbeRound } from './sync/probe-round.ts';
+import { berkeleyRound, type ClockSample } from './sync/berkeley.ts';
 import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
 import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
 import { BarrierTable, type BarrierTableStatus } from './barrier/table.ts';
@@ -224,37 +225,6 @@ interface ElectionState {
   bullyDeadlineMs: number;
 }
 
-interface RoundState {
-  round: number;
-  startedMs: number;
-  members: NodeId[];
-  /**
-   * Per member: probes sent so far, and when the next one is due. Probes to a member go out in
-   * ping-pong: the next as soon as the previous one is answered (the member's process is awake
-   * then, so its arrival stamp is not late by a wake-up), else after probeSpacingMs.
-   */
-  probesSent: Map<NodeId, number>;
-  nextProbeMs: Map<NodeId, number>;
-  /** Members whose probes have not all been sent yet. */
-  probing: Set<NodeId>;
-  /**
-   * When probes fall due, in order: due times are the send time plus a constant spacing, so
-   * appending keeps the queue sorted. An entry is stale once its member has sent more probes
-   * (a reply released the next one early). Keeps each tick and deadline O(1) amortized at 1024
-   * members instead of a scan of every member per reply.
-   */
-  dueQueue: { nodeId: NodeId; dueMs: number; sent: number }[];
-  dueHead: number;
-  /** `${nodeId}/${probe}` of polls not yet answered. */
-  outstanding: Set<string>;
-  samples: Map<NodeId, ClockSample>;
-  /** Members whose replies said their clock is synchronized. */
-  synced: Set<NodeId>;
-  deadlineMs: number | null;
-  /** Every FULL_PROBE_ROUND_EVERY-th round: no early stop (keeps the delay minimum honest). */
-  full: boolean;
-}
-
 const NEVER = Number.POSITIVE_INFINITY;
 
 export class ProtocolNode {
@@ -285,7 +255,7 @@ export class ProtocolNode {
   private failedElections = 0;
   private hopSeq = 0;
   private roundSeq = 0;
-  private round: RoundState | null = null;
+  private round: ProbeRound | null = null;
   private nextRoundMs = NEVER;
   private appliedTerm = -1;
   private appliedRound = -1;
@@ -296,6 +266,7 @@ export class ProtocolNode {
   private lastCorrection: (Correction & { atMs: number }) | null = null;
 
   /** The cluster view: served while master, pulled while member. */
+  private readonly outbox: Outbox;
   private readonly viewServer: ClusterViewServer;
   private readonly viewPull: ClusterViewPull;
   /** When a greeting from our own node id may be answered again (see receiveFrame). */
@@ -346,7 +317,7 @@ export class ProtocolNode {
     this.selfKey = { nodeId: config.nodeId, priority: config.priority };
     // Two streams per peer (direct, anyone) and the unaddressed ones.
     this.sequences = new OutgoingSequences(2 * config.peersMax + 2);
-    const outbox: Outbox = { send: (to, body) => this.send(to, body), sendTo: (nodeId, body) => this.sendTo(nodeId, body), emit: (event) => this.emit(event) };
+    const outbox: Outbox = (this.outbox = { send: (to, body) => this.send(to, body), sendTo: (nodeId, body) => this.sendTo(nodeId, body), emit: (event) => this.emit(event) });
     this.viewServer = new ClusterViewServer(outbox);
     this.viewPull = new ClusterViewPull(outbox, config.peersMax + 1);
     const jitter = 1 + DISCOVERY_JITTER_FRACTION * (2 * config.random() - 1);
@@ -584,11 +555,7 @@ export class ProtocolNode {
     }
     if (this.role === 'master') {
       if (this.round === null) deadline = Math.min(deadline, this.nextRoundMs);
-      else {
-        const due = this.firstDue(this.round);
-        if (due !== null) deadline = Math.min(deadline, due.dueMs);
-        if (this.round.deadlineMs !== null) deadline = Math.min(deadline, this.round.deadlineMs);
-      }
+      else deadline = Math.min(deadline, this.round.nextDeadlineMs());
     }
     deadline = Math.min(deadline, this.barrierClient?.nextDeadlineMs() ?? NEVER, this.barrierTable?.nextDeadlineMs() ?? NEVER);
     return deadline;
@@ -1120,9 +1087,7 @@ export class ProtocolNode {
     this.emit({ kind: 'peer-left', nodeId: frame.from, wasMaster });
     const round = this.round;
     if (round !== null) {
-      round.members = round.members.filter((nodeId) => nodeId !== frame.from);
-      round.probing.delete(frame.from);
-      for (let probe = 0; probe < this.config.probesPerRound; probe += 1) round.outstanding.delete(`${frame.from}/${probe}`);
+      round.removeMember(frame.from);
       this.advanceRound(nowMs);
     }
     const election = this.election;
@@ -1178,21 +1143,11 @@ export class ProtocolNode {
   private startRound(nowMs: number): void {
     this.roundSeq += 1;
     const members = this.silentPeersToPoll(nowMs);
-    this.round = {
-      round: this.roundSeq,
-      startedMs: nowMs,
-      members,
-      probesSent: new Map(members.map((nodeId) => [nodeId, 0])),
-      nextProbeMs: new Map(members.map((nodeId) => [nodeId, nowMs])),
-      probing: new Set(members),
-      dueQueue: members.map((nodeId) => ({ nodeId, dueMs: nowMs, sent: 0 })),
-      dueHead: 0,
-      outstanding: new Set(),
-      samples: new Map(),
-      synced: new Set(),
-      deadlineMs: null,
-      full: this.roundSeq % FULL_PROBE_ROUND_EVERY === 0,
+    const recentDelaysOf = (nodeId: NodeId) => this.peers.get(nodeId)?.recentDelaysNs;
+    const probeSent = () => {
+      this.counters.probesSent += 1;
     };
+    this.round = new ProbeRound(this.roundSeq, members, this.roundSeq % FULL_PROBE_ROUND_EVERY === 0, nowMs, this.config, this.outbox, recentDelaysOf, probeSent);
     this.nextRoundMs = nowMs + this.config.pollIntervalMs;
   }
 
@@ -1230,91 +1185,22 @@ export class ProtocolNode {
 
   private advanceRound(nowMs: number): void {
     const round = this.round;
-    if (round === null) return;
-    for (let due = this.firstDue(round); due !== null && due.dueMs <= nowMs; due = this.firstDue(round)) {
-      round.dueHead += 1;
-      this.probeMember(round, due.nodeId, nowMs);
-    }
-    this.maybeFinishRound(round, nowMs);
-  }
-
-  /** Sends a member the probes that are due. */
-  private probeMember(round: RoundState, nodeId: NodeId, nowMs: number): void {
-    const sent = round.probesSent.get(nodeId) ?? this.config.probesPerRound;
-    if (sent >= this.config.probesPerRound || nowMs < (round.nextProbeMs.get(nodeId) ?? NEVER)) return;
-    round.outstanding.add(`${nodeId}/${sent}`);
-    this.sendTo(nodeId, { type: FrameType.poll, round: round.round, probe: sent });
-    this.counters.probesSent += 1;
-    round.probesSent.set(nodeId, sent + 1);
-    round.nextProbeMs.set(nodeId, nowMs + this.config.probeSpacingMs);
-    if (sent + 1 < this.config.probesPerRound) round.dueQueue.push({ nodeId, dueMs: nowMs + this.config.probeSpacingMs, sent: sent + 1 });
-    if (sent + 1 === this.config.probesPerRound) {
-      round.probing.delete(nodeId);
-      // Replies may take until replyWaitMs after the last probe of the last member.
-      if (round.probing.size === 0) round.deadlineMs = nowMs + this.config.replyWaitMs;
-    }
-  }
-
-  /** The earliest live entry of the due queue (stale ones at the head are dropped). */
-  private firstDue(round: RoundState): { nodeId: NodeId; dueMs: number; sent: number } | null {
-    while (round.dueHead < round.dueQueue.length) {
-      const entry = round.dueQueue[round.dueHead] as { nodeId: NodeId; dueMs: number; sent: number };
-      if (round.probing.has(entry.nodeId) && round.probesSent.get(entry.nodeId) === entry.sent) return entry;
-      round.dueHead += 1;
-    }
-    return null;
-  }
-
-  private maybeFinishRound(round: RoundState, nowMs: number): void {
-    if (round.probing.size === 0 && round.deadlineMs === null) round.deadlineMs = nowMs + this.config.replyWaitMs;
-    if (round.probing.size === 0 && (round.outstanding.size === 0 || nowMs >= (round.deadlineMs ?? NEVER))) this.finishRound(round, nowMs);
+    if (round !== null && round.advance(nowMs)) this.finishRound(round, nowMs);
   }
 
   private onReply(frame: Frame & { type: typeof FrameType.reply }, rxNs: bigint, nowMs: number): void {
     const round = this.round;
     if (this.role !== 'master' || round === null || frame.term !== this.term || frame.round !== round.round) return;
-    // Only an answer to a poll we sent and have not had answered yet counts (no duplicates).
-    if (!round.outstanding.delete(`${frame.from}/${frame.probe}`)) return;
-    const sample = sampleFromTimestamps(frame.pollTxNs, frame.rxNs, frame.txNs, rxNs);
-    if (sample.delayNs >= 0) {
-      round.samples.set(frame.from, betterSample(round.samples.get(frame.from), sample));
-      if (frame.synced) round.synced.add(frame.from);
-    } // else inconsistent timestamps: a clock stepped mid-probe
-    if (round.probing.has(frame.from) && this.probedEnough(round, frame.from)) {
-      this.stopProbing(round, frame.from);
-    } else if (frame.probe === (round.probesSent.get(frame.from) ?? 0) - 1) {
-      // Ping-pong: the answer to the latest probe releases the next one at once.
-      round.nextProbeMs.set(frame.from, nowMs);
-      this.probeMember(round, frame.from, nowMs);
-    }
-    this.maybeFinishRound(round, nowMs);
+    if (round.onReply(frame, rxNs, nowMs)) this.finishRound(round, nowMs);
   }
 
-  /**
-   * Whether a member's round has a sample as good as more probes could give: enough probes sent
-   * and the best delay near the member's recent minimum (PROBES_MIN_DEFAULT). Never in a full round.
-   */
-  private probedEnough(round: RoundState, nodeId: NodeId): boolean {
-    if (round.full || (round.probesSent.get(nodeId) ?? 0) < this.config.probesMin) return false;
-    const best = round.samples.get(nodeId);
-    const recent = this.peers.get(nodeId)?.recentDelaysNs;
-    return best !== undefined && recent !== undefined && isNearMinimumDelay(best.delayNs, recent);
-  }
-
-  /** Ends a member's probing for this round; probes still unanswered are not waited for. */
-  private stopProbing(round: RoundState, nodeId: NodeId): void {
-    const sent = round.probesSent.get(nodeId) ?? 0;
-    for (let probe = 0; probe < sent; probe += 1) round.outstanding.delete(`${nodeId}/${probe}`);
-    round.probing.delete(nodeId);
-  }
-
-  private finishRound(round: RoundState, nowMs: number): void {
+  private finishRound(round: ProbeRound, nowMs: number): void {
     this.round = null;
     const offsetsNs = new Map<NodeId, number>();
-    for (const nodeId of round.members) {
+    for (const nodeId of round.memberOrder) {
       const peer = this.peers.get(nodeId);
       if (!peer) continue;
-      const sample = round.samples.get(nodeId);
+      const sample = round.sampleOf(nodeId);
       if (sample === undefined) {
         peer.missedRounds += 1;
         if (peer.missedRounds >= 3) this.markSuspect(nodeId, `missed ${peer.missedRounds} rounds`);
@@ -1331,7 +1217,7 @@ export class ProtocolNode {
       offsetsNs.set(nodeId, sample.offsetNs);
     }
     const selfId = this.config.nodeId;
-    const result = berkeleyRound(selfId, offsetsNs, this.config.outlierThresholdNs, (id) => (id === selfId ? this.clockSynchronized : round.synced.has(id)));
+    const result = berkeleyRound(selfId, offsetsNs, this.config.outlierThresholdNs, (id) => (id === selfId ? this.clockSynchronized : round.syncedOf(id)));
     const excluded = new Set(result.excluded);
     for (const [nodeId, correctionNs] of result.correctionsNs) {
       if (nodeId === this.config.nodeId) continue;
@@ -1344,7 +1230,7 @@ export class ProtocolNode {
       round: round.round,
       term: this.term,
       atMs: nowMs,
-      members: round.members.length,
+      members: round.memberOrder.length,
       answered: offsetsNs.size,
       averageNs: result.averageNs,
       medianNs: result.medianNs,
@@ -1353,7 +1239,7 @@ export class ProtocolNode {
       reference: result.basis,
     };
     this.lastRound = record;
-    const members = [...this.peers.values()].map((peer) => ({ ...peer, synced: round.synced.has(peer.nodeId) }));
+    const members = [...this.peers.values()].map((peer) => ({ ...peer, synced: round.syncedOf(peer.nodeId) }));
     this.viewServer.record(round.round, result.averageNs, nowMs, { nodeId: this.config.nodeId, synced: this.clockSynchronized }, members);
     this.emit({ kind: 'round', record });
     // The master moves to the average too; a round with nobody answering changes nothing.
