@@ -10,11 +10,7 @@ import {
   SILENT_PEER_GREETINGS_PER_ROUND_MAX,
   UNANSWERED_PEER_TTL_MS,
   FULL_PROBE_ROUND_EVERY,
-  DISCOVERY_JITTER_FRACTION,
-  ELECTION_BACKOFF_MS_MAX,
-  ELECTION_HISTORY_MAX,
   EVENTS_MAX,
-  HOP_ATTEMPTS_MAX,
   OUTBOX_FRAMES_MAX,
   PROTOCOL_VERSION,
   STATIC_ENDPOINTS_MAX,
@@ -22,8 +18,7 @@ import {
   STATIC_HELLO_INTERVAL_MS,
   DUPLICATE_ID_ANSWER_INTERVAL_MS,
 } from './limits.ts';
-import { bestCandidate, ringSuccessors } from './election/ring.ts';
-import { higherKeyed } from './election/bully.ts';
+import { algorithmOf, Election, type ElectionHost } from './election/election.ts';
 import { claimTerm } from './election/terms.ts';
 import { fileRoundDelay } from './sync/delay-filter.ts';
 import { ProbeRound } from './sync/probe-round.ts';
@@ -203,28 +198,6 @@ export interface NodeStatus {
   counters: NodeCounters;
 }
 
-interface PendingHop {
-  toId: NodeId;
-  hopId: number;
-  candidate: ElectionKey;
-  sentMs: number;
-  attempts: number;
-}
-
-interface ElectionState {
-  term: number;
-  algorithm: ElectionAlgorithm;
-  /** When this node entered the election (kept across the ring-to-bully fallback). */
-  startedMs: number;
-  // Ring
-  bestSent: ElectionKey | null;
-  hop: PendingHop | null;
-  ringDeadlineMs: number;
-  // Bully
-  bullyPhase: 'answers' | 'coordinator' | null;
-  bullyDeadlineMs: number;
-}
-
 const NEVER = Number.POSITIVE_INFINITY;
 
 export class ProtocolNode {
@@ -248,20 +221,14 @@ export class ProtocolNode {
   private term = 0;
   private masterId: NodeId | null = null;
   private lastMasterHeardMs = 0;
-  private discoveryUntilMs: number;
-  private election: ElectionState | null = null;
-  /** A retry after a failed election waits until then (exponential backoff with jitter). */
-  private electionNotBeforeMs = 0;
-  private failedElections = 0;
-  private hopSeq = 0;
+  /** Ring, bully, backoff and the record of elections (election/election.ts). */
+  private readonly election: Election;
   private roundSeq = 0;
   private round: ProbeRound | null = null;
   private nextRoundMs = NEVER;
   private appliedTerm = -1;
   private appliedRound = -1;
 
-  private lastElection: ElectionRecord | null = null;
-  private readonly electionHistory: ElectionRecord[] = [];
   private lastRound: RoundRecord | null = null;
   private lastCorrection: (Correction & { atMs: number }) | null = null;
 
@@ -318,10 +285,36 @@ export class ProtocolNode {
     // Two streams per peer (direct, anyone) and the unaddressed ones.
     this.sequences = new OutgoingSequences(2 * config.peersMax + 2);
     const outbox: Outbox = (this.outbox = { send: (to, body) => this.send(to, body), sendTo: (nodeId, body) => this.sendTo(nodeId, body), emit: (event) => this.emit(event) });
+    // The election reads the node's role, term and master live (getters), and changes them only through enterElection.
+    const node = this;
+    const host: ElectionHost = {
+      get term() {
+        return node.term;
+      },
+      get role() {
+        return node.role;
+      },
+      get masterId() {
+        return node.masterId;
+      },
+      get lastMasterHeardMs() {
+        return node.lastMasterHeardMs;
+      },
+      peers: () => this.peers.values(),
+      peerCount: () => this.peers.size,
+      enterElection: (term) => {
+        this.term = term;
+        this.masterId = null;
+        this.setRole('electing');
+      },
+      becomeMaster: (algorithm, atMs) => this.becomeMaster(algorithm, atMs),
+      informStale: (to) => this.informStale(to),
+      sendHello: (to, wantReply) => this.sendHello(to, wantReply),
+      markSuspect: (nodeId, why) => this.markSuspect(nodeId, why),
+    };
+    this.election = new Election(config, host, outbox, this.counters, nowMs);
     this.viewServer = new ClusterViewServer(outbox);
     this.viewPull = new ClusterViewPull(outbox, config.peersMax + 1);
-    const jitter = 1 + DISCOVERY_JITTER_FRACTION * (2 * config.random() - 1);
-    this.discoveryUntilMs = nowMs + config.discoveryWindowMs * jitter;
   }
 
   // ---------------------------------------------------------------- inputs
@@ -357,7 +350,7 @@ export class ProtocolNode {
     for (const peer of this.peers.values()) this.send(peer.endpoint, { type: FrameType.leave });
     this.left = true;
     this.barrierTable = null;
-    this.election = null;
+    this.election.abandon();
     this.round = null;
     this.nextRoundMs = NEVER;
     this.nextStaticHelloMs = NEVER;
@@ -424,15 +417,15 @@ export class ProtocolNode {
       case FrameType.hello:
         return this.onHello(frame, from, nowMs);
       case FrameType.election:
-        return this.onElection(frame, from, nowMs);
+        return this.election.onElection(frame, from, nowMs);
       case FrameType.electionAck:
-        return this.onElectionAck(frame);
+        return this.election.onElectionAck(frame);
       case FrameType.coordinator:
         return this.onCoordinator(frame, from, nowMs);
       case FrameType.bully:
-        return this.onBully(frame, from, nowMs);
+        return this.election.onBully(frame, from, nowMs);
       case FrameType.bullyOk:
-        return this.onBullyOk(frame, nowMs);
+        return this.election.onBullyOk(frame, nowMs);
       case FrameType.poll:
         return this.onPoll(frame, from, rxNs, nowMs);
       case FrameType.reply:
@@ -508,27 +501,9 @@ export class ProtocolNode {
       // The silent master is out of the ring at once: skipping it hop by hop would cost two ack timeouts.
       if (this.masterId !== null) this.markSuspect(this.masterId, 'master silent');
       if (this.config.neverMaster) this.loseMaster();
-      else this.startElection('master silent', nowMs);
+      else this.election.start('master silent', nowMs);
     }
-    if (this.mayInitiate() && nowMs >= this.discoveryUntilMs && nowMs >= this.electionNotBeforeMs) {
-      this.startElection(this.lastElection === null ? 'no master found' : 'retry', nowMs);
-    }
-    const election = this.election;
-    if (election !== null) {
-      if (election.algorithm === 'ring') {
-        if (election.hop !== null && nowMs >= election.hop.sentMs + this.config.hopAckTimeoutMs) this.hopTimedOut(nowMs);
-        if (this.election === election && nowMs >= election.ringDeadlineMs) {
-          if (this.config.neverMaster) this.election = null; // wait for a node that can stand
-          else this.startBully(this.term + 1, nowMs, 'ring timed out');
-        }
-      } else if (nowMs >= election.bullyDeadlineMs) {
-        if (election.bullyPhase === 'answers') {
-          this.becomeMaster('bully', nowMs);
-        } else {
-          this.electionFailed('no coordinator after bully answer', nowMs);
-        }
-      }
-    }
+    this.election.tick(nowMs);
     if (this.role === 'master') {
       if (this.round === null && nowMs >= this.nextRoundMs) this.startRound(nowMs);
       if (this.round !== null) this.advanceRound(nowMs);
@@ -543,16 +518,7 @@ export class ProtocolNode {
     if (this.left) return NEVER;
     let deadline = this.staticEndpoints.size > 0 ? this.nextStaticHelloMs : NEVER;
     if (this.role === 'slave') deadline = Math.min(deadline, this.lastMasterHeardMs + this.config.masterTimeoutMs);
-    if (this.mayInitiate()) deadline = Math.min(deadline, Math.max(this.discoveryUntilMs, this.electionNotBeforeMs));
-    const election = this.election;
-    if (election !== null) {
-      if (election.algorithm === 'ring') {
-        deadline = Math.min(deadline, election.ringDeadlineMs);
-        if (election.hop !== null) deadline = Math.min(deadline, election.hop.sentMs + this.config.hopAckTimeoutMs);
-      } else {
-        deadline = Math.min(deadline, election.bullyDeadlineMs);
-      }
-    }
+    deadline = Math.min(deadline, this.election.nextDeadlineMs());
     if (this.role === 'master') {
       if (this.round === null) deadline = Math.min(deadline, this.nextRoundMs);
       else deadline = Math.min(deadline, this.round.nextDeadlineMs());
@@ -581,6 +547,7 @@ export class ProtocolNode {
   }
 
   status(): NodeStatus {
+    const election = this.election.current;
     return {
       nodeId: this.config.nodeId,
       cluster: this.config.cluster,
@@ -590,9 +557,9 @@ export class ProtocolNode {
       masterId: this.masterId,
       term: this.term,
       election: {
-        inProgress: this.election ? { term: this.election.term, algorithm: this.election.algorithm, sinceMs: this.election.startedMs } : null,
-        last: this.lastElection,
-        history: [...this.electionHistory],
+        inProgress: election ? { term: election.term, algorithm: algorithmOf(election), sinceMs: election.startedMs } : null,
+        last: this.election.last,
+        history: [...this.election.history],
       },
       lastRound: this.lastRound,
       lastCorrection: this.lastCorrection,
@@ -711,19 +678,10 @@ export class ProtocolNode {
     this.emit({ kind: 'peer-suspect', nodeId, why });
   }
 
-  /** Whether this node should start an election now that it has no master. */
-  private mayInitiate(): boolean {
-    return this.role === 'electing' && this.election === null && !this.config.neverMaster;
-  }
-
   /** A --never-master node whose master went silent waits, masterless, for a new one. */
   private loseMaster(): void {
     this.masterId = null;
     this.setRole('electing');
-  }
-
-  private livePeers(): PeerState[] {
-    return [...this.peers.values()].filter((peer) => !peer.suspect);
   }
 
   // ---------------------------------------------------------------- output helpers
@@ -814,28 +772,9 @@ export class ProtocolNode {
     this.term = term;
     this.masterId = masterId;
     this.lastMasterHeardMs = nowMs;
-    this.finishElection(masterId, algorithm, nowMs);
+    this.election.finish(masterId, algorithm, nowMs);
     if (this.role !== 'slave') this.setRole('slave');
     else if (changed) this.emit({ kind: 'role', from: 'slave', to: 'slave', term, masterId });
-  }
-
-  private finishElection(winner: NodeId, algorithm: ElectionAlgorithm | null, nowMs: number): void {
-    this.failedElections = 0;
-    this.electionNotBeforeMs = 0;
-    const election = this.election;
-    this.election = null;
-    if (election === null) return;
-    const record: ElectionRecord = {
-      term: this.term,
-      algorithm: algorithm ?? election.algorithm,
-      winner,
-      durationMs: nowMs - election.startedMs,
-      endedMs: nowMs,
-    };
-    this.lastElection = record;
-    this.electionHistory.push(record);
-    if (this.electionHistory.length > ELECTION_HISTORY_MAX) this.electionHistory.shift();
-    this.emit({ kind: 'election-end', record });
   }
 
   private becomeMaster(algorithm: ElectionAlgorithm, nowMs: number): void {
@@ -844,7 +783,7 @@ export class ProtocolNode {
     this.lastMasterTerm = this.term;
     this.masterId = this.config.nodeId;
     this.counters.electionsWon += 1;
-    this.finishElection(this.config.nodeId, algorithm, nowMs);
+    this.election.finish(this.config.nodeId, algorithm, nowMs);
     this.setRole('master');
     for (const peer of this.peers.values()) {
       this.send(peer.endpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[algorithm] });
@@ -872,164 +811,14 @@ export class ProtocolNode {
       if (masterAlive && current.nodeId !== candidate && compareKeys({ nodeId: candidate, priority: candidatePrio }, current) < 0) return false;
       return true;
     }
-    if (this.masterId === null || this.masterId === candidate) return this.election === null || this.election.term <= term;
+    if (this.masterId === null || this.masterId === candidate) return this.election.current === null || this.election.current.term <= term;
     // Two masters in one term can only come from a split ring; the higher key wins.
     const current = this.masterKey();
     if (!current) return true;
     return compareKeys({ nodeId: candidate, priority: candidatePrio }, current) > 0;
   }
 
-  // ---------------------------------------------------------------- elections
-
-  private newElection(term: number, algorithm: ElectionAlgorithm, nowMs: number, reason: string): ElectionState {
-    const previous = this.election;
-    this.term = term;
-    this.masterId = null;
-    this.setRole('electing');
-    this.counters.electionsStarted += 1;
-    this.counters.electionsByAlgorithm[algorithm] += 1;
-    this.emit({ kind: 'election-start', term, algorithm, reason });
-    this.election = {
-      term,
-      algorithm,
-      startedMs: previous?.startedMs ?? nowMs,
-      bestSent: null,
-      hop: null,
-      ringDeadlineMs: nowMs + this.config.ringTimeoutMs,
-      bullyPhase: null,
-      bullyDeadlineMs: NEVER,
-    };
-    return this.election;
-  }
-
-  private startElection(reason: string, nowMs: number): void {
-    this.election = null;
-    if (this.config.electionAlgorithm === 'bully') return this.startBully(this.term + 1, nowMs, reason);
-    const election = this.newElection(this.term + 1, 'ring', nowMs, reason);
-    this.forwardRing(election, this.selfKey, nowMs);
-  }
-
-  /** Send the ring message on to the first live successor; with none, fall back to bully. */
-  private forwardRing(election: ElectionState, candidate: ElectionKey, nowMs: number): void {
-    const successor = ringSuccessors(this.selfKey, this.livePeers())[0];
-    if (successor === undefined) {
-      if (this.config.neverMaster) this.election = null; // nobody to pass to; wait
-      else if (this.peers.size === 0) this.becomeMaster('ring', nowMs); // a ring of one
-      else this.startBully(this.term + 1, nowMs, 'no live successor');
-      return;
-    }
-    this.hopSeq += 1;
-    election.bestSent = candidate;
-    election.hop = { toId: successor.nodeId, hopId: this.hopSeq, candidate, sentMs: nowMs, attempts: 1 };
-    this.sendElection(election.hop);
-  }
-
-  private sendElection(hop: PendingHop): void {
-    this.sendTo(hop.toId, { type: FrameType.election, hopId: hop.hopId, candidateId: hop.candidate.nodeId, candidatePrio: hop.candidate.priority });
-  }
-
-  private hopTimedOut(nowMs: number): void {
-    const election = this.election;
-    const hop = election?.hop;
-    if (!election || !hop) return;
-    if (hop.attempts < HOP_ATTEMPTS_MAX) {
-      hop.attempts += 1;
-      hop.sentMs = nowMs;
-      this.sendElection(hop);
-      return;
-    }
-    // Skip the dead successor.
-    this.markSuspect(hop.toId, 'ring hop not acknowledged');
-    election.hop = null;
-    this.forwardRing(election, hop.candidate, nowMs);
-  }
-
-  private onElection(frame: Frame & { type: typeof FrameType.election }, from: Endpoint, nowMs: number): void {
-    this.send(from, { type: FrameType.electionAck, hopId: frame.hopId });
-    if (frame.term < this.term) return this.informStale(from);
-    let election = this.election;
-    if (frame.term > this.term) {
-      // Joining because someone lost our master? If we have not heard it for a poll interval either,
-      // leave it out of the ring rather than wait for it to miss two hop acknowledgements.
-      if (this.masterId !== null && this.masterId !== this.config.nodeId && nowMs >= this.lastMasterHeardMs + this.config.pollIntervalMs) {
-        this.markSuspect(this.masterId, 'master silent');
-      }
-      election = this.newElection(frame.term, 'ring', nowMs, `ring message from ${frame.from}`);
-    }
-    // Same term: only an ongoing ring election of this term takes part.
-    if (election === null || election.algorithm !== 'ring' || election.term !== frame.term) {
-      // The sender missed this term's result: tell it who won.
-      if (election === null && this.masterId !== null) this.sendHello(from, false);
-      return;
-    }
-    const candidate = { nodeId: frame.candidateId, priority: frame.candidatePrio };
-    if (candidate.nodeId === this.config.nodeId) {
-      // Our own candidacy came all the way round: nobody live has a higher key.
-      this.becomeMaster('ring', nowMs);
-      return;
-    }
-    const best = this.config.neverMaster ? candidate : bestCandidate(candidate, this.selfKey);
-    if (election.bestSent !== null && compareKeys(best, election.bestSent) <= 0) return;
-    election.hop = null;
-    this.forwardRing(election, best, nowMs);
-  }
-
-  private onElectionAck(frame: Frame & { type: typeof FrameType.electionAck }): void {
-    const hop = this.election?.hop;
-    if (hop && hop.hopId === frame.hopId && hop.toId === frame.from && this.election) this.election.hop = null;
-  }
-
-  private startBully(term: number, nowMs: number, reason: string): void {
-    const election = this.newElection(term, 'bully', nowMs, reason);
-    const higher = higherKeyed(this.selfKey, [...this.peers.values()]);
-    if (higher.length === 0) {
-      this.becomeMaster('bully', nowMs);
-      return;
-    }
-    for (const peer of higher) this.send(peer.endpoint, { type: FrameType.bully });
-    election.bullyPhase = 'answers';
-    election.bullyDeadlineMs = nowMs + this.config.bullyAnswerTimeoutMs;
-  }
-
-  private onBully(frame: Frame & { type: typeof FrameType.bully }, from: Endpoint, nowMs: number): void {
-    // A node that never stands must not answer: the challenger would wait for its announcement.
-    if (this.config.neverMaster) return;
-    const senderIsLower = compareKeys({ nodeId: frame.from, priority: frame.prio }, this.selfKey) < 0;
-    if (frame.term > this.term) {
-      if (senderIsLower) {
-        this.startBully(frame.term, nowMs, `bully challenge from ${frame.from}`);
-      } else {
-        // Taken over by a higher node: wait for its announcement.
-        const election = this.newElection(frame.term, 'bully', nowMs, `bully challenge from ${frame.from}`);
-        election.bullyPhase = 'coordinator';
-        election.bullyDeadlineMs = nowMs + this.config.bullyCoordinatorTimeoutMs;
-      }
-    } else if (frame.term === this.term && senderIsLower && this.role === 'electing' && this.election?.algorithm !== 'bully') {
-      this.election = null;
-      this.startBully(frame.term, nowMs, `bully challenge from ${frame.from}`);
-    }
-    if (!senderIsLower) return;
-    this.send(from, { type: FrameType.bullyOk });
-    // Behind us: tell it who the master is, or remind it that we already are.
-    if (frame.term < this.term) this.informStale(from);
-    else if (this.role === 'master') this.send(from, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[this.lastElection?.algorithm ?? 'bully'] });
-  }
-
-  private onBullyOk(frame: Frame & { type: typeof FrameType.bullyOk }, nowMs: number): void {
-    const election = this.election;
-    if (election === null || election.algorithm !== 'bully' || frame.term !== election.term) return;
-    if (election.bullyPhase !== 'answers') return;
-    election.bullyPhase = 'coordinator';
-    election.bullyDeadlineMs = nowMs + this.config.bullyCoordinatorTimeoutMs;
-  }
-
-  private electionFailed(why: string, nowMs: number): void {
-    this.failedElections += 1;
-    const backoffMs = Math.min(ELECTION_BACKOFF_MS_MAX, this.config.hopAckTimeoutMs * 2 ** this.failedElections);
-    this.electionNotBeforeMs = nowMs + backoffMs * (0.5 + this.config.random());
-    this.election = null;
-    this.emit({ kind: 'election-failed', term: this.term, why, retryInMs: this.electionNotBeforeMs - nowMs });
-  }
+  // ---------------------------------------------------------------- masters meeting
 
   private onCoordinator(frame: Frame & { type: typeof FrameType.coordinator }, from: Endpoint, nowMs: number): void {
     if (this.role === 'master') return this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
@@ -1049,7 +838,7 @@ export class ProtocolNode {
     if (compareKeys(this.selfKey, other) > 0) {
       if (otherTerm < this.term) {
         // Stale news (frames in flight from before our takeover): remind it, do not bump again.
-        if (otherEndpoint !== null) this.send(otherEndpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[this.lastElection?.algorithm ?? 'takeover'] });
+        if (otherEndpoint !== null) this.send(otherEndpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[this.election.last?.algorithm ?? 'takeover'] });
         return;
       }
       this.takeOver(Math.max(this.term, otherTerm) + 1, otherEndpoint, nowMs);
@@ -1067,11 +856,7 @@ export class ProtocolNode {
     this.term = term;
     this.lastMasterTerm = term;
     this.counters.takeovers += 1;
-    this.counters.electionsByAlgorithm.takeover += 1;
-    this.lastElection = { term, algorithm: 'takeover', winner: this.config.nodeId, durationMs: 0, endedMs: nowMs };
-    this.electionHistory.push(this.lastElection);
-    if (this.electionHistory.length > ELECTION_HISTORY_MAX) this.electionHistory.shift();
-    this.emit({ kind: 'election-end', record: this.lastElection });
+    this.election.recordTakeover(term, nowMs);
     const announce = { type: FrameType.coordinator, algorithm: ALGORITHM_CODES.takeover } as const;
     for (const peer of this.peers.values()) this.send(peer.endpoint, announce);
     if (otherEndpoint !== null && ![...this.peers.values()].some((peer) => endpointKey(peer.endpoint) === endpointKey(otherEndpoint))) this.send(otherEndpoint, announce);
@@ -1090,16 +875,10 @@ export class ProtocolNode {
       round.removeMember(frame.from);
       this.advanceRound(nowMs);
     }
-    const election = this.election;
-    if (election?.hop?.toId === frame.from) {
-      // Our ring successor left: pass the message on at once instead of waiting for the ack timeout.
-      const candidate = election.hop.candidate;
-      election.hop = null;
-      this.forwardRing(election, candidate, nowMs);
-    }
+    this.election.peerLeft(frame.from, nowMs);
     if (wasMaster && this.role === 'slave') {
       if (this.config.neverMaster) this.loseMaster();
-      else this.startElection(`master ${frame.from} left`, nowMs);
+      else this.election.start(`master ${frame.from} left`, nowMs);
     }
   }
 
