@@ -3,30 +3,23 @@
 // calls with a monotonic time in milliseconds, and drains what it wants sent and done.
 import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame } from './frames.ts';
 import {
-  DEAD_PEER_POLL_EVERY_ROUNDS,
-  PEER_SWEEP_INTERVAL_MS,
-  SILENT_PEER_FULL_RATE_GREETINGS,
-  SILENT_PEER_GREET_INTERVAL_MS_MAX,
-  SILENT_PEER_GREETINGS_PER_ROUND_MAX,
-  UNANSWERED_PEER_TTL_MS,
   FULL_PROBE_ROUND_EVERY,
   EVENTS_MAX,
   OUTBOX_FRAMES_MAX,
   PROTOCOL_VERSION,
-  STATIC_ENDPOINTS_MAX,
   TERM_ADOPT_MAX,
-  STATIC_HELLO_INTERVAL_MS,
   DUPLICATE_ID_ANSWER_INTERVAL_MS,
 } from './limits.ts';
+import { PeerTable, type PeerState, type PeerTableHost } from './membership/peers.ts';
 import { algorithmOf, Election, type ElectionHost } from './election/election.ts';
 import { claimTerm } from './election/terms.ts';
 import { fileRoundDelay } from './sync/delay-filter.ts';
 import { ProbeRound } from './sync/probe-round.ts';
-import { berkeleyRound, type ClockSample } from './sync/berkeley.ts';
+import { berkeleyRound } from './sync/berkeley.ts';
 import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
 import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
 import { BarrierTable, type BarrierTableStatus } from './barrier/table.ts';
-import { isFreshSequence, newReplayStreams, OutgoingSequences, recordSequence, type ReplayStreams } from './membership/replay-window.ts';
+import { isFreshSequence, OutgoingSequences } from './membership/replay-window.ts';
 import type { ClusterView, Correction, ElectionRecord, NodeEvent, RoundRecord } from './events.ts';
 import { ClusterViewPull, ClusterViewServer } from './view/cluster-view.ts';
 import type { Outbox } from './outbox.ts';
@@ -86,45 +79,7 @@ export interface NodeConfig {
 export { isNearMinimumDelay, isPoorSample } from './sync/delay-filter.ts';
 export type { ReplayRecord, ReplayStreams } from './membership/replay-window.ts';
 
-export interface PeerState {
-  nodeId: NodeId;
-  priority: number;
-  endpoint: Endpoint;
-  /** Monotonic ms of the last valid frame from this peer; null if only discovered. */
-  lastHeardMs: number | null;
-  /** Failed to answer (ring hop or polls); skipped in the ring, polled less often. */
-  suspect: boolean;
-  /** Consecutive rounds this peer was polled and did not answer. */
-  missedRounds: number;
-  lastSample: (ClockSample & { round: number; atMs: number; discarded: boolean }) | null;
-  /** Best-probe delay of recent rounds (newest last), for the poor-sample filter. */
-  recentDelaysNs: number[];
-  /** Rounds in a row whose sample the filter discarded. */
-  discardStreak: number;
-  /** Whether it was left out of the last average. */
-  excluded: boolean;
-  /**
-   * Replay protection, per stream (frames addressed to this node, and those sent before the sender
-   * knew our id): its newest boot id, highest sequence number, and which of the 64 below it were seen.
-   */
-  replay: ReplayStreams;
-  /** The newest boot id seen in its frames (0: none yet); our frames to it carry it as toBoot. */
-  bootSeen: number;
-  /**
-   * It sent a frame addressed to this node's current run (our id and boot id), so it receives what
-   * we send: a real agent. A forged frame with a spoofed source cannot do that without seeing our
-   * frames. Peers that never answered age out and make room for newcomers (see limits.ts).
-   */
-  answered: boolean;
-  /** When it entered the peer table. */
-  admittedMs: number;
-  /** Greetings (or polls) sent to it while silent, since it last answered; drives the back-off. */
-  silentGreetings: number;
-  /** Not greeted again before this (0: at the next round). */
-  nextGreetMs: number;
-  /** When it was last greeted while silent (-Infinity: never), to share the per-round budget fairly. */
-  lastGreetMs: number;
-}
+export type { PeerState } from './membership/peers.ts';
 
 export type { ClusterView, Correction, ElectionRecord, NodeEvent, RoundRecord, ViewMember } from './events.ts';
 
@@ -203,13 +158,10 @@ const NEVER = Number.POSITIVE_INFINITY;
 export class ProtocolNode {
   private readonly config: NodeConfig;
   private readonly selfKey: ElectionKey;
-  private readonly peers = new Map<NodeId, PeerState>();
-  /** --peer endpoints not yet identified by a frame; greeted until they answer. */
-  private readonly staticEndpoints = new Map<string, Endpoint>();
+  /** Who this node knows (membership/peers.ts). */
+  private readonly peers: PeerTable;
   /** The latest time an input carried (discovery calls carry none). */
   private lastNowMs = 0;
-  private nextSweepMs = 0;
-  private nextStaticHelloMs = NEVER;
   /** Set by leave(): the node has said goodbye and takes no more input. */
   private left = false;
   /** Reported by the shell after each correction (the clock, not the core, decides). */
@@ -240,8 +192,6 @@ export class ProtocolNode {
   private nextDuplicateIdAnswerMs = Number.NEGATIVE_INFINITY;
   /** Per destination: the last sequence number sent (see OutgoingSequences). */
   private readonly sequences: OutgoingSequences;
-  /** Which peer is at an endpoint, to address frames sent to an endpoint. */
-  private readonly peerIdByEndpoint = new Map<string, NodeId>();
 
   /** Barriers: this node's participants (any role), and the table it serves while master. */
   private barrierClient: BarrierClient | null = null;
@@ -310,8 +260,15 @@ export class ProtocolNode {
       becomeMaster: (algorithm, atMs) => this.becomeMaster(algorithm, atMs),
       informStale: (to) => this.informStale(to),
       sendHello: (to, wantReply) => this.sendHello(to, wantReply),
-      markSuspect: (nodeId, why) => this.markSuspect(nodeId, why),
+      markSuspect: (nodeId, why) => this.peers.markSuspect(nodeId, why),
     };
+    const peerHost: PeerTableHost = {
+      get masterId() {
+        return node.masterId;
+      },
+      sendHello: (to, wantReply) => this.sendHello(to, wantReply),
+    };
+    this.peers = new PeerTable(config, peerHost, outbox, this.counters);
     this.election = new Election(config, host, outbox, this.counters, nowMs);
     this.viewServer = new ClusterViewServer(outbox);
     this.viewPull = new ClusterViewPull(outbox, config.peersMax + 1);
@@ -321,24 +278,12 @@ export class ProtocolNode {
 
   /** A peer announced by discovery (mDNS). Liveness still comes from its frames. */
   discovered(peer: { nodeId: NodeId; priority: number; endpoint: Endpoint }): void {
-    if (peer.nodeId === this.config.nodeId) return;
-    const known = this.peers.get(peer.nodeId);
-    if (known) {
-      this.moveEndpoint(known, peer.endpoint);
-      known.priority = peer.priority;
-      return;
-    }
-    if (!this.admitPeer(peer.nodeId, peer.priority, peer.endpoint, null, 'discovery')) return;
-    // Introduce ourselves so a master adds us to its rounds, or a peer tells us who the master is.
-    this.sendHello(peer.endpoint, this.masterId === null);
+    this.peers.discovered(peer, this.lastNowMs);
   }
 
   /** A --peer HOST:PORT whose node id is learned from its first frame. */
   addStaticEndpoint(endpoint: Endpoint, nowMs: number): void {
-    if (this.staticEndpoints.size >= STATIC_ENDPOINTS_MAX) return;
-    this.staticEndpoints.set(endpointKey(endpoint), endpoint);
-    this.sendHello(endpoint, true);
-    this.nextStaticHelloMs = Math.min(this.nextStaticHelloMs, nowMs + STATIC_HELLO_INTERVAL_MS);
+    this.peers.addStaticEndpoint(endpoint, nowMs);
   }
 
   /**
@@ -353,7 +298,7 @@ export class ProtocolNode {
     this.election.abandon();
     this.round = null;
     this.nextRoundMs = NEVER;
-    this.nextStaticHelloMs = NEVER;
+    this.peers.stop();
   }
 
   /** A decoded frame. `rxNs` is this node's clock when the datagram arrived. */
@@ -411,7 +356,7 @@ export class ProtocolNode {
       }
     }
     this.counters.framesAccepted += 1;
-    this.heard(frame, from, nowMs);
+    this.peers.heard(frame, from, nowMs);
     if (isBarrierBody(frame)) return this.onBarrier(frame, nowMs);
     switch (frame.type) {
       case FrameType.hello:
@@ -488,18 +433,13 @@ export class ProtocolNode {
   tick(nowMs: number): void {
     if (this.left) return;
     this.lastNowMs = nowMs;
-    this.sweepPeers(nowMs);
-    if (nowMs >= this.nextStaticHelloMs) {
-      // A static peer may simply not have been started yet: keep greeting it until it answers.
-      for (const endpoint of this.staticEndpoints.values()) this.sendHello(endpoint, true);
-      this.nextStaticHelloMs = this.staticEndpoints.size > 0 ? nowMs + STATIC_HELLO_INTERVAL_MS : NEVER;
-    }
+    this.peers.tick(nowMs);
     // Deadlines are compared in the same form nextDeadlineMs() computes them (start + timeout):
     // `now - start >= timeout` can be false at now = start + timeout by float rounding, and the
     // caller would then re-tick at the same instant forever (it hung the simulator).
     if (this.role === 'slave' && nowMs >= this.lastMasterHeardMs + this.config.masterTimeoutMs) {
       // The silent master is out of the ring at once: skipping it hop by hop would cost two ack timeouts.
-      if (this.masterId !== null) this.markSuspect(this.masterId, 'master silent');
+      if (this.masterId !== null) this.peers.markSuspect(this.masterId, 'master silent');
       if (this.config.neverMaster) this.loseMaster();
       else this.election.start('master silent', nowMs);
     }
@@ -516,7 +456,7 @@ export class ProtocolNode {
   /** The earliest time tick() has something to do. */
   nextDeadlineMs(): number {
     if (this.left) return NEVER;
-    let deadline = this.staticEndpoints.size > 0 ? this.nextStaticHelloMs : NEVER;
+    let deadline = this.peers.nextDeadlineMs();
     if (this.role === 'slave') deadline = Math.min(deadline, this.lastMasterHeardMs + this.config.masterTimeoutMs);
     deadline = Math.min(deadline, this.election.nextDeadlineMs());
     if (this.role === 'master') {
@@ -570,114 +510,6 @@ export class ProtocolNode {
 
   // ---------------------------------------------------------------- peers
 
-  private admitPeer(nodeId: NodeId, priority: number, endpoint: Endpoint, nowMs: number | null, via: 'frame' | 'discovery'): PeerState | null {
-    const atMs = nowMs ?? this.lastNowMs;
-    this.sweepPeers(atMs);
-    if (this.peers.size >= this.config.peersMax && !this.evictSilentPeer()) {
-      this.counters.peersRefused += 1;
-      this.emit({ kind: 'peer-limit', nodeId });
-      return null;
-    }
-    const peer: PeerState = {
-      nodeId,
-      priority,
-      endpoint,
-      lastHeardMs: nowMs,
-      suspect: false,
-      missedRounds: 0,
-      lastSample: null,
-      recentDelaysNs: [],
-      discardStreak: 0,
-      excluded: false,
-      replay: newReplayStreams(),
-      bootSeen: 0,
-      answered: false,
-      admittedMs: atMs,
-      silentGreetings: 0,
-      nextGreetMs: 0,
-      lastGreetMs: Number.NEGATIVE_INFINITY,
-    };
-    this.peerIdByEndpoint.set(endpointKey(endpoint), nodeId);
-    this.peers.set(nodeId, peer);
-    this.emit({ kind: 'peer-new', nodeId, endpoint, via });
-    return peer;
-  }
-
-  /**
-   * Forgets peers that never answered and have been greeted through the full-rate phase without
-   * a word back for UNANSWERED_PEER_TTL_MS: forged HELLOs with spoofed sources, dead mDNS records.
-   * Only a master greets silent peers, so only its table proves a peer silent this way; a member
-   * keeps the peers it never exchanged a frame with (other members are real peers it has no reason
-   * to talk to until an election). Runs at most every PEER_SWEEP_INTERVAL_MS.
-   */
-  private sweepPeers(nowMs: number): void {
-    if (nowMs < this.nextSweepMs) return;
-    this.nextSweepMs = nowMs + PEER_SWEEP_INTERVAL_MS;
-    for (const peer of [...this.peers.values()]) {
-      if (!this.provedSilent(peer) || nowMs < peer.admittedMs + UNANSWERED_PEER_TTL_MS) continue;
-      this.expirePeer(peer, 'never answered');
-    }
-  }
-
-  /** A peer that never answered, was marked silent, and is not the master we follow. */
-  private provedSilent(peer: PeerState): boolean {
-    return !peer.answered && peer.suspect && peer.nodeId !== this.masterId;
-  }
-
-  /**
-   * The table is full: the oldest peer proved silent (never answered, suspect) makes room. Peers
-   * that answered are never pushed out by silent ones. Returns whether one was evicted.
-   */
-  private evictSilentPeer(): boolean {
-    let oldest: PeerState | null = null;
-    for (const peer of this.peers.values()) {
-      if (this.provedSilent(peer) && (oldest === null || peer.admittedMs < oldest.admittedMs)) oldest = peer;
-    }
-    if (oldest === null) return false;
-    this.expirePeer(oldest, 'table full');
-    return true;
-  }
-
-  private expirePeer(peer: PeerState, why: 'never answered' | 'table full'): void {
-    this.forgetPeer(peer);
-    this.counters.peersExpired += 1;
-    this.emit({ kind: 'peer-expired', nodeId: peer.nodeId, why });
-  }
-
-  /** Any valid frame proves the sender alive and tells us its address and key. */
-  private heard(frame: Frame, from: Endpoint, nowMs: number): void {
-    this.staticEndpoints.delete(endpointKey(from));
-    let peer = this.peers.get(frame.from);
-    if (!peer) {
-      peer = this.admitPeer(frame.from, frame.prio, from, nowMs, 'frame') ?? undefined;
-      if (!peer) return;
-    }
-    this.moveEndpoint(peer, from);
-    peer.priority = frame.prio;
-    if (frame.boot > peer.bootSeen) peer.bootSeen = frame.boot;
-    peer.lastHeardMs = nowMs;
-    // Only with replay protection: without it sequence numbers are not checked, so not kept either.
-    if (this.config.replayProtection) recordSequence(peer.replay, frame);
-    if (frame.to === this.config.nodeId && frame.toBoot === this.config.bootId) {
-      peer.answered = true;
-      peer.silentGreetings = 0;
-      peer.nextGreetMs = 0;
-    }
-    // A peer that never answered stays silent whatever it sends unaddressed: a forger repeating
-    // HELLOs from a spoofed source must not put that address back into every round's polls.
-    if (peer.suspect && peer.answered) {
-      peer.suspect = false;
-      this.emit({ kind: 'peer-alive', nodeId: peer.nodeId });
-    }
-  }
-
-  private markSuspect(nodeId: NodeId, why: string): void {
-    const peer = this.peers.get(nodeId);
-    if (!peer || peer.suspect) return;
-    peer.suspect = true;
-    this.emit({ kind: 'peer-suspect', nodeId, why });
-  }
-
   /** A --never-master node whose master went silent waits, masterless, for a new one. */
   private loseMaster(): void {
     this.masterId = null;
@@ -698,8 +530,7 @@ export class ProtocolNode {
     }
     // Addressed to the peer at that endpoint if we know it, in the run we last heard from, with
     // that destination's own sequence (never reset during our run: see replay-window.ts).
-    const toId = this.peerIdByEndpoint.get(endpointKey(to)) ?? '';
-    const toBoot = toId === '' ? 0 : (this.peers.get(toId)?.bootSeen ?? 0);
+    const { toId, toBoot } = this.peers.addressOf(to);
     const seq = this.sequences.next(toId, toBoot);
     const frame = {
       v: PROTOCOL_VERSION,
@@ -715,19 +546,6 @@ export class ProtocolNode {
     } as OutgoingFrame;
     this.sends.push({ to, frame });
     this.counters.framesSentByType[FRAME_TYPE_NAMES[body.type]] += 1;
-  }
-
-  private moveEndpoint(peer: PeerState, endpoint: Endpoint): void {
-    const oldKey = endpointKey(peer.endpoint);
-    if (this.peerIdByEndpoint.get(oldKey) === peer.nodeId) this.peerIdByEndpoint.delete(oldKey);
-    peer.endpoint = endpoint;
-    this.peerIdByEndpoint.set(endpointKey(endpoint), peer.nodeId);
-  }
-
-  private forgetPeer(peer: PeerState): void {
-    this.peers.delete(peer.nodeId);
-    const key = endpointKey(peer.endpoint);
-    if (this.peerIdByEndpoint.get(key) === peer.nodeId) this.peerIdByEndpoint.delete(key);
   }
 
   private sendTo(nodeId: NodeId, body: FrameBody): void {
@@ -868,7 +686,7 @@ export class ProtocolNode {
   private onLeave(frame: Frame & { type: typeof FrameType.leave }, nowMs: number): void {
     const wasMaster = this.masterId === frame.from;
     const leaving = this.peers.get(frame.from);
-    if (leaving) this.forgetPeer(leaving);
+    if (leaving) this.peers.forget(leaving.nodeId);
     this.emit({ kind: 'peer-left', nodeId: frame.from, wasMaster });
     const round = this.round;
     if (round !== null) {
@@ -921,45 +739,13 @@ export class ProtocolNode {
 
   private startRound(nowMs: number): void {
     this.roundSeq += 1;
-    const members = this.silentPeersToPoll(nowMs);
+    const members = this.peers.roundMembers(this.roundSeq, nowMs);
     const recentDelaysOf = (nodeId: NodeId) => this.peers.get(nodeId)?.recentDelaysNs;
     const probeSent = () => {
       this.counters.probesSent += 1;
     };
     this.round = new ProbeRound(this.roundSeq, members, this.roundSeq % FULL_PROBE_ROUND_EVERY === 0, nowMs, this.config, this.outbox, recentDelaysOf, probeSent);
     this.nextRoundMs = nowMs + this.config.pollIntervalMs;
-  }
-
-  /**
-   * The round's members: every peer that answers, plus the silent ones due for a poll. Silent
-   * peers are greeted (a small HELLO) every round at first, and polled every
-   * DEAD_PEER_POLL_EVERY_ROUNDS rounds: a healed partition (and its master) is found within a
-   * poll interval. After SILENT_PEER_FULL_RATE_GREETINGS greetings without an answer they back
-   * off exponentially up to SILENT_PEER_GREET_INTERVAL_MS_MAX and are no longer polled; at most
-   * SILENT_PEER_GREETINGS_PER_ROUND_MAX silent peers are greeted or polled per round, the longest
-   * waiting first. So one forged HELLO no longer makes the master greet an address forever.
-   */
-  private silentPeersToPoll(nowMs: number): NodeId[] {
-    const members: NodeId[] = [];
-    let due: PeerState[] = [];
-    for (const peer of this.peers.values()) {
-      if (!peer.suspect) members.push(peer.nodeId);
-      else if (nowMs >= peer.nextGreetMs) due.push(peer);
-    }
-    if (due.length > SILENT_PEER_GREETINGS_PER_ROUND_MAX) {
-      this.counters.greetingsDeferred += due.length - SILENT_PEER_GREETINGS_PER_ROUND_MAX;
-      due = due.sort((a, b) => a.lastGreetMs - b.lastGreetMs).slice(0, SILENT_PEER_GREETINGS_PER_ROUND_MAX);
-    }
-    for (const peer of due) {
-      const fullRate = peer.silentGreetings < SILENT_PEER_FULL_RATE_GREETINGS;
-      if (fullRate && this.roundSeq % DEAD_PEER_POLL_EVERY_ROUNDS === 0) members.push(peer.nodeId);
-      else this.sendHello(peer.endpoint, true);
-      peer.silentGreetings += 1;
-      peer.lastGreetMs = nowMs;
-      const backoffSteps = peer.silentGreetings - SILENT_PEER_FULL_RATE_GREETINGS;
-      peer.nextGreetMs = backoffSteps < 0 ? 0 : nowMs + Math.min(SILENT_PEER_GREET_INTERVAL_MS_MAX, this.config.pollIntervalMs * 2 ** Math.min(backoffSteps, 30));
-    }
-    return members;
   }
 
   private advanceRound(nowMs: number): void {
@@ -982,7 +768,7 @@ export class ProtocolNode {
       const sample = round.sampleOf(nodeId);
       if (sample === undefined) {
         peer.missedRounds += 1;
-        if (peer.missedRounds >= 3) this.markSuspect(nodeId, `missed ${peer.missedRounds} rounds`);
+        if (peer.missedRounds >= 3) this.peers.markSuspect(nodeId, `missed ${peer.missedRounds} rounds`);
         continue;
       }
       peer.missedRounds = 0;
