@@ -15,6 +15,7 @@ import { algorithmOf, Election, type ElectionHost } from './election/election.ts
 import { claimTerm } from './election/terms.ts';
 import { fileRoundDelay } from './sync/delay-filter.ts';
 import { ProbeRound } from './sync/probe-round.ts';
+import { MemberSide } from './sync/member.ts';
 import { berkeleyRound } from './sync/berkeley.ts';
 import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
 import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
@@ -172,14 +173,13 @@ export class ProtocolNode {
   private role: Role = 'electing';
   private term = 0;
   private masterId: NodeId | null = null;
-  private lastMasterHeardMs = 0;
+  /** Answering polls, applying corrections, the master-silent deadline (sync/member.ts). */
+  private readonly member: MemberSide;
   /** Ring, bully, backoff and the record of elections (election/election.ts). */
   private readonly election: Election;
   private roundSeq = 0;
   private round: ProbeRound | null = null;
   private nextRoundMs = NEVER;
-  private appliedTerm = -1;
-  private appliedRound = -1;
 
   private lastRound: RoundRecord | null = null;
   private lastCorrection: (Correction & { atMs: number }) | null = null;
@@ -248,7 +248,7 @@ export class ProtocolNode {
         return node.masterId;
       },
       get lastMasterHeardMs() {
-        return node.lastMasterHeardMs;
+        return node.member.lastMasterHeardMs;
       },
       peers: () => this.peers.values(),
       peerCount: () => this.peers.size,
@@ -270,6 +270,7 @@ export class ProtocolNode {
     };
     this.peers = new PeerTable(config, peerHost, outbox, this.counters);
     this.election = new Election(config, host, outbox, this.counters, nowMs);
+    this.member = new MemberSide(config.masterTimeoutMs);
     this.viewServer = new ClusterViewServer(outbox);
     this.viewPull = new ClusterViewPull(outbox, config.peersMax + 1);
   }
@@ -434,10 +435,10 @@ export class ProtocolNode {
     if (this.left) return;
     this.lastNowMs = nowMs;
     this.peers.tick(nowMs);
-    // Deadlines are compared in the same form nextDeadlineMs() computes them (start + timeout):
-    // `now - start >= timeout` can be false at now = start + timeout by float rounding, and the
-    // caller would then re-tick at the same instant forever (it hung the simulator).
-    if (this.role === 'slave' && nowMs >= this.lastMasterHeardMs + this.config.masterTimeoutMs) {
+    // Every deadline is stored once and read by both tick() and nextDeadlineMs(): recomputing it
+    // in two forms (`now - start >= timeout` against `start + timeout`) can disagree by float
+    // rounding, and the caller would then re-tick at the same instant forever (it hung the simulator).
+    if (this.role === 'slave' && this.member.masterSilent(nowMs)) {
       // The silent master is out of the ring at once: skipping it hop by hop would cost two ack timeouts.
       if (this.masterId !== null) this.peers.markSuspect(this.masterId, 'master silent');
       if (this.config.neverMaster) this.loseMaster();
@@ -457,7 +458,7 @@ export class ProtocolNode {
   nextDeadlineMs(): number {
     if (this.left) return NEVER;
     let deadline = this.peers.nextDeadlineMs();
-    if (this.role === 'slave') deadline = Math.min(deadline, this.lastMasterHeardMs + this.config.masterTimeoutMs);
+    if (this.role === 'slave') deadline = Math.min(deadline, this.member.masterSilentAtMs);
     deadline = Math.min(deadline, this.election.nextDeadlineMs());
     if (this.role === 'master') {
       if (this.round === null) deadline = Math.min(deadline, this.nextRoundMs);
@@ -589,7 +590,7 @@ export class ProtocolNode {
     const changed = this.masterId !== masterId || this.term !== term;
     this.term = term;
     this.masterId = masterId;
-    this.lastMasterHeardMs = nowMs;
+    this.member.heardMaster(nowMs);
     this.election.finish(masterId, algorithm, nowMs);
     if (this.role !== 'slave') this.setRole('slave');
     else if (changed) this.emit({ kind: 'role', from: 'slave', to: 'slave', term, masterId });
@@ -625,7 +626,7 @@ export class ProtocolNode {
       // (a healed partition): it points that master at ours instead, and the two masters settle
       // it (the higher key takes over, and its announcement is accepted here).
       const current = this.masterKey();
-      const masterAlive = this.role === 'slave' && current !== null && nowMs < this.lastMasterHeardMs + this.config.masterTimeoutMs;
+      const masterAlive = this.role === 'slave' && current !== null && !this.member.masterSilent(nowMs);
       if (masterAlive && current.nodeId !== candidate && compareKeys({ nodeId: candidate, priority: candidatePrio }, current) < 0) return false;
       return true;
     }
@@ -812,8 +813,7 @@ export class ProtocolNode {
   }
 
   private applyCorrection(correction: Correction, nowMs: number): void {
-    this.appliedTerm = correction.term;
-    this.appliedRound = correction.round;
+    this.member.applied(correction.term, correction.round);
     this.counters.correctionsApplied += 1;
     this.lastCorrection = { ...correction, atMs: nowMs };
     this.corrections.push(correction);
@@ -830,8 +830,8 @@ export class ProtocolNode {
       if (!this.acceptsMaster(frame.from, frame.prio, frame.term, nowMs)) return this.informStale(from);
       this.follow(frame.from, frame.term, null, nowMs);
     }
-    this.lastMasterHeardMs = nowMs;
-    this.send(from, { type: FrameType.reply, round: frame.round, probe: frame.probe, pollTxNs: frame.txNs, rxNs, synced: this.clockSynchronized });
+    this.member.heardMaster(nowMs);
+    this.send(from, this.member.reply(frame, rxNs, this.clockSynchronized));
   }
 
   private onCorrect(frame: Frame & { type: typeof FrameType.correct }, from: Endpoint, nowMs: number): void {
@@ -839,9 +839,8 @@ export class ProtocolNode {
       if (frame.term < this.term) this.informStale(from);
       return;
     }
-    this.lastMasterHeardMs = nowMs;
-    // At most once per (term, round); a lost correction is superseded by the next round's.
-    if (frame.term === this.appliedTerm && frame.round <= this.appliedRound) return;
+    this.member.heardMaster(nowMs);
+    if (!this.member.isNewCorrection(frame.term, frame.round)) return;
     this.applyCorrection({ correctionNs: frame.correctionNs, term: frame.term, round: frame.round, masterId: frame.from }, nowMs);
   }
 
