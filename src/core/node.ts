@@ -3,7 +3,6 @@
 // calls with a monotonic time in milliseconds, and drains what it wants sent and done.
 import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame } from './frames.ts';
 import {
-  FULL_PROBE_ROUND_EVERY,
   EVENTS_MAX,
   OUTBOX_FRAMES_MAX,
   PROTOCOL_VERSION,
@@ -13,10 +12,8 @@ import {
 import { PeerTable, type PeerState, type PeerTableHost } from './membership/peers.ts';
 import { algorithmOf, Election, type ElectionHost } from './election/election.ts';
 import { claimTerm } from './election/terms.ts';
-import { fileRoundDelay } from './sync/delay-filter.ts';
-import { ProbeRound } from './sync/probe-round.ts';
+import { MasterRounds, type MasterHost } from './sync/master.ts';
 import { MemberSide } from './sync/member.ts';
-import { berkeleyRound } from './sync/berkeley.ts';
 import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
 import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
 import { BarrierTable, type BarrierTableStatus } from './barrier/table.ts';
@@ -177,15 +174,12 @@ export class ProtocolNode {
   private readonly member: MemberSide;
   /** Ring, bully, backoff and the record of elections (election/election.ts). */
   private readonly election: Election;
-  private roundSeq = 0;
-  private round: ProbeRound | null = null;
-  private nextRoundMs = NEVER;
+  /** The master's rounds (sync/master.ts). */
+  private readonly master: MasterRounds;
 
-  private lastRound: RoundRecord | null = null;
   private lastCorrection: (Correction & { atMs: number }) | null = null;
 
   /** The cluster view: served while master, pulled while member. */
-  private readonly outbox: Outbox;
   private readonly viewServer: ClusterViewServer;
   private readonly viewPull: ClusterViewPull;
   /** When a greeting from our own node id may be answered again (see receiveFrame). */
@@ -234,7 +228,8 @@ export class ProtocolNode {
     this.selfKey = { nodeId: config.nodeId, priority: config.priority };
     // Two streams per peer (direct, anyone) and the unaddressed ones.
     this.sequences = new OutgoingSequences(2 * config.peersMax + 2);
-    const outbox: Outbox = (this.outbox = { send: (to, body) => this.send(to, body), sendTo: (nodeId, body) => this.sendTo(nodeId, body), emit: (event) => this.emit(event) });
+    // The one outbox every sub-machine sends through (addressing, sequence numbers, the bound).
+    const outbox: Outbox = { send: (to, body) => this.send(to, body), sendTo: (nodeId, body) => this.sendTo(nodeId, body), emit: (event) => this.emit(event) };
     // The election reads the node's role, term and master live (getters), and changes them only through enterElection.
     const node = this;
     const host: ElectionHost = {
@@ -273,6 +268,16 @@ export class ProtocolNode {
     this.member = new MemberSide(config.masterTimeoutMs);
     this.viewServer = new ClusterViewServer(outbox);
     this.viewPull = new ClusterViewPull(outbox, config.peersMax + 1);
+    const masterHost: MasterHost = {
+      get term() {
+        return node.term;
+      },
+      get clockSynchronized() {
+        return node.clockSynchronized;
+      },
+      applyCorrection: (correction, atMs) => this.applyCorrection(correction, atMs),
+    };
+    this.master = new MasterRounds(config, masterHost, this.peers, this.viewServer, outbox, this.counters);
   }
 
   // ---------------------------------------------------------------- inputs
@@ -297,8 +302,7 @@ export class ProtocolNode {
     this.left = true;
     this.barrierTable = null;
     this.election.abandon();
-    this.round = null;
-    this.nextRoundMs = NEVER;
+    this.master.stop();
     this.peers.stop();
   }
 
@@ -445,10 +449,7 @@ export class ProtocolNode {
       else this.election.start('master silent', nowMs);
     }
     this.election.tick(nowMs);
-    if (this.role === 'master') {
-      if (this.round === null && nowMs >= this.nextRoundMs) this.startRound(nowMs);
-      if (this.round !== null) this.advanceRound(nowMs);
-    }
+    if (this.role === 'master') this.master.tick(nowMs);
     this.barrierClient?.tick(nowMs);
     this.barrierTable?.tick(nowMs);
     this.settleBarriers(nowMs);
@@ -460,10 +461,7 @@ export class ProtocolNode {
     let deadline = this.peers.nextDeadlineMs();
     if (this.role === 'slave') deadline = Math.min(deadline, this.member.masterSilentAtMs);
     deadline = Math.min(deadline, this.election.nextDeadlineMs());
-    if (this.role === 'master') {
-      if (this.round === null) deadline = Math.min(deadline, this.nextRoundMs);
-      else deadline = Math.min(deadline, this.round.nextDeadlineMs());
-    }
+    if (this.role === 'master') deadline = Math.min(deadline, this.master.nextDeadlineMs());
     deadline = Math.min(deadline, this.barrierClient?.nextDeadlineMs() ?? NEVER, this.barrierTable?.nextDeadlineMs() ?? NEVER);
     return deadline;
   }
@@ -502,7 +500,7 @@ export class ProtocolNode {
         last: this.election.last,
         history: [...this.election.history],
       },
-      lastRound: this.lastRound,
+      lastRound: this.master.lastRound,
       lastCorrection: this.lastCorrection,
       peers: [...this.peers.values()].map((peer) => ({ ...peer, endpoint: { ...peer.endpoint } })),
       counters: { ...this.counters, electionsByAlgorithm: { ...this.counters.electionsByAlgorithm }, framesSentByType: { ...this.counters.framesSentByType } },
@@ -578,10 +576,7 @@ export class ProtocolNode {
     if (role === this.role) return;
     const from = this.role;
     this.role = role;
-    if (role !== 'master') {
-      this.round = null;
-      this.nextRoundMs = NEVER;
-    }
+    if (role !== 'master') this.master.stop();
     this.emit({ kind: 'role', from, to: role, term: this.term, masterId: this.masterId });
   }
 
@@ -614,8 +609,7 @@ export class ProtocolNode {
       peer.suspect = false;
     }
     // Poll at once: the members have been without a master for a while.
-    this.round = null;
-    this.nextRoundMs = nowMs;
+    this.master.pollNow(nowMs);
   }
 
   /** Another node is master in our term or a later one: stop being master. */
@@ -680,8 +674,7 @@ export class ProtocolNode {
     for (const peer of this.peers.values()) this.send(peer.endpoint, announce);
     if (otherEndpoint !== null && ![...this.peers.values()].some((peer) => endpointKey(peer.endpoint) === endpointKey(otherEndpoint))) this.send(otherEndpoint, announce);
     // Rounds of the old term are void; poll everyone in the new one now.
-    this.round = null;
-    this.nextRoundMs = nowMs;
+    this.master.pollNow(nowMs);
   }
 
   private onLeave(frame: Frame & { type: typeof FrameType.leave }, nowMs: number): void {
@@ -689,11 +682,7 @@ export class ProtocolNode {
     const leaving = this.peers.get(frame.from);
     if (leaving) this.peers.forget(leaving.nodeId);
     this.emit({ kind: 'peer-left', nodeId: frame.from, wasMaster });
-    const round = this.round;
-    if (round !== null) {
-      round.removeMember(frame.from);
-      this.advanceRound(nowMs);
-    }
+    this.master.memberLeft(frame.from, nowMs);
     this.election.peerLeft(frame.from, nowMs);
     if (wasMaster && this.role === 'slave') {
       if (this.config.neverMaster) this.loseMaster();
@@ -738,78 +727,8 @@ export class ProtocolNode {
 
   // ---------------------------------------------------------------- Berkeley rounds (master)
 
-  private startRound(nowMs: number): void {
-    this.roundSeq += 1;
-    const members = this.peers.roundMembers(this.roundSeq, nowMs);
-    const recentDelaysOf = (nodeId: NodeId) => this.peers.get(nodeId)?.recentDelaysNs;
-    const probeSent = () => {
-      this.counters.probesSent += 1;
-    };
-    this.round = new ProbeRound(this.roundSeq, members, this.roundSeq % FULL_PROBE_ROUND_EVERY === 0, nowMs, this.config, this.outbox, recentDelaysOf, probeSent);
-    this.nextRoundMs = nowMs + this.config.pollIntervalMs;
-  }
-
-  private advanceRound(nowMs: number): void {
-    const round = this.round;
-    if (round !== null && round.advance(nowMs)) this.finishRound(round, nowMs);
-  }
-
   private onReply(frame: Frame & { type: typeof FrameType.reply }, rxNs: bigint, nowMs: number): void {
-    const round = this.round;
-    if (this.role !== 'master' || round === null || frame.term !== this.term || frame.round !== round.round) return;
-    if (round.onReply(frame, rxNs, nowMs)) this.finishRound(round, nowMs);
-  }
-
-  private finishRound(round: ProbeRound, nowMs: number): void {
-    this.round = null;
-    const offsetsNs = new Map<NodeId, number>();
-    for (const nodeId of round.memberOrder) {
-      const peer = this.peers.get(nodeId);
-      if (!peer) continue;
-      const sample = round.sampleOf(nodeId);
-      if (sample === undefined) {
-        peer.missedRounds += 1;
-        if (peer.missedRounds >= 3) this.peers.markSuspect(nodeId, `missed ${peer.missedRounds} rounds`);
-        continue;
-      }
-      peer.missedRounds = 0;
-      const discarded = fileRoundDelay(peer, sample.delayNs);
-      peer.lastSample = { ...sample, round: round.round, atMs: nowMs, discarded };
-      // A poor sample neither moves the average nor its member: the next round supersedes it.
-      if (discarded) {
-        this.counters.samplesDiscarded += 1;
-        continue;
-      }
-      offsetsNs.set(nodeId, sample.offsetNs);
-    }
-    const selfId = this.config.nodeId;
-    const result = berkeleyRound(selfId, offsetsNs, this.config.outlierThresholdNs, (id) => (id === selfId ? this.clockSynchronized : round.syncedOf(id)));
-    const excluded = new Set(result.excluded);
-    for (const [nodeId, correctionNs] of result.correctionsNs) {
-      if (nodeId === this.config.nodeId) continue;
-      const peer = this.peers.get(nodeId);
-      if (peer) peer.excluded = excluded.has(nodeId);
-      this.sendTo(nodeId, { type: FrameType.correct, round: round.round, correctionNs });
-    }
-    this.counters.roundsCompleted += 1;
-    const record: RoundRecord = {
-      round: round.round,
-      term: this.term,
-      atMs: nowMs,
-      members: round.memberOrder.length,
-      answered: offsetsNs.size,
-      averageNs: result.averageNs,
-      medianNs: result.medianNs,
-      boundNs: result.boundNs,
-      excluded: result.excluded,
-      reference: result.basis,
-    };
-    this.lastRound = record;
-    const members = [...this.peers.values()].map((peer) => ({ ...peer, synced: round.syncedOf(peer.nodeId) }));
-    this.viewServer.record(round.round, result.averageNs, nowMs, { nodeId: this.config.nodeId, synced: this.clockSynchronized }, members);
-    this.emit({ kind: 'round', record });
-    // The master moves to the average too; a round with nobody answering changes nothing.
-    if (offsetsNs.size > 0) this.applyCorrection({ correctionNs: result.averageNs, term: this.term, round: round.round, masterId: this.config.nodeId }, nowMs);
+    if (this.role === 'master') this.master.onReply(frame, rxNs, nowMs);
   }
 
   private applyCorrection(correction: Correction, nowMs: number): void {
