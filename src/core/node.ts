@@ -14,9 +14,9 @@ import { algorithmOf, Election, type ElectionHost } from './election/election.ts
 import { claimTerm } from './election/terms.ts';
 import { MasterRounds, type MasterHost } from './sync/master.ts';
 import { MemberSide } from './sync/member.ts';
-import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
-import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
-import { BarrierTable, type BarrierTableStatus } from './barrier/table.ts';
+import type { BarrierJoinRequest, BarrierJoinResult, BarrierOutcome } from './barrier/client.ts';
+import { isBarrierBody } from './barrier/frames.ts';
+import { NodeBarriers, type BarrierReport, type NodeBarriersHost } from './barrier/node-barriers.ts';
 import { isFreshSequence, OutgoingSequences } from './membership/replay-window.ts';
 import type { ClusterView, Correction, ElectionRecord, NodeEvent, RoundRecord } from './events.ts';
 import { ClusterViewPull, ClusterViewServer } from './view/cluster-view.ts';
@@ -94,13 +94,7 @@ export interface Drained {
   barrierOutcomes: BarrierOutcome[];
 }
 
-/** Barriers as this node sees them: its own participants, and the table when it is master. */
-export interface BarrierReport {
-  participants: BarrierParticipantStatus[];
-  client: BarrierClientCounters;
-  /** Master only. */
-  table: BarrierTableStatus | null;
-}
+export type { BarrierReport } from './barrier/node-barriers.ts';
 
 export interface NodeCounters {
   framesAccepted: number;
@@ -188,11 +182,7 @@ export class ProtocolNode {
   private readonly sequences: OutgoingSequences;
 
   /** Barriers: this node's participants (any role), and the table it serves while master. */
-  private barrierClient: BarrierClient | null = null;
-  private barrierTable: BarrierTable | null = null;
-  /** `${masterId} ${term}` the barrier client was last told of ('' = no master). */
-  private barrierMasterKey = '';
-  private barrierOutcomes: BarrierOutcome[] = [];
+  private readonly barriers: NodeBarriers;
 
   private sends: SendRequest[] = [];
   private corrections: Correction[] = [];
@@ -277,6 +267,21 @@ export class ProtocolNode {
       },
       applyCorrection: (correction, atMs) => this.applyCorrection(correction, atMs),
     };
+    const barriersHost: NodeBarriersHost = {
+      get role() {
+        return node.role;
+      },
+      get masterId() {
+        return node.masterId;
+      },
+      get term() {
+        return node.term;
+      },
+      get left() {
+        return node.left;
+      },
+    };
+    this.barriers = new NodeBarriers(config, barriersHost, outbox);
     this.master = new MasterRounds(config, masterHost, this.peers, this.viewServer, outbox, this.counters);
   }
 
@@ -300,7 +305,7 @@ export class ProtocolNode {
     if (this.left) return;
     for (const peer of this.peers.values()) this.send(peer.endpoint, { type: FrameType.leave });
     this.left = true;
-    this.barrierTable = null;
+    this.barriers.stop();
     this.election.abandon();
     this.master.stop();
     this.peers.stop();
@@ -311,7 +316,7 @@ export class ProtocolNode {
     if (this.left) return;
     this.lastNowMs = nowMs;
     this.receiveFrame(frame, from, rxNs, nowMs);
-    this.settleBarriers(nowMs);
+    this.barriers.settle(nowMs);
   }
 
   private receiveFrame(frame: Frame, from: Endpoint, rxNs: bigint, nowMs: number): void {
@@ -362,7 +367,7 @@ export class ProtocolNode {
     }
     this.counters.framesAccepted += 1;
     this.peers.heard(frame, from, nowMs);
-    if (isBarrierBody(frame)) return this.onBarrier(frame, nowMs);
+    if (isBarrierBody(frame)) return this.barriers.onFrame(frame, nowMs);
     switch (frame.type) {
       case FrameType.hello:
         return this.onHello(frame, from, nowMs);
@@ -408,25 +413,16 @@ export class ProtocolNode {
    */
   barrierJoin(request: BarrierJoinRequest, nowMs: number): BarrierJoinResult {
     if (this.left) return { ok: false, reason: 'client-limit', detail: 'the agent is stopping' };
-    const result = this.barrierClientOf(nowMs).join(request, nowMs);
-    this.settleBarriers(nowMs);
-    return result;
+    return this.barriers.join(request, nowMs);
   }
 
   /** The participant gave up (timed out, or its control client went away). */
   barrierWithdraw(requestId: number, nowMs: number): boolean {
-    const withdrawn = this.barrierClient?.withdraw(requestId, nowMs) ?? false;
-    this.settleBarriers(nowMs);
-    return withdrawn;
+    return this.barriers.withdraw(requestId, nowMs);
   }
 
   barrierReport(nowMs: number): BarrierReport {
-    return {
-      participants: this.barrierClient?.participants() ?? [],
-      // Reading the report must not create a client (that would draw from the seeded random).
-      client: this.barrierClient === null ? newBarrierClientCounters() : { ...this.barrierClient.counters },
-      table: this.barrierTable?.status(nowMs) ?? null,
-    };
+    return this.barriers.report(nowMs);
   }
 
   /** The cluster as the master last reported it (the master's own view on the master). */
@@ -450,9 +446,8 @@ export class ProtocolNode {
     }
     this.election.tick(nowMs);
     if (this.role === 'master') this.master.tick(nowMs);
-    this.barrierClient?.tick(nowMs);
-    this.barrierTable?.tick(nowMs);
-    this.settleBarriers(nowMs);
+    this.barriers.tick(nowMs);
+    this.barriers.settle(nowMs);
   }
 
   /** The earliest time tick() has something to do. */
@@ -462,16 +457,15 @@ export class ProtocolNode {
     if (this.role === 'slave') deadline = Math.min(deadline, this.member.masterSilentAtMs);
     deadline = Math.min(deadline, this.election.nextDeadlineMs());
     if (this.role === 'master') deadline = Math.min(deadline, this.master.nextDeadlineMs());
-    deadline = Math.min(deadline, this.barrierClient?.nextDeadlineMs() ?? NEVER, this.barrierTable?.nextDeadlineMs() ?? NEVER);
+    deadline = Math.min(deadline, this.barriers.nextDeadlineMs());
     return deadline;
   }
 
   drain(): Drained {
-    const drained = { sends: this.sends, corrections: this.corrections, events: this.events, barrierOutcomes: this.barrierOutcomes };
+    const drained = { sends: this.sends, corrections: this.corrections, events: this.events, barrierOutcomes: this.barriers.drainOutcomes() };
     this.sends = [];
     this.corrections = [];
     this.events = [];
-    this.barrierOutcomes = [];
     return drained;
   }
 
@@ -761,50 +755,5 @@ export class ProtocolNode {
     this.member.heardMaster(nowMs);
     if (!this.member.isNewCorrection(frame.term, frame.round)) return;
     this.applyCorrection({ correctionNs: frame.correctionNs, term: frame.term, round: frame.round, masterId: frame.from }, nowMs);
-  }
-
-  // ---------------------------------------------------------------- barriers
-
-  /** Created on first use: its request ids start at a random 40-bit base (unique across restarts). */
-  private barrierClientOf(nowMs: number): BarrierClient {
-    if (this.barrierClient === null) {
-      this.barrierClient = new BarrierClient({ nodeId: this.config.nodeId, requestIdBase: Math.floor(this.config.random() * 2 ** 40) });
-      this.barrierMasterKey = '';
-      this.settleBarriers(nowMs);
-    }
-    return this.barrierClient;
-  }
-
-  private onBarrier(body: BarrierBody & { from: NodeId }, nowMs: number): void {
-    if (barrierRecipient(body) === 'table') {
-      // Not master (any more): the agent's client re-registers once it learns the new master.
-      this.barrierTable?.deliver(body.from, body, nowMs);
-      return;
-    }
-    this.barrierClient?.receive(body, body.from, nowMs);
-  }
-
-  /**
-   * After every input: the table exists while this node is master; the client hears of every
-   * change of master or term (it re-registers everything then); frames between this node's client
-   * and its own table are exchanged here, the rest go out.
-   */
-  private settleBarriers(nowMs: number): void {
-    if (this.role === 'master' && this.barrierTable === null && !this.left) this.barrierTable = new BarrierTable({ random: this.config.random });
-    else if (this.role !== 'master') this.barrierTable = null;
-    const client = this.barrierClient;
-    if (client === null) {
-      // No participant ever on this node: only the table (master) has frames to send.
-      for (const send of this.barrierTable?.drain() ?? []) this.sendTo(send.to, send.body);
-      return;
-    }
-    const key = this.role === 'electing' || this.masterId === null ? '' : `${this.masterId} ${this.term}`;
-    if (key !== this.barrierMasterKey) {
-      this.barrierMasterKey = key;
-      client.masterChanged(key === '' ? null : this.masterId, nowMs);
-    }
-    const exchanged = exchangeLocally(this.config.nodeId, client, this.barrierTable, nowMs);
-    for (const send of exchanged.network) this.sendTo(send.to, send.body);
-    this.barrierOutcomes.push(...exchanged.outcomes);
   }
 }
