@@ -1,6 +1,13 @@
 // The node state machine: pure protocol logic, no sockets, timers or wall clock.
 // The shell feeds it received frames (with their arrival time on this node's clock) and tick()
 // calls with a monotonic time in milliseconds, and drains what it wants sent and done.
+//
+// The node owns its role, term and master, dispatches frames, and changes roles (follow, become
+// master, take over); everything else is a sub-machine of one shape (owned state, a stored
+// deadline, frame handlers, output through the one outbox): the peer table and replay windows
+// (membership/), the election (election/election.ts), the master's rounds and the member side
+// (sync/), the cluster view (view/) and barriers (barrier/). tick() and nextDeadlineMs() ask each
+// sub-machine in turn, so both read the same stored deadlines.
 import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame } from './frames.ts';
 import {
   EVENTS_MAX,
