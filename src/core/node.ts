@@ -1,49 +1,34 @@
 // The node state machine: pure protocol logic, no sockets, timers or wall clock.
 // The shell feeds it received frames (with their arrival time on this node's clock) and tick()
 // calls with a monotonic time in milliseconds, and drains what it wants sent and done.
-import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, VIEW_FLAGS, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame, type ViewEntryTuple } from './frames.ts';
+//
+// The node owns its role, term and master, dispatches frames, and changes roles (follow, become
+// master, take over); everything else is a sub-machine of one shape (owned state, a stored
+// deadline, frame handlers, output through the one outbox): the peer table and replay windows
+// (membership/), the election (election/election.ts), the master's rounds and the member side
+// (sync/), the cluster view (view/) and barriers (barrier/). tick() and nextDeadlineMs() ask each
+// sub-machine in turn, so both read the same stored deadlines.
+import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame } from './frames.ts';
 import {
-  DEAD_PEER_POLL_EVERY_ROUNDS,
-  PEER_SWEEP_INTERVAL_MS,
-  SILENT_PEER_FULL_RATE_GREETINGS,
-  SILENT_PEER_GREET_INTERVAL_MS_MAX,
-  SILENT_PEER_GREETINGS_PER_ROUND_MAX,
-  UNANSWERED_PEER_TTL_MS,
-  DELAY_HISTORY_ROUNDS,
-  FULL_PROBE_ROUND_EVERY,
-  POOR_DELAY_FACTOR,
-  PROBE_GOOD_DELAY_FACTOR,
-  PROBE_GOOD_DELAY_MARGIN_NS,
-  POOR_DELAY_MARGIN_NS,
-  POOR_SAMPLE_STREAK_MAX,
-  DISCOVERY_JITTER_FRACTION,
-  ELECTION_BACKOFF_MS_MAX,
-  ELECTION_HISTORY_MAX,
   EVENTS_MAX,
-  HOP_ATTEMPTS_MAX,
   OUTBOX_FRAMES_MAX,
   PROTOCOL_VERSION,
-  REPLAY_WINDOW_FRAMES,
-  STATIC_ENDPOINTS_MAX,
   TERM_ADOPT_MAX,
-  STATIC_HELLO_INTERVAL_MS,
   DUPLICATE_ID_ANSWER_INTERVAL_MS,
-  VIEW_ENTRY_FIXED_BYTES,
-  VIEW_PAGE_BYTES_BUDGET,
-  VIEW_PAGE_ENTRIES_MAX,
-  VIEW_PAGE_RETRY_MS,
-  VIEW_PULL_RESTARTS_MAX,
-  VIEW_PULL_TIMEOUT_MS,
-  VIEW_PAGES_PER_PEER_PER_SECOND,
 } from './limits.ts';
-import { bestCandidate, ringSuccessors } from './election/ring.ts';
-import { higherKeyed } from './election/bully.ts';
+import { PeerTable, type PeerState, type PeerTableHost } from './membership/peers.ts';
+import { algorithmOf, Election, type ElectionHost } from './election/election.ts';
 import { claimTerm } from './election/terms.ts';
-import { berkeleyRound, betterSample, sampleFromTimestamps, type ClockSample, type ReferenceBasis } from './sync/berkeley.ts';
-import { BarrierClient, exchangeLocally, newBarrierClientCounters, type BarrierJoinRequest, type BarrierJoinResult, type BarrierOutcome, type BarrierParticipantStatus, type BarrierClientCounters } from './barrier/client.ts';
-import { barrierRecipient, isBarrierBody, type BarrierBody } from './barrier/frames.ts';
-import { BarrierTable, type BarrierTableStatus } from './barrier/table.ts';
-import { compareKeys, endpointKey, utf8ByteLength, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
+import { MasterRounds, type MasterHost } from './sync/master.ts';
+import { MemberSide } from './sync/member.ts';
+import type { BarrierJoinRequest, BarrierJoinResult, BarrierOutcome } from './barrier/client.ts';
+import { isBarrierBody } from './barrier/frames.ts';
+import { NodeBarriers, type BarrierReport, type NodeBarriersHost } from './barrier/node-barriers.ts';
+import { isFreshSequence, OutgoingSequences } from './membership/replay-window.ts';
+import type { ClusterView, Correction, ElectionRecord, NodeEvent, RoundRecord } from './events.ts';
+import { ClusterViewPull, ClusterViewServer } from './view/cluster-view.ts';
+import type { Outbox } from './outbox.ts';
+import { compareKeys, endpointKey, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
 
 /** What survives a restart (the daemon keeps it in --state-dir). */
 export interface PersistedNodeState {
@@ -96,131 +81,12 @@ export interface NodeConfig {
   replayProtection: boolean;
 }
 
-export interface PeerState {
-  nodeId: NodeId;
-  priority: number;
-  endpoint: Endpoint;
-  /** Monotonic ms of the last valid frame from this peer; null if only discovered. */
-  lastHeardMs: number | null;
-  /** Failed to answer (ring hop or polls); skipped in the ring, polled less often. */
-  suspect: boolean;
-  /** Consecutive rounds this peer was polled and did not answer. */
-  missedRounds: number;
-  lastSample: (ClockSample & { round: number; atMs: number; discarded: boolean }) | null;
-  /** Best-probe delay of recent rounds (newest last), for the poor-sample filter. */
-  recentDelaysNs: number[];
-  /** Rounds in a row whose sample the filter discarded. */
-  discardStreak: number;
-  /** Whether it was left out of the last average. */
-  excluded: boolean;
-  /**
-   * Replay protection, per stream (frames addressed to this node, and those sent before the sender
-   * knew our id): its newest boot id, highest sequence number, and which of the 64 below it were seen.
-   */
-  replay: { direct: ReplayRecord | null; anyone: ReplayRecord | null };
-  /** The newest boot id seen in its frames (0: none yet); our frames to it carry it as toBoot. */
-  bootSeen: number;
-  /**
-   * It sent a frame addressed to this node's current run (our id and boot id), so it receives what
-   * we send: a real agent. A forged frame with a spoofed source cannot do that without seeing our
-   * frames. Peers that never answered age out and make room for newcomers (see limits.ts).
-   */
-  answered: boolean;
-  /** When it entered the peer table. */
-  admittedMs: number;
-  /** Greetings (or polls) sent to it while silent, since it last answered; drives the back-off. */
-  silentGreetings: number;
-  /** Not greeted again before this (0: at the next round). */
-  nextGreetMs: number;
-  /** When it was last greeted while silent (-Infinity: never), to share the per-round budget fairly. */
-  lastGreetMs: number;
-}
+export { isNearMinimumDelay, isPoorSample } from './sync/delay-filter.ts';
+export type { ReplayRecord, ReplayStreams } from './membership/replay-window.ts';
 
-export interface ReplayRecord {
-  boot: number;
-  seqMax: number;
-  seenBelow: bigint;
-}
+export type { PeerState } from './membership/peers.ts';
 
-export interface ElectionRecord {
-  term: number;
-  algorithm: ElectionAlgorithm;
-  winner: NodeId;
-  /** From this node entering the election to learning the result. */
-  durationMs: number;
-  endedMs: number;
-}
-
-export interface RoundRecord {
-  round: number;
-  term: number;
-  atMs: number;
-  members: number;
-  answered: number;
-  averageNs: number;
-  medianNs: number;
-  /** The second stage's bound around the median. */
-  boundNs: number;
-  excluded: NodeId[];
-  /** Why the average follows the clocks it follows (src/core/sync/berkeley.ts). */
-  reference: ReferenceBasis;
-}
-
-/** One member in a view of the cluster. */
-export interface ViewMember {
-  nodeId: NodeId;
-  master: boolean;
-  suspect: boolean;
-  /** Left out of the round's average (an outlier, or not yet synchronized). */
-  excluded: boolean;
-  /** The round's sample was discarded by the delay filter. */
-  discarded: boolean;
-  /** Its reply said its clock is synchronized. */
-  synced: boolean;
-  /** The member's clock minus the master's, at its last sample. */
-  offsetNs: number | null;
-  delayNs: number | null;
-  /** When the master last heard it, relative to `atMs`. */
-  lastHeardAgoMs: number | null;
-}
-
-/**
- * The cluster as the master saw it at the end of a round: the master builds it itself, a member
- * pulls it from the master page by page (requestView). `atMs` is this node's monotonic time at
- * which the view was valid (the round's end, as near as this node can tell).
- */
-export interface ClusterView {
-  masterId: NodeId;
-  term: number;
-  round: number;
-  atMs: number;
-  averageNs: number;
-  members: ViewMember[];
-}
-
-export type NodeEvent =
-  | { kind: 'peer-new'; nodeId: NodeId; endpoint: Endpoint; via: 'frame' | 'discovery' }
-  | { kind: 'peer-suspect'; nodeId: NodeId; why: string }
-  | { kind: 'peer-alive'; nodeId: NodeId }
-  | { kind: 'peer-limit'; nodeId: NodeId }
-  /** Forgotten: it never answered (too long, or the table was full and a newcomer needed room). */
-  | { kind: 'peer-expired'; nodeId: NodeId; why: 'never answered' | 'table full' }
-  | { kind: 'peer-left'; nodeId: NodeId; wasMaster: boolean }
-  | { kind: 'election-start'; term: number; algorithm: ElectionAlgorithm; reason: string }
-  | { kind: 'election-end'; record: ElectionRecord }
-  | { kind: 'election-failed'; term: number; why: string; retryInMs: number }
-  | { kind: 'role'; from: Role; to: Role; term: number; masterId: NodeId | null }
-  | { kind: 'round'; record: RoundRecord }
-  | { kind: 'view'; view: ClusterView }
-  | { kind: 'duplicate-id'; endpoint: Endpoint }
-  | { kind: 'outbox-full' };
-
-export interface Correction {
-  correctionNs: number;
-  term: number;
-  round: number;
-  masterId: NodeId;
-}
+export type { ClusterView, Correction, ElectionRecord, NodeEvent, RoundRecord, ViewMember } from './events.ts';
 
 export interface SendRequest {
   to: Endpoint;
@@ -235,13 +101,7 @@ export interface Drained {
   barrierOutcomes: BarrierOutcome[];
 }
 
-/** Barriers as this node sees them: its own participants, and the table when it is master. */
-export interface BarrierReport {
-  participants: BarrierParticipantStatus[];
-  client: BarrierClientCounters;
-  /** Master only. */
-  table: BarrierTableStatus | null;
-}
+export type { BarrierReport } from './barrier/node-barriers.ts';
 
 export interface NodeCounters {
   framesAccepted: number;
@@ -292,97 +152,15 @@ export interface NodeStatus {
   counters: NodeCounters;
 }
 
-interface PendingHop {
-  toId: NodeId;
-  hopId: number;
-  candidate: ElectionKey;
-  sentMs: number;
-  attempts: number;
-}
-
-interface ElectionState {
-  term: number;
-  algorithm: ElectionAlgorithm;
-  /** When this node entered the election (kept across the ring-to-bully fallback). */
-  startedMs: number;
-  // Ring
-  bestSent: ElectionKey | null;
-  hop: PendingHop | null;
-  ringDeadlineMs: number;
-  // Bully
-  bullyPhase: 'answers' | 'coordinator' | null;
-  bullyDeadlineMs: number;
-}
-
-interface RoundState {
-  round: number;
-  startedMs: number;
-  members: NodeId[];
-  /**
-   * Per member: probes sent so far, and when the next one is due. Probes to a member go out in
-   * ping-pong: the next as soon as the previous one is answered (the member's process is awake
-   * then, so its arrival stamp is not late by a wake-up), else after probeSpacingMs.
-   */
-  probesSent: Map<NodeId, number>;
-  nextProbeMs: Map<NodeId, number>;
-  /** Members whose probes have not all been sent yet. */
-  probing: Set<NodeId>;
-  /**
-   * When probes fall due, in order: due times are the send time plus a constant spacing, so
-   * appending keeps the queue sorted. An entry is stale once its member has sent more probes
-   * (a reply released the next one early). Keeps each tick and deadline O(1) amortized at 1024
-   * members instead of a scan of every member per reply.
-   */
-  dueQueue: { nodeId: NodeId; dueMs: number; sent: number }[];
-  dueHead: number;
-  /** `${nodeId}/${probe}` of polls not yet answered. */
-  outstanding: Set<string>;
-  samples: Map<NodeId, ClockSample>;
-  /** Members whose replies said their clock is synchronized. */
-  synced: Set<NodeId>;
-  deadlineMs: number | null;
-  /** Every FULL_PROBE_ROUND_EVERY-th round: no early stop (keeps the delay minimum honest). */
-  full: boolean;
-}
-
 const NEVER = Number.POSITIVE_INFINITY;
-const REPLAY_WINDOW_MASK = (1n << BigInt(REPLAY_WINDOW_FRAMES)) - 1n;
-
-interface ViewSnapshot {
-  round: number;
-  atMs: number;
-  averageNs: number;
-  entries: ViewEntryTuple[];
-  /** Per entry, when the master last heard it (monotonic ms). */
-  lastHeardMs: (number | null)[];
-}
-
-/** Whether a sample's delay is far above the member's recent minimum (needs a little history). */
-export function isPoorSample(delayNs: number, recentDelaysNs: readonly number[]): boolean {
-  if (recentDelaysNs.length < 3) return false;
-  return delayNs > Math.min(...recentDelaysNs) * POOR_DELAY_FACTOR + POOR_DELAY_MARGIN_NS;
-}
-
-/**
- * Whether a delay is as good as more probes could make it: within max(PROBE_GOOD_DELAY_MARGIN_NS,
- * PROBE_GOOD_DELAY_FACTOR x minimum) of the recent minimum (never without a history).
- */
-export function isNearMinimumDelay(delayNs: number, recentDelaysNs: readonly number[]): boolean {
-  if (recentDelaysNs.length === 0) return false;
-  const floorNs = Math.min(...recentDelaysNs);
-  return delayNs <= floorNs + Math.max(PROBE_GOOD_DELAY_MARGIN_NS, PROBE_GOOD_DELAY_FACTOR * floorNs);
-}
 
 export class ProtocolNode {
   private readonly config: NodeConfig;
   private readonly selfKey: ElectionKey;
-  private readonly peers = new Map<NodeId, PeerState>();
-  /** --peer endpoints not yet identified by a frame; greeted until they answer. */
-  private readonly staticEndpoints = new Map<string, Endpoint>();
+  /** Who this node knows (membership/peers.ts). */
+  private readonly peers: PeerTable;
   /** The latest time an input carried (discovery calls carry none). */
   private lastNowMs = 0;
-  private nextSweepMs = 0;
-  private nextStaticHelloMs = NEVER;
   /** Set by leave(): the node has said goodbye and takes no more input. */
   private left = false;
   /** Reported by the shell after each correction (the clock, not the core, decides). */
@@ -393,60 +171,25 @@ export class ProtocolNode {
   private role: Role = 'electing';
   private term = 0;
   private masterId: NodeId | null = null;
-  private lastMasterHeardMs = 0;
-  private discoveryUntilMs: number;
-  private election: ElectionState | null = null;
-  /** A retry after a failed election waits until then (exponential backoff with jitter). */
-  private electionNotBeforeMs = 0;
-  private failedElections = 0;
-  private hopSeq = 0;
-  private roundSeq = 0;
-  private round: RoundState | null = null;
-  private nextRoundMs = NEVER;
-  private appliedTerm = -1;
-  private appliedRound = -1;
+  /** Answering polls, applying corrections, the master-silent deadline (sync/member.ts). */
+  private readonly member: MemberSide;
+  /** Ring, bully, backoff and the record of elections (election/election.ts). */
+  private readonly election: Election;
+  /** The master's rounds (sync/master.ts). */
+  private readonly master: MasterRounds;
 
-  private lastElection: ElectionRecord | null = null;
-  private readonly electionHistory: ElectionRecord[] = [];
-  private lastRound: RoundRecord | null = null;
   private lastCorrection: (Correction & { atMs: number }) | null = null;
 
-  /** Master: the view of its last round, served page by page to members that ask. */
-  private viewSnapshot: ViewSnapshot | null = null;
-  /** The one before, so that a pull that spans a round boundary still completes. */
-  private previousViewSnapshot: ViewSnapshot | null = null;
-  /** Master: pages answered per peer in the current second (bounds what queries can draw). */
-  private viewPagesAnswered = new Map<NodeId, number>();
-  private viewBudgetWindowMs = 0;
-  /** Member: the view being pulled, and the last complete one. */
-  private viewPull: {
-    queryId: number;
-    masterId: NodeId;
-    term: number;
-    round: number | null;
-    roundAgoMs: number;
-    averageNs: number;
-    total: number;
-    members: ViewMember[];
-    startedMs: number;
-    lastPageMs: number;
-    restarts: number;
-  } | null = null;
-  private viewQuerySeq = 0;
+  /** The cluster view: served while master, pulled while member. */
+  private readonly viewServer: ClusterViewServer;
+  private readonly viewPull: ClusterViewPull;
   /** When a greeting from our own node id may be answered again (see receiveFrame). */
   private nextDuplicateIdAnswerMs = Number.NEGATIVE_INFINITY;
-  /** Per destination ('' = not identified yet): the last sequence number sent, counted from 1 at each boot. */
-  private readonly sequenceTo = new Map<string, number>();
-  /** Which peer is at an endpoint, to address frames sent to an endpoint. */
-  private readonly peerIdByEndpoint = new Map<string, NodeId>();
-  private lastView: ClusterView | null = null;
+  /** Per destination: the last sequence number sent (see OutgoingSequences). */
+  private readonly sequences: OutgoingSequences;
 
   /** Barriers: this node's participants (any role), and the table it serves while master. */
-  private barrierClient: BarrierClient | null = null;
-  private barrierTable: BarrierTable | null = null;
-  /** `${masterId} ${term}` the barrier client was last told of ('' = no master). */
-  private barrierMasterKey = '';
-  private barrierOutcomes: BarrierOutcome[] = [];
+  private readonly barriers: NodeBarriers;
 
   private sends: SendRequest[] = [];
   private corrections: Correction[] = [];
@@ -480,32 +223,85 @@ export class ProtocolNode {
     this.term = persisted?.term ?? 0;
     this.lastMasterTerm = persisted?.lastMasterTerm ?? 0;
     this.selfKey = { nodeId: config.nodeId, priority: config.priority };
-    const jitter = 1 + DISCOVERY_JITTER_FRACTION * (2 * config.random() - 1);
-    this.discoveryUntilMs = nowMs + config.discoveryWindowMs * jitter;
+    // Two streams per peer (direct, anyone) and the unaddressed ones.
+    this.sequences = new OutgoingSequences(2 * config.peersMax + 2);
+    // The one outbox every sub-machine sends through (addressing, sequence numbers, the bound).
+    const outbox: Outbox = { send: (to, body) => this.send(to, body), sendTo: (nodeId, body) => this.sendTo(nodeId, body), emit: (event) => this.emit(event) };
+    // The election reads the node's role, term and master live (getters), and changes them only through enterElection.
+    const node = this;
+    const host: ElectionHost = {
+      get term() {
+        return node.term;
+      },
+      get role() {
+        return node.role;
+      },
+      get masterId() {
+        return node.masterId;
+      },
+      get lastMasterHeardMs() {
+        return node.member.lastMasterHeardMs;
+      },
+      peers: () => this.peers.values(),
+      peerCount: () => this.peers.size,
+      enterElection: (term) => {
+        this.term = term;
+        this.masterId = null;
+        this.setRole('electing');
+      },
+      becomeMaster: (algorithm, atMs) => this.becomeMaster(algorithm, atMs),
+      informStale: (to) => this.informStale(to),
+      sendHello: (to, wantReply) => this.sendHello(to, wantReply),
+      markSuspect: (nodeId, why) => this.peers.markSuspect(nodeId, why),
+    };
+    const peerHost: PeerTableHost = {
+      get masterId() {
+        return node.masterId;
+      },
+      sendHello: (to, wantReply) => this.sendHello(to, wantReply),
+    };
+    this.peers = new PeerTable(config, peerHost, outbox, this.counters);
+    this.election = new Election(config, host, outbox, this.counters, nowMs);
+    this.member = new MemberSide(config.masterTimeoutMs);
+    this.viewServer = new ClusterViewServer(outbox);
+    this.viewPull = new ClusterViewPull(outbox, config.peersMax + 1);
+    const masterHost: MasterHost = {
+      get term() {
+        return node.term;
+      },
+      get clockSynchronized() {
+        return node.clockSynchronized;
+      },
+      applyCorrection: (correction, atMs) => this.applyCorrection(correction, atMs),
+    };
+    const barriersHost: NodeBarriersHost = {
+      get role() {
+        return node.role;
+      },
+      get masterId() {
+        return node.masterId;
+      },
+      get term() {
+        return node.term;
+      },
+      get left() {
+        return node.left;
+      },
+    };
+    this.barriers = new NodeBarriers(config, barriersHost, outbox);
+    this.master = new MasterRounds(config, masterHost, this.peers, this.viewServer, outbox, this.counters);
   }
 
   // ---------------------------------------------------------------- inputs
 
   /** A peer announced by discovery (mDNS). Liveness still comes from its frames. */
   discovered(peer: { nodeId: NodeId; priority: number; endpoint: Endpoint }): void {
-    if (peer.nodeId === this.config.nodeId) return;
-    const known = this.peers.get(peer.nodeId);
-    if (known) {
-      this.moveEndpoint(known, peer.endpoint);
-      known.priority = peer.priority;
-      return;
-    }
-    if (!this.admitPeer(peer.nodeId, peer.priority, peer.endpoint, null, 'discovery')) return;
-    // Introduce ourselves so a master adds us to its rounds, or a peer tells us who the master is.
-    this.sendHello(peer.endpoint, this.masterId === null);
+    this.peers.discovered(peer, this.lastNowMs);
   }
 
   /** A --peer HOST:PORT whose node id is learned from its first frame. */
   addStaticEndpoint(endpoint: Endpoint, nowMs: number): void {
-    if (this.staticEndpoints.size >= STATIC_ENDPOINTS_MAX) return;
-    this.staticEndpoints.set(endpointKey(endpoint), endpoint);
-    this.sendHello(endpoint, true);
-    this.nextStaticHelloMs = Math.min(this.nextStaticHelloMs, nowMs + STATIC_HELLO_INTERVAL_MS);
+    this.peers.addStaticEndpoint(endpoint, nowMs);
   }
 
   /**
@@ -516,11 +312,10 @@ export class ProtocolNode {
     if (this.left) return;
     for (const peer of this.peers.values()) this.send(peer.endpoint, { type: FrameType.leave });
     this.left = true;
-    this.barrierTable = null;
-    this.election = null;
-    this.round = null;
-    this.nextRoundMs = NEVER;
-    this.nextStaticHelloMs = NEVER;
+    this.barriers.stop();
+    this.election.abandon();
+    this.master.stop();
+    this.peers.stop();
   }
 
   /** A decoded frame. `rxNs` is this node's clock when the datagram arrived. */
@@ -528,7 +323,7 @@ export class ProtocolNode {
     if (this.left) return;
     this.lastNowMs = nowMs;
     this.receiveFrame(frame, from, rxNs, nowMs);
-    this.settleBarriers(nowMs);
+    this.barriers.settle(nowMs);
   }
 
   private receiveFrame(frame: Frame, from: Endpoint, rxNs: bigint, nowMs: number): void {
@@ -571,27 +366,28 @@ export class ProtocolNode {
         this.counters.framesMisdirected += 1;
         return;
       }
-      if (!this.freshSequence(frame)) {
+      const sender = this.peers.get(frame.from);
+      if (!isFreshSequence(sender?.replay ?? null, sender?.bootSeen ?? 0, frame)) {
         this.counters.framesReplayed += 1;
         return;
       }
     }
     this.counters.framesAccepted += 1;
-    this.heard(frame, from, nowMs);
-    if (isBarrierBody(frame)) return this.onBarrier(frame, nowMs);
+    this.peers.heard(frame, from, nowMs);
+    if (isBarrierBody(frame)) return this.barriers.onFrame(frame, nowMs);
     switch (frame.type) {
       case FrameType.hello:
         return this.onHello(frame, from, nowMs);
       case FrameType.election:
-        return this.onElection(frame, from, nowMs);
+        return this.election.onElection(frame, from, nowMs);
       case FrameType.electionAck:
-        return this.onElectionAck(frame);
+        return this.election.onElectionAck(frame);
       case FrameType.coordinator:
         return this.onCoordinator(frame, from, nowMs);
       case FrameType.bully:
-        return this.onBully(frame, from, nowMs);
+        return this.election.onBully(frame, from, nowMs);
       case FrameType.bullyOk:
-        return this.onBullyOk(frame, nowMs);
+        return this.election.onBullyOk(frame, nowMs);
       case FrameType.poll:
         return this.onPoll(frame, from, rxNs, nowMs);
       case FrameType.reply:
@@ -601,9 +397,10 @@ export class ProtocolNode {
       case FrameType.leave:
         return this.onLeave(frame, nowMs);
       case FrameType.viewQuery:
-        return this.onViewQuery(frame, nowMs);
+        if (this.role === 'master') this.viewServer.onViewQuery(frame, nowMs);
+        return;
       case FrameType.view:
-        return this.onView(frame, nowMs);
+        return this.viewPull.onView(frame, this.term, nowMs);
     }
   }
 
@@ -614,14 +411,7 @@ export class ProtocolNode {
    */
   requestView(nowMs: number): void {
     if (this.left || this.role !== 'slave' || this.masterId === null) return;
-    const pull = this.viewPull;
-    if (pull !== null && pull.masterId === this.masterId && pull.term === this.term && nowMs < pull.startedMs + VIEW_PULL_TIMEOUT_MS) {
-      if (nowMs < pull.lastPageMs + VIEW_PAGE_RETRY_MS) return;
-      pull.lastPageMs = nowMs;
-      this.sendTo(pull.masterId, { type: FrameType.viewQuery, queryId: pull.queryId, start: pull.members.length, round: pull.round ?? 0 });
-      return;
-    }
-    this.startViewPull(this.masterId, nowMs, 0);
+    this.viewPull.request(this.masterId, this.term, nowMs);
   }
 
   /**
@@ -630,124 +420,59 @@ export class ProtocolNode {
    */
   barrierJoin(request: BarrierJoinRequest, nowMs: number): BarrierJoinResult {
     if (this.left) return { ok: false, reason: 'client-limit', detail: 'the agent is stopping' };
-    const result = this.barrierClientOf(nowMs).join(request, nowMs);
-    this.settleBarriers(nowMs);
-    return result;
+    return this.barriers.join(request, nowMs);
   }
 
   /** The participant gave up (timed out, or its control client went away). */
   barrierWithdraw(requestId: number, nowMs: number): boolean {
-    const withdrawn = this.barrierClient?.withdraw(requestId, nowMs) ?? false;
-    this.settleBarriers(nowMs);
-    return withdrawn;
+    return this.barriers.withdraw(requestId, nowMs);
   }
 
   barrierReport(nowMs: number): BarrierReport {
-    return {
-      participants: this.barrierClient?.participants() ?? [],
-      // Reading the report must not create a client (that would draw from the seeded random).
-      client: this.barrierClient === null ? newBarrierClientCounters() : { ...this.barrierClient.counters },
-      table: this.barrierTable?.status(nowMs) ?? null,
-    };
+    return this.barriers.report(nowMs);
   }
 
   /** The cluster as the master last reported it (the master's own view on the master). */
   clusterView(): ClusterView | null {
-    if (this.role === 'master') {
-      const snapshot = this.viewSnapshot;
-      if (snapshot === null) return null;
-      return {
-        masterId: this.config.nodeId,
-        term: this.term,
-        round: snapshot.round,
-        atMs: snapshot.atMs,
-        averageNs: snapshot.averageNs,
-        members: snapshot.entries.map((entry, index) => viewMemberOf(entry, snapshot.lastHeardMs[index] ?? null, snapshot.atMs)),
-      };
-    }
-    return this.lastView;
+    return this.role === 'master' ? this.viewServer.view(this.config.nodeId, this.term) : this.viewPull.last;
   }
 
   /** Timer expiry is just another input: call at (or after) nextDeadlineMs(). */
   tick(nowMs: number): void {
     if (this.left) return;
     this.lastNowMs = nowMs;
-    this.sweepPeers(nowMs);
-    if (nowMs >= this.nextStaticHelloMs) {
-      // A static peer may simply not have been started yet: keep greeting it until it answers.
-      for (const endpoint of this.staticEndpoints.values()) this.sendHello(endpoint, true);
-      this.nextStaticHelloMs = this.staticEndpoints.size > 0 ? nowMs + STATIC_HELLO_INTERVAL_MS : NEVER;
-    }
-    // Deadlines are compared in the same form nextDeadlineMs() computes them (start + timeout):
-    // `now - start >= timeout` can be false at now = start + timeout by float rounding, and the
-    // caller would then re-tick at the same instant forever (it hung the simulator).
-    if (this.role === 'slave' && nowMs >= this.lastMasterHeardMs + this.config.masterTimeoutMs) {
+    this.peers.tick(nowMs);
+    // Every deadline is stored once and read by both tick() and nextDeadlineMs(): recomputing it
+    // in two forms (`now - start >= timeout` against `start + timeout`) can disagree by float
+    // rounding, and the caller would then re-tick at the same instant forever (it hung the simulator).
+    if (this.role === 'slave' && this.member.masterSilent(nowMs)) {
       // The silent master is out of the ring at once: skipping it hop by hop would cost two ack timeouts.
-      if (this.masterId !== null) this.markSuspect(this.masterId, 'master silent');
+      if (this.masterId !== null) this.peers.markSuspect(this.masterId, 'master silent');
       if (this.config.neverMaster) this.loseMaster();
-      else this.startElection('master silent', nowMs);
+      else this.election.start('master silent', nowMs);
     }
-    if (this.mayInitiate() && nowMs >= this.discoveryUntilMs && nowMs >= this.electionNotBeforeMs) {
-      this.startElection(this.lastElection === null ? 'no master found' : 'retry', nowMs);
-    }
-    const election = this.election;
-    if (election !== null) {
-      if (election.algorithm === 'ring') {
-        if (election.hop !== null && nowMs >= election.hop.sentMs + this.config.hopAckTimeoutMs) this.hopTimedOut(nowMs);
-        if (this.election === election && nowMs >= election.ringDeadlineMs) {
-          if (this.config.neverMaster) this.election = null; // wait for a node that can stand
-          else this.startBully(this.term + 1, nowMs, 'ring timed out');
-        }
-      } else if (nowMs >= election.bullyDeadlineMs) {
-        if (election.bullyPhase === 'answers') {
-          this.becomeMaster('bully', nowMs);
-        } else {
-          this.electionFailed('no coordinator after bully answer', nowMs);
-        }
-      }
-    }
-    if (this.role === 'master') {
-      if (this.round === null && nowMs >= this.nextRoundMs) this.startRound(nowMs);
-      if (this.round !== null) this.advanceRound(nowMs);
-    }
-    this.barrierClient?.tick(nowMs);
-    this.barrierTable?.tick(nowMs);
-    this.settleBarriers(nowMs);
+    this.election.tick(nowMs);
+    if (this.role === 'master') this.master.tick(nowMs);
+    this.barriers.tick(nowMs);
+    this.barriers.settle(nowMs);
   }
 
   /** The earliest time tick() has something to do. */
   nextDeadlineMs(): number {
     if (this.left) return NEVER;
-    let deadline = this.staticEndpoints.size > 0 ? this.nextStaticHelloMs : NEVER;
-    if (this.role === 'slave') deadline = Math.min(deadline, this.lastMasterHeardMs + this.config.masterTimeoutMs);
-    if (this.mayInitiate()) deadline = Math.min(deadline, Math.max(this.discoveryUntilMs, this.electionNotBeforeMs));
-    const election = this.election;
-    if (election !== null) {
-      if (election.algorithm === 'ring') {
-        deadline = Math.min(deadline, election.ringDeadlineMs);
-        if (election.hop !== null) deadline = Math.min(deadline, election.hop.sentMs + this.config.hopAckTimeoutMs);
-      } else {
-        deadline = Math.min(deadline, election.bullyDeadlineMs);
-      }
-    }
-    if (this.role === 'master') {
-      if (this.round === null) deadline = Math.min(deadline, this.nextRoundMs);
-      else {
-        const due = this.firstDue(this.round);
-        if (due !== null) deadline = Math.min(deadline, due.dueMs);
-        if (this.round.deadlineMs !== null) deadline = Math.min(deadline, this.round.deadlineMs);
-      }
-    }
-    deadline = Math.min(deadline, this.barrierClient?.nextDeadlineMs() ?? NEVER, this.barrierTable?.nextDeadlineMs() ?? NEVER);
+    let deadline = this.peers.nextDeadlineMs();
+    if (this.role === 'slave') deadline = Math.min(deadline, this.member.masterSilentAtMs);
+    deadline = Math.min(deadline, this.election.nextDeadlineMs());
+    if (this.role === 'master') deadline = Math.min(deadline, this.master.nextDeadlineMs());
+    deadline = Math.min(deadline, this.barriers.nextDeadlineMs());
     return deadline;
   }
 
   drain(): Drained {
-    const drained = { sends: this.sends, corrections: this.corrections, events: this.events, barrierOutcomes: this.barrierOutcomes };
+    const drained = { sends: this.sends, corrections: this.corrections, events: this.events, barrierOutcomes: this.barriers.drainOutcomes() };
     this.sends = [];
     this.corrections = [];
     this.events = [];
-    this.barrierOutcomes = [];
     return drained;
   }
 
@@ -762,6 +487,7 @@ export class ProtocolNode {
   }
 
   status(): NodeStatus {
+    const election = this.election.current;
     return {
       nodeId: this.config.nodeId,
       cluster: this.config.cluster,
@@ -771,11 +497,11 @@ export class ProtocolNode {
       masterId: this.masterId,
       term: this.term,
       election: {
-        inProgress: this.election ? { term: this.election.term, algorithm: this.election.algorithm, sinceMs: this.election.startedMs } : null,
-        last: this.lastElection,
-        history: [...this.electionHistory],
+        inProgress: election ? { term: election.term, algorithm: algorithmOf(election), sinceMs: election.startedMs } : null,
+        last: this.election.last,
+        history: [...this.election.history],
       },
-      lastRound: this.lastRound,
+      lastRound: this.master.lastRound,
       lastCorrection: this.lastCorrection,
       peers: [...this.peers.values()].map((peer) => ({ ...peer, endpoint: { ...peer.endpoint } })),
       counters: { ...this.counters, electionsByAlgorithm: { ...this.counters.electionsByAlgorithm }, framesSentByType: { ...this.counters.framesSentByType } },
@@ -784,165 +510,10 @@ export class ProtocolNode {
 
   // ---------------------------------------------------------------- peers
 
-  private admitPeer(nodeId: NodeId, priority: number, endpoint: Endpoint, nowMs: number | null, via: 'frame' | 'discovery'): PeerState | null {
-    const atMs = nowMs ?? this.lastNowMs;
-    this.sweepPeers(atMs);
-    if (this.peers.size >= this.config.peersMax && !this.evictSilentPeer()) {
-      this.counters.peersRefused += 1;
-      this.emit({ kind: 'peer-limit', nodeId });
-      return null;
-    }
-    const peer: PeerState = {
-      nodeId,
-      priority,
-      endpoint,
-      lastHeardMs: nowMs,
-      suspect: false,
-      missedRounds: 0,
-      lastSample: null,
-      recentDelaysNs: [],
-      discardStreak: 0,
-      excluded: false,
-      replay: { direct: null, anyone: null },
-      bootSeen: 0,
-      answered: false,
-      admittedMs: atMs,
-      silentGreetings: 0,
-      nextGreetMs: 0,
-      lastGreetMs: Number.NEGATIVE_INFINITY,
-    };
-    this.peerIdByEndpoint.set(endpointKey(endpoint), nodeId);
-    this.peers.set(nodeId, peer);
-    this.emit({ kind: 'peer-new', nodeId, endpoint, via });
-    return peer;
-  }
-
-  /**
-   * Forgets peers that never answered and have been greeted through the full-rate phase without
-   * a word back for UNANSWERED_PEER_TTL_MS: forged HELLOs with spoofed sources, dead mDNS records.
-   * Only a master greets silent peers, so only its table proves a peer silent this way; a member
-   * keeps the peers it never exchanged a frame with (other members are real peers it has no reason
-   * to talk to until an election). Runs at most every PEER_SWEEP_INTERVAL_MS.
-   */
-  private sweepPeers(nowMs: number): void {
-    if (nowMs < this.nextSweepMs) return;
-    this.nextSweepMs = nowMs + PEER_SWEEP_INTERVAL_MS;
-    for (const peer of [...this.peers.values()]) {
-      if (!this.provedSilent(peer) || nowMs < peer.admittedMs + UNANSWERED_PEER_TTL_MS) continue;
-      this.expirePeer(peer, 'never answered');
-    }
-  }
-
-  /** A peer that never answered, was marked silent, and is not the master we follow. */
-  private provedSilent(peer: PeerState): boolean {
-    return !peer.answered && peer.suspect && peer.nodeId !== this.masterId;
-  }
-
-  /**
-   * The table is full: the oldest peer proved silent (never answered, suspect) makes room. Peers
-   * that answered are never pushed out by silent ones. Returns whether one was evicted.
-   */
-  private evictSilentPeer(): boolean {
-    let oldest: PeerState | null = null;
-    for (const peer of this.peers.values()) {
-      if (this.provedSilent(peer) && (oldest === null || peer.admittedMs < oldest.admittedMs)) oldest = peer;
-    }
-    if (oldest === null) return false;
-    this.expirePeer(oldest, 'table full');
-    return true;
-  }
-
-  private expirePeer(peer: PeerState, why: 'never answered' | 'table full'): void {
-    this.forgetPeer(peer);
-    this.counters.peersExpired += 1;
-    this.emit({ kind: 'peer-expired', nodeId: peer.nodeId, why });
-  }
-
-  /**
-   * Replay protection: each (boot, seq) of a sender is taken once; a boot older than the newest
-   * seen from it, or a sequence number more than REPLAY_WINDOW_FRAMES below its highest, is refused.
-   * A sender not known yet starts its record with this frame (see heard()).
-   */
-  private freshSequence(frame: Frame): boolean {
-    const peer = this.peers.get(frame.from);
-    // Nothing from a run of the sender older than the newest we have seen, in either stream.
-    if (peer !== undefined && frame.boot < peer.bootSeen) return false;
-    const record = frame.toBoot === 0 ? peer?.replay.anyone : peer?.replay.direct;
-    if (record === undefined || record === null || frame.boot > record.boot) return true;
-    if (frame.boot < record.boot) return false;
-    if (frame.seq > record.seqMax) return true;
-    const below = record.seqMax - frame.seq;
-    if (below === 0 || below > REPLAY_WINDOW_FRAMES) return false;
-    return (record.seenBelow & (1n << BigInt(below - 1))) === 0n;
-  }
-
-  /** Records a fresh frame's (boot, seq) for its sender (after freshSequence accepted it). */
-  private recordSequence(peer: PeerState, frame: Frame): void {
-    const stream = frame.toBoot === 0 ? 'anyone' : 'direct';
-    const record = peer.replay[stream];
-    if (record === null || frame.boot > record.boot) {
-      peer.replay[stream] = { boot: frame.boot, seqMax: frame.seq, seenBelow: 0n };
-      return;
-    }
-    if (frame.seq > record.seqMax) {
-      const shift = frame.seq - record.seqMax;
-      // The old highest becomes "seen, `shift` below"; older marks move down with it.
-      record.seenBelow = shift > REPLAY_WINDOW_FRAMES ? 0n : ((record.seenBelow << BigInt(shift)) | (1n << BigInt(shift - 1))) & REPLAY_WINDOW_MASK;
-      record.seqMax = frame.seq;
-      return;
-    }
-    const below = record.seqMax - frame.seq;
-    // Outside the window (only possible when freshSequence did not check it): nothing to mark.
-    if (below >= 1 && below <= REPLAY_WINDOW_FRAMES) record.seenBelow |= 1n << BigInt(below - 1);
-  }
-
-  /** Any valid frame proves the sender alive and tells us its address and key. */
-  private heard(frame: Frame, from: Endpoint, nowMs: number): void {
-    this.staticEndpoints.delete(endpointKey(from));
-    let peer = this.peers.get(frame.from);
-    if (!peer) {
-      peer = this.admitPeer(frame.from, frame.prio, from, nowMs, 'frame') ?? undefined;
-      if (!peer) return;
-    }
-    this.moveEndpoint(peer, from);
-    peer.priority = frame.prio;
-    if (frame.boot > peer.bootSeen) peer.bootSeen = frame.boot;
-    peer.lastHeardMs = nowMs;
-    // Only with replay protection: without it sequence numbers are not checked, so not kept either.
-    if (this.config.replayProtection) this.recordSequence(peer, frame);
-    if (frame.to === this.config.nodeId && frame.toBoot === this.config.bootId) {
-      peer.answered = true;
-      peer.silentGreetings = 0;
-      peer.nextGreetMs = 0;
-    }
-    // A peer that never answered stays silent whatever it sends unaddressed: a forger repeating
-    // HELLOs from a spoofed source must not put that address back into every round's polls.
-    if (peer.suspect && peer.answered) {
-      peer.suspect = false;
-      this.emit({ kind: 'peer-alive', nodeId: peer.nodeId });
-    }
-  }
-
-  private markSuspect(nodeId: NodeId, why: string): void {
-    const peer = this.peers.get(nodeId);
-    if (!peer || peer.suspect) return;
-    peer.suspect = true;
-    this.emit({ kind: 'peer-suspect', nodeId, why });
-  }
-
-  /** Whether this node should start an election now that it has no master. */
-  private mayInitiate(): boolean {
-    return this.role === 'electing' && this.election === null && !this.config.neverMaster;
-  }
-
   /** A --never-master node whose master went silent waits, masterless, for a new one. */
   private loseMaster(): void {
     this.masterId = null;
     this.setRole('electing');
-  }
-
-  private livePeers(): PeerState[] {
-    return [...this.peers.values()].filter((peer) => !peer.suspect);
   }
 
   // ---------------------------------------------------------------- output helpers
@@ -958,17 +529,9 @@ export class ProtocolNode {
       return;
     }
     // Addressed to the peer at that endpoint if we know it, in the run we last heard from, with
-    // that destination's own sequence (never reset during our run: see freshSequence).
-    const toId = this.peerIdByEndpoint.get(endpointKey(to)) ?? '';
-    const toBoot = toId === '' ? 0 : (this.peers.get(toId)?.bootSeen ?? 0);
-    const streamKey = `${toId} ${toBoot === 0 ? 0 : 1}`;
-    const seq = (this.sequenceTo.get(streamKey) ?? 0) + 1;
-    if (!this.sequenceTo.has(streamKey) && this.sequenceTo.size >= 2 * this.config.peersMax + 2) {
-      // Bounded: drop the oldest stream (its destination is long gone).
-      const oldest = this.sequenceTo.keys().next().value;
-      if (oldest !== undefined) this.sequenceTo.delete(oldest);
-    }
-    this.sequenceTo.set(streamKey, seq);
+    // that destination's own sequence (never reset during our run: see replay-window.ts).
+    const { toId, toBoot } = this.peers.addressOf(to);
+    const seq = this.sequences.next(toId, toBoot);
     const frame = {
       v: PROTOCOL_VERSION,
       cluster: this.config.cluster,
@@ -983,19 +546,6 @@ export class ProtocolNode {
     } as OutgoingFrame;
     this.sends.push({ to, frame });
     this.counters.framesSentByType[FRAME_TYPE_NAMES[body.type]] += 1;
-  }
-
-  private moveEndpoint(peer: PeerState, endpoint: Endpoint): void {
-    const oldKey = endpointKey(peer.endpoint);
-    if (this.peerIdByEndpoint.get(oldKey) === peer.nodeId) this.peerIdByEndpoint.delete(oldKey);
-    peer.endpoint = endpoint;
-    this.peerIdByEndpoint.set(endpointKey(endpoint), peer.nodeId);
-  }
-
-  private forgetPeer(peer: PeerState): void {
-    this.peers.delete(peer.nodeId);
-    const key = endpointKey(peer.endpoint);
-    if (this.peerIdByEndpoint.get(key) === peer.nodeId) this.peerIdByEndpoint.delete(key);
   }
 
   private sendTo(nodeId: NodeId, body: FrameBody): void {
@@ -1027,10 +577,7 @@ export class ProtocolNode {
     if (role === this.role) return;
     const from = this.role;
     this.role = role;
-    if (role !== 'master') {
-      this.round = null;
-      this.nextRoundMs = NEVER;
-    }
+    if (role !== 'master') this.master.stop();
     this.emit({ kind: 'role', from, to: role, term: this.term, masterId: this.masterId });
   }
 
@@ -1039,29 +586,10 @@ export class ProtocolNode {
     const changed = this.masterId !== masterId || this.term !== term;
     this.term = term;
     this.masterId = masterId;
-    this.lastMasterHeardMs = nowMs;
-    this.finishElection(masterId, algorithm, nowMs);
+    this.member.heardMaster(nowMs);
+    this.election.finish(masterId, algorithm, nowMs);
     if (this.role !== 'slave') this.setRole('slave');
     else if (changed) this.emit({ kind: 'role', from: 'slave', to: 'slave', term, masterId });
-  }
-
-  private finishElection(winner: NodeId, algorithm: ElectionAlgorithm | null, nowMs: number): void {
-    this.failedElections = 0;
-    this.electionNotBeforeMs = 0;
-    const election = this.election;
-    this.election = null;
-    if (election === null) return;
-    const record: ElectionRecord = {
-      term: this.term,
-      algorithm: algorithm ?? election.algorithm,
-      winner,
-      durationMs: nowMs - election.startedMs,
-      endedMs: nowMs,
-    };
-    this.lastElection = record;
-    this.electionHistory.push(record);
-    if (this.electionHistory.length > ELECTION_HISTORY_MAX) this.electionHistory.shift();
-    this.emit({ kind: 'election-end', record });
   }
 
   private becomeMaster(algorithm: ElectionAlgorithm, nowMs: number): void {
@@ -1070,7 +598,7 @@ export class ProtocolNode {
     this.lastMasterTerm = this.term;
     this.masterId = this.config.nodeId;
     this.counters.electionsWon += 1;
-    this.finishElection(this.config.nodeId, algorithm, nowMs);
+    this.election.finish(this.config.nodeId, algorithm, nowMs);
     this.setRole('master');
     for (const peer of this.peers.values()) {
       this.send(peer.endpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[algorithm] });
@@ -1082,8 +610,7 @@ export class ProtocolNode {
       peer.suspect = false;
     }
     // Poll at once: the members have been without a master for a while.
-    this.round = null;
-    this.nextRoundMs = nowMs;
+    this.master.pollNow(nowMs);
   }
 
   /** Another node is master in our term or a later one: stop being master. */
@@ -1094,168 +621,18 @@ export class ProtocolNode {
       // (a healed partition): it points that master at ours instead, and the two masters settle
       // it (the higher key takes over, and its announcement is accepted here).
       const current = this.masterKey();
-      const masterAlive = this.role === 'slave' && current !== null && nowMs < this.lastMasterHeardMs + this.config.masterTimeoutMs;
+      const masterAlive = this.role === 'slave' && current !== null && !this.member.masterSilent(nowMs);
       if (masterAlive && current.nodeId !== candidate && compareKeys({ nodeId: candidate, priority: candidatePrio }, current) < 0) return false;
       return true;
     }
-    if (this.masterId === null || this.masterId === candidate) return this.election === null || this.election.term <= term;
+    if (this.masterId === null || this.masterId === candidate) return this.election.current === null || this.election.current.term <= term;
     // Two masters in one term can only come from a split ring; the higher key wins.
     const current = this.masterKey();
     if (!current) return true;
     return compareKeys({ nodeId: candidate, priority: candidatePrio }, current) > 0;
   }
 
-  // ---------------------------------------------------------------- elections
-
-  private newElection(term: number, algorithm: ElectionAlgorithm, nowMs: number, reason: string): ElectionState {
-    const previous = this.election;
-    this.term = term;
-    this.masterId = null;
-    this.setRole('electing');
-    this.counters.electionsStarted += 1;
-    this.counters.electionsByAlgorithm[algorithm] += 1;
-    this.emit({ kind: 'election-start', term, algorithm, reason });
-    this.election = {
-      term,
-      algorithm,
-      startedMs: previous?.startedMs ?? nowMs,
-      bestSent: null,
-      hop: null,
-      ringDeadlineMs: nowMs + this.config.ringTimeoutMs,
-      bullyPhase: null,
-      bullyDeadlineMs: NEVER,
-    };
-    return this.election;
-  }
-
-  private startElection(reason: string, nowMs: number): void {
-    this.election = null;
-    if (this.config.electionAlgorithm === 'bully') return this.startBully(this.term + 1, nowMs, reason);
-    const election = this.newElection(this.term + 1, 'ring', nowMs, reason);
-    this.forwardRing(election, this.selfKey, nowMs);
-  }
-
-  /** Send the ring message on to the first live successor; with none, fall back to bully. */
-  private forwardRing(election: ElectionState, candidate: ElectionKey, nowMs: number): void {
-    const successor = ringSuccessors(this.selfKey, this.livePeers())[0];
-    if (successor === undefined) {
-      if (this.config.neverMaster) this.election = null; // nobody to pass to; wait
-      else if (this.peers.size === 0) this.becomeMaster('ring', nowMs); // a ring of one
-      else this.startBully(this.term + 1, nowMs, 'no live successor');
-      return;
-    }
-    this.hopSeq += 1;
-    election.bestSent = candidate;
-    election.hop = { toId: successor.nodeId, hopId: this.hopSeq, candidate, sentMs: nowMs, attempts: 1 };
-    this.sendElection(election.hop);
-  }
-
-  private sendElection(hop: PendingHop): void {
-    this.sendTo(hop.toId, { type: FrameType.election, hopId: hop.hopId, candidateId: hop.candidate.nodeId, candidatePrio: hop.candidate.priority });
-  }
-
-  private hopTimedOut(nowMs: number): void {
-    const election = this.election;
-    const hop = election?.hop;
-    if (!election || !hop) return;
-    if (hop.attempts < HOP_ATTEMPTS_MAX) {
-      hop.attempts += 1;
-      hop.sentMs = nowMs;
-      this.sendElection(hop);
-      return;
-    }
-    // Skip the dead successor.
-    this.markSuspect(hop.toId, 'ring hop not acknowledged');
-    election.hop = null;
-    this.forwardRing(election, hop.candidate, nowMs);
-  }
-
-  private onElection(frame: Frame & { type: typeof FrameType.election }, from: Endpoint, nowMs: number): void {
-    this.send(from, { type: FrameType.electionAck, hopId: frame.hopId });
-    if (frame.term < this.term) return this.informStale(from);
-    let election = this.election;
-    if (frame.term > this.term) {
-      // Joining because someone lost our master? If we have not heard it for a poll interval either,
-      // leave it out of the ring rather than wait for it to miss two hop acknowledgements.
-      if (this.masterId !== null && this.masterId !== this.config.nodeId && nowMs >= this.lastMasterHeardMs + this.config.pollIntervalMs) {
-        this.markSuspect(this.masterId, 'master silent');
-      }
-      election = this.newElection(frame.term, 'ring', nowMs, `ring message from ${frame.from}`);
-    }
-    // Same term: only an ongoing ring election of this term takes part.
-    if (election === null || election.algorithm !== 'ring' || election.term !== frame.term) {
-      // The sender missed this term's result: tell it who won.
-      if (election === null && this.masterId !== null) this.sendHello(from, false);
-      return;
-    }
-    const candidate = { nodeId: frame.candidateId, priority: frame.candidatePrio };
-    if (candidate.nodeId === this.config.nodeId) {
-      // Our own candidacy came all the way round: nobody live has a higher key.
-      this.becomeMaster('ring', nowMs);
-      return;
-    }
-    const best = this.config.neverMaster ? candidate : bestCandidate(candidate, this.selfKey);
-    if (election.bestSent !== null && compareKeys(best, election.bestSent) <= 0) return;
-    election.hop = null;
-    this.forwardRing(election, best, nowMs);
-  }
-
-  private onElectionAck(frame: Frame & { type: typeof FrameType.electionAck }): void {
-    const hop = this.election?.hop;
-    if (hop && hop.hopId === frame.hopId && hop.toId === frame.from && this.election) this.election.hop = null;
-  }
-
-  private startBully(term: number, nowMs: number, reason: string): void {
-    const election = this.newElection(term, 'bully', nowMs, reason);
-    const higher = higherKeyed(this.selfKey, [...this.peers.values()]);
-    if (higher.length === 0) {
-      this.becomeMaster('bully', nowMs);
-      return;
-    }
-    for (const peer of higher) this.send(peer.endpoint, { type: FrameType.bully });
-    election.bullyPhase = 'answers';
-    election.bullyDeadlineMs = nowMs + this.config.bullyAnswerTimeoutMs;
-  }
-
-  private onBully(frame: Frame & { type: typeof FrameType.bully }, from: Endpoint, nowMs: number): void {
-    // A node that never stands must not answer: the challenger would wait for its announcement.
-    if (this.config.neverMaster) return;
-    const senderIsLower = compareKeys({ nodeId: frame.from, priority: frame.prio }, this.selfKey) < 0;
-    if (frame.term > this.term) {
-      if (senderIsLower) {
-        this.startBully(frame.term, nowMs, `bully challenge from ${frame.from}`);
-      } else {
-        // Taken over by a higher node: wait for its announcement.
-        const election = this.newElection(frame.term, 'bully', nowMs, `bully challenge from ${frame.from}`);
-        election.bullyPhase = 'coordinator';
-        election.bullyDeadlineMs = nowMs + this.config.bullyCoordinatorTimeoutMs;
-      }
-    } else if (frame.term === this.term && senderIsLower && this.role === 'electing' && this.election?.algorithm !== 'bully') {
-      this.election = null;
-      this.startBully(frame.term, nowMs, `bully challenge from ${frame.from}`);
-    }
-    if (!senderIsLower) return;
-    this.send(from, { type: FrameType.bullyOk });
-    // Behind us: tell it who the master is, or remind it that we already are.
-    if (frame.term < this.term) this.informStale(from);
-    else if (this.role === 'master') this.send(from, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[this.lastElection?.algorithm ?? 'bully'] });
-  }
-
-  private onBullyOk(frame: Frame & { type: typeof FrameType.bullyOk }, nowMs: number): void {
-    const election = this.election;
-    if (election === null || election.algorithm !== 'bully' || frame.term !== election.term) return;
-    if (election.bullyPhase !== 'answers') return;
-    election.bullyPhase = 'coordinator';
-    election.bullyDeadlineMs = nowMs + this.config.bullyCoordinatorTimeoutMs;
-  }
-
-  private electionFailed(why: string, nowMs: number): void {
-    this.failedElections += 1;
-    const backoffMs = Math.min(ELECTION_BACKOFF_MS_MAX, this.config.hopAckTimeoutMs * 2 ** this.failedElections);
-    this.electionNotBeforeMs = nowMs + backoffMs * (0.5 + this.config.random());
-    this.election = null;
-    this.emit({ kind: 'election-failed', term: this.term, why, retryInMs: this.electionNotBeforeMs - nowMs });
-  }
+  // ---------------------------------------------------------------- masters meeting
 
   private onCoordinator(frame: Frame & { type: typeof FrameType.coordinator }, from: Endpoint, nowMs: number): void {
     if (this.role === 'master') return this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
@@ -1275,7 +652,7 @@ export class ProtocolNode {
     if (compareKeys(this.selfKey, other) > 0) {
       if (otherTerm < this.term) {
         // Stale news (frames in flight from before our takeover): remind it, do not bump again.
-        if (otherEndpoint !== null) this.send(otherEndpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[this.lastElection?.algorithm ?? 'takeover'] });
+        if (otherEndpoint !== null) this.send(otherEndpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[this.election.last?.algorithm ?? 'takeover'] });
         return;
       }
       this.takeOver(Math.max(this.term, otherTerm) + 1, otherEndpoint, nowMs);
@@ -1293,41 +670,24 @@ export class ProtocolNode {
     this.term = term;
     this.lastMasterTerm = term;
     this.counters.takeovers += 1;
-    this.counters.electionsByAlgorithm.takeover += 1;
-    this.lastElection = { term, algorithm: 'takeover', winner: this.config.nodeId, durationMs: 0, endedMs: nowMs };
-    this.electionHistory.push(this.lastElection);
-    if (this.electionHistory.length > ELECTION_HISTORY_MAX) this.electionHistory.shift();
-    this.emit({ kind: 'election-end', record: this.lastElection });
+    this.election.recordTakeover(term, nowMs);
     const announce = { type: FrameType.coordinator, algorithm: ALGORITHM_CODES.takeover } as const;
     for (const peer of this.peers.values()) this.send(peer.endpoint, announce);
     if (otherEndpoint !== null && ![...this.peers.values()].some((peer) => endpointKey(peer.endpoint) === endpointKey(otherEndpoint))) this.send(otherEndpoint, announce);
     // Rounds of the old term are void; poll everyone in the new one now.
-    this.round = null;
-    this.nextRoundMs = nowMs;
+    this.master.pollNow(nowMs);
   }
 
   private onLeave(frame: Frame & { type: typeof FrameType.leave }, nowMs: number): void {
     const wasMaster = this.masterId === frame.from;
     const leaving = this.peers.get(frame.from);
-    if (leaving) this.forgetPeer(leaving);
+    if (leaving) this.peers.forget(leaving.nodeId);
     this.emit({ kind: 'peer-left', nodeId: frame.from, wasMaster });
-    const round = this.round;
-    if (round !== null) {
-      round.members = round.members.filter((nodeId) => nodeId !== frame.from);
-      round.probing.delete(frame.from);
-      for (let probe = 0; probe < this.config.probesPerRound; probe += 1) round.outstanding.delete(`${frame.from}/${probe}`);
-      this.advanceRound(nowMs);
-    }
-    const election = this.election;
-    if (election?.hop?.toId === frame.from) {
-      // Our ring successor left: pass the message on at once instead of waiting for the ack timeout.
-      const candidate = election.hop.candidate;
-      election.hop = null;
-      this.forwardRing(election, candidate, nowMs);
-    }
+    this.master.memberLeft(frame.from, nowMs);
+    this.election.peerLeft(frame.from, nowMs);
     if (wasMaster && this.role === 'slave') {
       if (this.config.neverMaster) this.loseMaster();
-      else this.startElection(`master ${frame.from} left`, nowMs);
+      else this.election.start(`master ${frame.from} left`, nowMs);
     }
   }
 
@@ -1368,197 +728,12 @@ export class ProtocolNode {
 
   // ---------------------------------------------------------------- Berkeley rounds (master)
 
-  private startRound(nowMs: number): void {
-    this.roundSeq += 1;
-    const members = this.silentPeersToPoll(nowMs);
-    this.round = {
-      round: this.roundSeq,
-      startedMs: nowMs,
-      members,
-      probesSent: new Map(members.map((nodeId) => [nodeId, 0])),
-      nextProbeMs: new Map(members.map((nodeId) => [nodeId, nowMs])),
-      probing: new Set(members),
-      dueQueue: members.map((nodeId) => ({ nodeId, dueMs: nowMs, sent: 0 })),
-      dueHead: 0,
-      outstanding: new Set(),
-      samples: new Map(),
-      synced: new Set(),
-      deadlineMs: null,
-      full: this.roundSeq % FULL_PROBE_ROUND_EVERY === 0,
-    };
-    this.nextRoundMs = nowMs + this.config.pollIntervalMs;
-  }
-
-  /**
-   * The round's members: every peer that answers, plus the silent ones due for a poll. Silent
-   * peers are greeted (a small HELLO) every round at first, and polled every
-   * DEAD_PEER_POLL_EVERY_ROUNDS rounds: a healed partition (and its master) is found within a
-   * poll interval. After SILENT_PEER_FULL_RATE_GREETINGS greetings without an answer they back
-   * off exponentially up to SILENT_PEER_GREET_INTERVAL_MS_MAX and are no longer polled; at most
-   * SILENT_PEER_GREETINGS_PER_ROUND_MAX silent peers are greeted or polled per round, the longest
-   * waiting first. So one forged HELLO no longer makes the master greet an address forever.
-   */
-  private silentPeersToPoll(nowMs: number): NodeId[] {
-    const members: NodeId[] = [];
-    let due: PeerState[] = [];
-    for (const peer of this.peers.values()) {
-      if (!peer.suspect) members.push(peer.nodeId);
-      else if (nowMs >= peer.nextGreetMs) due.push(peer);
-    }
-    if (due.length > SILENT_PEER_GREETINGS_PER_ROUND_MAX) {
-      this.counters.greetingsDeferred += due.length - SILENT_PEER_GREETINGS_PER_ROUND_MAX;
-      due = due.sort((a, b) => a.lastGreetMs - b.lastGreetMs).slice(0, SILENT_PEER_GREETINGS_PER_ROUND_MAX);
-    }
-    for (const peer of due) {
-      const fullRate = peer.silentGreetings < SILENT_PEER_FULL_RATE_GREETINGS;
-      if (fullRate && this.roundSeq % DEAD_PEER_POLL_EVERY_ROUNDS === 0) members.push(peer.nodeId);
-      else this.sendHello(peer.endpoint, true);
-      peer.silentGreetings += 1;
-      peer.lastGreetMs = nowMs;
-      const backoffSteps = peer.silentGreetings - SILENT_PEER_FULL_RATE_GREETINGS;
-      peer.nextGreetMs = backoffSteps < 0 ? 0 : nowMs + Math.min(SILENT_PEER_GREET_INTERVAL_MS_MAX, this.config.pollIntervalMs * 2 ** Math.min(backoffSteps, 30));
-    }
-    return members;
-  }
-
-  private advanceRound(nowMs: number): void {
-    const round = this.round;
-    if (round === null) return;
-    for (let due = this.firstDue(round); due !== null && due.dueMs <= nowMs; due = this.firstDue(round)) {
-      round.dueHead += 1;
-      this.probeMember(round, due.nodeId, nowMs);
-    }
-    this.maybeFinishRound(round, nowMs);
-  }
-
-  /** Sends a member the probes that are due. */
-  private probeMember(round: RoundState, nodeId: NodeId, nowMs: number): void {
-    const sent = round.probesSent.get(nodeId) ?? this.config.probesPerRound;
-    if (sent >= this.config.probesPerRound || nowMs < (round.nextProbeMs.get(nodeId) ?? NEVER)) return;
-    round.outstanding.add(`${nodeId}/${sent}`);
-    this.sendTo(nodeId, { type: FrameType.poll, round: round.round, probe: sent });
-    this.counters.probesSent += 1;
-    round.probesSent.set(nodeId, sent + 1);
-    round.nextProbeMs.set(nodeId, nowMs + this.config.probeSpacingMs);
-    if (sent + 1 < this.config.probesPerRound) round.dueQueue.push({ nodeId, dueMs: nowMs + this.config.probeSpacingMs, sent: sent + 1 });
-    if (sent + 1 === this.config.probesPerRound) {
-      round.probing.delete(nodeId);
-      // Replies may take until replyWaitMs after the last probe of the last member.
-      if (round.probing.size === 0) round.deadlineMs = nowMs + this.config.replyWaitMs;
-    }
-  }
-
-  /** The earliest live entry of the due queue (stale ones at the head are dropped). */
-  private firstDue(round: RoundState): { nodeId: NodeId; dueMs: number; sent: number } | null {
-    while (round.dueHead < round.dueQueue.length) {
-      const entry = round.dueQueue[round.dueHead] as { nodeId: NodeId; dueMs: number; sent: number };
-      if (round.probing.has(entry.nodeId) && round.probesSent.get(entry.nodeId) === entry.sent) return entry;
-      round.dueHead += 1;
-    }
-    return null;
-  }
-
-  private maybeFinishRound(round: RoundState, nowMs: number): void {
-    if (round.probing.size === 0 && round.deadlineMs === null) round.deadlineMs = nowMs + this.config.replyWaitMs;
-    if (round.probing.size === 0 && (round.outstanding.size === 0 || nowMs >= (round.deadlineMs ?? NEVER))) this.finishRound(round, nowMs);
-  }
-
   private onReply(frame: Frame & { type: typeof FrameType.reply }, rxNs: bigint, nowMs: number): void {
-    const round = this.round;
-    if (this.role !== 'master' || round === null || frame.term !== this.term || frame.round !== round.round) return;
-    // Only an answer to a poll we sent and have not had answered yet counts (no duplicates).
-    if (!round.outstanding.delete(`${frame.from}/${frame.probe}`)) return;
-    const sample = sampleFromTimestamps(frame.pollTxNs, frame.rxNs, frame.txNs, rxNs);
-    if (sample.delayNs >= 0) {
-      round.samples.set(frame.from, betterSample(round.samples.get(frame.from), sample));
-      if (frame.synced) round.synced.add(frame.from);
-    } // else inconsistent timestamps: a clock stepped mid-probe
-    if (round.probing.has(frame.from) && this.probedEnough(round, frame.from)) {
-      this.stopProbing(round, frame.from);
-    } else if (frame.probe === (round.probesSent.get(frame.from) ?? 0) - 1) {
-      // Ping-pong: the answer to the latest probe releases the next one at once.
-      round.nextProbeMs.set(frame.from, nowMs);
-      this.probeMember(round, frame.from, nowMs);
-    }
-    this.maybeFinishRound(round, nowMs);
-  }
-
-  /**
-   * Whether a member's round has a sample as good as more probes could give: enough probes sent
-   * and the best delay near the member's recent minimum (PROBES_MIN_DEFAULT). Never in a full round.
-   */
-  private probedEnough(round: RoundState, nodeId: NodeId): boolean {
-    if (round.full || (round.probesSent.get(nodeId) ?? 0) < this.config.probesMin) return false;
-    const best = round.samples.get(nodeId);
-    const recent = this.peers.get(nodeId)?.recentDelaysNs;
-    return best !== undefined && recent !== undefined && isNearMinimumDelay(best.delayNs, recent);
-  }
-
-  /** Ends a member's probing for this round; probes still unanswered are not waited for. */
-  private stopProbing(round: RoundState, nodeId: NodeId): void {
-    const sent = round.probesSent.get(nodeId) ?? 0;
-    for (let probe = 0; probe < sent; probe += 1) round.outstanding.delete(`${nodeId}/${probe}`);
-    round.probing.delete(nodeId);
-  }
-
-  private finishRound(round: RoundState, nowMs: number): void {
-    this.round = null;
-    const offsetsNs = new Map<NodeId, number>();
-    for (const nodeId of round.members) {
-      const peer = this.peers.get(nodeId);
-      if (!peer) continue;
-      const sample = round.samples.get(nodeId);
-      if (sample === undefined) {
-        peer.missedRounds += 1;
-        if (peer.missedRounds >= 3) this.markSuspect(nodeId, `missed ${peer.missedRounds} rounds`);
-        continue;
-      }
-      peer.missedRounds = 0;
-      // Never starve a member: after a streak of poor rounds its next sample is used anyway.
-      const discarded = peer.discardStreak < POOR_SAMPLE_STREAK_MAX && isPoorSample(sample.delayNs, peer.recentDelaysNs);
-      peer.discardStreak = discarded ? peer.discardStreak + 1 : 0;
-      peer.recentDelaysNs.push(sample.delayNs);
-      if (peer.recentDelaysNs.length > DELAY_HISTORY_ROUNDS) peer.recentDelaysNs.shift();
-      peer.lastSample = { ...sample, round: round.round, atMs: nowMs, discarded };
-      // A poor sample neither moves the average nor its member: the next round supersedes it.
-      if (discarded) {
-        this.counters.samplesDiscarded += 1;
-        continue;
-      }
-      offsetsNs.set(nodeId, sample.offsetNs);
-    }
-    const selfId = this.config.nodeId;
-    const result = berkeleyRound(selfId, offsetsNs, this.config.outlierThresholdNs, (id) => (id === selfId ? this.clockSynchronized : round.synced.has(id)));
-    const excluded = new Set(result.excluded);
-    for (const [nodeId, correctionNs] of result.correctionsNs) {
-      if (nodeId === this.config.nodeId) continue;
-      const peer = this.peers.get(nodeId);
-      if (peer) peer.excluded = excluded.has(nodeId);
-      this.sendTo(nodeId, { type: FrameType.correct, round: round.round, correctionNs });
-    }
-    this.counters.roundsCompleted += 1;
-    const record: RoundRecord = {
-      round: round.round,
-      term: this.term,
-      atMs: nowMs,
-      members: round.members.length,
-      answered: offsetsNs.size,
-      averageNs: result.averageNs,
-      medianNs: result.medianNs,
-      boundNs: result.boundNs,
-      excluded: result.excluded,
-      reference: result.basis,
-    };
-    this.lastRound = record;
-    this.snapshotView(round, result.averageNs, nowMs);
-    this.emit({ kind: 'round', record });
-    // The master moves to the average too; a round with nobody answering changes nothing.
-    if (offsetsNs.size > 0) this.applyCorrection({ correctionNs: result.averageNs, term: this.term, round: round.round, masterId: this.config.nodeId }, nowMs);
+    if (this.role === 'master') this.master.onReply(frame, rxNs, nowMs);
   }
 
   private applyCorrection(correction: Correction, nowMs: number): void {
-    this.appliedTerm = correction.term;
-    this.appliedRound = correction.round;
+    this.member.applied(correction.term, correction.round);
     this.counters.correctionsApplied += 1;
     this.lastCorrection = { ...correction, atMs: nowMs };
     this.corrections.push(correction);
@@ -1575,8 +750,8 @@ export class ProtocolNode {
       if (!this.acceptsMaster(frame.from, frame.prio, frame.term, nowMs)) return this.informStale(from);
       this.follow(frame.from, frame.term, null, nowMs);
     }
-    this.lastMasterHeardMs = nowMs;
-    this.send(from, { type: FrameType.reply, round: frame.round, probe: frame.probe, pollTxNs: frame.txNs, rxNs, synced: this.clockSynchronized });
+    this.member.heardMaster(nowMs);
+    this.send(from, this.member.reply(frame, rxNs, this.clockSynchronized));
   }
 
   private onCorrect(frame: Frame & { type: typeof FrameType.correct }, from: Endpoint, nowMs: number): void {
@@ -1584,167 +759,8 @@ export class ProtocolNode {
       if (frame.term < this.term) this.informStale(from);
       return;
     }
-    this.lastMasterHeardMs = nowMs;
-    // At most once per (term, round); a lost correction is superseded by the next round's.
-    if (frame.term === this.appliedTerm && frame.round <= this.appliedRound) return;
+    this.member.heardMaster(nowMs);
+    if (!this.member.isNewCorrection(frame.term, frame.round)) return;
     this.applyCorrection({ correctionNs: frame.correctionNs, term: frame.term, round: frame.round, masterId: frame.from }, nowMs);
   }
-
-  // ---------------------------------------------------------------- barriers
-
-  /** Created on first use: its request ids start at a random 40-bit base (unique across restarts). */
-  private barrierClientOf(nowMs: number): BarrierClient {
-    if (this.barrierClient === null) {
-      this.barrierClient = new BarrierClient({ nodeId: this.config.nodeId, requestIdBase: Math.floor(this.config.random() * 2 ** 40) });
-      this.barrierMasterKey = '';
-      this.settleBarriers(nowMs);
-    }
-    return this.barrierClient;
-  }
-
-  private onBarrier(body: BarrierBody & { from: NodeId }, nowMs: number): void {
-    if (barrierRecipient(body) === 'table') {
-      // Not master (any more): the agent's client re-registers once it learns the new master.
-      this.barrierTable?.deliver(body.from, body, nowMs);
-      return;
-    }
-    this.barrierClient?.receive(body, body.from, nowMs);
-  }
-
-  /**
-   * After every input: the table exists while this node is master; the client hears of every
-   * change of master or term (it re-registers everything then); frames between this node's client
-   * and its own table are exchanged here, the rest go out.
-   */
-  private settleBarriers(nowMs: number): void {
-    if (this.role === 'master' && this.barrierTable === null && !this.left) this.barrierTable = new BarrierTable({ random: this.config.random });
-    else if (this.role !== 'master') this.barrierTable = null;
-    const client = this.barrierClient;
-    if (client === null) {
-      // No participant ever on this node: only the table (master) has frames to send.
-      for (const send of this.barrierTable?.drain() ?? []) this.sendTo(send.to, send.body);
-      return;
-    }
-    const key = this.role === 'electing' || this.masterId === null ? '' : `${this.masterId} ${this.term}`;
-    if (key !== this.barrierMasterKey) {
-      this.barrierMasterKey = key;
-      client.masterChanged(key === '' ? null : this.masterId, nowMs);
-    }
-    const exchanged = exchangeLocally(this.config.nodeId, client, this.barrierTable, nowMs);
-    for (const send of exchanged.network) this.sendTo(send.to, send.body);
-    this.barrierOutcomes.push(...exchanged.outcomes);
-  }
-
-  // ---------------------------------------------------------------- cluster view (dashboard)
-
-  /** Master: keeps the round's view of every member for the pages members ask for. */
-  private snapshotView(round: RoundState, averageNs: number, nowMs: number): void {
-    const entries: ViewEntryTuple[] = [[this.config.nodeId, VIEW_FLAGS.master | (this.clockSynchronized ? VIEW_FLAGS.synced : 0), 0, 0, 0]];
-    const lastHeardMs: (number | null)[] = [nowMs];
-    for (const peer of this.peers.values()) {
-      const sample = peer.lastSample;
-      const flags =
-        (peer.suspect ? VIEW_FLAGS.suspect : 0) |
-        (peer.excluded ? VIEW_FLAGS.excluded : 0) |
-        (sample?.discarded ? VIEW_FLAGS.discarded : 0) |
-        (round.synced.has(peer.nodeId) ? VIEW_FLAGS.synced : 0);
-      entries.push([peer.nodeId, flags, sample ? Math.round(sample.offsetNs) : null, sample ? Math.round(sample.delayNs) : null, null]);
-      lastHeardMs.push(peer.lastHeardMs);
-    }
-    this.previousViewSnapshot = this.viewSnapshot;
-    this.viewSnapshot = { round: round.round, atMs: nowMs, averageNs, entries, lastHeardMs };
-  }
-
-  /** Master: answers one page, within a per-peer budget (a query is small, a page is not). */
-  private onViewQuery(frame: Frame & { type: typeof FrameType.viewQuery }, nowMs: number): void {
-    // The round asked for if still kept, else the latest (the member sees the new round and starts over).
-    const snapshot = frame.round !== 0 && frame.round === this.previousViewSnapshot?.round ? this.previousViewSnapshot : this.viewSnapshot;
-    if (this.role !== 'master' || snapshot === null || frame.start >= snapshot.entries.length) return;
-    if (nowMs >= this.viewBudgetWindowMs + 1000) {
-      this.viewPagesAnswered.clear();
-      this.viewBudgetWindowMs = nowMs;
-    }
-    const answered = this.viewPagesAnswered.get(frame.from) ?? 0;
-    if (answered >= VIEW_PAGES_PER_PEER_PER_SECOND) return;
-    this.viewPagesAnswered.set(frame.from, answered + 1);
-    const members: ViewEntryTuple[] = [];
-    let bytes = 0;
-    for (let index = frame.start; index < snapshot.entries.length && members.length < VIEW_PAGE_ENTRIES_MAX; index += 1) {
-      const entry = snapshot.entries[index] as ViewEntryTuple;
-      const entryBytes = utf8ByteLength(entry[0]) + VIEW_ENTRY_FIXED_BYTES;
-      if (members.length > 0 && bytes + entryBytes > VIEW_PAGE_BYTES_BUDGET) break;
-      bytes += entryBytes;
-      const heardMs = snapshot.lastHeardMs[index] ?? null;
-      members.push([entry[0], entry[1], entry[2], entry[3], heardMs === null ? null : Math.max(0, Math.round(nowMs - heardMs))]);
-    }
-    this.sendTo(frame.from, {
-      type: FrameType.view,
-      queryId: frame.queryId,
-      round: snapshot.round,
-      roundAgoMs: Math.max(0, Math.round(nowMs - snapshot.atMs)),
-      averageNs: snapshot.averageNs,
-      total: snapshot.entries.length,
-      start: frame.start,
-      members,
-    });
-  }
-
-  private startViewPull(masterId: NodeId, nowMs: number, restarts: number): void {
-    this.viewQuerySeq += 1;
-    this.viewPull = { queryId: this.viewQuerySeq, masterId, term: this.term, round: null, roundAgoMs: 0, averageNs: 0, total: 0, members: [], startedMs: nowMs, lastPageMs: nowMs, restarts };
-    this.sendTo(masterId, { type: FrameType.viewQuery, queryId: this.viewQuerySeq, start: 0, round: 0 });
-  }
-
-  /** Member: one page of the master's view; the next page is asked for until the view is whole. */
-  private onView(frame: Frame & { type: typeof FrameType.view }, nowMs: number): void {
-    const pull = this.viewPull;
-    if (pull === null || frame.queryId !== pull.queryId || frame.from !== pull.masterId || frame.term !== pull.term) return;
-    if (frame.start !== pull.members.length || frame.members.length === 0) return;
-    // A view larger than our own peer limit is not kept (memory is bounded by --max-peers).
-    if (frame.total > this.config.peersMax + 1) return;
-    if (pull.round !== null && (frame.round !== pull.round || frame.total !== pull.total)) {
-      // The master no longer has that round (two rounds passed between pages): start over.
-      this.viewPull = null;
-      if (pull.restarts < VIEW_PULL_RESTARTS_MAX) this.startViewPull(pull.masterId, nowMs, pull.restarts + 1);
-      return;
-    }
-    if (pull.round === null) {
-      pull.round = frame.round;
-      pull.total = frame.total;
-      pull.averageNs = frame.averageNs;
-      pull.roundAgoMs = frame.roundAgoMs;
-    }
-    // Ages are made relative to the round's end, as on the master.
-    const pageToRoundMs = frame.roundAgoMs;
-    for (const [nodeId, flags, offsetNs, delayNs, heardAgoMs] of frame.members) {
-      pull.members.push({
-        ...viewMemberOf([nodeId, flags, offsetNs, delayNs, null], null, 0),
-        lastHeardAgoMs: heardAgoMs === null ? null : Math.max(0, heardAgoMs - pageToRoundMs),
-      });
-    }
-    pull.lastPageMs = nowMs;
-    if (pull.members.length < pull.total) {
-      this.sendTo(pull.masterId, { type: FrameType.viewQuery, queryId: pull.queryId, start: pull.members.length, round: pull.round });
-      return;
-    }
-    this.viewPull = null;
-    const view: ClusterView = { masterId: pull.masterId, term: pull.term, round: pull.round, atMs: nowMs - pull.roundAgoMs, averageNs: pull.averageNs, members: pull.members };
-    this.lastView = view;
-    this.emit({ kind: 'view', view });
-  }
-}
-
-function viewMemberOf(entry: ViewEntryTuple, lastHeardMs: number | null, atMs: number): ViewMember {
-  const [nodeId, flags, offsetNs, delayNs] = entry;
-  return {
-    nodeId,
-    master: (flags & VIEW_FLAGS.master) !== 0,
-    suspect: (flags & VIEW_FLAGS.suspect) !== 0,
-    excluded: (flags & VIEW_FLAGS.excluded) !== 0,
-    discarded: (flags & VIEW_FLAGS.discarded) !== 0,
-    synced: (flags & VIEW_FLAGS.synced) !== 0,
-    offsetNs,
-    delayNs,
-    lastHeardAgoMs: lastHeardMs === null ? null : Math.max(0, atMs - lastHeardMs),
-  };
 }

@@ -1,0 +1,162 @@
+// The master side of Berkeley rounds: one round every pollIntervalMs (sync/probe-round.ts probes
+// the members), then each member's best sample through the delay filter, the fault-tolerant
+// average (sync/berkeley.ts), a CORRECT to every member, the round's record and view, and the
+// master's own correction. The stored deadline is the next round's start, or the running round's.
+import { FrameType, type Frame } from '../frames.ts';
+import { FULL_PROBE_ROUND_EVERY } from '../limits.ts';
+import type { Correction, RoundRecord } from '../events.ts';
+import type { PeerTable } from '../membership/peers.ts';
+import type { Outbox } from '../outbox.ts';
+import type { NodeId } from '../types.ts';
+import type { ClusterViewServer } from '../view/cluster-view.ts';
+import { berkeleyRound } from './berkeley.ts';
+import { fileRoundDelay } from './delay-filter.ts';
+import { ProbeRound, type ProbeRoundConfig } from './probe-round.ts';
+
+export interface MasterConfig extends ProbeRoundConfig {
+  nodeId: NodeId;
+  pollIntervalMs: number;
+  outlierThresholdNs: number;
+}
+
+/** What the rounds read of the node, and how the master's own correction is applied. */
+export interface MasterHost {
+  readonly term: number;
+  /** Whether this node's own clock is synchronized (the shell says so after each correction). */
+  readonly clockSynchronized: boolean;
+  applyCorrection(correction: Correction, nowMs: number): void;
+}
+
+/** What the rounds count (fields of the node's counters). */
+export interface MasterCounters {
+  roundsCompleted: number;
+  samplesDiscarded: number;
+  probesSent: number;
+}
+
+const NEVER = Number.POSITIVE_INFINITY;
+
+export class MasterRounds {
+  private roundSeq = 0;
+  private round: ProbeRound | null = null;
+  private nextRoundMs = NEVER;
+  private lastRecord: RoundRecord | null = null;
+
+  constructor(
+    private readonly config: MasterConfig,
+    private readonly host: MasterHost,
+    private readonly peers: PeerTable,
+    private readonly view: ClusterViewServer,
+    private readonly outbox: Outbox,
+    private readonly counters: MasterCounters,
+  ) {}
+
+  /** The last round completed (kept across role changes, for status). */
+  get lastRound(): RoundRecord | null {
+    return this.lastRecord;
+  }
+
+  /** Not master (any more): no round runs or is due. */
+  stop(): void {
+    this.round = null;
+    this.nextRoundMs = NEVER;
+  }
+
+  /** A new master, or a new term: the running round is void, the next starts now. */
+  pollNow(nowMs: number): void {
+    this.round = null;
+    this.nextRoundMs = nowMs;
+  }
+
+  nextDeadlineMs(): number {
+    return this.round === null ? this.nextRoundMs : this.round.nextDeadlineMs();
+  }
+
+  tick(nowMs: number): void {
+    if (this.round === null && nowMs >= this.nextRoundMs) this.start(nowMs);
+    this.advance(nowMs);
+  }
+
+  /** A member's REPLY; `term`: this node's term (a reply of another term or round is ignored). */
+  onReply(frame: Frame & { type: typeof FrameType.reply }, rxNs: bigint, nowMs: number): void {
+    const round = this.round;
+    if (round === null || frame.term !== this.host.term || frame.round !== round.round) return;
+    if (round.onReply(frame, rxNs, nowMs)) this.finish(round, nowMs);
+  }
+
+  /** A member left: the running round no longer waits for it. */
+  memberLeft(nodeId: NodeId, nowMs: number): void {
+    if (this.round === null) return;
+    this.round.removeMember(nodeId);
+    this.advance(nowMs);
+  }
+
+  private start(nowMs: number): void {
+    this.roundSeq += 1;
+    const members = this.peers.roundMembers(this.roundSeq, nowMs);
+    const recentDelaysOf = (nodeId: NodeId) => this.peers.get(nodeId)?.recentDelaysNs;
+    const probeSent = () => {
+      this.counters.probesSent += 1;
+    };
+    this.round = new ProbeRound(this.roundSeq, members, this.roundSeq % FULL_PROBE_ROUND_EVERY === 0, nowMs, this.config, this.outbox, recentDelaysOf, probeSent);
+    this.nextRoundMs = nowMs + this.config.pollIntervalMs;
+  }
+
+  private advance(nowMs: number): void {
+    const round = this.round;
+    if (round !== null && round.advance(nowMs)) this.finish(round, nowMs);
+  }
+
+  private finish(round: ProbeRound, nowMs: number): void {
+    this.round = null;
+    const offsetsNs = new Map<NodeId, number>();
+    for (const nodeId of round.memberOrder) {
+      const peer = this.peers.get(nodeId);
+      if (!peer) continue;
+      const sample = round.sampleOf(nodeId);
+      if (sample === undefined) {
+        peer.missedRounds += 1;
+        if (peer.missedRounds >= 3) this.peers.markSuspect(nodeId, `missed ${peer.missedRounds} rounds`);
+        continue;
+      }
+      peer.missedRounds = 0;
+      const discarded = fileRoundDelay(peer, sample.delayNs);
+      peer.lastSample = { ...sample, round: round.round, atMs: nowMs, discarded };
+      // A poor sample neither moves the average nor its member: the next round supersedes it.
+      if (discarded) {
+        this.counters.samplesDiscarded += 1;
+        continue;
+      }
+      offsetsNs.set(nodeId, sample.offsetNs);
+    }
+    const selfId = this.config.nodeId;
+    const result = berkeleyRound(selfId, offsetsNs, this.config.outlierThresholdNs, (id) => (id === selfId ? this.host.clockSynchronized : round.syncedOf(id)));
+    const excluded = new Set(result.excluded);
+    for (const [nodeId, correctionNs] of result.correctionsNs) {
+      if (nodeId === selfId) continue;
+      const peer = this.peers.get(nodeId);
+      if (peer) peer.excluded = excluded.has(nodeId);
+      this.outbox.sendTo(nodeId, { type: FrameType.correct, round: round.round, correctionNs });
+    }
+    this.counters.roundsCompleted += 1;
+    const term = this.host.term;
+    const record: RoundRecord = {
+      round: round.round,
+      term,
+      atMs: nowMs,
+      members: round.memberOrder.length,
+      answered: offsetsNs.size,
+      averageNs: result.averageNs,
+      medianNs: result.medianNs,
+      boundNs: result.boundNs,
+      excluded: result.excluded,
+      reference: result.basis,
+    };
+    this.lastRecord = record;
+    const members = [...this.peers.values()].map((peer) => ({ ...peer, synced: round.syncedOf(peer.nodeId) }));
+    this.view.record(round.round, result.averageNs, nowMs, { nodeId: selfId, synced: this.host.clockSynchronized }, members);
+    this.outbox.emit({ kind: 'round', record });
+    // The master moves to the average too; a round with nobody answering changes nothing.
+    if (offsetsNs.size > 0) this.host.applyCorrection({ correctionNs: result.averageNs, term, round: round.round, masterId: selfId }, nowMs);
+  }
+}

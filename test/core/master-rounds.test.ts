@@ -1,0 +1,95 @@
+// The master's rounds alone (src/core/sync/master.ts), over a real peer table and view server but
+// no node: the round cadence and its stored deadline, corrections to every member and to the
+// master itself, and members that stop answering.
+import { describe, expect, it } from 'vitest';
+import { FrameType, type Frame, type FrameBody } from '../../src/core/frames.ts';
+import type { Correction, NodeEvent } from '../../src/core/events.ts';
+import { PeerTable } from '../../src/core/membership/peers.ts';
+import type { Outbox } from '../../src/core/outbox.ts';
+import { MasterRounds, type MasterConfig } from '../../src/core/sync/master.ts';
+import { ClusterViewServer } from '../../src/core/view/cluster-view.ts';
+import type { Endpoint, NodeId } from '../../src/core/types.ts';
+
+const CONFIG: MasterConfig = { nodeId: 'm', pollIntervalMs: 1000, outlierThresholdNs: 1e9, probesPerRound: 1, probesMin: 1, probeSpacingMs: 10, replyWaitMs: 200 };
+
+function setup(memberIds: NodeId[]) {
+  const sent: { to: NodeId; body: FrameBody }[] = [];
+  const events: NodeEvent[] = [];
+  const own: Correction[] = [];
+  const outbox: Outbox = {
+    send: () => {},
+    sendTo: (to, body) => sent.push({ to, body }),
+    emit: (event) => events.push(event),
+  };
+  const counters = { roundsCompleted: 0, samplesDiscarded: 0, probesSent: 0, peersRefused: 0, peersExpired: 0, greetingsDeferred: 0 };
+  const peers = new PeerTable({ nodeId: 'm', bootId: 1, peersMax: 10, pollIntervalMs: 1000, replayProtection: false }, { masterId: 'm', sendHello: () => {} }, outbox, counters);
+  memberIds.forEach((nodeId, index) => peers.heard({ type: FrameType.hello, from: nodeId, prio: 0, boot: 1, seq: 1, to: 'm', toBoot: 1 } as unknown as Frame, { address: '198.18.0.3', port: index + 1 } as Endpoint, 0));
+  events.length = 0;
+  const host = { term: 3, clockSynchronized: true, applyCorrection: (correction: Correction) => own.push(correction) };
+  const rounds = new MasterRounds(CONFIG, host, peers, new ClusterViewServer(outbox), outbox, counters);
+  return { rounds, peers, sent, events, own, counters };
+}
+
+/** A REPLY to probe 0 of `round` giving exactly this offset, with a 1 ms round trip. */
+function reply(from: NodeId, round: number, offsetNs: number): Frame & { type: typeof FrameType.reply } {
+  const t2 = BigInt(500_000 + offsetNs);
+  return { type: FrameType.reply, from, term: 3, round, probe: 0, pollTxNs: 0n, rxNs: t2, txNs: t2, synced: true } as Frame & { type: typeof FrameType.reply };
+}
+
+describe('master rounds', () => {
+  it('runs nothing until told to poll, then one round every pollIntervalMs', () => {
+    const { rounds, sent } = setup(['a']);
+    expect(rounds.nextDeadlineMs()).toBe(Number.POSITIVE_INFINITY);
+    rounds.pollNow(100);
+    expect(rounds.nextDeadlineMs()).toBe(100);
+    rounds.tick(100);
+    expect(sent.map(({ to, body }) => [to, body.type])).toEqual([['a', FrameType.poll]]);
+    // The probe's reply wait is the round's deadline now, not the next round.
+    expect(rounds.nextDeadlineMs()).toBe(300);
+    rounds.tick(300);
+    expect(rounds.nextDeadlineMs()).toBe(1100);
+    rounds.stop();
+    expect(rounds.nextDeadlineMs()).toBe(Number.POSITIVE_INFINITY);
+  });
+
+  it('sends each member its correction to the average and applies the master its own', () => {
+    const { rounds, sent, events, own, counters } = setup(['a', 'b']);
+    rounds.pollNow(0);
+    rounds.tick(0);
+    sent.length = 0;
+    rounds.onReply(reply('a', 1, 3_000_000), 1_000_000n, 5);
+    rounds.onReply(reply('b', 1, 6_000_000), 1_000_000n, 6);
+    // Average of 0 (master), 3 ms and 6 ms: 3 ms. Each moves by average - its own offset.
+    const corrections = Object.fromEntries(sent.map(({ to, body }) => [to, (body as { correctionNs: number }).correctionNs]));
+    expect(corrections).toEqual({ a: 0, b: -3_000_000 });
+    expect(own).toEqual([{ correctionNs: 3_000_000, term: 3, round: 1, masterId: 'm' }]);
+    expect(rounds.lastRound).toMatchObject({ round: 1, term: 3, members: 2, answered: 2, averageNs: 3_000_000 });
+    expect(events.map((event) => event.kind)).toEqual(['round']);
+    expect(counters.roundsCompleted).toBe(1);
+  });
+
+  it('ignores replies of another term or round, and marks a member suspect after three silent rounds', () => {
+    const { rounds, peers, own } = setup(['a']);
+    rounds.pollNow(0);
+    for (let round = 1; round <= 3; round += 1) {
+      const startMs = (round - 1) * 1000;
+      rounds.tick(startMs);
+      rounds.onReply({ ...reply('a', round, 0), term: 2 }, 1_000_000n, startMs + 1);
+      rounds.onReply(reply('a', round + 1, 0), 1_000_000n, startMs + 1);
+      rounds.tick(startMs + 200);
+    }
+    expect(peers.get('a')).toMatchObject({ missedRounds: 3, suspect: true });
+    // Nobody answered: the master's clock is left alone.
+    expect(own).toEqual([]);
+  });
+
+  it('a member leaving mid-round is not waited for', () => {
+    const { rounds, own } = setup(['a', 'b']);
+    rounds.pollNow(0);
+    rounds.tick(0);
+    rounds.onReply(reply('a', 1, 2_000_000), 1_000_000n, 1);
+    rounds.memberLeft('b', 2);
+    expect(rounds.lastRound).toMatchObject({ round: 1, members: 1, answered: 1 });
+    expect(own).toHaveLength(1);
+  });
+});
