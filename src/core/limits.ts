@@ -286,3 +286,6 @@ export const BARRIER_TIMEOUT_MS_MAX = 7 * 24 * 3600 * 1000;
 /** Releases an agent remembers to tell a new master about, and for how long. */
 export const BARRIER_NOTICES_MAX = 256;
 export const BARRIER_NOTICE_MEMORY_MS = 60_000;
+
+/** Draws of a new random barrier generation before the random source is declared broken (53 bits each: a collision is rare). */
+export const BARRIER_GENERATION_DRAWS_MAX = 1000;

@@ -38,6 +38,7 @@ import {
   BARRIER_TAKEOVER_SETTLE_MS,
   BARRIER_WAITERS_MAX,
   BARRIERS_OPEN_MAX,
+  BARRIER_GENERATION_DRAWS_MAX,
 } from '../limits.ts';
 import type { NodeId } from '../types.ts';
 import {
@@ -630,7 +631,9 @@ export class BarrierTable {
    * of the ids its predecessors used; 2^53 makes a collision negligible), never 0.
    */
   private newGeneration(): number {
-    for (;;) {
+    // 53 random bits against at most a few thousand remembered generations: a collision is rare,
+    // so many in a row mean a broken random source (an assertion, not a hang).
+    for (let attempt = 0; attempt < BARRIER_GENERATION_DRAWS_MAX; attempt += 1) {
       const high = Math.floor(this.random() * 0x20_0000); // 21 bits
       const low = Math.floor(this.random() * 0x1_0000_0000); // 32 bits
       const generation = high * 0x1_0000_0000 + low;
@@ -639,6 +642,7 @@ export class BarrierTable {
       for (const barrier of this.barriers.values()) if (barrier.generation === generation) inUse = true;
       if (!inUse) return generation;
     }
+    throw new Error(`barrier table: no unused generation in ${BARRIER_GENERATION_DRAWS_MAX} draws; the random source is broken`);
   }
 
   private refuse(from: NodeId, name: string, requestId: number, reason: BarrierReason, nowMs: number): void {
