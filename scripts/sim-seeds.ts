@@ -134,7 +134,16 @@ if (process.argv.includes('--worker')) {
     process.send?.({ done: true });
   });
 } else {
-  await main();
+  try {
+    await main();
+  } catch (error) {
+    // A bad option (ours, or parseArgs' ERR_PARSE_ARGS_*) is one line and exit 2, not a stack.
+    const code = (error as { code?: string }).code ?? '';
+    const message = error instanceof Error ? error.message : String(error);
+    if (!message.startsWith('--') && !code.startsWith('ERR_PARSE_ARGS')) throw error;
+    process.stderr.write(`sim-seeds: ${message}\n`);
+    process.exit(2);
+  }
 }
 
 function parseNodes(text: string): [number, number] {
