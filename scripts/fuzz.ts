@@ -1,10 +1,10 @@
 // Long fuzz runs of the frame decoder and the protocol core (issue 7), outside npm test:
 //   npx tsx scripts/fuzz.ts --frames 10000000 --seed 42 [--only decoder.burst,node.hostile] [--strict-terms]
-// The frames are split over the properties of test/support/fuzz-frames.ts in the proportions
+// The frames are split over the properties of lab/fuzz-frames.ts in the proportions
 // npm test uses. Prints frames/s per property; a failure prints fast-check's seed and path, which
 // reproduce it with: --seed S --only NAME --path P.
 import fc from 'fast-check';
-import { decoderProperties, newStats, nodeProperties, simulationProperty, type FuzzStats } from '../test/support/fuzz-frames.ts';
+import { decoderProperties, newStats, nodeProperties, simulationProperty, type FuzzStats } from '../lab/fuzz-frames.ts';
 
 function option(name: string): string | undefined {
   const index = process.argv.indexOf(`--${name}`);

@@ -10,8 +10,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { NetnsLab, netnsAvailable, sleep } from '../test/e2e/netns.ts';
-import { spreadNs, startAgent, statuses, waitForAgreement, type AgentProcess } from '../test/e2e/agents.ts';
+import { NetnsLab, netnsAvailable, sleep } from '../lab/netns/netns.ts';
+import { spreadNs, startAgent, statuses, waitForAgreement, type AgentProcess } from '../lab/netns/agents.ts';
 
 const { values } = parseArgs({
   options: {

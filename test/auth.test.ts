@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTH_TRAILER_BYTES, FrameAuth } from '../src/wire/auth.ts';
 import { generateKeyLine, keyFilePath, KeyFileError, loadKeyFile, parseKeys } from '../src/daemon/keys.ts';
-import { describeResult, freePort, getStatus, LOOPBACK_ONLY, runCli, spawnCli, stopAllChildren, waitFor } from './support/cli.ts';
+import { describeResult, freePort, getStatus, LOOPBACK_ONLY, runCli, spawnCli, stopAllChildren, waitFor } from '../lab/processes.ts';
 
 const secret = (byte: number) => Buffer.alloc(32, byte);
 

@@ -6,7 +6,7 @@
 // and the same --peer list, which names itself too (it must not take itself for a peer).
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeResult, freePort, getStatus, LOOPBACK_ONLY, runCli, running, sleep, spawnCli, stopAllChildren, waitFor, type CliResult } from './support/cli.ts';
+import { describeResult, freePort, getStatus, LOOPBACK_ONLY, runCli, running, sleep, spawnCli, stopAllChildren, waitFor, type CliResult } from '../lab/processes.ts';
 
 afterAll(stopAllChildren);
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/daemon/config.ts';
 import { resolveBooleans, type LoadedConfigFile } from '../src/cli/config-file.ts';
-import { describeResult, runCli, stopAllChildren } from './support/cli.ts';
+import { describeResult, runCli, stopAllChildren } from '../lab/processes.ts';
 
 afterAll(stopAllChildren);
 

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN, cleanEnv, describeResult, freePort, REPO_ROOT, runCli, stopAllChildren, type CliResult } from './support/cli.ts';
+import { BIN, cleanEnv, describeResult, freePort, REPO_ROOT, runCli, stopAllChildren, type CliResult } from '../lab/processes.ts';
 
 afterAll(stopAllChildren);
 

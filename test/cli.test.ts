@@ -17,7 +17,7 @@ import { FrameType, type Frame } from '../src/core/frames.ts';
 import { PROTOCOL_VERSION } from '../src/core/limits.ts';
 import type { StatusReport } from '../src/daemon/status.ts';
 import { explainSettlement, settlement } from '../src/cli/demo.ts';
-import { BIN, describeResult, freePort, getStatus, LOOPBACK_ONLY, runCli, running, sleep, spawnCli, stopAllChildren, stopChild, waitFor, type CliResult } from './support/cli.ts';
+import { BIN, describeResult, freePort, getStatus, LOOPBACK_ONLY, runCli, running, sleep, spawnCli, stopAllChildren, stopChild, waitFor, type CliResult } from '../lab/processes.ts';
 import { decodeFrame, encodeFrame, REJECT_REASONS, type RejectReason } from '../src/wire/codec.ts';
 
 const STACK_LINE = /^\s+at .+/m;

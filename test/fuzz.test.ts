@@ -8,7 +8,7 @@ import { FrameType, type Frame, type OutgoingFrame } from '../src/core/frames.ts
 import { COUNTER_MAX, PROTOCOL_VERSION } from '../src/core/limits.ts';
 import { decodeFrame, encodeFrame } from '../src/wire/codec.ts';
 import type { FuzzWorkerInput, FuzzWorkerOutput } from './support/fuzz-worker.ts';
-import { buildNode, checkNodeAfter, clockNs, decoderProperties, hex, newStats, nodeProperties, simulationProperty, stampOutgoing, type FuzzStats } from './support/fuzz-frames.ts';
+import { buildNode, checkNodeAfter, clockNs, decoderProperties, hex, newStats, nodeProperties, simulationProperty, stampOutgoing, type FuzzStats } from '../lab/fuzz-frames.ts';
 
 const SEED = 20_260_707;
 /** Mutated datagrams per run of the burst property. */

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/daemon/config.ts';
 import { planInstall, type InstallOptions } from '../src/cli/install-service.ts';
-import { BIN, describeResult, runCli } from './support/cli.ts';
+import { BIN, describeResult, runCli } from '../lab/processes.ts';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'berkeley-install-svc-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

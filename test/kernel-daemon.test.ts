@@ -13,7 +13,7 @@ import { startDaemon, type RunningDaemon } from '../src/daemon/daemon.ts';
 import { ADJ_ESTERROR, ADJ_FREQUENCY, ADJ_MAXERROR, ADJ_NANO, ADJ_SETOFFSET, ADJ_STATUS, STA_UNSYNC } from '../src/clock/timex.ts';
 import { FakeKernel } from './support/fake-kernel.ts';
 import { installLifecycle } from '../src/daemon/lifecycle.ts';
-import { sleep } from './e2e/netns.ts';
+import { sleep } from '../lab/netns/netns.ts';
 
 // Safety net: even a path that reached the real binding would get one that refuses every write.
 vi.mock('../src/clock/timex.ts', async (importOriginal) => {

@@ -10,7 +10,7 @@ import { buildRunConfig } from '../src/daemon/config.ts';
 import { startDaemon, type RunningDaemon } from '../src/daemon/daemon.ts';
 import { AgentMetrics, CORRECTION_ACTIONS, CORRECTION_BUCKETS_SECONDS } from '../src/daemon/metrics.ts';
 import type { StatusReport } from '../src/daemon/status.ts';
-import { sleep } from './e2e/netns.ts';
+import { sleep } from '../lab/netns/netns.ts';
 
 interface Sample {
   name: string;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STOP_SIGNALS } from '../src/daemon/lifecycle.ts';
-import { BIN, cleanEnv, LOOPBACK_ONLY, REPO_ROOT, stopAllChildren, stopChild, waitFor } from './support/cli.ts';
+import { BIN, cleanEnv, LOOPBACK_ONLY, REPO_ROOT, stopAllChildren, stopChild, waitFor } from '../lab/processes.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'berkeley-signals-'));
 const cluster = `signals-${process.pid}`;

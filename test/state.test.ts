@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadState, LOCK_FILE, openStateDir, processStartTicks, StateDirError, StateWriter } from '../src/daemon/state.ts';
-import { describeResult, LOOPBACK_ONLY, runCli, spawnCli, stopAllChildren, stopChild, waitFor } from './support/cli.ts';
+import { describeResult, LOOPBACK_ONLY, runCli, spawnCli, stopAllChildren, stopChild, waitFor } from '../lab/processes.ts';
 import { ProtocolNode } from '../src/core/node.ts';
 import { nodeConfig } from '../src/core/defaults.ts';
 import { claimTerm } from '../src/core/election/terms.ts';

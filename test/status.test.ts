@@ -7,7 +7,7 @@ import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatShortNs, formatStatus, type MasterView } from '../src/cli/format.ts';
 import { verdictOf, VERDICTS, type StatusReport } from '../src/daemon/status.ts';
-import { describeResult, freePort, LOOPBACK_ONLY, runCli, spawnCli, stopAllChildren, stopChild } from './support/cli.ts';
+import { describeResult, freePort, LOOPBACK_ONLY, runCli, spawnCli, stopAllChildren, stopChild } from '../lab/processes.ts';
 
 afterAll(stopAllChildren);
 

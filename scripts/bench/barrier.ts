@@ -15,7 +15,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { StatusReport } from '../../src/daemon/status.ts';
-import { freePort } from '../../test/support/cli.ts';
+import { freePort } from '../../lab/processes.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/berkeley-agent', import.meta.url));
 const AGENTS = 4;

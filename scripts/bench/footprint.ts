@@ -27,8 +27,8 @@
 // node's defaults; --trace-gc adds the collections in the window and their pauses to the table).
 // A benchmark reports; it never fails on a number (the targets are printed beside the results).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { freePort } from '../../test/support/cli.ts';
-import { AGENT_NODE_FLAGS } from '../../test/e2e/agents.ts';
+import { freePort } from '../../lab/processes.ts';
+import { AGENT_NODE_FLAGS } from '../../lab/netns/agents.ts';
 import { createRequire } from 'node:module';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

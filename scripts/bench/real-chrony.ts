@@ -13,9 +13,9 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LabHost, NetnsLab } from '../../test/e2e/netns.ts';
-import { sleep } from '../../test/e2e/netns.ts';
-import { percentile } from '../../test/e2e/agents.ts';
+import type { LabHost, NetnsLab } from '../../lab/netns/netns.ts';
+import { sleep } from '../../lab/netns/netns.ts';
+import { percentile } from '../../lab/netns/agents.ts';
 
 /** Where Debian's chrony package puts the binaries; PATH is searched first. */
 const CHRONYD_PATHS = ['/usr/sbin/chronyd', '/sbin/chronyd', '/usr/local/sbin/chronyd'];

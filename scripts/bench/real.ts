@@ -21,8 +21,8 @@ import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { NetnsLab, netnsAvailable, sleep, LineCollector, type LabHost } from '../../test/e2e/netns.ts';
-import { AGENT_BIN, AGENT_NODE_FLAGS, SPREAD_LIMIT_NS, percentile, type AgentProcess } from '../../test/e2e/agents.ts';
+import { NetnsLab, netnsAvailable, sleep, LineCollector, type LabHost } from '../../lab/netns/netns.ts';
+import { AGENT_BIN, AGENT_NODE_FLAGS, SPREAD_LIMIT_NS, percentile, type AgentProcess } from '../../lab/netns/agents.ts';
 import { HTTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBES_PER_ROUND_MAX } from '../../src/core/limits.ts';
 import { ChronyPair, findChronyd, type ChronyOutcome } from './real-chrony.ts';
 

@@ -4,8 +4,8 @@
 // everyone; an uninitialized barrier with --timeout 2 exits 124; the master is killed (-9) while
 // waiters block and the barrier still completes under the new master.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsLab, netnsAvailable, sleep, type ExecResult, type LabHost } from './netns.ts';
-import { AGENT_BIN, startAgent, statusOf, waitForAgreement, type AgentProcess } from './agents.ts';
+import { NetnsLab, netnsAvailable, sleep, type ExecResult, type LabHost } from '../../lab/netns/netns.ts';
+import { AGENT_BIN, startAgent, statusOf, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
 
 const availability = netnsAvailable();
 if (!availability.ok) console.warn(`SKIPPED e2e barrier tests: ${availability.reason}`);

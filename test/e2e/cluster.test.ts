@@ -5,8 +5,8 @@
 // test-artifacts/e2e-cluster.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsLab, netnsAvailable, sleep } from './netns.ts';
-import { ARTIFACTS_DIR, SPREAD_LIMIT_NS, percentile, spreadNs, startAgent, statuses, waitForAgreement, type AgentProcess } from './agents.ts';
+import { NetnsLab, netnsAvailable, sleep } from '../../lab/netns/netns.ts';
+import { ARTIFACTS_DIR, SPREAD_LIMIT_NS, percentile, spreadNs, startAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
 
 const availability = netnsAvailable();
 if (!availability.ok) console.warn(`SKIPPED e2e cluster test: ${availability.reason}`);

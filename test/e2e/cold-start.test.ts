@@ -4,8 +4,8 @@
 // settle at the middle clock (0 s), not at the hour: once with the hour-ahead box as a member (as
 // in the issue) and once with it as the master. Prints where the clocks settled.
 import { afterEach, describe, expect, it } from 'vitest';
-import { NetnsLab, netnsAvailable } from './netns.ts';
-import { SPREAD_LIMIT_NS, startAgent, statuses, waitForAgreement, type AgentProcess } from './agents.ts';
+import { NetnsLab, netnsAvailable } from '../../lab/netns/netns.ts';
+import { SPREAD_LIMIT_NS, startAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
 
 const availability = netnsAvailable();
 if (!availability.ok) console.warn(`SKIPPED e2e cold-start tests: ${availability.reason}`);

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostClock } from '../../src/clock/host.ts';
 import { buildRunConfig } from '../../src/daemon/config.ts';
 import { startDaemon, type RunningDaemon } from '../../src/daemon/daemon.ts';
-import { ARTIFACTS_DIR } from './agents.ts';
+import { ARTIFACTS_DIR } from '../../lab/netns/agents.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);

@@ -4,8 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsLab, netnsAvailable, sleep } from './netns.ts';
-import { SPREAD_LIMIT_NS, spreadNs, startAgent, statuses, waitForAgreement, type AgentProcess } from './agents.ts';
+import { NetnsLab, netnsAvailable, sleep } from '../../lab/netns/netns.ts';
+import { SPREAD_LIMIT_NS, spreadNs, startAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
 
 const availability = netnsAvailable();
 if (!availability.ok) console.warn(`SKIPPED e2e flood test: ${availability.reason}`);

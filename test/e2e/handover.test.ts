@@ -2,8 +2,8 @@
 // and a cluster formed from static peers with mDNS off.
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NetnsLab, netnsAvailable } from './netns.ts';
-import { startAgent, statuses, waitForAgreement, type AgentProcess } from './agents.ts';
+import { NetnsLab, netnsAvailable } from '../../lab/netns/netns.ts';
+import { startAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
 
 const availability = netnsAvailable();
 if (!availability.ok) console.warn(`SKIPPED e2e handover tests: ${availability.reason}`);

@@ -9,8 +9,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsLab, netnsAvailable, sleep } from './netns.ts';
-import { SPREAD_LIMIT_NS, spreadNs, startAgent, statuses, statusOf, waitForAgreement, type AgentProcess } from './agents.ts';
+import { NetnsLab, netnsAvailable, sleep } from '../../lab/netns/netns.ts';
+import { SPREAD_LIMIT_NS, spreadNs, startAgent, statuses, statusOf, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
 
 const availability = netnsAvailable();
 if (!availability.ok) console.warn(`SKIPPED e2e keyed cluster test: ${availability.reason}`);

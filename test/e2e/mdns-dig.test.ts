@@ -4,8 +4,8 @@
 // unicast" querier (RFC 6762 §6.7): it only sees answers sent back to its own port.
 import { commandRuns } from '../support/commands.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsLab, netnsAvailable, sleep } from './netns.ts';
-import { startAgent, statusOf, type AgentProcess } from './agents.ts';
+import { NetnsLab, netnsAvailable, sleep } from '../../lab/netns/netns.ts';
+import { startAgent, statusOf, type AgentProcess } from '../../lab/netns/agents.ts';
 
 const availability = netnsAvailable();
 const hasDig = commandRuns('dig', ['-v']);

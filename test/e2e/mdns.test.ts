@@ -16,7 +16,7 @@ import {
   type DiscoveredPeer,
   type DiscoveryLogger,
 } from '../../src/net/mdns.ts';
-import { LineCollector, NetnsLab, netnsAvailable, sleep, type LabHost } from './netns.ts';
+import { LineCollector, NetnsLab, netnsAvailable, sleep, type LabHost } from '../../lab/netns/netns.ts';
 
 const availability = netnsAvailable();
 if (!availability.ok) console.warn(`[mdns.test] end-to-end tests SKIPPED: network namespaces unavailable: ${availability.reason}`);

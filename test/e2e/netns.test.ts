@@ -4,7 +4,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LineCollector, NetnsLab, listNamespaces, netnsAvailable, sleep, type LabHost } from './netns.ts';
+import { LineCollector, NetnsLab, listNamespaces, netnsAvailable, sleep, type LabHost } from '../../lab/netns/netns.ts';
 
 const availability = netnsAvailable();
 if (!availability.ok) console.warn(`[netns.test] SKIPPED: network namespaces unavailable: ${availability.reason}`);

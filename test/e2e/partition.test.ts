@@ -16,8 +16,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { claimTerm } from '../../src/core/election/terms.ts';
 import { SeededRandom } from '../../src/sim/random.ts';
-import { NetnsLab, netnsAvailable, sleep } from './netns.ts';
-import { ARTIFACTS_DIR, SPREAD_LIMIT_NS, agreed, spreadNs, startAgent, statuses, waitForAgreement, type AgentProcess } from './agents.ts';
+import { NetnsLab, netnsAvailable, sleep } from '../../lab/netns/netns.ts';
+import { ARTIFACTS_DIR, SPREAD_LIMIT_NS, agreed, spreadNs, startAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
 import type { StatusReport } from '../../src/daemon/status.ts';
 
 const availability = netnsAvailable();

@@ -3,7 +3,7 @@
 // fast-check's failure report (seed, path, counterexample).
 import { parentPort, workerData } from 'node:worker_threads';
 import fc from 'fast-check';
-import { decoderProperties, newStats } from './fuzz-frames.ts';
+import { decoderProperties, newStats } from '../../lab/fuzz-frames.ts';
 
 export interface FuzzWorkerInput {
   seed: number;

@@ -5,9 +5,9 @@
 import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { Packr } from 'msgpackr';
-import { BarrierFrameType } from '../../src/core/barrier/frames.ts';
-import { nodeConfig } from '../../src/core/defaults.ts';
-import { FrameType, type Frame, type OutgoingFrame } from '../../src/core/frames.ts';
+import { BarrierFrameType } from '../src/core/barrier/frames.ts';
+import { nodeConfig } from '../src/core/defaults.ts';
+import { FrameType, type Frame, type OutgoingFrame } from '../src/core/frames.ts';
 import {
   BARRIER_ERROR_CODE_MAX,
   BARRIER_IDS_PER_FRAME_MAX,
@@ -24,11 +24,11 @@ import {
   TIMESTAMP_NS_MAX,
   VIEW_MEMBERS_MAX,
   VIEW_PAGE_ENTRIES_MAX,
-} from '../../src/core/limits.ts';
-import { ProtocolNode, type NodeConfig, type NodeStatus } from '../../src/core/node.ts';
-import type { Endpoint } from '../../src/core/types.ts';
-import { Simulation } from '../../src/sim/simulation.ts';
-import { decodeFrame, encodeFrame, REJECT_REASONS } from '../../src/wire/codec.ts';
+} from '../src/core/limits.ts';
+import { ProtocolNode, type NodeConfig, type NodeStatus } from '../src/core/node.ts';
+import type { Endpoint } from '../src/core/types.ts';
+import { Simulation } from '../src/sim/simulation.ts';
+import { decodeFrame, encodeFrame, REJECT_REASONS } from '../src/wire/codec.ts';
 
 // ------------------------------------------------------------------------------------ basics
 

@@ -4,10 +4,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { StatusReport } from '../../src/daemon/status.ts';
+import type { StatusReport } from '../src/daemon/status.ts';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const BIN = fileURLToPath(new URL('../../bin/berkeley-agent', import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+export const BIN = fileURLToPath(new URL('../bin/berkeley-agent', import.meta.url));
 /** Keeps every agent on loopback and off multicast. */
 export const LOOPBACK_ONLY = ['--no-mdns', '--bind', '127.0.0.1'];
 
