@@ -6,7 +6,8 @@ import { agentStatus } from './product.ts';
 /** status --json, read field by field. */
 export type Status = Record<string, any>;
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep } from '../netns/netns.ts';
+import { sleep } from '../netns/netns.ts';
 
 export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | null | undefined | false>): Promise<T> {
   const deadline = Date.now() + timeoutMs;

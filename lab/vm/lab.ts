@@ -18,6 +18,7 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listNamespaces, processAlive } from '../netns/netns.ts';
 import { hostChronyd, umlKernel } from './assets.ts';
 import { guestImage, type GuestImage } from './image.ts';
 
@@ -72,13 +73,22 @@ function ip(args: string[]): void {
   execFileSync('ip', args, { timeout: COMMAND_TIMEOUT_MS, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-function processAlive(pid: number): boolean {
+/** SIGKILLs every process in a namespace; returns how many there were. */
+function killNamespaceProcesses(namespace: string): number {
+  let pids: number[] = [];
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    pids = execFileSync('ip', ['netns', 'pids', namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return 0; // no namespace
   }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
+  return pids.length;
 }
 
 function removeRunDir(dir: string): void {
@@ -91,12 +101,7 @@ function removeRunDir(dir: string): void {
 
 /** Deletes lab namespaces whose creating process is gone (it was killed before its cleanup ran). */
 export function sweepStaleLabs(): string[] {
-  let names: string[] = [];
-  try {
-    names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((line) => line.split(' ')[0] ?? '').filter(Boolean);
-  } catch {
-    return [];
-  }
+  const names = listNamespaces();
   const swept: string[] = [];
   // Run directories (os.tmpdir()/bavm-<pid36>-...) of processes that are gone.
   for (const entry of readdirSync(os.tmpdir())) {
@@ -107,15 +112,8 @@ export function sweepStaleLabs(): string[] {
     const match = NAME_PATTERN.exec(name);
     if (!match || processAlive(Number.parseInt(match[1] ?? '', 36))) continue;
     // Guests still running in it belong to nobody now.
+    killNamespaceProcesses(name);
     try {
-      const pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone already
-        }
-      }
       ip(['netns', 'del', name]);
       swept.push(name);
     } catch {
@@ -386,23 +384,7 @@ export class VmLab {
     // Anything else left in the namespace (a guest's helpers) goes with it; wait until they are
     // gone, so that none still writes into the run directory while it is removed.
     const deadlineMs = Date.now() + EXIT_WAIT_MS;
-    for (;;) {
-      let pids: number[] = [];
-      try {
-        pids = execFileSync('ip', ['netns', 'pids', this.namespace], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-      } catch {
-        // no namespace
-      }
-      for (const leftover of pids) {
-        try {
-          process.kill(leftover, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      if (pids.length === 0 || Date.now() > deadlineMs) break;
-      execFileSync('sleep', ['0.1']);
-    }
+    while (killNamespaceProcesses(this.namespace) > 0 && Date.now() < deadlineMs) execFileSync('sleep', ['0.1']);
     try {
       ip(['netns', 'del', this.namespace]);
     } catch {
