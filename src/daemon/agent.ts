@@ -18,7 +18,7 @@ import { decodeFrame, encodeFrame, REJECT_REASONS, type RejectReason } from '../
 import { AUTH_REJECT_REASONS, type AuthRejectReason, type FrameAuth } from '../wire/auth.ts';
 import { UdpTransport, type Datagram } from '../net/udp.ts';
 import { MdnsDiscovery } from '../net/mdns.ts';
-import { RateLimiter } from './logger.ts';
+import { onceEvery } from '../core/rate-limiter.ts';
 import { verdictOf, type StatusReport } from './status.ts';
 import { ClusterMonitor, type DashboardReport } from './dashboard.ts';
 import type { BarrierOutcome } from '../core/barrier/client.ts';
@@ -105,12 +105,12 @@ export class Agent {
   private framesReceived = 0;
   private framesSent = 0;
   private readonly rejectedByReason = Object.fromEntries([...REJECT_REASONS, ...AUTH_REJECT_REASONS].map((reason) => [reason, 0])) as Record<RejectReason | AuthRejectReason, number>;
-  private readonly rejectLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
-  private readonly duplicateIdLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
-  private readonly sendErrorLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
-  private readonly refusedLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
-  private readonly peerLimitLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
-  private readonly peerExpiredLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
+  private readonly rejectLog = onceEvery(REJECT_LOG_INTERVAL_MS);
+  private readonly duplicateIdLog = onceEvery(REJECT_LOG_INTERVAL_MS);
+  private readonly sendErrorLog = onceEvery(REJECT_LOG_INTERVAL_MS);
+  private readonly refusedLog = onceEvery(REJECT_LOG_INTERVAL_MS);
+  private readonly peerLimitLog = onceEvery(REJECT_LOG_INTERVAL_MS);
+  private readonly peerExpiredLog = onceEvery(REJECT_LOG_INTERVAL_MS);
   /** The frequencies last written to the state directory, and when ours was. */
   private savedFrequencies: SavedFrequencies;
   private savedFrequencyAtMs = Number.NEGATIVE_INFINITY;

@@ -12,7 +12,7 @@ import { HostClock } from '../clock/host.ts';
 import { VirtualClockDriver } from '../clock/virtual-driver.ts';
 import type { ClockDriver } from '../clock/driver.ts';
 import { Discipline } from '../core/sync/discipline.ts';
-import { RateLimiter } from './logger.ts';
+import { onceEvery } from '../core/rate-limiter.ts';
 import { REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
 import type { OpenSystemClockOptions } from '../clock/system-check.ts';
 import { resolveInterface } from '../net/mdns.ts';
@@ -72,7 +72,7 @@ async function chooseClock(config: RunConfig, hostClock: HostClock, logger: Logg
     throw new StartupError('ECLOCK', '--virtual-offset and --virtual-drift apply to the virtual clock only; drop them or use --clock virtual');
   }
   const { openSystemClock } = await import('../clock/system-check.ts');
-  const writeErrorLog = new RateLimiter(REJECT_LOG_INTERVAL_MS);
+  const writeErrorLog = onceEvery(REJECT_LOG_INTERVAL_MS);
   const opened = openSystemClock({
     ...injection,
     force: config.force,

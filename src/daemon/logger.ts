@@ -13,27 +13,3 @@ export function createLogger(options: { level: LevelWithSilent; format: LogForma
   }
   return pino(base, pino.destination({ dest: 1, sync: false }));
 }
-
-/** Lets a noisy condition log once per interval while a counter keeps the full count. */
-export class RateLimiter {
-  private nextAllowedMs = 0;
-  suppressed = 0;
-
-  constructor(private readonly intervalMs: number) {}
-
-  allow(nowMs: number): boolean {
-    if (nowMs >= this.nextAllowedMs) {
-      this.nextAllowedMs = nowMs + this.intervalMs;
-      return true;
-    }
-    this.suppressed += 1;
-    return false;
-  }
-
-  /** Returns and resets the number of suppressed occurrences. */
-  takeSuppressed(): number {
-    const count = this.suppressed;
-    this.suppressed = 0;
-    return count;
-  }
-}

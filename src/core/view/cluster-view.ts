@@ -8,12 +8,14 @@ import {
   VIEW_PAGE_BYTES_BUDGET,
   VIEW_PAGE_ENTRIES_MAX,
   VIEW_PAGE_RETRY_MS,
+  VIEW_MEMBERS_MAX,
   VIEW_PAGES_PER_PEER_PER_SECOND,
   VIEW_PULL_RESTARTS_MAX,
   VIEW_PULL_TIMEOUT_MS,
 } from '../limits.ts';
 import type { ClusterView, ViewMember } from '../events.ts';
 import type { Outbox } from '../outbox.ts';
+import { KeyedRateLimiter } from '../rate-limiter.ts';
 import { utf8ByteLength, type NodeId } from '../types.ts';
 
 /** What the master's view records of one member at the end of a round. */
@@ -42,9 +44,8 @@ export class ClusterViewServer {
   private snapshot: ViewSnapshot | null = null;
   /** The one before, so that a pull that spans a round boundary still completes. */
   private previousSnapshot: ViewSnapshot | null = null;
-  /** Pages answered per peer in the current second (bounds what queries can draw). */
-  private readonly pagesAnswered = new Map<NodeId, number>();
-  private budgetWindowMs = 0;
+  /** Pages answered per peer: VIEW_PAGES_PER_PEER_PER_SECOND at once and per second (bounds what queries can draw). */
+  private readonly pageBudget = new KeyedRateLimiter<NodeId>({ burst: VIEW_PAGES_PER_PEER_PER_SECOND, intervalMs: 1000 / VIEW_PAGES_PER_PEER_PER_SECOND }, VIEW_MEMBERS_MAX);
 
   constructor(private readonly outbox: Outbox) {}
 
@@ -71,13 +72,7 @@ export class ClusterViewServer {
     // The round asked for if still kept, else the latest (the member sees the new round and starts over).
     const snapshot = frame.round !== 0 && frame.round === this.previousSnapshot?.round ? this.previousSnapshot : this.snapshot;
     if (snapshot === null || frame.start >= snapshot.entries.length) return;
-    if (nowMs >= this.budgetWindowMs + 1000) {
-      this.pagesAnswered.clear();
-      this.budgetWindowMs = nowMs;
-    }
-    const answered = this.pagesAnswered.get(frame.from) ?? 0;
-    if (answered >= VIEW_PAGES_PER_PEER_PER_SECOND) return;
-    this.pagesAnswered.set(frame.from, answered + 1);
+    if (!this.pageBudget.allow(frame.from, nowMs)) return;
     const members: ViewEntryTuple[] = [];
     let bytes = 0;
     for (let index = frame.start; index < snapshot.entries.length && members.length < VIEW_PAGE_ENTRIES_MAX; index += 1) {
