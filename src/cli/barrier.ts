@@ -1,8 +1,9 @@
 // `barrier NAME`: one participant of a named barrier (emulab-sync's semantics), through the local
 // agent's control server (POST /barrier), which registers it with the elected master and answers
 // when the barrier releases. The request is held open while waiting (see control-client.ts).
-import type { BarrierResult } from '../daemon/agent.ts';
+import type { BarrierResult } from '../daemon/barrier-waits.ts';
 import { ControlRequestError, requestControl } from './control-client.ts';
+import { BARRIER_ANSWER_GRACE_MS } from '../core/limits.ts';
 
 /** Exit codes of the barrier command (emulab-sync's, and timeout(1)'s 124). */
 export const BARRIER_EXIT = { released: 0, timeout: 124, usage: 64, unreachable: 76 } as const;
@@ -17,8 +18,6 @@ export interface BarrierCommand {
   port: number;
 }
 
-/** How long after --timeout the command gives up on an agent that has not answered. */
-const AGENT_ANSWER_GRACE_MS = 5000;
 
 export interface BarrierOutcome {
   exitCode: number;
@@ -46,7 +45,7 @@ export function runBarrier(command: BarrierCommand): Promise<BarrierOutcome> {
         : setTimeout(() => {
             request.cancel();
             settle({ exitCode: BARRIER_EXIT.timeout, message: `barrier ${command.name}: timed out after ${command.timeoutMs! / 1000} s (the agent did not answer)`, result: null });
-          }, command.timeoutMs + AGENT_ANSWER_GRACE_MS);
+          }, command.timeoutMs + BARRIER_ANSWER_GRACE_MS);
     request.done.then(
       (response) => {
         let parsed: unknown;

@@ -4,10 +4,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BOOLEAN_SPELLINGS, ConfigError, parseBoolean } from '../daemon/config.ts';
+import { CONFIG_FILE_BYTES_MAX } from '../core/limits.ts';
 
 export const CONFIG_FILE_DEFAULT = '/etc/berkeley-agent/config.json';
-/** A config file larger than this is not a config file. */
-const CONFIG_FILE_BYTES_MAX = 64 * 1024;
 
 export interface LoadedConfigFile {
   path: string;

@@ -10,6 +10,7 @@ import { startDaemon, StartupError, type RunningDaemon } from '../daemon/daemon.
 import type { StatusReport } from '../daemon/status.ts';
 import { berkeleyRound, type ReferenceBasis } from '../core/sync/berkeley.ts';
 import { formatOffsetNs, formatDurationNs } from './format.ts';
+import { DEMO_CONVERGED_SPREAD_NS } from '../core/limits.ts';
 
 export interface DemoOptions {
   nodes: number;
@@ -81,7 +82,6 @@ export function explainSettlement(settled: Settlement): string {
   return `${started}; ${why}${end}`;
 }
 
-const CONVERGED_SPREAD_NS = 1e6;
 /** Terms are large (a master's term carries its slot in the low 24 bits). */
 const TERM_WIDTH = 10;
 
@@ -199,7 +199,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
       const spreadNs = spreadOf(statuses);
       const synchronized = statuses.every((status) => status.clock.synchronized);
       if (master !== null && summary.electedAfterS === null) summary.electedAfterS = now;
-      if (summary.convergedAfterS === null && master !== null && synchronized && spreadNs !== null && spreadNs < CONVERGED_SPREAD_NS) summary.convergedAfterS = now;
+      if (summary.convergedAfterS === null && master !== null && synchronized && spreadNs !== null && spreadNs < DEMO_CONVERGED_SPREAD_NS) summary.convergedAfterS = now;
       if (summary.failover && summary.failover.agreedAfterS === null && master !== null && master !== summary.failover.stopped) {
         summary.failover.newMaster = master;
         summary.failover.agreedAfterS = now - failoverAtS;
@@ -251,7 +251,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     summary.ok =
       summary.master !== null &&
       summary.finalSpreadNs !== null &&
-      summary.finalSpreadNs < CONVERGED_SPREAD_NS &&
+      summary.finalSpreadNs < DEMO_CONVERGED_SPREAD_NS &&
       finalStatuses.every((status) => status.clock.synchronized) &&
       (summary.failover === null || summary.failover.newMaster !== null);
     return summary;

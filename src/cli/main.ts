@@ -10,7 +10,7 @@ import { startDaemon, StartupError } from '../daemon/daemon.ts';
 import { createLogger } from '../daemon/logger.ts';
 import { LOG_LEVELS } from '../daemon/logger.ts';
 import { verdictOf, VERDICTS, type StatusReport, type Verdict } from '../daemon/status.ts';
-import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, PROBE_SPACING_MS_DEFAULT, PROBES_PER_ROUND_DEFAULT, SLEW_PPM_MAX_DEFAULT, UDP_PORT_DEFAULT } from '../core/limits.ts';
+import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBE_SPACING_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STATUS_REQUEST_TIMEOUT_MS, UDP_PORT_DEFAULT } from '../core/limits.ts';
 import { formatStatus, formatOffsetNs, formatDurationNs, type MasterView } from './format.ts';
 import { ControlRequestError, getJson } from './control-client.ts';
 import { queryAgent, QueryError } from './query.ts';
@@ -240,8 +240,6 @@ function commandConfig(raw: Record<string, unknown>): void {
 
 /** Exit codes of `status` and `waitsync`, for scripts (README "Status for scripts"). */
 export const STATUS_EXIT = { synchronized: 0, notSynchronized: 1, usage: 2, unreachable: 3 } as const;
-/** How long one status request may take. */
-const STATUS_REQUEST_TIMEOUT_MS = 3000;
 
 function controlTarget(httpOption: unknown): HostPort {
   const target = parseHttp(httpOption);

@@ -3,21 +3,10 @@
 // re-anchor when the host clock is stepped under us. CLOCK_MONOTONIC is slewed together with
 // CLOCK_REALTIME, so between steps the two advance alike. (performance.timeOrigin is not precise
 // enough: with several processes starting at once on a busy machine it was measured 2.8 ms off.)
+import { HOST_ANCHOR_CHECKS_KEPT, HOST_ANCHOR_EDGES_MAX, HOST_ANCHOR_EDGES_MIN, HOST_ANCHOR_MOVE_NS_MIN, HOST_ANCHOR_REFINE_INTERVAL_MS, HOST_ANCHOR_WIDTH_GOOD_NS, HOST_STEP_CHECK_INTERVAL_NS, HOST_STEP_TOLERANCE_MS } from '../core/limits.ts';
 
-const STEP_CHECK_INTERVAL_NS = 1_000_000_000n;
-const STEP_TOLERANCE_MS = 5;
-/** Millisecond edges sampled per anchoring (the one bracketed most tightly wins): at least the
- * minimum, and more until one is bracketed within ANCHOR_WIDTH_GOOD_NS or the maximum is spent. */
-const ANCHOR_EDGES_MIN = 5;
-const ANCHOR_EDGES_MAX = 100;
-const ANCHOR_WIDTH_GOOD_NS = 2000n;
-/** refine(): the recent checks kept, and the smallest error worth moving the anchor for. */
-const ANCHOR_CHECKS_KEPT = 8;
-const ANCHOR_MOVE_NS_MIN = 1000;
-/** How often the daemon checks the anchor with refine(). */
-export const ANCHOR_REFINE_INTERVAL_MS = 5000;
 /** refine() calls closer together than this (agents sharing one clock) are skipped. */
-const REFINE_SPACING_NS = BigInt(ANCHOR_REFINE_INTERVAL_MS / 2) * 1_000_000n;
+const REFINE_SPACING_NS = BigInt(HOST_ANCHOR_REFINE_INTERVAL_MS / 2) * 1_000_000n;
 
 export class HostClock {
   private anchorRealNs: bigint;
@@ -43,7 +32,7 @@ export class HostClock {
     this.anchorRealNs = 0n;
     this.reanchor();
     this.reanchors = 0;
-    this.nextCheckMonoNs = this.monoNs() + STEP_CHECK_INTERVAL_NS;
+    this.nextCheckMonoNs = this.monoNs() + HOST_STEP_CHECK_INTERVAL_NS;
   }
 
   /**
@@ -62,9 +51,9 @@ export class HostClock {
   nowNs(): bigint {
     const monoNow = this.monoNs();
     if (monoNow >= this.nextCheckMonoNs) {
-      this.nextCheckMonoNs = monoNow + STEP_CHECK_INTERVAL_NS;
+      this.nextCheckMonoNs = monoNow + HOST_STEP_CHECK_INTERVAL_NS;
       const driftMs = Number(this.anchorRealNs + (monoNow - this.anchorMonoNs)) / 1e6 - this.realMs();
-      if (Math.abs(driftMs) > STEP_TOLERANCE_MS) this.reanchor();
+      if (Math.abs(driftMs) > HOST_STEP_TOLERANCE_MS) this.reanchor();
     }
     return this.anchorRealNs + (this.monoNs() - this.anchorMonoNs);
   }
@@ -88,16 +77,16 @@ export class HostClock {
   }
 
   /**
-   * Anchor on the most tightly bracketed of several edges: at least ANCHOR_EDGES_MIN, and more
-   * (up to ANCHOR_EDGES_MAX ms of spinning, once at start) until one is within ANCHOR_WIDTH_GOOD_NS,
+   * Anchor on the most tightly bracketed of several edges: at least HOST_ANCHOR_EDGES_MIN, and more
+   * (up to HOST_ANCHOR_EDGES_MAX ms of spinning, once at start) until one is within HOST_ANCHOR_WIDTH_GOOD_NS,
    * because on a loaded machine every sample can be preempted.
    */
   private reanchor(): void {
     let best: { edgeMs: number; monoNs: bigint; widthNs: bigint } | null = null;
-    for (let edge = 0; edge < ANCHOR_EDGES_MAX; edge += 1) {
+    for (let edge = 0; edge < HOST_ANCHOR_EDGES_MAX; edge += 1) {
       const sample = this.measureEdge();
       if (best === null || sample.widthNs < best.widthNs) best = sample;
-      if (edge + 1 >= ANCHOR_EDGES_MIN && best.widthNs <= ANCHOR_WIDTH_GOOD_NS) break;
+      if (edge + 1 >= HOST_ANCHOR_EDGES_MIN && best.widthNs <= HOST_ANCHOR_WIDTH_GOOD_NS) break;
     }
     const chosen = best as { edgeMs: number; monoNs: bigint; widthNs: bigint };
     this.anchorMonoNs = chosen.monoNs;
@@ -124,9 +113,9 @@ export class HostClock {
     const predictedNs = this.anchorRealNs + (sample.monoNs - this.anchorMonoNs);
     const errorNs = Number(BigInt(sample.edgeMs) * 1_000_000n - predictedNs);
     this.recentChecks.push({ errorNs, widthNs: Number(sample.widthNs) });
-    if (this.recentChecks.length > ANCHOR_CHECKS_KEPT) this.recentChecks.shift();
+    if (this.recentChecks.length > HOST_ANCHOR_CHECKS_KEPT) this.recentChecks.shift();
     const best = this.recentChecks.reduce((a, b) => (b.widthNs < a.widthNs ? b : a));
-    if (Math.abs(best.errorNs) <= Math.max(ANCHOR_MOVE_NS_MIN, best.widthNs)) return 0;
+    if (Math.abs(best.errorNs) <= Math.max(HOST_ANCHOR_MOVE_NS_MIN, best.widthNs)) return 0;
     const moveNs = Math.round(best.errorNs);
     this.anchorRealNs += BigInt(moveNs);
     this.anchorErrorNs = best.widthNs / 2;

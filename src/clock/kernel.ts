@@ -40,14 +40,11 @@ import {
   type TimexResult,
   type TimexSyscall,
 } from './timex.ts';
+import { KERNEL_SLEW_END_EARLY_MS, KERNEL_SLEW_END_RETRY_MS } from '../core/limits.ts';
 
 const FREQ_SCALED_MAX = KERNEL_FREQUENCY_PPM_MAX * FREQ_SCALE;
 /** setTimeout's longest delay; longer slews re-arm (a 3 s phase at 1 ppm takes 35 days). */
 const TIMER_DELAY_MS_MAX = 2_147_483_647;
-/** A slew timer that fires earlier than this before the planned end is re-armed for the rest. */
-const SLEW_END_EARLY_MS = 1;
-/** After a failed write that should have ended a slew, try again this soon (the slew keeps running). */
-const SLEW_END_RETRY_MS = 1_000;
 /** Status bits kept across opening the driver: sync state and a pending leap second. PLL, FLL, PPS and FREQHOLD go. */
 const STATUS_KEPT_AT_OPEN = STA_UNSYNC | STA_INS | STA_DEL;
 /** Kernel feedback loops that would fight our discipline. */
@@ -317,13 +314,13 @@ export class KernelClockDriver implements ClockDriver {
     const slew = this.slewInProgress;
     if (!slew || this.closed) return;
     const leftMs = slew.durationMs - (this.scheduler.monoMs() - slew.startMonoMs);
-    if (leftMs > SLEW_END_EARLY_MS) {
+    if (leftMs > KERNEL_SLEW_END_EARLY_MS) {
       this.armTimer(leftMs);
       return;
     }
     if (!this.writeFrequency('slew end', this.baseScaled)) {
       // The kernel is still slewing: keep accounting for it and try again.
-      this.timer = this.scheduler.setTimer(() => this.onSlewTimer(), SLEW_END_RETRY_MS);
+      this.timer = this.scheduler.setTimer(() => this.onSlewTimer(), KERNEL_SLEW_END_RETRY_MS);
       return;
     }
     // Timers fire late: whatever ran past the plan is recorded (negative), not hidden.

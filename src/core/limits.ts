@@ -289,3 +289,66 @@ export const BARRIER_NOTICE_MEMORY_MS = 60_000;
 
 /** Draws of a new random barrier generation before the random source is declared broken (53 bits each: a collision is rare). */
 export const BARRIER_GENERATION_DRAWS_MAX = 1000;
+
+// ---------------------------------------------------------------------------------------------
+// The shells (src/net, src/clock, src/daemon, src/cli): timeouts, intervals and bounds of the
+// parts around the core. Not protocol: changing one changes no frame.
+
+/** mDNS: a PTR query goes out this often (jittered +-10 %), so late joiners and healed partitions are found. */
+export const MDNS_QUERY_INTERVAL_MS_DEFAULT = 5000;
+export const MDNS_QUERY_INTERVAL_MS_MIN = 100;
+/** mDNS: stop() gives the goodbye and the socket close this long before resolving anyway. */
+export const MDNS_STOP_TIMEOUT_MS = 1000;
+/** mDNS: each warning (peer limit, foreign duplicates of our id, send errors) at most this often... */
+export const MDNS_WARN_LOG_INTERVAL_MS = 10_000;
+/** ... with its rate limited per kind and node id, at most this many tracked at once. */
+export const MDNS_WARN_KEYS_MAX = 256;
+/** mDNS: questions of one legacy unicast query looked at (a query is a few; more is not a real client). */
+export const MDNS_LEGACY_QUESTIONS_MAX = 8;
+/** mDNS: the protocol version a TXT record may announce (`pv`, 16 bits). */
+export const MDNS_PROTOCOL_VERSION_MAX = 0xffff;
+
+/** Host clock (src/clock/host.ts): the anchor is checked for a step of the system clock this often... */
+export const HOST_STEP_CHECK_INTERVAL_NS = 1_000_000_000n;
+/** ... and re-anchored when realtime and hrtime disagree by more than this. */
+export const HOST_STEP_TOLERANCE_MS = 5;
+/**
+ * Host clock: millisecond edges sampled per anchoring (the one bracketed most tightly wins): at
+ * least the minimum, and more until one is bracketed within HOST_ANCHOR_WIDTH_GOOD_NS or the
+ * maximum is spent.
+ */
+export const HOST_ANCHOR_EDGES_MIN = 5;
+export const HOST_ANCHOR_EDGES_MAX = 100;
+export const HOST_ANCHOR_WIDTH_GOOD_NS = 2000n;
+/** Host clock refine(): the recent checks kept, and the smallest error worth moving the anchor for. */
+export const HOST_ANCHOR_CHECKS_KEPT = 8;
+export const HOST_ANCHOR_MOVE_NS_MIN = 1000;
+/** How often the daemon checks the host clock's anchor with refine() (~1 ms of spinning per check). */
+export const HOST_ANCHOR_REFINE_INTERVAL_MS = 5000;
+
+/** Kernel clock: a slew timer that fires earlier than this before the planned end is re-armed for the rest. */
+export const KERNEL_SLEW_END_EARLY_MS = 1;
+/** Kernel clock: after a failed write that should have ended a slew, try again this soon (the slew keeps running). */
+export const KERNEL_SLEW_END_RETRY_MS = 1_000;
+/** A kernel receive stamp older than this is not the datagram in hand (or the clock was stepped): not used. */
+export const RX_STAMP_LATENCY_NS_MAX = 1_000_000_000;
+
+/** Keys in one --key-file: enough for any rotation, and a bound on what a file can make us hold. */
+export const KEYS_PER_FILE_MAX = 64;
+export const KEY_FILE_BYTES_MAX = 64 * 1024;
+/** A --config file larger than this is not a config file. */
+export const CONFIG_FILE_BYTES_MAX = 64 * 1024;
+
+/** How long a graceful stop waits for its LEAVE frames to leave the socket. */
+export const LEAVE_FLUSH_TIMEOUT_MS = 200;
+/** A graceful stop that has not finished by then is cut short (the slew is still ended on exit). */
+export const AGENT_STOP_TIMEOUT_MS = 5000;
+/** After a crash, the LEAVE frames get this long to go out. */
+export const CRASH_STOP_TIMEOUT_MS = 1000;
+
+/** `status` and `waitsync`: how long one status request may take. */
+export const STATUS_REQUEST_TIMEOUT_MS = 3000;
+/** `barrier`: how long after --timeout the command gives up on an agent that has not answered. */
+export const BARRIER_ANSWER_GRACE_MS = 5000;
+/** `demo`: the agents count as converged once their clocks are within this of each other. */
+export const DEMO_CONVERGED_SPREAD_NS = 1e6;

@@ -15,7 +15,7 @@ import { Discipline } from '../core/sync/discipline.ts';
 import { onceEvery } from '../core/rate-limiter.ts';
 import { REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
 import type { OpenSystemClockOptions } from '../clock/system-check.ts';
-import { resolveInterface } from '../net/mdns.ts';
+import { resolveInterface } from '../net/interfaces.ts';
 import type { Endpoint } from '../core/types.ts';
 import { loadState, openStateDir, StateDirError, StateWriter, type SavedFrequencies, type StateDirLock } from './state.ts';
 

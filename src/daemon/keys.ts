@@ -4,10 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { KEY_ID_MAX, KEY_SECRET_BYTES_MIN, type FrameKey } from '../wire/auth.ts';
+import { KEYS_PER_FILE_MAX, KEY_FILE_BYTES_MAX } from '../core/limits.ts';
 
-/** Keys in one file: enough for any rotation, and a bound on what a file can make us hold. */
-export const KEYS_PER_FILE_MAX = 64;
-const KEY_FILE_BYTES_MAX = 64 * 1024;
 
 export class KeyFileError extends Error {}
 

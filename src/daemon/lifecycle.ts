@@ -4,6 +4,7 @@
 // the process exits non-zero. Without this, SIGHUP (an ssh session dropping), SIGQUIT or SIGUSR2
 // killed the agent silently, leaving the kernel slewing at the slew's frequency.
 import type { Logger } from 'pino';
+import { AGENT_STOP_TIMEOUT_MS, CRASH_STOP_TIMEOUT_MS } from '../core/limits.ts';
 
 /**
  * Signals that end the agent gracefully. SIGHUP is a hangup (the terminal or ssh session went
@@ -33,10 +34,6 @@ export const STOP_SIGNALS = [
 /** Exit codes: a stop by signal is a clean end; a crash or a stop that hung is a failure. */
 export const EXIT_STOPPED = 0;
 export const EXIT_CRASHED = 1;
-/** A graceful stop that has not finished by then is cut short (the slew is still ended on exit). */
-export const STOP_TIMEOUT_MS = 5000;
-/** After a crash, the LEAVE frames get this long to go out. */
-export const CRASH_STOP_TIMEOUT_MS = 1000;
 
 /** What the lifecycle needs of a running daemon. */
 export interface Stoppable {
@@ -101,7 +98,7 @@ export function installLifecycle(options: LifecycleOptions): () => void {
     stopping = true;
     safely(() => options.onStopping?.(), logger);
     logger.info({ signal }, 'stopping');
-    finish(daemon.stop(), EXIT_STOPPED, options.stopTimeoutMs ?? STOP_TIMEOUT_MS);
+    finish(daemon.stop(), EXIT_STOPPED, options.stopTimeoutMs ?? AGENT_STOP_TIMEOUT_MS);
   };
 
   const onCrash = (error: unknown, origin?: string) => {

@@ -1,8 +1,12 @@
-// The status report: filled by the daemon, served as JSON at GET /status, printed by `status`.
-// Field names are a contract (README "Status fields"); add fields, do not rename them.
-import type { ClockMode, KernelClockState } from '../clock/driver.ts';
-import type { ElectionAlgorithm, NodeId, Role } from '../core/types.ts';
-import { VERDICT_HOLDOVER_POLLS } from '../core/limits.ts';
+// The status report: the contract (served as JSON at GET /status, printed by `status`) and the
+// code that fills it from a plain snapshot of the agent (buildStatus), so both live together and
+// the filling is tested without sockets. Field names are a contract (README "Status fields"); add
+// fields, do not rename them.
+import type { ClockMode, ClockState, KernelClockState } from '../clock/driver.ts';
+import type { BarrierReport, NodeStatus } from '../core/node.ts';
+import type { DisciplineConfig, DisciplineState } from '../core/sync/discipline.ts';
+import type { ElectionAlgorithm, Endpoint, NodeId, Role } from '../core/types.ts';
+import { PROTOCOL_VERSION, VERDICT_HOLDOVER_POLLS } from '../core/limits.ts';
 
 export interface PeerReport {
   nodeId: NodeId;
@@ -216,4 +220,199 @@ export function verdictOf(status: Omit<StatusReport, 'verdict' | 'verdictReason'
     return { verdict: 'synchronized', verdictReason: `master, ${round?.answered ?? 0} of ${round?.members ?? 0} members answered the last round` };
   }
   return { verdict: 'synchronized', verdictReason: `following ${status.masterId}, last correction ${agoText(tracking.lastUpdateAgoMs)}` };
+}
+
+/** Everything a status report is made of, read from the agent's parts at one moment. */
+export interface StatusInputs {
+  /** The agent's monotonic clock now, and when it started (ms). */
+  nowMs: number;
+  startedMonoMs: number;
+  pid: number;
+  version: string;
+  listen: Endpoint;
+  interfaceName: string | null;
+  pollIntervalMs: number;
+  /** The protocol node's status and barrier report. */
+  node: NodeStatus;
+  barriers: BarrierReport;
+  clock: ClockState;
+  virtualDriftPpm: number | null;
+  hostClock: { anchorErrorNs: number; reanchors: number; refinements: number };
+  discipline: DisciplineState;
+  policy: Readonly<DisciplineConfig>;
+  /** The slew rate the discipline may use now. */
+  slewRatePpmMax: number;
+  transport: { rxTimestamps: 'kernel' | 'user'; rxTimestampsWhyNot: string | null; rxStampedByKernel: number; rxStampedByUser: number; sendErrors: number };
+  auth: { sendKeyId: number; keyIds: number[] } | null;
+  keyFile: string | null;
+  frames: { received: number; sent: number; rejectedByReason: Record<string, number> };
+}
+
+/** The status report of a snapshot, verdict included. */
+export function buildStatus(inputs: StatusInputs): StatusReport {
+  const report = statusWithoutVerdict(inputs);
+  return { ...report, ...verdictOf(report) };
+}
+
+function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict' | 'verdictReason'> {
+  const { nowMs, node: core, clock: clockState, discipline, policy } = inputs;
+  const framesRejected = Object.values(inputs.frames.rejectedByReason).reduce((sum, count) => sum + count, 0);
+  const last = core.election.last;
+  return {
+    nodeId: core.nodeId,
+    cluster: core.cluster,
+    priority: core.priority,
+    neverMaster: core.neverMaster,
+    role: core.role,
+    masterId: core.masterId,
+    term: core.term,
+    version: inputs.version,
+    protocolVersion: PROTOCOL_VERSION,
+    pid: inputs.pid,
+    uptimeMs: Math.round(nowMs - inputs.startedMonoMs),
+    listen: { address: inputs.listen.address, port: inputs.listen.port },
+    interface: inputs.interfaceName,
+    pollIntervalMs: inputs.pollIntervalMs,
+    clock: {
+      mode: clockState.mode,
+      hostOffsetNs: clockState.hostOffsetNs,
+      frequencyPpm: clockState.frequencyPpm,
+      synchronized: discipline.synchronized,
+      slewRemainingNs: clockState.slewRemainingNs,
+      slewRatePpm: clockState.slewRatePpm,
+      steps: discipline.steps,
+      slews: discipline.slews,
+      virtualDriftPpm: inputs.virtualDriftPpm,
+      kernel: clockState.kernel,
+      host: { anchorErrorNs: Math.round(inputs.hostClock.anchorErrorNs), reanchors: inputs.hostClock.reanchors, refinements: inputs.hostClock.refinements },
+    },
+    tracking: {
+      referenceId: core.lastCorrection?.masterId ?? null,
+      lastOffsetNs: discipline.lastOffsetNs === null ? null : Math.round(discipline.lastOffsetNs),
+      rmsOffsetNs: discipline.rmsOffsetNs === null ? null : Math.round(discipline.rmsOffsetNs),
+      frequencyPpm: Math.round(discipline.frequencyPpm * 1000) / 1000,
+      updates: discipline.updates,
+      refused: discipline.refused,
+      spikes: discipline.spikes,
+      lastRefused: discipline.lastRefused ? { correctionNs: Math.round(discipline.lastRefused.correctionNs), agoMs: Math.round(nowMs - discipline.lastRefused.atMs) } : null,
+      lastUpdateAgoMs: discipline.lastUpdateMs === null ? null : Math.round(nowMs - discipline.lastUpdateMs),
+      holdover: discipline.lastUpdateMs !== null && nowMs - discipline.lastUpdateMs > 2 * inputs.pollIntervalMs,
+      stepThresholdNs: policy.stepThresholdNs,
+      slewRatePpmMax: inputs.slewRatePpmMax,
+      correctionNsMax: Number.isFinite(policy.correctionNsMax) ? policy.correctionNsMax : null,
+    },
+    election: {
+      inProgress: core.election.inProgress
+        ? { term: core.election.inProgress.term, algorithm: core.election.inProgress.algorithm, forMs: Math.round(nowMs - core.election.inProgress.sinceMs) }
+        : null,
+      last: last ? { term: last.term, algorithm: last.algorithm, winner: last.winner, durationMs: Math.round(last.durationMs * 1000) / 1000, agoMs: Math.round(nowMs - last.endedMs) } : null,
+      started: core.counters.electionsStarted,
+      won: core.counters.electionsWon,
+      byAlgorithm: core.counters.electionsByAlgorithm,
+    },
+    timestamps: {
+      rx: inputs.transport.rxTimestamps,
+      whyNotKernel: inputs.transport.rxTimestampsWhyNot,
+      rxStampedByKernel: inputs.transport.rxStampedByKernel,
+      rxStampedByUser: inputs.transport.rxStampedByUser,
+    },
+    lastRound: core.lastRound
+      ? {
+          round: core.lastRound.round,
+          term: core.lastRound.term,
+          agoMs: Math.round(nowMs - core.lastRound.atMs),
+          members: core.lastRound.members,
+          answered: core.lastRound.answered,
+          averageNs: Math.round(core.lastRound.averageNs),
+          medianNs: Math.round(core.lastRound.medianNs),
+          boundNs: Math.round(core.lastRound.boundNs),
+          excluded: core.lastRound.excluded,
+          reference: core.lastRound.reference,
+        }
+      : null,
+    lastCorrection: core.lastCorrection
+      ? {
+          correctionNs: Math.round(core.lastCorrection.correctionNs),
+          term: core.lastCorrection.term,
+          round: core.lastCorrection.round,
+          masterId: core.lastCorrection.masterId,
+          agoMs: Math.round(nowMs - core.lastCorrection.atMs),
+        }
+      : null,
+    peers: core.peers
+      .map((peer) => ({
+        nodeId: peer.nodeId,
+        address: peer.endpoint.address,
+        port: peer.endpoint.port,
+        priority: peer.priority,
+        lastHeardAgoMs: peer.lastHeardMs === null ? null : Math.round(nowMs - peer.lastHeardMs),
+        suspect: peer.suspect,
+        offsetNs: peer.lastSample ? Math.round(peer.lastSample.offsetNs) : null,
+        delayNs: peer.lastSample ? Math.round(peer.lastSample.delayNs) : null,
+        excluded: peer.excluded,
+        sampleDiscarded: peer.lastSample?.discarded ?? false,
+      }))
+      .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)),
+    auth: {
+      enabled: inputs.auth !== null,
+      keyFile: inputs.keyFile,
+      sendKeyId: inputs.auth?.sendKeyId ?? null,
+      keyIds: inputs.auth?.keyIds ?? [],
+    },
+    barriers: barrierStatus(inputs.barriers, nowMs),
+    counters: {
+      framesReceived: inputs.frames.received,
+      framesSent: inputs.frames.sent,
+      framesRejected,
+      framesRejectedByReason: { ...inputs.frames.rejectedByReason },
+      framesOtherCluster: core.counters.framesOtherCluster,
+      framesStale: core.counters.framesStale,
+      framesReplayed: core.counters.framesReplayed,
+      framesMisdirected: core.counters.framesMisdirected,
+      framesDroppedOutboxFull: core.counters.framesDroppedOutboxFull,
+      framesFromSelfId: core.counters.framesFromSelfId,
+      sendErrors: inputs.transport.sendErrors,
+      roundsCompleted: core.counters.roundsCompleted,
+      samplesDiscarded: core.counters.samplesDiscarded,
+      probesSent: core.counters.probesSent,
+      correctionsApplied: core.counters.correctionsApplied,
+      peersRefused: core.counters.peersRefused,
+    },
+  };
+}
+
+function barrierStatus(report: BarrierReport, nowMs: number): StatusReport['barriers'] {
+  const table = report.table;
+  return {
+    waiting: report.participants.map((participant) => ({
+      name: participant.name,
+      count: participant.count,
+      errorCode: participant.errorCode,
+      acknowledged: participant.generation !== null,
+      present: participant.present,
+      waitingMs: Math.round(nowMs - participant.sinceMs),
+    })),
+    open:
+      table === null
+        ? null
+        : table.open.map((open) => ({
+            name: open.name,
+            generation: open.generation,
+            present: open.present,
+            count: open.count,
+            initialized: open.initialized,
+            errorCode: open.errorCode,
+            ageMs: Math.round(open.ageMs),
+            inherited: open.inherited,
+          })),
+    counters: {
+      released: table?.counters.participantsReleased ?? 0,
+      withdrawn: table?.counters.withdrawn ?? 0,
+      expired: table?.counters.expired ?? 0,
+      rejected: { ...(table?.counters.rejected ?? {}) },
+      releaseRetransmits: table?.counters.releaseRetransmits ?? 0,
+      joinsSent: report.client.joinsSent,
+      releasesReceived: report.client.releasesReceived,
+    },
+  };
 }

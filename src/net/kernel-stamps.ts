@@ -8,12 +8,11 @@
 // Bound through koffi, loaded lazily; on any failure the transport keeps user-space stamps.
 import type dgram from 'node:dgram';
 import { loadLibc } from '../native/libc.ts';
+import { RX_STAMP_LATENCY_NS_MAX } from '../core/limits.ts';
 
 const SIOCGSTAMPNS = 0x8907;
 const CLOCK_REALTIME = 0;
 const TIMESPEC_BYTES = 16;
-/** A kernel stamp older than this is not the datagram in hand (or the clock was stepped): not used. */
-const LATENCY_NS_MAX = 1_000_000_000;
 
 export interface KernelRxStamps {
   /**
@@ -75,7 +74,7 @@ export function openKernelRxStamps(socket: dgram.Socket): KernelRxStamps | { err
       if (binding.ioctl(fd, SIOCGSTAMPNS, stamp) !== 0) return null;
       if (binding.clockGettime(CLOCK_REALTIME, now) !== 0) return null;
       const latencyNs = Number(timespecNs(now) - timespecNs(stamp));
-      return latencyNs >= 0 && latencyNs < LATENCY_NS_MAX ? latencyNs : null;
+      return latencyNs >= 0 && latencyNs < RX_STAMP_LATENCY_NS_MAX ? latencyNs : null;
     },
   };
 }
