@@ -46,7 +46,7 @@ interface SeedResult {
   nodes: number;
   elections: number;
   /** --mix coldstart: what the seed drew. */
-  coldStart?: { kind: 'majority' | 'middle'; wild: number; wildMaster: boolean; uncorrectable: number };
+  coldStart?: { kind: 'majority' | 'middle'; wild: number; wildMaster: boolean; uncorrectable: number; staggered: boolean };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -62,8 +62,8 @@ function runColdStartSeed(spec: RunSpec, seed: number): SeedResult {
   const base = { seed, atMs: null, simulatedMs: options.settleMs, livenessMs: null, elections: 0 };
   try {
     const result = runColdStart(seed, options);
-    const what = `${result.nodes} clocks, ${result.wild} wild${result.wildMaster ? ' (one the master)' : ''}, ${result.kind}`;
-    const coldStart = { kind: result.kind, wild: result.wild, wildMaster: result.wildMaster, uncorrectable: result.uncorrectable.length };
+    const what = `${result.nodes} clocks, ${result.wild} wild${result.wildMaster ? ' (one the master)' : ''}, ${result.kind}${result.staggered ? ', two waves' : ''}`;
+    const coldStart = { kind: result.kind, wild: result.wild, wildMaster: result.wildMaster, uncorrectable: result.uncorrectable.length, staggered: result.staggered };
     if (result.problem === null) return { ...base, ok: true, kind: 'pass', message: what, nodes: result.nodes, coldStart };
     return { ...base, ok: false, kind: 'cold-start', message: `seed ${seed}: ${what}: ${result.problem}`, nodes: result.nodes, coldStart };
   } catch (error) {
@@ -267,6 +267,8 @@ async function main(): Promise<void> {
             withWild: results.filter((result) => (result.coldStart?.wild ?? 0) > 0).length,
             wildMaster: results.filter((result) => result.coldStart?.wildMaster === true).length,
             withUncorrectable: results.filter((result) => (result.coldStart?.uncorrectable ?? 0) > 0).length,
+            staggered: results.filter((result) => result.coldStart?.staggered === true).length,
+            staggeredMajority: results.filter((result) => result.coldStart?.staggered === true && result.coldStart.kind === 'majority').length,
           }
         : null,
     mastersElectedPerSeed: passes.length > 0 ? Number((passes.reduce((sum, result) => sum + result.elections, 0) / passes.length).toFixed(2)) : null,
@@ -295,7 +297,8 @@ async function main(): Promise<void> {
       const drawn = report.coldStart;
       log(
         `cold starts: ${drawn.majority} with an agreeing majority, ${drawn.middle} without; ${drawn.withWild} with wild clocks, ${drawn.wildMaster} with a wild master, ` +
-          `${drawn.withUncorrectable} with a member over a year off (never corrected: beyond a CORRECT frame's limit)`,
+          `${drawn.withUncorrectable} with a member over a year off (never corrected: beyond a CORRECT frame's limit); ` +
+          `${drawn.staggered} booted in two waves (${drawn.staggeredMajority} of them with an agreeing majority)`,
       );
     } else {
       log(`time to liveness after the faults stop: p50 ${report.livenessMs.p50 ?? '-'} ms, p95 ${report.livenessMs.p95 ?? '-'} ms, max ${report.livenessMs.max ?? '-'} ms`);

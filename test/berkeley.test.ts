@@ -435,3 +435,55 @@ describe('berkeleyRound while clocks are not synchronized (a cluster starting): 
     );
   });
 });
+
+describe('berkeleyRound while the cluster forms (provisional times): boxes that boot later are not captured by where the first ones met', () => {
+  const S = 1e9;
+  const THRESHOLD = 20e6;
+  // G (good, 0 s) and W (an hour ahead) booted first and met at the midpoint, +1800 s: G moved
+  // +1800 s, W -1800 s, and both are synchronized. Three good boxes boot later at 0 s.
+  const pair = { g: 1800 * S, w: -1800 * S } as Record<string, number>;
+  const synced = (id: string) => id === 'g' || id === 'w';
+
+  it('a majority of raw clocks that agree outright outweighs a pair that agrees only because it moved (G is master)', () => {
+    // Against G's clock (+1800 s): W agrees with it, the three later boxes are 1800 s behind.
+    const members = new Map([['w', 0], ['a', -1800 * S], ['b', -1800 * S + 2e6], ['c', -1800 * S - 1e6]]);
+    const result = berkeleyRound('g', members, THRESHOLD, synced, (id) => pair[id] ?? 0);
+    expect(result.basis).toBe('majority');
+    // Everyone to the later boxes' time (and G's and W's raw ones): 1800 s back, within a few ms.
+    expect(Math.abs(result.averageNs + 1800 * S)).toBeLessThan(3e6);
+    expect(result.included.sort()).toEqual(['a', 'b', 'c', 'g']);
+    expect(result.correctionsNs.get('w')).toBeCloseTo(result.averageNs, 0);
+  });
+
+  it('with one later box agreeing with G (not a majority of current clocks), the raw majority {G, later box} is still followed', () => {
+    const result = berkeleyRound('g', new Map([['w', 0], ['a', -1800 * S + 1e6]]), THRESHOLD, synced, (id) => pair[id] ?? 0);
+    expect(result.basis).toBe('majority');
+    expect(Math.abs(result.averageNs + 1800 * S)).toBeLessThan(2e6);
+  });
+
+  it('the same round without provisional times (the old rule) keeps the pair: the case this guards', () => {
+    const result = berkeleyRound('g', new Map([['w', 0], ['a', -1800 * S + 1e6]]), THRESHOLD, synced);
+    expect(result.averageNs).toBe(0);
+  });
+
+  it('an established (locked) voter is never outvoted by later boxes that agree among themselves', () => {
+    // G's time is established (null): three fresh boxes that agree (e.g. cloned with one wrong time) do not move it.
+    const result = berkeleyRound('g', new Map([['w', 0], ['a', -1800 * S], ['b', -1800 * S], ['c', -1800 * S]]), THRESHOLD, synced, (id) => (id === 'g' ? null : (pair[id] ?? 0)));
+    expect(result.averageNs).toBe(0);
+  });
+
+  it('without a raw majority the cluster keeps where it stands: a later box seconds away does not move it', () => {
+    const result = berkeleyRound('g', new Map([['w', 0], ['a', -1797 * S]]), THRESHOLD, synced, (id) => pair[id] ?? 0);
+    expect(result.averageNs).toBe(0);
+  });
+
+  it('a chain of raw clocks (each within the threshold of the next, the ends further apart) is not an outright majority', () => {
+    // Raw: g -50 ms, a -45 ms, b -25 ms, w and c seconds away: {g, a, b} is a chain of 3 of 5 spanning 25 ms.
+    const shifts: Record<string, number> = { g: 50e6, w: -3 * S };
+    const members = new Map([['w', 0], ['a', -45e6], ['b', -25e6], ['c', 5 * S]]);
+    const withShift = berkeleyRound('g', members, THRESHOLD, synced, (id) => shifts[id] ?? 0);
+    const withoutShift = berkeleyRound('g', members, THRESHOLD, synced);
+    expect(withShift.averageNs).toBe(withoutShift.averageNs);
+    expect(withShift.averageNs).toBe(0);
+  });
+});

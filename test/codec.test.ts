@@ -11,6 +11,7 @@ import {
   PRIORITY_MAX,
   PROBES_PER_ROUND_MAX,
   PROTOCOL_VERSION,
+  PROVISIONAL_NS_MAX,
   TIMESTAMP_NS_MAX,
 } from '../src/core/limits.ts';
 import { SeededRandom } from '../src/sim/random.ts';
@@ -325,6 +326,19 @@ describe('wrong shape and wrong types', () => {
     expectRejected(decodeFrame(raw({ ...SAMPLES.reply, txNs: value })), 'bad-field');
     expectRejected(decodeFrame(raw({ ...SAMPLES.reply, rxNs: value })), 'bad-field');
     expectRejected(decodeFrame(raw({ ...SAMPLES.reply, pollTxNs: value })), 'bad-field');
+  });
+
+  it('a REPLY carries provisionalNs while the member\'s time is provisional (either sign, up to the limit), and nothing else in its place', () => {
+    for (const provisionalNs of [0, -1800e9, 3.5e16, -PROVISIONAL_NS_MAX, PROVISIONAL_NS_MAX]) {
+      const frame = { ...SAMPLES.reply, provisionalNs } as Frame;
+      const result = decodeFrame(encodeFrame(frame));
+      expect(result.ok && result.frame.type === FrameType.reply && result.frame.provisionalNs).toBe(provisionalNs);
+    }
+    const without = decodeFrame(encodeFrame(SAMPLES.reply as Frame));
+    expect(without.ok && without.frame.type === FrameType.reply && 'provisionalNs' in without.frame).toBe(false);
+    for (const provisionalNs of [PROVISIONAL_NS_MAX * 2, Number.NaN, Number.POSITIVE_INFINITY, '5', true]) {
+      expectRejected(decodeFrame(raw({ ...SAMPLES.reply, provisionalNs })), 'bad-field');
+    }
   });
 
   it.each([

@@ -23,6 +23,7 @@ describe('cold starts (simulated)', () => {
     expect(results.filter((result) => result.kind === 'middle' && result.wild > 0).length).toBeGreaterThan(SEEDS / 10);
     expect(results.filter((result) => result.wildMaster).length).toBeGreaterThan(SEEDS / 10);
     expect(results.filter((result) => result.uncorrectable.length > 0).length).toBeGreaterThan(0);
+    expect(results.filter((result) => result.staggered && result.kind === 'majority').length).toBeGreaterThan(SEEDS / 10);
     // A time budget, not a threshold: about 10 s here, more on a loaded machine.
   }, 120_000);
 
@@ -38,6 +39,33 @@ describe('cold starts (simulated)', () => {
     expect(sim.node('n0')?.status().lastRound?.reference).toBe('majority');
     // The master stepped back an hour, once, and then only forward or slewed.
     expect(sim.clockReport('n0').synchronized).toBe(true);
+    expect(sim.checker?.violations).toEqual([]);
+  });
+
+  /** A good box (0 s) and one an hour ahead (the master) boot first; three good boxes `laterMs` after. */
+  function twoWaves(laterMs: number, endMs: number): Simulation {
+    const specs: SimNodeSpec[] = [
+      { nodeId: 'good', priority: 100, initialOffsetNs: 0, startMs: 0 },
+      { nodeId: 'wild', priority: 200, initialOffsetNs: 3600 * S, startMs: 5 },
+      ...[1, 2, 3].map((index) => ({ nodeId: `late${index}`, priority: 100, initialOffsetNs: index * 2e6, startMs: laterMs + index * 10 })),
+    ];
+    const sim = new Simulation({ seed: 1414, nodes: specs, discoverAll: true });
+    sim.runUntil(endMs);
+    return sim;
+  }
+
+  it('two waves: a good box and one an hour ahead meet first (at +1800 s); three good boxes booting 20 s later bring everyone back to the good time', () => {
+    const sim = twoWaves(20_000, 40_000);
+    expect(sim.masters()).toEqual(['wild']);
+    for (const [id, offsetNs] of sim.offsetsNs()) expect(Math.abs(offsetNs - 2e6), id).toBeLessThan(5e6);
+    for (const id of ['good', 'wild']) expect(sim.clockReport(id).synchronized, id).toBe(true);
+    // Stepped back while their time was provisional (the invariants allow exactly that).
+    expect(sim.checker?.violations).toEqual([]);
+  });
+
+  it('two waves after the provisional window: the first wave is established and the later boxes follow it (what the window bounds)', () => {
+    const sim = twoWaves(70_000, 85_000);
+    for (const [id, offsetNs] of sim.offsetsNs()) expect(Math.abs(offsetNs - 1800 * S), id).toBeLessThan(5e6);
     expect(sim.checker?.violations).toEqual([]);
   });
 });

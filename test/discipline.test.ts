@@ -13,7 +13,7 @@ import { SeededRandom } from '../src/sim/random.ts';
 
 const MS = 1_000_000;
 const S = 1_000_000_000;
-const CONFIG: DisciplineConfig = { stepThresholdNs: 128 * MS, slewPpmMax: 5000, correctionNsMax: 600 * S, driverPpmMax: 100_000, pollIntervalMs: 1000 };
+const CONFIG: DisciplineConfig = { stepThresholdNs: 128 * MS, slewPpmMax: 5000, correctionNsMax: 600 * S, driverPpmMax: 100_000, pollIntervalMs: 1000, provisionalWindowMs: 0 };
 
 function synchronized(config: Partial<DisciplineConfig> = {}): Discipline {
   const discipline = new Discipline({ ...CONFIG, ...config });
@@ -285,5 +285,71 @@ describe('the phase-and-frequency loop', () => {
     const before = discipline.frequencyPpm;
     discipline.correct(200_000, 3000 + 10 * 60_000);
     expect(discipline.frequencyPpm).toBe(before);
+  });
+});
+
+describe('the provisional window (the cluster still forming)', () => {
+  const WINDOW_MS = 60_000;
+  const provisional = () => new Discipline({ ...CONFIG, provisionalWindowMs: WINDOW_MS });
+
+  it('within the window a clock steps back again by the step threshold or more (the reference moved back), and the panic threshold waits', () => {
+    const discipline = provisional();
+    expect(discipline.correct(1800 * S, 0)).toMatchObject({ kind: 'step', why: 'initial' });
+    expect(discipline.correct(-2 * S, 1000)).toMatchObject({ kind: 'step', deltaNs: -2 * S, why: 'initial' });
+    // A second backward initial correction: stepped only because it is at least the step threshold.
+    expect(discipline.correct(-1800 * S, 2000)).toMatchObject({ kind: 'step', deltaNs: -1800 * S, why: 'initial' });
+    expect(discipline.isSynchronized).toBe(true);
+    expect(discipline.isProvisional).toBe(true);
+    // Synchronized and provisional: a backward correction beyond the threshold (and beyond the
+    // 600 s panic threshold) is stepped, once confirmed (the first is held as a spike).
+    discipline.correct(0, 3000);
+    expect(discipline.correct(-900 * S, 4000).kind).toBe('hold');
+    expect(discipline.correct(-900 * S, 5000)).toMatchObject({ kind: 'step', deltaNs: -900 * S, why: 'provisional' });
+    // Below the threshold, backwards is slewed as always.
+    expect(discipline.correct(-50 * MS, 6000).kind).not.toBe('step');
+  });
+
+  it('after the window the clock is locked: it never steps back, and the panic threshold applies', () => {
+    const discipline = provisional();
+    for (let index = 0; index < INITIAL_STEPS; index += 1) discipline.correct(0, index * 1000);
+    expect(discipline.isProvisional).toBe(true);
+    expect(discipline.correct(0, WINDOW_MS)).toMatchObject({ kind: 'slew' });
+    expect(discipline.isProvisional).toBe(false);
+    expect(discipline.provisionalNsAt(WINDOW_MS + 1000, 0)).toBeNull();
+    expect(discipline.correct(-900 * S, WINDOW_MS + 1000).kind).toBe('refuse');
+    discipline.correct(0, WINDOW_MS + 2000);
+    expect(discipline.correct(-1 * S, WINDOW_MS + 3000).kind).toBe('hold');
+    expect(discipline.correct(-1 * S, WINDOW_MS + 4000).kind).toBe('slew');
+  });
+
+  it('a clock that starts synchronized (kept across a restart) is locked from the start, and window 0 means never provisional', () => {
+    expect(new Discipline({ ...CONFIG, provisionalWindowMs: WINDOW_MS }, { synchronized: true }).isProvisional).toBe(false);
+    expect(new Discipline(CONFIG).isProvisional).toBe(false);
+    expect(new Discipline(CONFIG).provisionalNsAt(0, 0)).toBeNull();
+  });
+
+  it('provisionalNs is how far the clock has moved: steps, the part of slews carried out, and the frequency beyond the starting one', () => {
+    const discipline = new Discipline({ ...CONFIG, provisionalWindowMs: WINDOW_MS }, { frequencyPpm: 10 });
+    const clock = new VirtualClock({ initialOffsetNs: 0, driftPpm: 0, startHostNs: 0n });
+    const raw = new VirtualClock({ initialOffsetNs: 0, driftPpm: 0, startHostNs: 0n });
+    raw.setFrequency(10, 0n);
+    clock.setFrequency(10, 0n);
+    const random = new SeededRandom(14);
+    let hostNs = 0n;
+    for (let index = 0; index < 40; index += 1) {
+      hostNs += 1_000_000_000n;
+      const nowMs = Number(hostNs / 1_000_000n);
+      const correctionNs = index < 3 ? random.between(-2, 2) * S : random.between(-300, 300) * MS;
+      carryOut(discipline.correct(correctionNs, nowMs, clock.slewRemainingAtNs(hostNs)), {
+        step: (deltaNs) => clock.step(deltaNs, hostNs),
+        slew: (phaseNs, ratePpm) => clock.slew(phaseNs, ratePpm, hostNs),
+        setFrequency: (frequencyPpm) => clock.setFrequency(frequencyPpm, hostNs),
+      });
+      // Half a second later, mid-slew: the clock minus provisionalNs is the clock left alone.
+      const laterNs = hostNs + 500_000_000n;
+      const movedNs = discipline.provisionalNsAt(nowMs + 500, clock.slewRemainingAtNs(laterNs));
+      expect(movedNs).not.toBeNull();
+      expect(Math.abs(Number(clock.readAtNs(laterNs) - raw.readAtNs(laterNs)) - (movedNs as number))).toBeLessThan(1000);
+    }
   });
 });

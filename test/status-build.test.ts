@@ -36,7 +36,7 @@ function inputs(change: (inputs: StatusInputs) => void = () => {}): StatusInputs
     lastCorrection: null,
     peers: [peer('node-b', NOW_MS - 250.4, { offsetNs: 10.6, delayNs: 90_000.2 }), peer('node-a', null, null)],
   };
-  const discipline = new Discipline({ stepThresholdNs: 128e6, slewPpmMax: 5000, correctionNsMax: Number.POSITIVE_INFINITY, driverPpmMax: 100_000, pollIntervalMs: 1000 });
+  const discipline = new Discipline({ stepThresholdNs: 128e6, slewPpmMax: 5000, correctionNsMax: Number.POSITIVE_INFINITY, driverPpmMax: 100_000, pollIntervalMs: 1000, provisionalWindowMs: 60_000 });
   const made: StatusInputs = {
     nowMs: NOW_MS,
     startedMonoMs: 40_000.4,
@@ -95,6 +95,12 @@ describe('buildStatus', () => {
     expect(report.tracking.frequencyPpm).toBe(1.235);
     expect(report.tracking.lastUpdateAgoMs).toBe(2500);
     expect(report.election.last).toEqual({ term: 9, algorithm: 'ring', winner: 'node-m', durationMs: 12.346, agoMs: 30_000 });
+  });
+
+  it('clock.provisional follows the discipline: true while its time is provisional, false once locked', () => {
+    const base = inputs();
+    expect(buildStatus({ ...base, discipline: { ...base.discipline, provisionalNs: -1800e9 } }).clock.provisional).toBe(true);
+    expect(buildStatus({ ...base, discipline: { ...base.discipline, provisionalNs: null } }).clock.provisional).toBe(false);
   });
 
   it('holdover after two poll intervals without a correction; no panic threshold is null', () => {

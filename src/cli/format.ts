@@ -169,7 +169,7 @@ export function formatStatus(status: StatusReport, view: MasterView | null = nul
   const drift = clock.virtualDriftPpm === null || clock.virtualDriftPpm === undefined ? '' : `, oscillator ${signedPpm(clock.virtualDriftPpm)} (--virtual-drift)`;
   add(
     'Clock',
-    `${clock.mode}, ${clock.synchronized ? 'synchronized' : 'not synchronized'}; ` +
+    `${clock.mode}, ${clock.synchronized ? 'synchronized' : 'not synchronized'}${clock.provisional === true ? ' (provisional: the cluster is still forming)' : ''}; ` +
       (clock.mode === 'virtual' ? `offset from host ${formatOffsetNs(clock.hostOffsetNs)}, ` : '') +
       `frequency ${signedPpm(clock.frequencyPpm)}${drift}, slew left ${formatOffsetNs(clock.slewRemainingNs)}` +
       ((clock.slewRatePpm ?? 0) > 0 ? ` at ${clock.slewRatePpm.toFixed(0)} ppm` : '') +

@@ -120,6 +120,12 @@ export interface ReplyBody {
   rxNs: bigint;
   /** The member's clock is synchronized: only synchronized clocks vote in the average. */
   synced: boolean;
+  /**
+   * Present while the member's time is provisional (its first minute, see the provisional window):
+   * how far its discipline has moved its clock since it started. Its raw time is its time minus
+   * this; the master chooses the reference from raw times while nobody's time is established.
+   */
+  provisionalNs?: number;
 }
 export interface CorrectBody {
   type: typeof FrameType.correct;

@@ -164,6 +164,18 @@ export const PEER_SWEEP_INTERVAL_MS = 1000;
  * synchronized (and never steps backwards below the step threshold) after these.
  */
 export const INITIAL_STEPS = 3;
+/**
+ * The provisional window: for this long after its first correction, a clock's time is provisional.
+ * A cluster booting after a power cut starts over a minute or so, not at once; while its time is
+ * provisional, the master chooses the reference from every clock's time before the corrections it
+ * took (its "raw" time, reported in REPLY as provisionalNs), so a pair that met first (one good
+ * box, one an hour off, met at the midpoint) does not capture the boxes that boot after it, and
+ * the clock steps to the new reference in either direction. After it the clock is locked: it
+ * votes, and never steps back. Clocks that join a locked cluster follow it.
+ */
+export const PROVISIONAL_WINDOW_MS_DEFAULT = 60_000;
+/** What a REPLY's provisionalNs may carry (the corrections of one window; a CORRECT is at most a year). */
+export const PROVISIONAL_NS_MAX = 16 * 365 * 24 * 3600 * 1e9;
 /** Clock discipline defaults. */
 export const STEP_THRESHOLD_NS_DEFAULT = 128_000_000; // like ntpd's 128 ms
 // Ten times adjtime(3)'s 500 ppm (chrony allows 83333): a millisecond is slewed in 200 ms, so a

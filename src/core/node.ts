@@ -165,6 +165,8 @@ export class ProtocolNode {
   private left = false;
   /** Reported by the shell after each correction (the clock, not the core, decides). */
   private clockSynchronized = false;
+  /** Reported with it: while the clock's time is provisional, how far it has been moved (null: locked). */
+  private clockProvisionalNs: number | null = null;
   /** See PersistedNodeState.lastMasterTerm. */
   private lastMasterTerm = 0;
 
@@ -271,6 +273,9 @@ export class ProtocolNode {
       },
       get clockSynchronized() {
         return node.clockSynchronized;
+      },
+      get clockProvisionalNs() {
+        return node.clockProvisionalNs;
       },
       applyCorrection: (correction, atMs) => this.applyCorrection(correction, atMs),
     };
@@ -476,9 +481,13 @@ export class ProtocolNode {
     return drained;
   }
 
-  /** The shell tells the core whether its clock is synchronized (after each correction). */
-  setClockSynchronized(synchronized: boolean): void {
+  /**
+   * The shell tells the core whether its clock is synchronized and, while its time is provisional,
+   * how far its discipline has moved it (null: locked), after each correction.
+   */
+  setClockSynchronized(synchronized: boolean, provisionalNs: number | null = null): void {
     this.clockSynchronized = synchronized;
+    this.clockProvisionalNs = provisionalNs;
   }
 
   /** The state to keep across restarts; the shell saves it whenever it changes. */
@@ -751,7 +760,7 @@ export class ProtocolNode {
       this.follow(frame.from, frame.term, null, nowMs);
     }
     this.member.heardMaster(nowMs);
-    this.send(from, this.member.reply(frame, rxNs, this.clockSynchronized));
+    this.send(from, this.member.reply(frame, rxNs, this.clockSynchronized, this.clockProvisionalNs));
   }
 
   private onCorrect(frame: Frame & { type: typeof FrameType.correct }, from: Endpoint, nowMs: number): void {

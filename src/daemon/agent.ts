@@ -89,7 +89,7 @@ export class Agent {
     this.startedMonoMs = options.hostClock.monoMs();
     this.node = new ProtocolNode(options.node, this.startedMonoMs, options.persisted);
     this.monitor = new ClusterMonitor(options.node.nodeId);
-    this.node.setClockSynchronized(options.discipline.isSynchronized);
+    this.reportClock();
     this.barrierWaits = new BarrierWaits({
       monoMs: () => this.monoMs(),
       stopped: () => this.stopped,
@@ -108,6 +108,16 @@ export class Agent {
         if (this.sendErrorLog.allow(this.monoMs())) this.log.warn({ err: error.message, suppressed: this.sendErrorLog.takeSuppressed() }, 'udp socket error');
       },
     });
+  }
+
+  /**
+   * Tells the core whether the clock is synchronized and, while its time is provisional, how far
+   * the discipline has moved it as of now (a REPLY carries it), before each input.
+   */
+  private reportClock(): void {
+    const discipline = this.options.discipline;
+    const provisionalNs = discipline.isProvisional ? discipline.provisionalNsAt(this.monoMs(), this.options.clock.state().slewRemainingNs) : null;
+    this.node.setClockSynchronized(discipline.isSynchronized, provisionalNs);
   }
 
   private monoMs(): number {
@@ -219,7 +229,9 @@ export class Agent {
       // Convert the arrival stamp to this agent's clock before anything else can move it.
       const rxNs = this.options.clock.atHostNs(datagram.rxHostNs);
       const frame = this.intake.open(datagram);
-      if (frame !== null) this.node.receive(frame, datagram.from, rxNs, datagram.rxMonoMs);
+      if (frame === null) continue;
+      this.reportClock();
+      this.node.receive(frame, datagram.from, rxNs, datagram.rxMonoMs);
     }
     this.pump();
   }
@@ -229,7 +241,7 @@ export class Agent {
     if (this.stopped) return;
     const out = this.node.drain();
     for (const correction of out.corrections) this.applyCorrection(correction);
-    if (out.corrections.length > 0) this.node.setClockSynchronized(this.options.discipline.isSynchronized);
+    if (out.corrections.length > 0) this.reportClock();
     // Persist first: no frame may announce a term that a crash right now would lose.
     this.options.stateWriter?.save(this.node.persistentState(), this.frequencyToSave());
     for (const send of out.sends) {
@@ -252,6 +264,7 @@ export class Agent {
       const delayMs = Math.max(0, deadlineMs - this.monoMs());
       this.timer = setTimeout(() => {
         this.timer = null;
+        this.reportClock();
         this.node.tick(this.monoMs());
         this.pump();
       }, Math.ceil(delayMs));

@@ -13,7 +13,7 @@ import { VirtualClockDriver } from '../clock/virtual-driver.ts';
 import type { ClockDriver } from '../clock/driver.ts';
 import { Discipline } from '../core/sync/discipline.ts';
 import { onceEvery } from '../core/rate-limiter.ts';
-import { REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
+import { PROVISIONAL_WINDOW_MS_DEFAULT, REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
 import type { OpenSystemClockOptions } from '../clock/system-check.ts';
 import { resolveInterface } from '../net/interfaces.ts';
 import type { Endpoint } from '../core/types.ts';
@@ -188,7 +188,7 @@ async function startWithStateDir(
   // error bound) must not be stepped backwards by a fresh initial synchronization.
   const startSynchronized = kernel !== null && !kernel.unsync && kernel.maxErrorNs < config.stepThresholdNs;
   const discipline = new Discipline(
-    { stepThresholdNs: config.stepThresholdNs, slewPpmMax: config.slewPpmMax, correctionNsMax: config.correctionNsMax, driverPpmMax: clock.frequencyPpmMax, pollIntervalMs: config.pollIntervalMs },
+    { stepThresholdNs: config.stepThresholdNs, slewPpmMax: config.slewPpmMax, correctionNsMax: config.correctionNsMax, driverPpmMax: clock.frequencyPpmMax, pollIntervalMs: config.pollIntervalMs, provisionalWindowMs: PROVISIONAL_WINDOW_MS_DEFAULT },
     { frequencyPpm: startFrequencyPpm, synchronized: startSynchronized, frequencyLearned: learnedPpm !== undefined },
   );
   clock.setFrequency(discipline.frequencyPpm);

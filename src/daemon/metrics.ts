@@ -132,6 +132,7 @@ export class AgentMetrics {
       (status) => status.clock.hostOffsetNs / NS_PER_S,
     );
     gauge('berkeley_clock_frequency_ppm', 'Frequency adjustment the discipline applies, in ppm (positive = sped up); with the system clock, the kernel\'s frequency.', (status) => status.clock.frequencyPpm);
+    gauge('berkeley_clock_provisional', '1 while the clock\'s time is provisional (its first minute: clocks booting later may still move it, backwards too), else 0.', (status) => (status.clock.provisional ? 1 : 0));
     gauge('berkeley_clock_synchronized', '1 once initial synchronization is done (from then on the clock never steps backwards), else 0.', (status) => (status.clock.synchronized ? 1 : 0));
     gauge('berkeley_clock_slew_remaining_seconds', 'Part of the last correction still being slewed, in seconds (signed).', (status) => status.clock.slewRemainingNs / NS_PER_S);
     counter('berkeley_clock_steps_total', 'Corrections applied by stepping the clock.', (status) => status.clock.steps);

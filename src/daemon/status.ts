@@ -34,6 +34,11 @@ export interface ClockReport {
   frequencyPpm: number;
   /** Past initial synchronization: from now on the clock never steps backwards. */
   synchronized: boolean;
+  /**
+   * The clock's time is still provisional (the first minute after its first correction): a
+   * majority of clocks that boot later may still move it, backwards too. Then it is locked.
+   */
+  provisional: boolean;
   slewRemainingNs: number;
   /** Rate of the slew in progress, ppm (0 when none). */
   slewRatePpm: number;
@@ -278,6 +283,7 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
       hostOffsetNs: clockState.hostOffsetNs,
       frequencyPpm: clockState.frequencyPpm,
       synchronized: discipline.synchronized,
+      provisional: discipline.provisionalNs !== null,
       slewRemainingNs: clockState.slewRemainingNs,
       slewRatePpm: clockState.slewRatePpm,
       steps: discipline.steps,

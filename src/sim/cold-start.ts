@@ -4,6 +4,13 @@
 // cluster ends within it of them; otherwise it ends inside the range of the middle clocks (those
 // left when the f lowest and f highest are discarded, f < n/2, widened only by clocks that agree
 // with them). Never at a lone extreme clock.
+//
+// Half the seeds boot in two waves, as a lab does after a power cut: a first wave (any clocks, wild
+// ones among them) meets and agrees, the rest boot seconds later, within the provisional window.
+// With an agreeing majority the property is the same: the boxes that boot later and agree with
+// the majority's clocks are not captured by where the first wave met. Without one, the cluster
+// keeps where the first wave met unless the later boxes outvote it; such seeds are judged on
+// agreement and synchronization only.
 import { CORRECTION_NS_MAX, OUTLIER_THRESHOLD_MS_DEFAULT } from '../core/limits.ts';
 import { SeededRandom } from './random.ts';
 import { Simulation, type SimNodeSpec } from './simulation.ts';
@@ -20,6 +27,10 @@ export interface ColdStartOptions {
   wildNsMin: number;
   wildNsMax: number;
   lossRate: number;
+  /** Fraction of seeds that boot in two waves. */
+  staggeredFraction: number;
+  /** The second wave boots this long after the first (uniform). */
+  secondWaveMs: { min: number; max: number };
 }
 
 export const COLD_START_DEFAULTS: ColdStartOptions = {
@@ -31,6 +42,8 @@ export const COLD_START_DEFAULTS: ColdStartOptions = {
   // Three years: beyond the one-year limit of a CORRECT frame (such a member is never corrected).
   wildNsMax: 3 * 365 * 24 * 3600 * 1e9,
   lossRate: 0.01,
+  staggeredFraction: 0.5,
+  secondWaveMs: { min: 2_000, max: 10_000 },
 };
 
 const THRESHOLD_NS = OUTLIER_THRESHOLD_MS_DEFAULT * 1e6;
@@ -42,6 +55,8 @@ export interface ColdStartCase {
   wild: Set<string>;
   /** Whether the good clocks were drawn to agree (a majority within the threshold). */
   drawnToAgree: boolean;
+  /** The nodes of the first wave, when the seed boots in two waves. */
+  firstWave: Set<string> | null;
 }
 
 /** The cluster a seed describes. */
@@ -80,7 +95,19 @@ export function coldStartCase(seed: number, options: ColdStartOptions = COLD_STA
     driftPpm: random.between(-options.driftPpmMax, options.driftPpmMax),
     startMs: random.between(0, 300),
   }));
-  return { specs, wild: new Set(specs.filter((spec) => spec.nodeId.endsWith('w')).map((spec) => spec.nodeId)), drawnToAgree };
+  // Two waves: the first (shuffled above, so any clocks) is 1..n-1 nodes, and in half of them
+  // holds a wild clock (the case that matters: a wild box meets a good one before the rest boot).
+  let firstWave: Set<string> | null = null;
+  if (count >= 2 && random.next() < options.staggeredFraction) {
+    const firstCount = 1 + random.integer(count - 1);
+    const order = [...specs];
+    const wildIndex = order.findIndex((spec) => spec.nodeId.endsWith('w'));
+    if (wildIndex > 0 && random.next() < 0.5) [order[0], order[wildIndex]] = [order[wildIndex] as SimNodeSpec, order[0] as SimNodeSpec];
+    const laterMs = random.between(options.secondWaveMs.min, options.secondWaveMs.max);
+    order.slice(firstCount).forEach((spec) => (spec.startMs = laterMs + random.between(0, 300)));
+    firstWave = new Set(order.slice(0, firstCount).map((spec) => spec.nodeId));
+  }
+  return { specs, wild: new Set(specs.filter((spec) => spec.nodeId.endsWith('w')).map((spec) => spec.nodeId)), drawnToAgree, firstWave };
 }
 
 export interface ColdStartResult {
@@ -91,6 +118,10 @@ export interface ColdStartResult {
   wildMaster: boolean;
   /** 'majority': more than half agreed within the threshold; 'middle': they did not. */
   kind: 'majority' | 'middle';
+  /** Booted in two waves (see coldStartCase). */
+  staggered: boolean;
+  /** Judged on where it settled (all but staggered seeds without a majority). */
+  placeJudged: boolean;
   /** Where the cluster may end (clock minus true time at the end), and where it did. */
   allowedNs: [number, number];
   settledNs: number | null;
@@ -101,7 +132,9 @@ export interface ColdStartResult {
 
 /** Runs one cold start and judges it. */
 export function runColdStart(seed: number, options: ColdStartOptions = COLD_START_DEFAULTS): ColdStartResult {
-  const { specs, wild } = coldStartCase(seed, options);
+  const { specs, wild, firstWave } = coldStartCase(seed, options);
+  const staggered = firstWave !== null;
+  const lastStartMs = Math.max(...specs.map((spec) => spec.startMs ?? 0));
   const sim = new Simulation({
     seed,
     nodes: specs,
@@ -109,7 +142,9 @@ export function runColdStart(seed: number, options: ColdStartOptions = COLD_STAR
     clock: { wanderPpmPerStep: 0, driftPpmMax: options.driftPpmMax },
     discoverAll: true,
   });
-  sim.runUntil(options.settleMs);
+  // Settle counts from the last boot.
+  const endMs = lastStartMs + options.settleMs;
+  sim.runUntil(endMs);
   const initial = new Map(specs.map((spec) => [spec.nodeId, spec.initialOffsetNs ?? 0]));
   const n = initial.size;
   // The bound is computed here on its own, from the sorted starting offsets, not with the
@@ -139,11 +174,12 @@ export function runColdStart(seed: number, options: ColdStartOptions = COLD_STAR
     allowed = [Math.min(...touching), Math.max(...touching)];
   }
   // Drift moves every clock until the cluster locks, and the cluster at its own rate after that.
-  const driftNs = (options.driftPpmMax * 1e-6 * options.settleMs * 1e6) * 2 + 1e6;
+  const driftNs = (options.driftPpmMax * 1e-6 * endMs * 1e6) * 2 + 1e6;
   const allowedNs: [number, number] = [allowed[0] - driftNs, allowed[1] + driftNs];
   const offsets = sim.offsetsNs();
   const masters = sim.masters();
-  const base = { seed, nodes: n, wild: wild.size, wildMaster: masters.length === 1 && wild.has(masters[0] as string), kind, allowedNs };
+  const placeJudged = !staggered || kind === 'majority';
+  const base = { seed, nodes: n, wild: wild.size, wildMaster: masters.length === 1 && wild.has(masters[0] as string), kind, staggered, placeJudged, allowedNs };
   const fail = (problem: string, settledNs: number | null = null, uncorrectable: string[] = []): ColdStartResult => ({ ...base, settledNs, uncorrectable, problem });
   if (masters.length !== 1) return fail(`${masters.length} masters after ${options.settleMs} ms`);
   const settledNs = offsets.get(masters[0] as string) as number;
@@ -153,7 +189,7 @@ export function runColdStart(seed: number, options: ColdStartOptions = COLD_STAR
   for (const [id] of judged) if (!sim.clockReport(id).synchronized) return fail(`${id} not synchronized after ${options.settleMs} ms`, settledNs, uncorrectable);
   const spreadNs = Math.max(...judged.map(([, offsetNs]) => offsetNs)) - Math.min(...judged.map(([, offsetNs]) => offsetNs));
   if (spreadNs > 1e6) return fail(`spread ${(spreadNs / 1e6).toFixed(3)} ms after ${options.settleMs} ms`, settledNs, uncorrectable);
-  if (settledNs < allowedNs[0] || settledNs > allowedNs[1]) {
+  if (placeJudged && (settledNs < allowedNs[0] || settledNs > allowedNs[1])) {
     const at = (valueNs: number) => `${(valueNs / 1e9).toFixed(6)} s`;
     return fail(`settled at ${at(settledNs)}, outside ${kind === 'majority' ? 'the agreeing majority' : 'the middle clocks'} [${at(allowedNs[0])}, ${at(allowedNs[1])}]`, settledNs, uncorrectable);
   }

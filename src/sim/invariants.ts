@@ -8,9 +8,11 @@
 //   foreign-correction  a node applies a correction only from the master it follows in its
 //                       current term (the master's own correction names itself)
 //   correction-replayed a node never applies the same (term, round) twice, nor an older one
-//   clock-stepped-back  once synchronized, a clock is never stepped backwards
+//   clock-stepped-back  once synchronized and locked, a clock is never stepped backwards; while its
+//                       time is provisional, only by at least the step threshold
 //   clock-stepped-back-twice  before synchronization, a clock steps backwards at most once (per
-//                       clock: a process's fresh virtual clock starts over)
+//                       clock: a process's fresh virtual clock starts over), but for steps of at
+//                       least the step threshold while its time is provisional
 //   clock-ran-back      a clock reading never decreases between corrections (slews included)
 import type { Correction } from '../core/node.ts';
 import type { NodeId, Role } from '../core/types.ts';
@@ -69,6 +71,10 @@ export interface CorrectionObservation {
   afterNs: bigint;
   /** Whether the clock counted as synchronized before this correction. */
   wasSynchronized: boolean;
+  /** Whether the clock's time was provisional for this correction (still so after it). */
+  provisional?: boolean;
+  /** The discipline's step threshold (a provisional clock steps back by at least this). */
+  stepThresholdNs?: number;
 }
 
 export type CheckMode = 'throw' | 'collect';
@@ -194,7 +200,10 @@ export class InvariantChecker {
       );
     }
     tracked.applied = { term: correction.term, round: correction.round };
-    if (clock.wasSynchronized && clock.afterNs < clock.beforeNs) {
+    // A provisional clock may step back to where boxes that booted later moved the reference.
+    const stepThresholdNs = clock.stepThresholdNs ?? 0;
+    const provisionalStep = clock.provisional === true && stepThresholdNs > 0 && clock.beforeNs - clock.afterNs >= BigInt(Math.round(stepThresholdNs));
+    if (clock.wasSynchronized && clock.afterNs < clock.beforeNs && !provisionalStep) {
       this.violate(
         'clock-stepped-back',
         [nodeId],
@@ -203,7 +212,7 @@ export class InvariantChecker {
     }
     if (!clock.wasSynchronized && clock.afterNs < clock.beforeNs) {
       tracked.backStepsUnsynchronized += 1;
-      if (tracked.backStepsUnsynchronized > 1) {
+      if (tracked.backStepsUnsynchronized > 1 && !provisionalStep) {
         this.violate(
           'clock-stepped-back-twice',
           [nodeId],

@@ -10,7 +10,7 @@ import { nodeConfig } from '../core/defaults.ts';
 import { FrameType, type Frame } from '../core/frames.ts';
 import type { Endpoint, NodeId } from '../core/types.ts';
 import { VirtualClock } from '../clock/virtual.ts';
-import { CORRECTION_NS_MAX_DEFAULT, POLL_INTERVAL_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STEP_THRESHOLD_NS_DEFAULT, VIRTUAL_CLOCK_PPM_MAX } from '../core/limits.ts';
+import { CORRECTION_NS_MAX_DEFAULT, POLL_INTERVAL_MS_DEFAULT, PROVISIONAL_WINDOW_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STEP_THRESHOLD_NS_DEFAULT, VIRTUAL_CLOCK_PPM_MAX } from '../core/limits.ts';
 import { carryOut, Discipline } from '../core/sync/discipline.ts';
 import { decodeFrame, encodeFrame } from '../wire/codec.ts';
 import { InvariantChecker, type CheckMode, type NodeView } from './invariants.ts';
@@ -75,6 +75,8 @@ export interface SimulationOptions {
   config?: Partial<NodeConfig>;
   /** Nodes know each other from the start (as after mDNS discovery), and again after a restart. */
   discoverAll?: boolean;
+  /** The clocks' provisional window (default PROVISIONAL_WINDOW_MS_DEFAULT, as the daemon's). */
+  provisionalWindowMs?: number;
   /** Invariant checking after every event: throw on the first violation (default), collect, or off. */
   check?: CheckMode | 'off';
   /** How to rerun this case, for violation messages. */
@@ -299,12 +301,24 @@ export class Simulation {
         correctionNsMax: CORRECTION_NS_MAX_DEFAULT,
         driverPpmMax: VIRTUAL_CLOCK_PPM_MAX,
         pollIntervalMs: this.options.config?.pollIntervalMs ?? POLL_INTERVAL_MS_DEFAULT,
+        provisionalWindowMs: this.options.provisionalWindowMs ?? PROVISIONAL_WINDOW_MS_DEFAULT,
       }),
     };
   }
 
   trueNs(): bigint {
     return EPOCH_NS + BigInt(Math.round(this.nowMs * 1e6));
+  }
+
+  /** Tells the node's core its clock's state as of now, as the daemon does before each input. */
+  private reportClock(sim: SimNode): void {
+    if (!sim.node) return;
+    if (sim.spec.ignoresCorrections) {
+      sim.node.setClockSynchronized(true);
+      return;
+    }
+    const slewRemainingNs = sim.clock.slewRemainingAtNs(this.machineNs(sim.oscillator));
+    sim.node.setClockSynchronized(sim.discipline.isSynchronized, sim.discipline.provisionalNsAt(this.nowMs, slewRemainingNs));
   }
 
   /** The machine clock of a node now (one rounding, so it never runs backwards). */
@@ -472,7 +486,7 @@ export class Simulation {
       persisted === null ? null : { ...persisted },
     );
     sim.node = node;
-    node.setClockSynchronized(sim.discipline.isSynchronized);
+    this.reportClock(sim);
     this.checker?.started(sim.spec.nodeId, { persistedState: persisted !== null, clockKept });
     this.record(`boot ${sim.spec.nodeId} #${sim.incarnation}${clockKept ? '' : ' fresh clock'}${persisted === null ? '' : ` persisted ${JSON.stringify(persisted)}`}`);
     if (this.options.discoverAll) {
@@ -527,8 +541,10 @@ export class Simulation {
       this.counters.correctionsApplied += 1;
       this.trace.add(`${nodeId} correct ${correction.term}/${correction.round} ${correction.correctionNs}`);
       if (this.keepLines > 0) this.record(`${nodeId} ${outcome} ${(correction.correctionNs / 1e6).toFixed(3)} ms from ${correction.masterId} term ${correction.term} round ${correction.round}`);
-      if (checker !== null && view !== null) checker.observeCorrection(nodeId, correction, view, { beforeNs, afterNs, wasSynchronized });
-      node.setClockSynchronized(sim.discipline.isSynchronized);
+      const provisional = sim.discipline.isProvisional;
+      const stepThresholdNs = sim.discipline.policy.stepThresholdNs;
+      if (checker !== null && view !== null) checker.observeCorrection(nodeId, correction, view, { beforeNs, afterNs, wasSynchronized, provisional, stepThresholdNs });
+      this.reportClock(sim);
     }
     for (const outcome of out.barrierOutcomes) {
       this.barrierLog.push({ nodeId, atMs: this.nowMs, outcome });
@@ -617,6 +633,7 @@ export class Simulation {
         const sim = this.simNode(item.nodeId);
         if (!sim.node || item.generation !== sim.timerGeneration) return true;
         this.trace.add(`${this.nowMs} tick ${item.nodeId}`);
+        this.reportClock(sim);
         sim.node.tick(this.nowMs);
         this.afterInput(sim);
         return true;
@@ -646,6 +663,7 @@ export class Simulation {
         const typeName = FRAME_NAMES.get(decoded.frame.type) ?? String(decoded.frame.type);
         this.deliveredByType.set(typeName, (this.deliveredByType.get(typeName) ?? 0) + 1);
         if (this.keepLines > 0) this.record(`${item.to} <- ${describeFrame(decoded.frame)}${item.corrupted ? ' (corrupted)' : ''}`);
+        this.reportClock(sim);
         sim.node.receive(decoded.frame, item.from, this.readClock(sim), this.nowMs);
         this.afterInput(sim);
         return true;

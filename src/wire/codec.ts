@@ -21,6 +21,7 @@ import {
   PRIORITY_MAX,
   PROBES_PER_ROUND_MAX,
   PROTOCOL_VERSION,
+  PROVISIONAL_NS_MAX,
   TIMESTAMP_NS_MAX,
   VIEW_MEMBERS_MAX,
   VIEW_PAGE_ENTRIES_MAX,
@@ -120,6 +121,7 @@ const frameSchema = z.discriminatedUnion('type', [
       pollTxNs: timestampNs,
       rxNs: timestampNs,
       synced: z.boolean(),
+      provisionalNs: z.number().finite().min(-PROVISIONAL_NS_MAX).max(PROVISIONAL_NS_MAX).optional(),
     })
     .strict(),
   z

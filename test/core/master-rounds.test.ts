@@ -12,7 +12,7 @@ import type { Endpoint, NodeId } from '../../src/core/types.ts';
 
 const CONFIG: MasterConfig = { nodeId: 'm', pollIntervalMs: 1000, outlierThresholdNs: 1e9, probesPerRound: 1, probesMin: 1, probeSpacingMs: 10, replyWaitMs: 200 };
 
-function setup(memberIds: NodeId[]) {
+function setup(memberIds: NodeId[], config: MasterConfig = CONFIG, clock: { synchronized: boolean; provisionalNs: number | null } = { synchronized: true, provisionalNs: null }) {
   const sent: { to: NodeId; body: FrameBody }[] = [];
   const events: NodeEvent[] = [];
   const own: Correction[] = [];
@@ -25,8 +25,8 @@ function setup(memberIds: NodeId[]) {
   const peers = new PeerTable({ nodeId: 'm', bootId: 1, peersMax: 10, pollIntervalMs: 1000, replayProtection: false }, { masterId: 'm', sendHello: () => {} }, outbox, counters);
   memberIds.forEach((nodeId, index) => peers.heard({ type: FrameType.hello, from: nodeId, prio: 0, boot: 1, seq: 1, to: 'm', toBoot: 1 } as unknown as Frame, { address: '198.18.0.3', port: index + 1 } as Endpoint, 0));
   events.length = 0;
-  const host = { term: 3, clockSynchronized: true, applyCorrection: (correction: Correction) => own.push(correction) };
-  const rounds = new MasterRounds(CONFIG, host, peers, new ClusterViewServer(outbox), outbox, counters);
+  const host = { term: 3, clockSynchronized: clock.synchronized, clockProvisionalNs: clock.provisionalNs, applyCorrection: (correction: Correction) => own.push(correction) };
+  const rounds = new MasterRounds(config, host, peers, new ClusterViewServer(outbox), outbox, counters);
   return { rounds, peers, sent, events, own, counters };
 }
 
@@ -37,6 +37,23 @@ function reply(from: NodeId, round: number, offsetNs: number): Frame & { type: t
 }
 
 describe('master rounds', () => {
+  it('reads provisional times from its own clock and the replies: a pair that met at +1800 s follows three later boxes back', () => {
+    // The master (moved +1800 s) and w (moved -1800 s) met half-way; a, b, c booted later at the
+    // good time, 1800 s behind them. Raw, the master and a, b, c agree: everyone goes back 1800 s.
+    const config = { ...CONFIG, outlierThresholdNs: 20e6 };
+    const { rounds, sent, own } = setup(['w', 'a', 'b', 'c'], config, { synchronized: true, provisionalNs: 1800e9 });
+    rounds.pollNow(0);
+    rounds.tick(0);
+    sent.length = 0;
+    rounds.onReply({ ...reply('w', 1, 0), provisionalNs: -1800e9 }, 1_000_000n, 5);
+    for (const id of ['a', 'b', 'c']) rounds.onReply({ ...reply(id, 1, -1800e9), synced: false, provisionalNs: 0 }, 1_000_000n, 6);
+    expect(own).toHaveLength(1);
+    expect(Math.abs((own[0] as Correction).correctionNs + 1800e9)).toBeLessThan(1e6);
+    const toW = sent.find(({ to }) => to === 'w')?.body as { correctionNs: number };
+    expect(Math.abs(toW.correctionNs + 1800e9)).toBeLessThan(1e6);
+    expect(rounds.lastRound?.reference).toBe('majority');
+  });
+
   it('runs nothing until told to poll, then one round every pollIntervalMs', () => {
     const { rounds, sent } = setup(['a']);
     expect(rounds.nextDeadlineMs()).toBe(Number.POSITIVE_INFINITY);

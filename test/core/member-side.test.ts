@@ -22,6 +22,9 @@ describe('member side', () => {
     const member = new MemberSide(1000);
     const poll = { type: FrameType.poll, round: 9, probe: 2, txNs: 123n } as Frame & { type: typeof FrameType.poll };
     expect(member.reply(poll, 456n, true)).toEqual({ type: FrameType.reply, round: 9, probe: 2, pollTxNs: 123n, rxNs: 456n, synced: true });
+    // While our time is provisional the reply says how far our clock has been moved.
+    expect(member.reply(poll, 456n, true, -1800e9)).toEqual({ type: FrameType.reply, round: 9, probe: 2, pollTxNs: 123n, rxNs: 456n, synced: true, provisionalNs: -1800e9 });
+    expect('provisionalNs' in member.reply(poll, 456n, false, null)).toBe(false);
   });
 
   it('applies a correction at most once per round, and any round of a new term', () => {

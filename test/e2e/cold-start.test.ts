@@ -63,4 +63,36 @@ describe.skipIf(!availability.ok)('cold start with one clock an hour ahead (real
     expect(hourAhead.clock.synchronized).toBe(true);
     expect(lab.outputOf(agents[0]!.child)).toMatch(/^(?=.*"msg":"clock stepped")(?=.*"correctionNs":-3[56]\d{11}\b).*$/m);
   }, 120_000);
+  it('two waves: the hour-ahead box (master) and one good box meet first at +1800 s; three good boxes booting later bring the cluster back to the good time', async () => {
+    lab = await NetnsLab.create({ hosts: 5, prefix: 'coldw' });
+    // cold-1 an hour ahead, priority 200 (the master); cold-2 good (0 s); cold-3..5 good (1-3 ms).
+    const offsetsS = [3600, 0, 0.001, 0.002, 0.003];
+    const start = (index: number) => {
+      const host = lab!.hosts[index - 1]!;
+      const peers = lab!.hosts.filter((other) => other !== host).flatMap((other) => ['--peer', `${other.address}:7412`]);
+      return startAgent(lab!, host, `cold-${index}`, [
+        '--no-mdns', '--bind', host.address, '--poll-interval', '1', '--discovery-window', '3',
+        '--virtual-offset', String(offsetsS[index - 1]), '--priority', index === 1 ? '200' : '100', ...peers,
+      ]);
+    };
+    const first = [start(1), start(2)];
+    const pair = await waitForAgreement(lab, first, 60_000);
+    // Where the pair met: the midpoint, +1800 s, both synchronized.
+    for (const report of pair.reports) {
+      expect(report.clock.synchronized).toBe(true);
+      expect(Math.abs(report.clock.hostOffsetNs - 1800e9), report.nodeId).toBeLessThan(MIDDLE_BOUND_NS);
+    }
+    const agents = [...first, start(3), start(4), start(5)];
+    // Within the provisional window (60 s from the pair's first correction), so their times move.
+    const agreement = await waitForAgreement(lab, agents, 60_000);
+    expect(agreement.masterId).toBe('cold-1');
+    const reports = await statuses(lab, agents);
+    console.info(`e2e cold start in two waves: the pair met at ${(pair.reports[0]!.clock.hostOffsetNs / 1e9).toFixed(3)} s; all settled at ${reports.map((report) => `${report.nodeId} ${(report.clock.hostOffsetNs / 1e6).toFixed(3)} ms`).join(', ')}`);
+    for (const report of reports) {
+      expect(report.clock.synchronized, report.nodeId).toBe(true);
+      expect(Math.abs(report.clock.hostOffsetNs), `${report.nodeId} back at the good boxes' time, not at +1800 s`).toBeLessThan(MIDDLE_BOUND_NS);
+    }
+    // Both boxes of the first wave stepped back by about 1800 s while their time was provisional.
+    for (const agent of first) expect(lab.outputOf(agent.child)).toMatch(/^(?=.*"msg":"clock stepped")(?=.*"correctionNs":-1[78]\d{11}\b).*$/m);
+  }, 180_000);
 });

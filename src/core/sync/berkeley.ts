@@ -167,13 +167,16 @@ export function startReference(
 /**
  * One Berkeley round's outcome. `memberOffsetsNs` holds each answering member's offset against
  * the master; the master takes part with offset 0. Every node, excluded or not, is told to move
- * to the average.
+ * to the average. `provisionalNs` says, of a clock whose time is still provisional (its first
+ * minute, see PROVISIONAL_WINDOW_MS_DEFAULT), how far it has been moved since it started; null
+ * for a clock whose time is established (locked).
  */
 export function berkeleyRound(
   masterId: string,
   memberOffsetsNs: ReadonlyMap<string, number>,
   thresholdNs: number,
   votes: (id: string) => boolean = () => true,
+  provisionalNs: (id: string) => number | null = () => null,
 ): RoundResult {
   const offsets = new Map<string, number>([[masterId, 0], ...memberOffsetsNs]);
   // Only voters make the average (e.g. synchronized clocks: a box just booted with a wild clock
@@ -193,6 +196,28 @@ export function berkeleyRound(
     // Clocks not yet synchronized: the group ahead must not win just by being ahead (one box with
     // its RTC an hour fast would capture a starting cluster).
     ({ group, basis } = startReference(offsets, thresholdNs, votes));
+  }
+  // While no voter's time is established, the clocks that met first may have agreed only because
+  // they moved together (a good box and one an hour off, met at the midpoint). That is no
+  // evidence against the boxes that boot after them: a majority of the clocks as they were before
+  // any correction (raw), agreeing outright (all within the threshold, not a chain), outweighs it
+  // when it is elsewhere. Without one the cluster keeps where it stands, so that clocks booting
+  // one by one do not move it each time.
+  if ([...voters.keys()].every((id) => provisionalNs(id) !== null)) {
+    const raw = new Map([...offsets].map(([id, offsetNs]) => [id, offsetNs - (provisionalNs(id) ?? 0)]));
+    const rawMajority = agreeingGroups(raw, thresholdNs).find((candidate) => candidate.length * 2 > raw.size);
+    const rawValues = rawMajority?.map(([, valueNs]) => valueNs) ?? [];
+    if (
+      rawMajority !== undefined &&
+      Math.max(...rawValues) - Math.min(...rawValues) <= thresholdNs &&
+      Math.abs(median(rawValues) - median([...group.values()])) > thresholdNs
+    ) {
+      basis = 'majority';
+      // Once they have moved there their clocks agree again, and are averaged as they are now.
+      const now = new Map(rawMajority.map(([id]) => [id, offsets.get(id) as number]));
+      const values = [...now.values()];
+      group = Math.max(...values) - Math.min(...values) <= thresholdNs ? now : new Map(rawMajority);
+    }
   }
   const average = basis === 'midpoint' ? midpointOf(group) : faultTolerantAverage(group, thresholdNs);
   const outside = [...offsets.keys()].filter((id) => !group.has(id));

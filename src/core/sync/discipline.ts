@@ -10,6 +10,12 @@
 //   at the cluster's rate between rounds and keeps running at it when the master is lost.
 // - A synchronized clock never steps backwards; a forward correction at or above the step
 //   threshold is stepped, everything else is slewed at no more than the slew limit.
+// - Except while its time is provisional (the provisional window after its first correction, see
+//   PROVISIONAL_WINDOW_MS_DEFAULT): the cluster is still forming, its reference may move back
+//   when boxes that boot later outvote a pair that met first, so a correction beyond the step
+//   threshold is stepped in either direction, and the panic threshold does not apply yet. The
+//   discipline keeps the sum of what it moved the clock meanwhile (provisionalNs), so that the
+//   master can choose the reference from the clocks as they were.
 // - A correction above the panic threshold after synchronization is refused.
 import {
   FREQUENCY_GAIN,
@@ -20,6 +26,7 @@ import {
   FREQUENCY_PPM_MAX,
   INITIAL_STEPS,
   OFFSET_RMS_WEIGHT,
+  PROVISIONAL_NS_MAX,
   PHASE_GAIN,
   SPIKE_NS_MIN,
   SPIKE_RMS_FACTOR,
@@ -36,10 +43,12 @@ export interface DisciplineConfig {
   driverPpmMax: number;
   /** The cluster's poll interval: corrections come about this often. */
   pollIntervalMs: number;
+  /** How long after its first correction the clock's time stays provisional; 0 = never provisional. */
+  provisionalWindowMs: number;
 }
 
 export type DisciplineAction =
-  | { kind: 'step'; deltaNs: number; frequencyPpm: number; why: 'initial' | 'threshold' }
+  | { kind: 'step'; deltaNs: number; frequencyPpm: number; why: 'initial' | 'threshold' | 'provisional' }
   | { kind: 'slew'; phaseNs: number; ratePpm: number; frequencyPpm: number }
   /** A correction far beyond this clock's recent noise, held once (see correct()). */
   | { kind: 'hold'; correctionNs: number; limitNs: number }
@@ -47,6 +56,12 @@ export type DisciplineAction =
 
 export interface DisciplineState {
   synchronized: boolean;
+  /**
+   * While the clock's time is provisional: how far the discipline has moved it since the start
+   * (steps, slews and the frequency's effect), so its raw time is its time minus this. null once
+   * locked (or started synchronized).
+   */
+  provisionalNs: number | null;
   /** Frequency adjustment in effect, ppm (positive = the clock is sped up). */
   frequencyPpm: number;
   /** This clock minus the cluster's time at the last accepted correction (= -correction). */
@@ -98,6 +113,12 @@ export class Discipline {
   /** The previous correction was held as a spike: the next large one confirms it. */
   private spikeHeld = false;
   private lastRefused: { correctionNs: number; atMs: number } | null = null;
+  /** Monotonic ms of the first correction (the provisional window runs from it). */
+  private firstCorrectionMs: number | null = null;
+  /** What the discipline has moved the clock by while provisional; null once locked. */
+  private provisionalNs: number | null;
+  /** The frequency the clock started with: its raw rate (the frequency's effect counts from it). */
+  private readonly startFrequency: number;
 
   constructor(config: DisciplineConfig, start: DisciplineStart = {}) {
     this.config = config;
@@ -106,6 +127,9 @@ export class Discipline {
     const initial = start.frequencyPpm ?? 0;
     this.frequency = Number.isFinite(initial) ? clamp(initial, this.frequencyPpmMax) : 0;
     this.synchronized = start.synchronized ?? false;
+    this.startFrequency = this.frequency;
+    // A clock that kept its synchronization across a restart is locked: its time is established.
+    this.provisionalNs = this.synchronized || config.provisionalWindowMs <= 0 ? null : 0;
     // A frequency from the drift file is already close: start with the steady gains.
     if (start.frequencyLearned === true && Number.isFinite(initial)) this.lockUpdates = Math.ceil(1 / FREQUENCY_GAIN);
   }
@@ -116,6 +140,22 @@ export class Discipline {
 
   get isSynchronized(): boolean {
     return this.synchronized;
+  }
+
+  /** The clock's time is still provisional (see the provisional window). */
+  get isProvisional(): boolean {
+    return this.provisionalNs !== null;
+  }
+
+  /**
+   * While the clock's time is provisional, how far the discipline has moved it by `nowMs`
+   * (monotonic), with `slewRemainingNs` of the last slew still to go; null once locked. The shell
+   * tells the core this before each input, so a REPLY carries it as of its sending.
+   */
+  provisionalNsAt(nowMs: number, slewRemainingNs: number): number | null {
+    if (this.provisionalNs === null) return null;
+    const frequencyNs = this.provisionalMarkMs === null ? 0 : (this.provisionalMarkFrequency - this.startFrequency) * (nowMs - this.provisionalMarkMs);
+    return clamp(this.provisionalNs + frequencyNs - slewRemainingNs, PROVISIONAL_NS_MAX);
   }
 
   get frequencyPpm(): number {
@@ -134,14 +174,52 @@ export class Discipline {
    * Returns what to do with the clock; the caller carries it out through its driver.
    */
   correct(correctionNs: number, nowMs: number, slewRemainingNs = 0): DisciplineAction {
+    const action = this.decide(correctionNs, nowMs, slewRemainingNs);
+    this.trackProvisional(action, nowMs, slewRemainingNs);
+    return action;
+  }
+
+  /**
+   * Adds what the action moves the clock by to provisionalNs: its phase (a step or a slew drops
+   * what was left of the previous slew, which never moved the clock), and what the frequency
+   * since the previous correction added beyond the starting rate (ppm * ms = ns). The window ends
+   * at the first correction past it; from then on the clock votes and never steps back.
+   */
+  private trackProvisional(action: DisciplineAction, nowMs: number, slewRemainingNs: number): void {
+    if (this.provisionalNs === null) return;
+    if (this.firstCorrectionMs === null) this.firstCorrectionMs = nowMs;
+    else if (nowMs - this.firstCorrectionMs >= this.config.provisionalWindowMs) {
+      this.provisionalNs = null;
+      return;
+    }
+    if (this.provisionalMarkMs !== null) this.provisionalNs += (this.provisionalMarkFrequency - this.startFrequency) * (nowMs - this.provisionalMarkMs);
+    if (action.kind === 'step') this.provisionalNs += action.deltaNs - slewRemainingNs;
+    else if (action.kind === 'slew') this.provisionalNs += action.phaseNs - slewRemainingNs;
+    this.provisionalNs = clamp(this.provisionalNs, PROVISIONAL_NS_MAX);
+    this.provisionalMarkMs = nowMs;
+    this.provisionalMarkFrequency = this.frequency;
+  }
+
+  private provisionalMarkMs: number | null = null;
+  private provisionalMarkFrequency = 0;
+
+  private get provisional(): boolean {
+    return this.provisionalNs !== null;
+  }
+
+  private decide(correctionNs: number, nowMs: number, slewRemainingNs: number): DisciplineAction {
     if (!Number.isFinite(correctionNs)) return this.refuse(correctionNs, nowMs);
-    if (this.synchronized && Math.abs(correctionNs) > this.config.correctionNsMax) return this.refuse(correctionNs, nowMs);
+    // The window may have ended by now: decide as the clock will be after this correction.
+    const provisional = this.provisional && (this.firstCorrectionMs === null || nowMs - this.firstCorrectionMs < this.config.provisionalWindowMs);
+    if (this.synchronized && !provisional && Math.abs(correctionNs) > this.config.correctionNsMax) return this.refuse(correctionNs, nowMs);
+    // The reference moved back by more than the step threshold while the cluster forms.
+    const provisionalStepBack = provisional && this.config.stepThresholdNs > 0 && correctionNs <= -this.config.stepThresholdNs;
 
     if (!this.synchronized) {
       this.initialCorrections += 1;
       if (this.initialCorrections >= INITIAL_STEPS) this.synchronized = true;
       this.accept(correctionNs, nowMs, null);
-      if (correctionNs < 0 && this.steppedBack) {
+      if (correctionNs < 0 && this.steppedBack && !provisionalStepBack) {
         // Backwards a second time: slewed in full (time runs slower, never back).
         this.counts.slews += 1;
         return { kind: 'slew', phaseNs: correctionNs, ratePpm: this.slewRatePpm(), frequencyPpm: this.frequency };
@@ -172,6 +250,12 @@ export class Discipline {
       this.accept(correctionNs, nowMs, null);
       this.counts.steps += 1;
       return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'threshold' };
+    }
+    // ... unless its time is still provisional: boxes that booted later outvoted where it went.
+    if (provisionalStepBack) {
+      this.accept(correctionNs, nowMs, null);
+      this.counts.steps += 1;
+      return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'provisional' };
     }
 
     // Acquisition (gear shifting): the n-th update after synchronization takes 1/(n+1) of the rate
@@ -224,6 +308,7 @@ export class Discipline {
     const rmsOffsetNs = this.meanSquareOffset === null ? null : Math.sqrt(this.meanSquareOffset);
     return {
       synchronized: this.synchronized,
+      provisionalNs: this.provisionalNs,
       frequencyPpm: this.frequency,
       lastOffsetNs: this.lastOffsetNs,
       rmsOffsetNs,

@@ -24,6 +24,8 @@ export interface MasterHost {
   readonly term: number;
   /** Whether this node's own clock is synchronized (the shell says so after each correction). */
   readonly clockSynchronized: boolean;
+  /** While this node's time is provisional, how far its discipline has moved it; null once locked. */
+  readonly clockProvisionalNs: number | null;
   applyCorrection(correction: Correction, nowMs: number): void;
 }
 
@@ -130,7 +132,13 @@ export class MasterRounds {
       offsetsNs.set(nodeId, sample.offsetNs);
     }
     const selfId = this.config.nodeId;
-    const result = berkeleyRound(selfId, offsetsNs, this.config.outlierThresholdNs, (id) => (id === selfId ? this.host.clockSynchronized : round.syncedOf(id)));
+    const result = berkeleyRound(
+      selfId,
+      offsetsNs,
+      this.config.outlierThresholdNs,
+      (id) => (id === selfId ? this.host.clockSynchronized : round.syncedOf(id)),
+      (id) => (id === selfId ? this.host.clockProvisionalNs : round.provisionalOf(id)),
+    );
     const excluded = new Set(result.excluded);
     for (const [nodeId, correctionNs] of result.correctionsNs) {
       if (nodeId === selfId) continue;

@@ -36,9 +36,14 @@ export class MemberSide {
     return nowMs >= this.masterSilentAtMsValue;
   }
 
-  /** The answer to a poll: its send stamp back, our arrival stamp, and whether our clock is synchronized. */
-  reply(poll: Frame & { type: typeof FrameType.poll }, rxNs: bigint, synced: boolean): ReplyBody {
-    return { type: FrameType.reply, round: poll.round, probe: poll.probe, pollTxNs: poll.txNs, rxNs, synced };
+  /**
+   * The answer to a poll: its send stamp back, our arrival stamp, whether our clock is synchronized
+   * and, while its time is provisional, how far it has been moved (null: locked).
+   */
+  reply(poll: Frame & { type: typeof FrameType.poll }, rxNs: bigint, synced: boolean, provisionalNs: number | null = null): ReplyBody {
+    const body: ReplyBody = { type: FrameType.reply, round: poll.round, probe: poll.probe, pollTxNs: poll.txNs, rxNs, synced };
+    if (provisionalNs !== null) body.provisionalNs = provisionalNs;
+    return body;
   }
 
   /** Whether a correction of (term, round) is new: at most one per round; a lost one is superseded by the next round's. */

@@ -31,6 +31,8 @@ interface MemberProbes {
   best: ClockSample | undefined;
   /** A reply said its clock is synchronized. */
   synced: boolean;
+  /** What a reply said of its provisional time (null: locked, or no reply yet). */
+  provisionalNs: number | null;
 }
 
 interface DueProbe {
@@ -75,7 +77,7 @@ export class ProbeRound {
     this.round = round;
     this.full = full;
     this.memberIds = memberIds;
-    for (const nodeId of memberIds) this.members.set(nodeId, { sent: 0, nextProbeMs: nowMs, probing: true, unanswered: new Set(), best: undefined, synced: false });
+    for (const nodeId of memberIds) this.members.set(nodeId, { sent: 0, nextProbeMs: nowMs, probing: true, unanswered: new Set(), best: undefined, synced: false, provisionalNs: null });
     this.probingCount = this.members.size;
     this.dueQueue = memberIds.map((nodeId) => ({ nodeId, dueMs: nowMs, sent: 0 }));
   }
@@ -93,6 +95,11 @@ export class ProbeRound {
   /** Whether a reply of the member this round said its clock is synchronized. */
   syncedOf(nodeId: NodeId): boolean {
     return this.members.get(nodeId)?.synced ?? false;
+  }
+
+  /** How far the member's provisional time has been moved (see ReplyBody.provisionalNs); null if locked. */
+  provisionalOf(nodeId: NodeId): number | null {
+    return this.members.get(nodeId)?.provisionalNs ?? null;
   }
 
   /** The earliest time advance() has something to do. */
@@ -120,6 +127,7 @@ export class ProbeRound {
     if (sample.delayNs >= 0) {
       member.best = betterSample(member.best, sample);
       if (frame.synced) member.synced = true;
+      member.provisionalNs = frame.provisionalNs ?? null;
     } // else inconsistent timestamps: a clock stepped mid-probe
     if (member.probing && this.probedEnough(frame.from, member)) {
       this.stopProbing(member);
