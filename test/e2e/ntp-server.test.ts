@@ -8,76 +8,25 @@
 // - An unsynchronized server (leap indicator 3) is answered but never selected: chronyd -Q ends
 //   with "No suitable source for synchronisation" and no measurement.
 // chronyd is the machine's own or Debian's package unpacked into the lab cache (lab/vm/assets.ts,
-// never installed: an install could start the daemon on this machine's clock).
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+// never installed: an install could start the daemon on this machine's clock); lab/ntp/chrony-q.ts
+// runs it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostChronyd } from '../../lab/vm/assets.ts';
+import { findChronyd, runChronyQ } from '../../lab/ntp/chrony-q.ts';
 import { HostClock } from '../../src/clock/host.ts';
 import { startNtpServer, type NtpServer } from '../../src/net/ntp-server.ts';
 import type { ClockSnapshot } from '../../src/ntp/server-reply.ts';
 
-/** Where chrony's measured offset may be from the one we set: loopback noise is ~10 us here; a sign or unit error is >= 1 ms. */
-const OFFSET_TOLERANCE_NS = 100_000;
-
-function findChronyd(): { path: string } | { skip: string } {
-  if (process.platform !== 'linux') return { skip: 'chronyd tests need Linux' };
-  if (process.getuid?.() !== 0) return { skip: 'chronyd -Q runs as root here (-u root: the unpacked package has no _chrony user); run as root, as CI does' };
-  try {
-    return { path: hostChronyd() };
-  } catch (error) {
-    return { skip: `no chronyd: not installed and Debian's package could not be fetched (${(error as Error).message.split('\n')[0]})` };
-  }
-}
+/**
+ * Where chrony's measured offset may be from the one we set. Measured here: 4-80 us (the first run
+ * of a process is the worst, cold code between the kernel stamp and the clock reading; later ones
+ * sit 10-40 us low, the transmit stamp being read before Node's send path). The tolerance is wider
+ * than that for a loaded machine; a wrong sign, unit or a millisecond clock (0.5 ms off on
+ * average) still fails it. scripts/bench/ntp-server.ts measures the distribution.
+ */
+const OFFSET_TOLERANCE_NS = 250_000;
 
 const chronyd = findChronyd();
 if ('skip' in chronyd) console.warn(`[ntp-server e2e] SKIPPED: ${chronyd.skip}`);
-
-interface ChronyRun {
-  exitCode: number;
-  output: string;
-  /** Parsed measurements.log lines (chrony's view of each reply). */
-  measurements: { leap: string; stratum: number; rootDelayS: number; rootDispersionS: number; refid: string; offsetS: number }[];
-}
-
-/** One `chronyd -Q` against 127.0.0.1:port, asynchronous (our server answers from this process). */
-function runChronyQ(binary: string, port: number, timeoutS: number): Promise<ChronyRun> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ntp-e2e-'));
-  const args = [
-    '-Q', '-t', String(timeoutS), '-u', 'root', '-f', '/dev/null',
-    `server 127.0.0.1 port ${port} iburst minpoll -4 maxpoll -4`,
-    `pidfile ${path.join(dir, 'chronyd.pid')}`, 'cmdport 0', `logdir ${dir}`, 'log measurements',
-  ];
-  return new Promise((resolve) => {
-    execFile(binary, args, { timeout: (timeoutS + 15) * 1000, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-      let log = '';
-      try {
-        log = readFileSync(path.join(dir, 'measurements.log'), 'utf8');
-      } catch {
-        // No measurement at all: no log.
-      }
-      rmSync(dir, { recursive: true, force: true });
-      const measurements = log.split('\n').filter((line) => /^\d{4}-/.test(line)).map((line) => {
-        const fields = line.trim().split(/\s+/);
-        // Date Time IP L St 123 567 ABCD LP RP Score Offset PeerDel PeerDisp RootDel RootDisp Refid ...
-        return {
-          leap: fields[3]!, stratum: Number(fields[4]), offsetS: Number(fields[11]),
-          rootDelayS: Number(fields[14]), rootDispersionS: Number(fields[15]), refid: fields[16]!,
-        };
-      });
-      const exitCode = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ exitCode, output: `${stdout}${stderr}`, measurements });
-    });
-  });
-}
-
-/** chrony's "System clock wrong by X seconds", in ns; null when it printed none. */
-function wrongByNs(output: string): number | null {
-  const match = /System clock wrong by (-?[0-9.]+) seconds/.exec(output);
-  return match ? Math.round(Number(match[1]) * 1e9) : null;
-}
 
 describe.skipIf('skip' in chronyd)('NTP server measured by chronyd -Q', () => {
   const binary = 'path' in chronyd ? chronyd.path : '';
@@ -108,8 +57,8 @@ describe.skipIf('skip' in chronyd)('NTP server measured by chronyd -Q', () => {
     const errorsNs: number[] = [];
     for (const servedOffsetNs of [2_500_000, -1_250_000]) {
       offsetNs = BigInt(servedOffsetNs);
-      const run = await runChronyQ(binary, server.port, 10);
-      const measuredNs = wrongByNs(run.output);
+      const run = await runChronyQ(binary, '127.0.0.1', server.port, 10);
+      const measuredNs = run.wrongByNs;
       expect(measuredNs, run.output).not.toBeNull();
       // Server ahead by +2.5 ms: the host clock is "wrong by +0.0025 s".
       errorsNs.push((measuredNs as number) - servedOffsetNs);
@@ -135,12 +84,13 @@ describe.skipIf('skip' in chronyd)('NTP server measured by chronyd -Q', () => {
     synchronized = false;
     offsetNs = 2_500_000n;
     const repliesBefore = server.counters.repliesUnsynchronized;
-    const run = await runChronyQ(binary, server.port, 4);
-    expect(wrongByNs(run.output), run.output).toBeNull();
+    const run = await runChronyQ(binary, '127.0.0.1', server.port, 4);
+    expect(run.wrongByNs, run.output).toBeNull();
     expect(run.output).toContain('No suitable source for synchronisation');
     expect(run.exitCode).not.toBe(0);
     // It did hear us: the replies went out, with the alarm.
     expect(server.counters.repliesUnsynchronized - repliesBefore).toBeGreaterThan(0);
-    for (const measurement of run.measurements) expect(measurement).toMatchObject({ leap: '-', stratum: 0 });
+    // chrony logs every sample it takes (the synchronized case above has them): none from an alarm.
+    expect(run.measurements).toEqual([]);
   }, 60_000);
 });
