@@ -19,7 +19,7 @@
 // Root delay is the round trip of the measurement the last correction rests on and root
 // dispersion the rest of the error bound, so that a client's root distance
 // (delay / 2 + dispersion, RFC 5905) is our error bound.
-import { NTP_LOCAL_STRATUM_DEFAULT, NTP_STRATUM_MAX } from '../core/limits.ts';
+import { NTP_LOCAL_STRATUM_DEFAULT, NTP_PRECISION_LOG2_DEFAULT, NTP_STRATUM_MAX } from '../core/limits.ts';
 import {
   asciiRefid, ipv4Refid, NTP_HEADER_BYTES, NtpLeap, NtpMode, nsToNtpShort, unixNsToNtp, writeHeader,
   type NtpLeapIndicator, type NtpRequest,
@@ -99,4 +99,36 @@ export function buildServerReply(request: NtpRequest, rxNs: bigint, clock: Clock
   });
   new DataView(bytes.buffer).setBigUint64(NTP_HEADER_BYTES - 8, unixNsToNtp(transmitNs()));
   return bytes;
+}
+
+/** What the agent knows, in its own terms; ntpClockSnapshot turns it into what the server announces. */
+export interface AgentTimeState {
+  /** status clock.synchronized. */
+  synchronized: boolean;
+  /** status role: an electing node keeps serving as the member it was (its bound keeps growing). */
+  role: 'master' | 'slave' | 'electing';
+  /** The master's (or last master's) IPv4 address, for a member's refid; null if unknown. */
+  masterAddress: string | null;
+  /** ErrorBoundTracker.boundNs(now): null while unsynchronized. */
+  errorBoundNs: number | null;
+  /** ErrorBoundTracker.measurementDelayNs: the last measurement's round trip (0 on the master). */
+  measurementDelayNs: number;
+  /** This clock's Unix ns at the last correction (master: the last round); null if never. */
+  lastCorrectionNs: bigint | null;
+  /** Defaults: NTP_LOCAL_STRATUM_DEFAULT and NTP_PRECISION_LOG2_DEFAULT. */
+  localStratum?: number;
+  precisionLog2?: number;
+}
+
+export function ntpClockSnapshot(state: AgentTimeState): ClockSnapshot {
+  const identity = clusterIdentity(state.role === 'master' ? 'master' : 'member', state.masterAddress, state.localStratum);
+  return {
+    synchronized: state.synchronized,
+    stratum: identity.stratum,
+    refid: identity.refid,
+    errorBoundNs: state.errorBoundNs,
+    rootDelayNs: state.role === 'master' ? 0 : state.measurementDelayNs,
+    referenceTimeNs: state.lastCorrectionNs,
+    precisionLog2: state.precisionLog2 ?? NTP_PRECISION_LOG2_DEFAULT,
+  };
 }

@@ -1,6 +1,7 @@
 // The NTP packet codec (src/ntp/packet.ts): timestamp conversions are exact and match known
 // values, requests are accepted only as NTPv3/v4 client mode with a stable reason otherwise, and
 // headers survive a write/read round trip.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   asciiRefid, ipv4Refid, NTP_HEADER_BYTES, NtpMode, nsToNtpShort, ntpShortToNs, ntpToUnixNs, parseRequest,
@@ -150,5 +151,19 @@ describe('NTP header writing', () => {
     expect(bytes.byteLength).toBe(NTP_HEADER_BYTES);
     expect(bytes[0]).toBe(0xe4);
     expect(readHeader(bytes)).toEqual(header);
+  });
+});
+
+describe('NTP request parsing on arbitrary bytes', () => {
+  it('never throws, accepts only client-mode v3/v4 of 48+ aligned bytes, and keeps the origin for the reply', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 200 }), (bytes) => {
+      const parsed = parseRequest(bytes);
+      const wellFormed = bytes.length >= NTP_HEADER_BYTES && bytes.length % 4 === 0 && [3, 4].includes((bytes[0]! >> 3) & 7) && (bytes[0]! & 7) === 3;
+      expect(parsed.ok).toBe(wellFormed);
+      if (parsed.ok) {
+        expect(parsed.request.trailingBytes).toBe(bytes.length - NTP_HEADER_BYTES);
+        expect(writeHeader(parsed.request.header)).toEqual(bytes.slice(0, NTP_HEADER_BYTES));
+      }
+    }), { numRuns: 2000, seed: 17 });
   });
 });

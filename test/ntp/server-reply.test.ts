@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { NTP_LOCAL_STRATUM_DEFAULT } from '../../src/core/limits.ts';
 import { NTP_HEADER_BYTES, ntpShortToNs, ntpToUnixNs, parseRequest, readHeader, unixNsToNtp, type NtpRequest } from '../../src/ntp/packet.ts';
-import { buildServerReply, clusterIdentity, REFID_CLUSTER_MASTER, servesSynchronized, type ClockSnapshot } from '../../src/ntp/server-reply.ts';
+import { buildServerReply, clusterIdentity, ntpClockSnapshot, REFID_CLUSTER_MASTER, servesSynchronized, type ClockSnapshot } from '../../src/ntp/server-reply.ts';
 
 const CLIENT_TX = 0xe8a1_2345_6789_abcdn;
 
@@ -113,5 +113,24 @@ describe('cluster identity', () => {
     expect(clusterIdentity('member', 'fe80::1')).toEqual({ stratum: 11, refid: REFID_CLUSTER_MASTER });
     expect(clusterIdentity('member', null, 15)).toEqual({ stratum: 15, refid: REFID_CLUSTER_MASTER });
     expect(clusterIdentity('master', null, 3).stratum).toBe(3);
+  });
+});
+
+describe('ntpClockSnapshot', () => {
+  const base = { synchronized: true, masterAddress: '198.18.0.1', errorBoundNs: 40_000, measurementDelayNs: 70_000, lastCorrectionNs: 5n };
+  it('announces a member (and an electing node) below the master, naming it, with its measurement delay', () => {
+    for (const role of ['slave', 'electing'] as const) {
+      expect(ntpClockSnapshot({ ...base, role })).toEqual({
+        synchronized: true, stratum: 11, refid: 0xc612_0001, errorBoundNs: 40_000, rootDelayNs: 70_000, referenceTimeNs: 5n, precisionLog2: -20,
+      });
+    }
+  });
+  it('announces the master at the local stratum with no root delay', () => {
+    expect(ntpClockSnapshot({ ...base, role: 'master', errorBoundNs: 0, localStratum: 8 })).toMatchObject({ stratum: 8, refid: REFID_CLUSTER_MASTER, rootDelayNs: 0, errorBoundNs: 0 });
+  });
+  it('passes unsynchronized through, so the reply carries the alarm', () => {
+    const snapshot = ntpClockSnapshot({ ...base, role: 'slave', synchronized: false, errorBoundNs: null });
+    expect(servesSynchronized(snapshot)).toBe(false);
+    expect(readHeader(buildServerReply(clientRequest(), RX_NS, snapshot, () => TX_NS)).leap).toBe(3);
   });
 });
