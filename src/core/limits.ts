@@ -364,3 +364,47 @@ export const STATUS_REQUEST_TIMEOUT_MS = 3000;
 export const BARRIER_ANSWER_GRACE_MS = 5000;
 /** `demo`: the agents count as converged once their clocks are within this of each other. */
 export const DEMO_CONVERGED_SPREAD_NS = 1e6;
+
+// ---------------------------------------------------------------------------------------------
+// NTP server (issue 17): src/ntp/, src/net/ntp-server.ts, src/core/sync/error-bound.ts.
+// ---------------------------------------------------------------------------------------------
+/** The well-known NTP port, the default of --ntp-port where the agent can bind it (0 disables). */
+export const NTP_PORT_DEFAULT = 123;
+/**
+ * Stratum of a synchronized master that has no upstream (members say one more). 10 is ntpd's
+ * customary orphan stratum (`tos orphan 10`) and chrony's `local stratum` default: a client that
+ * also has real servers (stratum 1-4) prefers them, and the cluster's internal time still counts
+ * as valid (below 16).
+ */
+export const NTP_LOCAL_STRATUM_DEFAULT = 10;
+/** Largest stratum we announce while synchronized (16 means unsynchronized in NTP). */
+export const NTP_STRATUM_MAX = 15;
+/**
+ * Precision announced in replies, log2 s: 2^-20 s is about 1 us, what reading the clock costs
+ * Node here (process.hrtime plus a bigint; a kernel clock_gettime alone is ~20-50 ns).
+ */
+export const NTP_PRECISION_LOG2_DEFAULT = -20;
+/**
+ * Per-client rate limit, like chrony's `ratelimit interval 1 burst 16 leak 2`: on average one
+ * reply per 2^1 s per client address, bursts of up to 16, and one request in 2^2 over the limit
+ * answered anyway (so that a client whose address is spoofed by a flooder still gets some
+ * answers). Replies are never larger than requests, so the limit is about reflection volume and
+ * CPU, not amplification.
+ */
+export const NTP_RATE_INTERVAL_MS_DEFAULT = 2000;
+export const NTP_RATE_BURST_DEFAULT = 16;
+export const NTP_RATE_LEAK_LOG2_DEFAULT = 2;
+/**
+ * Client addresses the rate limiter remembers. When full, the one heard from least recently is
+ * forgotten (and would start again with a full burst): 4096 entries of ~100 bytes.
+ */
+export const NTP_RATE_CLIENTS_MAX = 4096;
+/**
+ * Frequency tolerance of the error bound (src/core/sync/error-bound.ts): how fast, at most, this
+ * clock and the master's drift apart after a correction, ppm. NTP's PHI is 15 ppm (RFC 5905), the
+ * worst frequency error it assumes of a disciplined clock. Ours is disciplined every poll interval
+ * (1 s by default) with a frequency loop that locks to well under 1 ppm in steady state, but
+ * temperature steps, a fresh start (frequency not learned yet, --virtual-drift up to 250 ppm) and
+ * a lost master can leave several ppm, so we keep NTP's 15: at a 1 s poll it adds 15 us.
+ */
+export const ERROR_BOUND_FREQUENCY_TOLERANCE_PPM = 15;
