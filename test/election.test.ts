@@ -1,181 +1,18 @@
-// Election state machines, driven directly: ProtocolNode instances connected by a tiny in-test
-// message pump (fixed latency, perfect clocks, frames through the real codec, filters to drop
+// Election state machines, driven directly: ProtocolNode instances connected by the node pump
+// (src/sim/pump.ts: fixed latency, perfect clocks, frames through the real codec, filters to drop
 // frames), plus single-node tests with hand-made frames for the term and correction rules.
 import { describe, expect, it } from 'vitest';
 import { nodeConfig } from '../src/core/defaults.ts';
 import { ringSuccessors, bestCandidate } from '../src/core/election/ring.ts';
 import { claimTerm } from '../src/core/election/terms.ts';
 import { higherKeyed } from '../src/core/election/bully.ts';
-import { FrameType, type Frame, type FrameTypeCode, type OutgoingFrame } from '../src/core/frames.ts';
+import { FrameType, type Frame, type OutgoingFrame } from '../src/core/frames.ts';
 import { DUPLICATE_ID_ANSWER_INTERVAL_MS, PROTOCOL_VERSION } from '../src/core/limits.ts';
-import { ProtocolNode, type Correction, type NodeConfig, type NodeEvent } from '../src/core/node.ts';
+import { ProtocolNode } from '../src/core/node.ts';
 import { compareKeys, type ElectionKey, type Endpoint, type NodeId } from '../src/core/types.ts';
-import { EventQueue } from '../src/sim/queue.ts';
+import { nsAt, Pump } from '../src/sim/pump.ts';
 import { SeededRandom } from '../src/sim/random.ts';
 import { decodeFrame, encodeFrame } from '../src/wire/codec.ts';
-
-const EPOCH_NS = 1_790_000_000_000_000_000n;
-const nsAt = (ms: number): bigint => EPOCH_NS + BigInt(Math.round(ms * 1e6));
-
-interface PumpNode {
-  id: NodeId;
-  priority: number;
-  endpoint: Endpoint;
-  node: ProtocolNode;
-  corrections: Correction[];
-  events: { atMs: number; event: NodeEvent }[];
-}
-
-interface SentFrame {
-  atMs: number;
-  from: NodeId;
-  to: NodeId | undefined;
-  frame: OutgoingFrame;
-  dropped: boolean;
-}
-
-interface Delivery {
-  to: NodeId;
-  from: Endpoint;
-  bytes: Uint8Array;
-}
-
-type DropRule = (sent: { from: NodeId; to: NodeId | undefined; frame: OutgoingFrame }) => boolean;
-
-/** Nodes on a perfect network with fixed latency; time advances to the next delivery or deadline. */
-class Pump {
-  nowMs = 0;
-  readonly nodes = new Map<NodeId, PumpNode>();
-  /** Every node id with an address, including ghosts that never run. */
-  private readonly addresses = new Map<NodeId, Endpoint>();
-  private readonly byAddress = new Map<string, NodeId>();
-  private readonly queue = new EventQueue<Delivery>();
-  readonly sent: SentFrame[] = [];
-  /** Time of the last POLL or CORRECT each node received from each sender. */
-  readonly lastMasterFrameMs = new Map<string, number>();
-  drop: DropRule = () => false;
-
-  constructor(
-    private readonly options: { latencyMs?: number; config?: Partial<NodeConfig>; seed?: number; random?: () => number } = {},
-  ) {}
-
-  private endpointFor(id: NodeId): Endpoint {
-    let endpoint = this.addresses.get(id);
-    if (!endpoint) {
-      endpoint = { address: `198.18.1.${this.addresses.size + 1}`, port: 7412 };
-      this.addresses.set(id, endpoint);
-      this.byAddress.set(`${endpoint.address}:${endpoint.port}`, id);
-    }
-    return endpoint;
-  }
-
-  add(id: NodeId, priority = 100): PumpNode {
-    const seeded = new SeededRandom((this.options.seed ?? 1) * 1000 + this.addresses.size);
-    const random = this.options.random ?? (() => seeded.next());
-    const node = new ProtocolNode(nodeConfig({ ...this.options.config, nodeId: id, priority, random }), this.nowMs);
-    const entry: PumpNode = { id, priority, endpoint: this.endpointFor(id), node, corrections: [], events: [] };
-    this.nodes.set(id, entry);
-    this.flush(entry);
-    return entry;
-  }
-
-  /** A node others know about (as if from mDNS) that never answers: frames to it vanish. */
-  ghost(id: NodeId, priority = 100): { id: NodeId; priority: number; endpoint: Endpoint } {
-    return { id, priority, endpoint: this.endpointFor(id) };
-  }
-
-  /** Everybody discovers everybody (live nodes and the given ghosts). */
-  introduceAll(ghosts: { id: NodeId; priority: number; endpoint: Endpoint }[] = []): void {
-    const everyone = [...[...this.nodes.values()].map(({ id, priority, endpoint }) => ({ id, priority, endpoint })), ...ghosts];
-    for (const entry of this.nodes.values()) {
-      for (const other of everyone) {
-        if (other.id !== entry.id) entry.node.discovered({ nodeId: other.id, priority: other.priority, endpoint: other.endpoint });
-      }
-      this.flush(entry);
-    }
-  }
-
-  crash(id: NodeId): void {
-    this.nodes.delete(id);
-  }
-
-  /** Graceful stop (SIGTERM): the node sends its LEAVE frames, then is gone. */
-  leave(id: NodeId): void {
-    const entry = this.nodes.get(id);
-    if (!entry) throw new Error(`no live node ${id}`);
-    entry.node.leave();
-    this.flush(entry);
-    this.nodes.delete(id);
-  }
-
-  get(id: NodeId): ProtocolNode {
-    const entry = this.nodes.get(id);
-    if (!entry) throw new Error(`no live node ${id}`);
-    return entry.node;
-  }
-
-  private flush(entry: PumpNode): void {
-    const out = entry.node.drain();
-    entry.corrections.push(...out.corrections);
-    for (const event of out.events) entry.events.push({ atMs: this.nowMs, event });
-    for (const send of out.sends) {
-      const to = this.byAddress.get(`${send.to.address}:${send.to.port}`);
-      const dropped = this.drop({ from: entry.id, to, frame: send.frame });
-      this.sent.push({ atMs: this.nowMs, from: entry.id, to, frame: send.frame, dropped });
-      if (dropped || to === undefined) continue;
-      // The shell stamps txNs at send time; clocks are perfect here.
-      const bytes = encodeFrame({ ...send.frame, txNs: nsAt(this.nowMs) } as Frame);
-      this.queue.push(this.nowMs + (this.options.latencyMs ?? 1), { to, from: entry.endpoint, bytes });
-    }
-  }
-
-  /** Hand one frame to a node, as its shell would after decoding. */
-  deliver(to: NodeId, frame: Frame, from: Endpoint): void {
-    const entry = this.nodes.get(to);
-    if (!entry) return;
-    if (frame.type === FrameType.poll || frame.type === FrameType.correct) this.lastMasterFrameMs.set(`${frame.from}->${to}`, this.nowMs);
-    entry.node.receive(frame, from, nsAt(this.nowMs), this.nowMs);
-    this.flush(entry);
-  }
-
-  runUntil(endMs: number): void {
-    let spins = 0;
-    let lastMs = -1;
-    for (;;) {
-      let timerMs = Number.POSITIVE_INFINITY;
-      for (const entry of this.nodes.values()) timerMs = Math.min(timerMs, entry.node.nextDeadlineMs());
-      const messageMs = this.queue.peekMs();
-      const nextMs = Math.max(this.nowMs, Math.min(timerMs, messageMs));
-      if (nextMs > endMs) break;
-      spins = nextMs === lastMs ? spins + 1 : 0;
-      lastMs = nextMs;
-      if (spins > 10_000) throw new Error(`pump stuck at ${nextMs} ms (a deadline that tick() does not clear)`);
-      this.nowMs = nextMs;
-      if (messageMs <= timerMs) {
-        const delivery = this.queue.pop()!.item;
-        const decoded = decodeFrame(delivery.bytes);
-        if (!decoded.ok) throw new Error(`pump produced an invalid frame: ${decoded.reason} ${decoded.detail}`);
-        this.deliver(delivery.to, decoded.frame, delivery.from);
-      } else {
-        for (const entry of [...this.nodes.values()]) {
-          if (entry.node.nextDeadlineMs() <= this.nowMs) {
-            entry.node.tick(this.nowMs);
-            this.flush(entry);
-          }
-        }
-      }
-    }
-    this.nowMs = Math.max(this.nowMs, endMs);
-  }
-
-  masters(): NodeId[] {
-    return [...this.nodes.values()].filter((entry) => entry.node.status().role === 'master').map((entry) => entry.id);
-  }
-
-  sentOfType(type: FrameTypeCode, from?: NodeId): SentFrame[] {
-    return this.sent.filter((sent) => sent.frame.type === type && (from === undefined || sent.from === from));
-  }
-}
 
 /** The highest key among the given nodes. */
 function highest(keys: ElectionKey[]): NodeId {

@@ -15,7 +15,7 @@ import { carryOut, Discipline } from '../core/sync/discipline.ts';
 import { decodeFrame, encodeFrame } from '../wire/codec.ts';
 import { InvariantChecker, type CheckMode, type NodeView } from './invariants.ts';
 import { Oscillator } from './oscillator.ts';
-import { EventQueue } from './queue.ts';
+import { EventLoop } from './harness.ts';
 import { SeededRandom } from './random.ts';
 import { TraceHash } from './trace.ts';
 
@@ -225,7 +225,8 @@ export class Simulation {
   /** Frames handed to a node, by frame type name (duplicates and corrupted-but-valid included). */
   readonly deliveredByType = new Map<string, number>();
   readonly checker: InvariantChecker | null;
-  private readonly queue = new EventQueue<SimEvent>();
+  /** Events (boots, timers, deliveries, scheduled actions) in time order (harness.ts). */
+  private readonly loop = new EventLoop<SimEvent>();
   private readonly nodes = new Map<NodeId, SimNode>();
   /** Every datagram sent (with options.wiretap), oldest first. */
   readonly wiretap: { from: NodeId; to: NodeId; atMs: number; bytes: Uint8Array }[] | null;
@@ -241,7 +242,11 @@ export class Simulation {
   private readonly traceLines: string[] = [];
   private readonly keepLines: number;
   private readonly stateWriteMs: number;
-  nowMs = 0;
+  /** Simulated time now (ms since the start). */
+  get nowMs(): number {
+    return this.loop.nowMs;
+  }
+
 
   constructor(options: SimulationOptions) {
     this.options = options;
@@ -282,7 +287,7 @@ export class Simulation {
       this.nodes.set(spec.nodeId, sim);
       this.order.push(sim);
       this.byEndpoint.set(`${endpoint.address}:${endpoint.port}`, spec.nodeId);
-      this.queue.push(spec.startMs ?? 0, { kind: 'boot', nodeId: spec.nodeId });
+      this.loop.at(spec.startMs ?? 0, { kind: 'boot', nodeId: spec.nodeId });
     });
     if (this.network.asymmetry > 0) this.drawLinkFactors();
   }
@@ -403,7 +408,7 @@ export class Simulation {
 
   /** Runs `run` at simulated time `atMs` (in order with the other events at that time). */
   at(atMs: number, label: string, run: () => void): void {
-    this.queue.push(Math.max(atMs, this.nowMs), { kind: 'action', label, run });
+    this.loop.at(Math.max(atMs, this.nowMs), { kind: 'action', label, run });
   }
 
   after(delayMs: number, label: string, run: () => void): void {
@@ -432,7 +437,7 @@ export class Simulation {
   restart(nodeId: NodeId, options: RestartOptions = {}): void {
     const sim = this.simNode(nodeId);
     sim.pendingRestart = options;
-    this.queue.push(this.nowMs, { kind: 'boot', nodeId });
+    this.loop.at(this.nowMs, { kind: 'boot', nodeId });
   }
 
   /** What a node has on disk now (null before its first save landed). */
@@ -540,7 +545,7 @@ export class Simulation {
     sim.timerGeneration += 1;
     const deadlineMs = node.nextDeadlineMs();
     if (Number.isFinite(deadlineMs)) {
-      this.queue.push(Math.max(deadlineMs, this.nowMs), { kind: 'timer', nodeId, generation: sim.timerGeneration });
+      this.loop.at(Math.max(deadlineMs, this.nowMs), { kind: 'timer', nodeId, generation: sim.timerGeneration });
     }
   }
 
@@ -591,16 +596,12 @@ export class Simulation {
         corrupted = true;
         this.counters.framesCorrupted += 1;
       }
-      this.queue.push(this.nowMs + delayMs, { kind: 'deliver', to: targetId, fromId, from: from.endpoint, bytes: datagram, corrupted });
+      this.loop.at(this.nowMs + delayMs, { kind: 'deliver', to: targetId, fromId, from: from.endpoint, bytes: datagram, corrupted });
     }
   }
 
-  private step(): boolean {
-    const event = this.queue.pop();
-    if (!event) return false;
-    this.nowMs = Math.max(this.nowMs, event.atMs);
+  private handle(item: SimEvent): boolean {
     this.counters.events += 1;
-    const item = event.item;
     switch (item.kind) {
       case 'action':
         this.trace.add(`${this.nowMs} action ${item.label}`);
@@ -654,8 +655,7 @@ export class Simulation {
   }
 
   runUntil(endMs: number): void {
-    while (this.queue.peekMs() <= endMs) this.step();
-    this.nowMs = Math.max(this.nowMs, endMs);
+    this.loop.run({ endMs, onEvent: (item) => this.handle(item) });
   }
 
   runFor(durationMs: number): void {
