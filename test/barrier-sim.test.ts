@@ -1,8 +1,8 @@
 // Seeded simulation of barriers: one master table, several agents' clients, frames through msgpack
-// and the zod shapes over a network that loses, duplicates, delays and reorders them (on the shared
-// event loop, src/sim/harness.ts), and masters
+// and the zod shapes over a network that loses, duplicates, delays and reorders them, and masters
 // that fail in the middle of a barrier (the table vanishes; frames to it are lost; frames it already
-// sent are still in flight) with a new master starting from an empty table.
+// sent are still in flight) with a new master starting from an empty table. It runs on the shared
+// event loop (src/sim/harness.ts).
 //
 // Every node runs loops over two barrier names: join round r, wait for its release, think, join
 // round r+1 (an experiment's phases). Each round has one initializer (count = the other nodes) and
