@@ -2,8 +2,10 @@
 // runs the same ProtocolNode as the daemon, with a VirtualClock over a simulated machine clock
 // (initial offset, drift, drift wander); frames go through the real codec and a network with
 // latency, jitter, loss, duplication, reordering, asymmetric links, corruption and partitions.
-// Nodes crash and restart. An invariant checker looks at every node after each event.
-import type { NodeConfig, PersistedNodeState } from '../core/node.ts';
+// Nodes crash and restart. An invariant checker looks at every node after each event. Events run
+// on the shared event loop (harness.ts).
+import type { NodeConfig } from '../core/node-config.ts';
+import type { PersistedNodeState } from '../core/node-status.ts';
 import { ProtocolNode } from '../core/node.ts';
 import type { BarrierOutcome } from '../core/barrier/client.ts';
 import { nodeConfig } from '../core/defaults.ts';
@@ -600,39 +602,40 @@ export class Simulation {
     }
   }
 
-  private handle(item: SimEvent): boolean {
+  /** One event, at its time (the event loop moved there). */
+  private handle(item: SimEvent): void {
     this.counters.events += 1;
     switch (item.kind) {
       case 'action':
         this.trace.add(`${this.nowMs} action ${item.label}`);
         this.record(`action ${item.label}`);
         item.run();
-        return true;
+        return;
       case 'boot': {
         const sim = this.simNode(item.nodeId);
         if (!sim.node) this.boot(sim);
         else sim.pendingRestart = null;
-        return true;
+        return;
       }
       case 'timer': {
         const sim = this.simNode(item.nodeId);
-        if (!sim.node || item.generation !== sim.timerGeneration) return true;
+        if (!sim.node || item.generation !== sim.timerGeneration) return;
         this.trace.add(`${this.nowMs} tick ${item.nodeId}`);
         sim.node.tick(this.nowMs);
         this.afterInput(sim);
-        return true;
+        return;
       }
       case 'deliver': {
         const sim = this.simNode(item.to);
         if (!this.canReach(item.fromId, item.to)) {
           this.counters.framesPartitioned += 1;
           if (item.corrupted) this.counters.corruptDropped += 1;
-          return true;
+          return;
         }
         if (!sim.node) {
           this.counters.framesToDownNode += 1;
           if (item.corrupted) this.counters.corruptDropped += 1;
-          return true;
+          return;
         }
         this.trace.addBytes(`${this.nowMs} deliver ${item.to}`, item.bytes);
         const decoded = decodeFrame(item.bytes);
@@ -642,14 +645,14 @@ export class Simulation {
         } else if (!decoded.ok) {
           this.counters.framesRejected += 1;
         }
-        if (!decoded.ok) return true;
+        if (!decoded.ok) return;
         this.counters.framesDelivered += 1;
         const typeName = FRAME_NAMES.get(decoded.frame.type) ?? String(decoded.frame.type);
         this.deliveredByType.set(typeName, (this.deliveredByType.get(typeName) ?? 0) + 1);
         if (this.keepLines > 0) this.record(`${item.to} <- ${describeFrame(decoded.frame)}${item.corrupted ? ' (corrupted)' : ''}`);
         sim.node.receive(decoded.frame, item.from, this.readClock(sim), this.nowMs);
         this.afterInput(sim);
-        return true;
+        return;
       }
     }
   }
