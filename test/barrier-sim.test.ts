@@ -1,7 +1,8 @@
 // Seeded simulation of barriers: one master table, several agents' clients, frames through msgpack
 // and the zod shapes over a network that loses, duplicates, delays and reorders them, and masters
 // that fail in the middle of a barrier (the table vanishes; frames to it are lost; frames it already
-// sent are still in flight) with a new master starting from an empty table.
+// sent are still in flight) with a new master starting from an empty table. It runs on the shared
+// event loop (src/sim/harness.ts).
 //
 // Every node runs loops over two barrier names: join round r, wait for its release, think, join
 // round r+1 (an experiment's phases). Each round has one initializer (count = the other nodes) and
@@ -14,7 +15,7 @@ import { describe, expect, it } from 'vitest';
 import { BarrierClient, exchangeLocally, type BarrierOutcome } from '../src/core/barrier/client.ts';
 import { barrierRecipient, type BarrierSend } from '../src/core/barrier/frames.ts';
 import { BarrierTable } from '../src/core/barrier/table.ts';
-import { EventQueue } from '../src/sim/queue.ts';
+import { EventLoop } from '../src/sim/harness.ts';
 import { SeededRandom } from '../src/sim/random.ts';
 import { decodeBarrier, encodeBarrier } from './support/barrier.ts';
 
@@ -57,7 +58,7 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
     nodes.map((node) => [node, new BarrierClient({ nodeId: node, requestIdBase: Math.floor(random.next() * 2 ** 40) })]),
   );
   const tables = new Map<string, BarrierTable>();
-  const queue = new EventQueue<SimEvent>();
+  const loop = new EventLoop<SimEvent>();
   const participants = new Map<string, Participant>();
   const failures: string[] = [];
   const stats = { frames: 0, lost: 0, duplicated: 0, masterFailures: 0 };
@@ -65,7 +66,6 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
   let failuresLeft = scenario.failures;
   let armedAfterRelease = scenario.failAfterRelease;
   let releasesBeforeFailure = 1 + random.integer(scenario.rounds * scenario.names.length - 1);
-  let nowMs = 0;
 
   // Roles per round: a random initializer, random error codes (mostly 0).
   const roles = new Map<string, { initializer: string; errorCodes: Map<string, number> }>();
@@ -79,8 +79,8 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
   const startMaster = (master: string): void => {
     tables.set(master, new BarrierTable({ random: () => random.next() }));
     // The new master learns it at once; the others over the next few hundred ms (election frames).
-    for (const node of nodes) queue.push(nowMs + (node === master ? 0 : random.between(0, 400)), { kind: 'learn', node, master });
-    if (failuresLeft > 0 && !armedAfterRelease) queue.push(nowMs + random.between(100, 1500), { kind: 'fail' });
+    for (const node of nodes) loop.at(loop.nowMs + (node === master ? 0 : random.between(0, 400)), { kind: 'learn', node, master });
+    if (failuresLeft > 0 && !armedAfterRelease) loop.at(loop.nowMs + random.between(100, 1500), { kind: 'fail' });
   };
 
   const fail = (): void => {
@@ -91,9 +91,9 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
     stats.masterFailures += 1;
     masterIndex = (masterIndex + 1) % nodes.length;
     // Detection (missed polls) and an election, then the next node is master.
-    const detectedMs = nowMs + random.between(500, 3000);
-    for (const node of nodes) queue.push(detectedMs + random.between(0, 200), { kind: 'learn', node, master: null });
-    queue.push(detectedMs + random.between(300, 1500), { kind: 'elected', master: nodes[masterIndex] as string });
+    const detectedMs = loop.nowMs + random.between(500, 3000);
+    for (const node of nodes) loop.at(detectedMs + random.between(0, 200), { kind: 'learn', node, master: null });
+    loop.at(detectedMs + random.between(300, 1500), { kind: 'elected', master: nodes[masterIndex] as string });
   };
 
   const send = (from: string, frames: BarrierSend[], lossRate = scenario.lossRate): void => {
@@ -107,7 +107,7 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
           stats.lost += 1;
           continue;
         }
-        queue.push(nowMs + random.between(0.1, scenario.delayMsMax), { kind: 'deliver', to: frame.to, from, bytes });
+        loop.at(loop.nowMs + random.between(0.1, scenario.delayMsMax), { kind: 'deliver', to: frame.to, from, bytes });
       }
     }
   };
@@ -119,15 +119,15 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
         failures.push(`outcome for an unknown participant ${node}:${outcome.requestId}`);
         continue;
       }
-      participant.outcomes.push({ atMs: nowMs, outcome });
+      participant.outcomes.push({ atMs: loop.nowMs, outcome });
       if (outcome.kind === 'released' && participant.outcomes.filter((o) => o.outcome.kind === 'released').length === 1) {
         // Nothing early: everyone of this round has joined by now.
         const joined = [...participants.values()].filter((p) => p.name === participant.name && p.round === participant.round);
         if (joined.length !== nodes.length) {
-          failures.push(`${node} released from ${participant.name}/${participant.round} at ${nowMs.toFixed(1)} ms with ${joined.length} of ${nodes.length} joined`);
+          failures.push(`${node} released from ${participant.name}/${participant.round} at ${loop.nowMs.toFixed(1)} ms with ${joined.length} of ${nodes.length} joined`);
         }
         if (participant.round + 1 < scenario.rounds) {
-          queue.push(nowMs + random.between(0, 200), { kind: 'join', node, name: participant.name, round: participant.round + 1 });
+          loop.at(loop.nowMs + random.between(0, 200), { kind: 'join', node, name: participant.name, round: participant.round + 1 });
         }
       }
     }
@@ -138,7 +138,7 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
     for (const node of nodes) {
       const client = clients.get(node) as BarrierClient;
       const table = tables.get(node) ?? null;
-      const { network, outcomes } = exchangeLocally(node, client, table, nowMs);
+      const { network, outcomes } = exchangeLocally(node, client, table, loop.nowMs);
       record(node, outcomes);
       const releasedBefore = table === null ? 0 : (releasesSeen.get(table) ?? 0);
       if (table !== null) releasesSeen.set(table, table.counters.generationsReleased);
@@ -157,7 +157,7 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
   };
 
   for (const name of scenario.names) {
-    for (const node of nodes) queue.push(random.between(0, 300), { kind: 'join', node, name, round: 0 });
+    for (const node of nodes) loop.at(random.between(0, 300), { kind: 'join', node, name, round: 0 });
   }
   startMaster(nodes[0] as string);
 
@@ -165,14 +165,15 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
     participants.size === nodes.length * scenario.rounds * scenario.names.length &&
     [...participants.values()].every((p) => p.outcomes.some((o) => o.outcome.kind === 'released'));
 
-  while (nowMs < SIM_MS_MAX && !allDone()) {
-    let nextMs = queue.peekMs();
-    for (const client of clients.values()) nextMs = Math.min(nextMs, client.nextDeadlineMs() ?? Number.POSITIVE_INFINITY);
-    for (const table of tables.values()) nextMs = Math.min(nextMs, table.nextDeadlineMs() ?? Number.POSITIVE_INFINITY);
-    if (nextMs === Number.POSITIVE_INFINITY) break;
-    nowMs = Math.max(nowMs, nextMs);
-    while (queue.peekMs() <= nowMs) {
-      const event = (queue.pop() as { item: SimEvent }).item;
+  loop.run({
+    stop: () => loop.nowMs >= SIM_MS_MAX || allDone(),
+    nextDeadlineMs: () => {
+      let nextMs = Number.POSITIVE_INFINITY;
+      for (const client of clients.values()) nextMs = Math.min(nextMs, client.nextDeadlineMs() ?? Number.POSITIVE_INFINITY);
+      for (const table of tables.values()) nextMs = Math.min(nextMs, table.nextDeadlineMs() ?? Number.POSITIVE_INFINITY);
+      return nextMs;
+    },
+    onEvent: (event, nowMs) => {
       switch (event.kind) {
         case 'deliver': {
           const decoded = decodeBarrier(event.bytes);
@@ -218,11 +219,13 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
           (clients.get(event.node) as BarrierClient).masterChanged(event.master, nowMs);
           break;
       }
-    }
-    for (const client of clients.values()) client.tick(nowMs);
-    for (const table of tables.values()) table.tick(nowMs);
-    flush();
-  }
+    },
+    afterEvents: (nowMs) => {
+      for (const client of clients.values()) client.tick(nowMs);
+      for (const table of tables.values()) table.tick(nowMs);
+      flush();
+    },
+  });
 
   // Nothing lost, released once with the round's code, nobody refused; generations hold one round.
   const roundOfGeneration = new Map<number, string>();
@@ -243,8 +246,8 @@ function simulate(seed: number, scenario: Scenario): { failures: string[]; endMs
     roundOfGeneration.set(outcome.generation, round);
   }
   const expectedCount = nodes.length * scenario.rounds * scenario.names.length;
-  if (participants.size !== expectedCount) failures.push(`only ${participants.size} of ${expectedCount} participants joined by ${nowMs.toFixed(0)} ms`);
-  return { failures, endMs: nowMs, stats };
+  if (participants.size !== expectedCount) failures.push(`only ${participants.size} of ${expectedCount} participants joined by ${loop.nowMs.toFixed(0)} ms`);
+  return { failures, endMs: loop.nowMs, stats };
 }
 
 const SEEDS = 200;

@@ -1,5 +1,5 @@
 // Node configuration with every timing derived from the poll interval unless given explicitly.
-import type { NodeConfig } from './node.ts';
+import type { NodeConfig } from './node-config.ts';
 import {
   BULLY_ANSWER_TIMEOUT_MS_DEFAULT,
   BULLY_COORDINATOR_TIMEOUT_MS_DEFAULT,

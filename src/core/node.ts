@@ -2,21 +2,17 @@
 // The shell feeds it received frames (with their arrival time on this node's clock) and tick()
 // calls with a monotonic time in milliseconds, and drains what it wants sent and done.
 //
-// The node owns its role, term and master, dispatches frames, and changes roles (follow, become
-// master, take over); everything else is a sub-machine of one shape (owned state, a stored
-// deadline, frame handlers, output through the one outbox): the peer table and replay windows
-// (membership/), the election (election/election.ts), the master's rounds and the member side
-// (sync/), the cluster view (view/) and barriers (barrier/). tick() and nextDeadlineMs() ask each
-// sub-machine in turn, so both read the same stored deadlines.
-import { ALGORITHM_CODES, FRAME_TYPE_NAMES, FrameType, ROLE_CODES, type Frame, type FrameBody, type FrameTypeName, type OutgoingFrame } from './frames.ts';
-import {
-  EVENTS_MAX,
-  OUTBOX_FRAMES_MAX,
-  PROTOCOL_VERSION,
-  TERM_ADOPT_MAX,
-  DUPLICATE_ID_ANSWER_INTERVAL_MS,
-} from './limits.ts';
-import { PeerTable, type PeerState, type PeerTableHost } from './membership/peers.ts';
+// The node owns its role, term and master, dispatches frames, and changes roles; everything else
+// is a sub-machine of one shape (owned state, a stored deadline, frame handlers, output through the
+// one outbox): the peer table and replay windows (membership/), the election
+// (election/election.ts), the master's rounds and the member side (sync/), the cluster view
+// (view/) and barriers (barrier/). Frames and timers whose meaning depends on the role go to the
+// role's behaviour, swapped by becomeMaster, becomeMember and becomeElecting (as etcd-io/raft's
+// becomeLeader/becomeFollower/becomeCandidate swap its step and tick functions). tick() and
+// nextDeadlineMs() ask each sub-machine and the role in turn, so both read the same stored deadlines.
+import { ALGORITHM_CODES, FrameType, ROLE_CODES, type Frame, type FrameBody } from './frames.ts';
+import { TERM_ADOPT_MAX, DUPLICATE_ID_ANSWER_INTERVAL_MS } from './limits.ts';
+import { PeerTable, type PeerTableHost } from './membership/peers.ts';
 import { algorithmOf, Election, type ElectionHost } from './election/election.ts';
 import { claimTerm } from './election/terms.ts';
 import { MasterRounds, type MasterHost } from './sync/master.ts';
@@ -24,74 +20,23 @@ import { MemberSide } from './sync/member.ts';
 import type { BarrierJoinRequest, BarrierJoinResult, BarrierOutcome } from './barrier/client.ts';
 import { isBarrierBody } from './barrier/frames.ts';
 import { NodeBarriers, type BarrierReport, type NodeBarriersHost } from './barrier/node-barriers.ts';
-import { isFreshSequence, OutgoingSequences } from './membership/replay-window.ts';
-import type { ClusterView, Correction, ElectionRecord, NodeEvent, RoundRecord } from './events.ts';
+import { isFreshSequence } from './membership/replay-window.ts';
+import type { ClusterView, Correction, NodeEvent } from './events.ts';
 import { ClusterViewPull, ClusterViewServer } from './view/cluster-view.ts';
-import type { Outbox } from './outbox.ts';
+import { NodeOutbox, type SendRequest } from './outbox.ts';
+import type { NodeConfig } from './node-config.ts';
+import { copyNodeCounters, newNodeCounters, type NodeCounters, type NodeStatus, type PersistedNodeState } from './node-status.ts';
 import { compareKeys, endpointKey, type ElectionAlgorithm, type ElectionKey, type Endpoint, type NodeId, type Role } from './types.ts';
 
-/** What survives a restart (the daemon keeps it in --state-dir). */
-export interface PersistedNodeState {
-  /** The highest term this node had reached: a restarted node never goes back below it. */
-  term: number;
-  /**
-   * The last term this node was master in. A restarted node never claims it again: its rounds
-   * there restart at 1, and members that applied later rounds of that term would drop them.
-   */
-  lastMasterTerm: number;
-}
-
-export interface NodeConfig {
-  nodeId: NodeId;
-  priority: number;
-  cluster: string;
-  pollIntervalMs: number;
-  masterTimeoutMs: number;
-  probesPerRound: number;
-  /**
-   * Probes sent to a member before its round may stop early on a good enough sample (see
-   * PROBES_MIN_DEFAULT); probesPerRound (or more) turns the early stop off.
-   */
-  probesMin: number;
-  probeSpacingMs: number;
-  replyWaitMs: number;
-  outlierThresholdNs: number;
-  discoveryWindowMs: number;
-  hopAckTimeoutMs: number;
-  ringTimeoutMs: number;
-  bullyAnswerTimeoutMs: number;
-  bullyCoordinatorTimeoutMs: number;
-  peersMax: number;
-  /** Never stand in an election (still synchronized by whoever is master). */
-  neverMaster: boolean;
-  /** The algorithm an election starts with: ring (falling back to bully when it stalls) or bully. */
-  electionAlgorithm: 'ring' | 'bully';
-  /** Uniform in [0, 1); injected so a seeded simulator reproduces every jitter. */
-  random: () => number;
-  /**
-   * This run's boot id, larger than any earlier run's (the daemon: ms since the epoch, above the
-   * one saved in the state directory). Frames carry it with a sequence number: replay protection.
-   */
-  bootId: number;
-  /**
-   * Refuse frames whose (boot, seq) was seen or is too old. On when frames are authenticated:
-   * without a key anyone can forge a frame anyway, and a corrupted sequence number that got
-   * through would lock its sender out.
-   */
-  replayProtection: boolean;
-}
-
+// The node's vocabulary, importable from here as before the split.
+export type { NodeConfig } from './node-config.ts';
+export type { NodeCounters, NodeStatus, PersistedNodeState } from './node-status.ts';
+export type { SendRequest } from './outbox.ts';
 export { isNearMinimumDelay, isPoorSample } from './sync/delay-filter.ts';
 export type { ReplayRecord, ReplayStreams } from './membership/replay-window.ts';
-
 export type { PeerState } from './membership/peers.ts';
-
 export type { ClusterView, Correction, ElectionRecord, NodeEvent, RoundRecord, ViewMember } from './events.ts';
-
-export interface SendRequest {
-  to: Endpoint;
-  frame: OutgoingFrame;
-}
+export type { BarrierReport } from './barrier/node-barriers.ts';
 
 export interface Drained {
   sends: SendRequest[];
@@ -101,55 +46,19 @@ export interface Drained {
   barrierOutcomes: BarrierOutcome[];
 }
 
-export type { BarrierReport } from './barrier/node-barriers.ts';
+/** The frames whose handling depends on the role. */
+type RoleFrame = Extract<
+  Frame,
+  { type: typeof FrameType.hello | typeof FrameType.coordinator | typeof FrameType.poll | typeof FrameType.reply | typeof FrameType.correct | typeof FrameType.leave | typeof FrameType.viewQuery }
+>;
 
-export interface NodeCounters {
-  framesAccepted: number;
-  framesOtherCluster: number;
-  framesStale: number;
-  framesFromSelfId: number;
-  framesDroppedOutboxFull: number;
-  /** Frames whose (boot, sequence) was seen already or is too old: replays and network duplicates. */
-  framesReplayed: number;
-  /** Frames addressed to another node id (a redirected capture), or to nobody when they should not be. */
-  framesMisdirected: number;
-  roundsCompleted: number;
-  /** Round samples dropped by the delay filter. */
-  samplesDiscarded: number;
-  /** POLLs sent as master (probes); against roundsCompleted, the cost of a round. */
-  probesSent: number;
-  correctionsApplied: number;
-  electionsStarted: number;
-  electionsWon: number;
-  electionsByAlgorithm: Record<ElectionAlgorithm, number>;
-  /** Times this node, as master, met another master with a lower key and took over. */
-  takeovers: number;
-  /** Frames this node sent, by frame type name. */
-  framesSentByType: Record<FrameTypeName, number>;
-  peersRefused: number;
-  /** Peers forgotten because they never answered (aged out, or pushed out by a newcomer). */
-  peersExpired: number;
-  /** Greetings to silent peers put off because the round's budget was spent. */
-  greetingsDeferred: number;
-}
-
-export interface NodeStatus {
-  nodeId: NodeId;
-  cluster: string;
-  priority: number;
-  neverMaster: boolean;
-  role: Role;
-  masterId: NodeId | null;
-  term: number;
-  election: {
-    inProgress: { term: number; algorithm: ElectionAlgorithm; sinceMs: number } | null;
-    last: ElectionRecord | null;
-    history: ElectionRecord[];
-  };
-  lastRound: RoundRecord | null;
-  lastCorrection: (Correction & { atMs: number }) | null;
-  peers: PeerState[];
-  counters: NodeCounters;
+/** What changes with the role: set only by setRole (through becomeMaster, becomeMember, becomeElecting). */
+interface RoleBehaviour {
+  /** HELLO, COORDINATOR, POLL, REPLY, CORRECT, LEAVE and VIEW_QUERY. */
+  step(frame: RoleFrame, from: Endpoint, rxNs: bigint, nowMs: number): void;
+  /** The role's timer work, due at nextDeadlineMs() (the same stored value). */
+  tick(nowMs: number): void;
+  nextDeadlineMs(): number;
 }
 
 const NEVER = Number.POSITIVE_INFINITY;
@@ -173,6 +82,9 @@ export class ProtocolNode {
   private role: Role = 'electing';
   private term = 0;
   private masterId: NodeId | null = null;
+  /** The role's frame handling and timers (see RoleBehaviour); always behaviours[role]. */
+  private behaviour: RoleBehaviour;
+  private readonly behaviours: Record<Role, RoleBehaviour>;
   /** Answering polls, applying corrections, the master-silent deadline (sync/member.ts). */
   private readonly member: MemberSide;
   /** Ring, bully, backoff and the record of elections (election/election.ts). */
@@ -187,37 +99,15 @@ export class ProtocolNode {
   private readonly viewPull: ClusterViewPull;
   /** When a greeting from our own node id may be answered again (see receiveFrame). */
   private nextDuplicateIdAnswerMs = Number.NEGATIVE_INFINITY;
-  /** Per destination: the last sequence number sent (see OutgoingSequences). */
-  private readonly sequences: OutgoingSequences;
 
   /** Barriers: this node's participants (any role), and the table it serves while master. */
   private readonly barriers: NodeBarriers;
 
-  private sends: SendRequest[] = [];
+  /** The one outbox every sub-machine sends through (addressing, sequence numbers, the bound). */
+  private readonly outbox: NodeOutbox;
   private corrections: Correction[] = [];
-  private events: NodeEvent[] = [];
 
-  readonly counters: NodeCounters = {
-    framesAccepted: 0,
-    framesOtherCluster: 0,
-    framesStale: 0,
-    framesFromSelfId: 0,
-    framesDroppedOutboxFull: 0,
-    framesReplayed: 0,
-    framesMisdirected: 0,
-    roundsCompleted: 0,
-    samplesDiscarded: 0,
-    probesSent: 0,
-    correctionsApplied: 0,
-    electionsStarted: 0,
-    electionsWon: 0,
-    electionsByAlgorithm: { ring: 0, bully: 0, takeover: 0 },
-    takeovers: 0,
-    framesSentByType: Object.fromEntries(Object.keys(FrameType).map((name) => [name, 0])) as Record<FrameTypeName, number>,
-    peersRefused: 0,
-    peersExpired: 0,
-    greetingsDeferred: 0,
-  };
+  readonly counters: NodeCounters = newNodeCounters();
 
   constructor(config: NodeConfig, nowMs: number, persisted: PersistedNodeState | null = null) {
     this.config = config;
@@ -225,12 +115,21 @@ export class ProtocolNode {
     this.term = persisted?.term ?? 0;
     this.lastMasterTerm = persisted?.lastMasterTerm ?? 0;
     this.selfKey = { nodeId: config.nodeId, priority: config.priority };
-    // Two streams per peer (direct, anyone) and the unaddressed ones.
-    this.sequences = new OutgoingSequences(2 * config.peersMax + 2);
-    // The one outbox every sub-machine sends through (addressing, sequence numbers, the bound).
-    const outbox: Outbox = { send: (to, body) => this.send(to, body), sendTo: (nodeId, body) => this.sendTo(nodeId, body), emit: (event) => this.emit(event) };
-    // The election reads the node's role, term and master live (getters), and changes them only through enterElection.
+    // Sub-machines read the node's role, term and master live (getters), and change them only
+    // through the role changes below.
     const node = this;
+    const outbox = new NodeOutbox(
+      config,
+      {
+        get term() {
+          return node.term;
+        },
+        addressOf: (to) => this.peers.addressOf(to),
+        endpointOf: (nodeId) => this.peers.get(nodeId)?.endpoint,
+      },
+      this.counters,
+    );
+    this.outbox = outbox;
     const host: ElectionHost = {
       get term() {
         return node.term;
@@ -246,11 +145,7 @@ export class ProtocolNode {
       },
       peers: () => this.peers.values(),
       peerCount: () => this.peers.size,
-      enterElection: (term) => {
-        this.term = term;
-        this.masterId = null;
-        this.setRole('electing');
-      },
+      enterElection: (term) => this.becomeElecting(term),
       becomeMaster: (algorithm, atMs) => this.becomeMaster(algorithm, atMs),
       informStale: (to) => this.informStale(to),
       sendHello: (to, wantReply) => this.sendHello(to, wantReply),
@@ -295,6 +190,12 @@ export class ProtocolNode {
     };
     this.barriers = new NodeBarriers(config, barriersHost, outbox);
     this.master = new MasterRounds(config, masterHost, this.peers, this.viewServer, outbox, this.counters);
+    this.behaviours = {
+      master: { step: (frame, from, rxNs, nowMs) => this.stepMaster(frame, from, rxNs, nowMs), tick: (nowMs) => this.master.tick(nowMs), nextDeadlineMs: () => this.master.nextDeadlineMs() },
+      slave: { step: (frame, from, rxNs, nowMs) => this.stepMember(frame, from, rxNs, nowMs), tick: (nowMs) => this.tickMember(nowMs), nextDeadlineMs: () => this.member.masterSilentAtMs },
+      electing: { step: (frame, from, rxNs, nowMs) => this.stepElecting(frame, from, rxNs, nowMs), tick: () => {}, nextDeadlineMs: () => NEVER },
+    };
+    this.behaviour = this.behaviours[this.role];
   }
 
   // ---------------------------------------------------------------- inputs
@@ -381,31 +282,24 @@ export class ProtocolNode {
     this.peers.heard(frame, from, nowMs);
     if (isBarrierBody(frame)) return this.barriers.onFrame(frame, nowMs);
     switch (frame.type) {
-      case FrameType.hello:
-        return this.onHello(frame, from, nowMs);
       case FrameType.election:
         return this.election.onElection(frame, from, nowMs);
       case FrameType.electionAck:
         return this.election.onElectionAck(frame);
-      case FrameType.coordinator:
-        return this.onCoordinator(frame, from, nowMs);
       case FrameType.bully:
         return this.election.onBully(frame, from, nowMs);
       case FrameType.bullyOk:
         return this.election.onBullyOk(frame, nowMs);
-      case FrameType.poll:
-        return this.onPoll(frame, from, rxNs, nowMs);
-      case FrameType.reply:
-        return this.onReply(frame, rxNs, nowMs);
-      case FrameType.correct:
-        return this.onCorrect(frame, from, nowMs);
-      case FrameType.leave:
-        return this.onLeave(frame, nowMs);
-      case FrameType.viewQuery:
-        if (this.role === 'master') this.viewServer.onViewQuery(frame, nowMs);
-        return;
       case FrameType.view:
         return this.viewPull.onView(frame, this.term, nowMs);
+      case FrameType.hello:
+      case FrameType.coordinator:
+      case FrameType.poll:
+      case FrameType.reply:
+      case FrameType.correct:
+      case FrameType.leave:
+      case FrameType.viewQuery:
+        return this.behaviour.step(frame, from, rxNs, nowMs);
     }
   }
 
@@ -450,14 +344,12 @@ export class ProtocolNode {
     // Every deadline is stored once and read by both tick() and nextDeadlineMs(): recomputing it
     // in two forms (`now - start >= timeout` against `start + timeout`) can disagree by float
     // rounding, and the caller would then re-tick at the same instant forever (it hung the simulator).
-    if (this.role === 'slave' && this.member.masterSilent(nowMs)) {
-      // The silent master is out of the ring at once: skipping it hop by hop would cost two ack timeouts.
-      if (this.masterId !== null) this.peers.markSuspect(this.masterId, 'master silent');
-      if (this.config.neverMaster) this.loseMaster();
-      else this.election.start('master silent', nowMs);
-    }
+    const behaviour = this.behaviour;
+    behaviour.tick(nowMs);
     this.election.tick(nowMs);
-    if (this.role === 'master') this.master.tick(nowMs);
+    // A master elected during this tick (at once, or at the election's deadline) starts its first
+    // round in the same instant.
+    if (this.behaviour !== behaviour) this.behaviour.tick(nowMs);
     this.barriers.tick(nowMs);
     this.barriers.settle(nowMs);
   }
@@ -466,18 +358,16 @@ export class ProtocolNode {
   nextDeadlineMs(): number {
     if (this.left) return NEVER;
     let deadline = this.peers.nextDeadlineMs();
-    if (this.role === 'slave') deadline = Math.min(deadline, this.member.masterSilentAtMs);
+    deadline = Math.min(deadline, this.behaviour.nextDeadlineMs());
     deadline = Math.min(deadline, this.election.nextDeadlineMs());
-    if (this.role === 'master') deadline = Math.min(deadline, this.master.nextDeadlineMs());
     deadline = Math.min(deadline, this.barriers.nextDeadlineMs());
     return deadline;
   }
 
   drain(): Drained {
-    const drained = { sends: this.sends, corrections: this.corrections, events: this.events, barrierOutcomes: this.barriers.drainOutcomes() };
-    this.sends = [];
+    const { sends, events } = this.outbox.take();
+    const drained = { sends, corrections: this.corrections, events, barrierOutcomes: this.barriers.drainOutcomes() };
     this.corrections = [];
-    this.events = [];
     return drained;
   }
 
@@ -513,85 +403,31 @@ export class ProtocolNode {
       lastRound: this.master.lastRound,
       lastCorrection: this.lastCorrection,
       peers: [...this.peers.values()].map((peer) => ({ ...peer, endpoint: { ...peer.endpoint } })),
-      counters: { ...this.counters, electionsByAlgorithm: { ...this.counters.electionsByAlgorithm }, framesSentByType: { ...this.counters.framesSentByType } },
+      counters: copyNodeCounters(this.counters),
     };
   }
 
-  // ---------------------------------------------------------------- peers
-
-  /** A --never-master node whose master went silent waits, masterless, for a new one. */
-  private loseMaster(): void {
-    this.masterId = null;
-    this.setRole('electing');
-  }
-
-  // ---------------------------------------------------------------- output helpers
-
-  private emit(event: NodeEvent): void {
-    if (this.events.length < EVENTS_MAX) this.events.push(event);
-  }
-
-  private send(to: Endpoint, body: FrameBody): void {
-    if (this.sends.length >= OUTBOX_FRAMES_MAX) {
-      this.counters.framesDroppedOutboxFull += 1;
-      if (this.counters.framesDroppedOutboxFull === 1) this.emit({ kind: 'outbox-full' });
-      return;
-    }
-    // Addressed to the peer at that endpoint if we know it, in the run we last heard from, with
-    // that destination's own sequence (never reset during our run: see replay-window.ts).
-    const { toId, toBoot } = this.peers.addressOf(to);
-    const seq = this.sequences.next(toId, toBoot);
-    const frame = {
-      v: PROTOCOL_VERSION,
-      cluster: this.config.cluster,
-      from: this.config.nodeId,
-      prio: this.config.priority,
-      term: this.term,
-      boot: this.config.bootId,
-      seq,
-      to: toId,
-      toBoot,
-      ...body,
-    } as OutgoingFrame;
-    this.sends.push({ to, frame });
-    this.counters.framesSentByType[FRAME_TYPE_NAMES[body.type]] += 1;
-  }
-
-  private sendTo(nodeId: NodeId, body: FrameBody): void {
-    const peer = this.peers.get(nodeId);
-    if (peer) this.send(peer.endpoint, body);
-  }
-
-  private sendHello(to: Endpoint, wantReply: boolean): void {
-    this.send(to, { type: FrameType.hello, wantReply, role: ROLE_CODES[this.role], masterId: this.masterId, masterPrio: this.masterKey()?.priority ?? null });
-  }
-
-  /** The key of the master we follow (or are), if known. */
-  private masterKey(): ElectionKey | null {
-    if (this.masterId === null) return null;
-    if (this.masterId === this.config.nodeId) return this.selfKey;
-    const peer = this.peers.get(this.masterId);
-    return peer ? { nodeId: peer.nodeId, priority: peer.priority } : null;
-  }
-
-  /** Tells a node acting on an old term which term and master we follow. */
-  private informStale(to: Endpoint): void {
-    this.counters.framesStale += 1;
-    this.sendHello(to, false);
-  }
-
-  // ---------------------------------------------------------------- roles
+  // ---------------------------------------------------------------- role changes
 
   private setRole(role: Role): void {
     if (role === this.role) return;
     const from = this.role;
     this.role = role;
-    if (role !== 'master') this.master.stop();
+    this.behaviour = this.behaviours[role];
+    // A master that steps down runs no more rounds.
+    if (from === 'master') this.master.stop();
     this.emit({ kind: 'role', from, to: role, term: this.term, masterId: this.masterId });
   }
 
+  /** Without a master in `term`: an election started (or joined), or a --never-master node lost its master. */
+  private becomeElecting(term: number): void {
+    this.term = term;
+    this.masterId = null;
+    this.setRole('electing');
+  }
+
   /** Follow `masterId` in `term` (which is >= our term). */
-  private follow(masterId: NodeId, term: number, algorithm: ElectionAlgorithm | null, nowMs: number): void {
+  private becomeMember(masterId: NodeId, term: number, algorithm: ElectionAlgorithm | null, nowMs: number): void {
     const changed = this.masterId !== masterId || this.term !== term;
     this.term = term;
     this.masterId = masterId;
@@ -622,32 +458,40 @@ export class ProtocolNode {
     this.master.pollNow(nowMs);
   }
 
-  /** Another node is master in our term or a later one: stop being master. */
-  private acceptsMaster(candidate: NodeId, candidatePrio: number, term: number, nowMs: number): boolean {
-    if (term < this.term) return false;
-    if (term > this.term) {
-      // A member whose master is alive does not defect to a lower-key master of another island
-      // (a healed partition): it points that master at ours instead, and the two masters settle
-      // it (the higher key takes over, and its announcement is accepted here).
-      const current = this.masterKey();
-      const masterAlive = this.role === 'slave' && current !== null && !this.member.masterSilent(nowMs);
-      if (masterAlive && current.nodeId !== candidate && compareKeys({ nodeId: candidate, priority: candidatePrio }, current) < 0) return false;
-      return true;
+  // ---------------------------------------------------------------- as master
+
+  private stepMaster(frame: RoleFrame, from: Endpoint, rxNs: bigint, nowMs: number): void {
+    switch (frame.type) {
+      case FrameType.hello: {
+        const masterId = this.greeted(frame, from);
+        if (masterId === null || masterId === this.config.nodeId) return;
+        // Evidence of another master: from itself, or from one of its members.
+        const masterPeer = this.peers.get(masterId);
+        const masterPrio = masterId === frame.from ? frame.prio : (frame.masterPrio ?? masterPeer?.priority ?? null);
+        if (masterPrio === null) return;
+        const masterEndpoint = masterId === frame.from ? from : (masterPeer?.endpoint ?? null);
+        return this.otherMasterSeen({ nodeId: masterId, priority: masterPrio }, frame.term, masterEndpoint, nowMs);
+      }
+      case FrameType.coordinator:
+        return this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
+      case FrameType.poll:
+        this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
+        // Stepped down to follow the poller: answer it as a member.
+        if (this.role !== 'master') this.behaviour.step(frame, from, rxNs, nowMs);
+        return;
+      case FrameType.reply:
+        return this.master.onReply(frame, rxNs, nowMs);
+      case FrameType.correct:
+        if (frame.term < this.term) this.informStale(from);
+        return;
+      case FrameType.leave:
+        this.peerLeaving(frame.from);
+        this.master.memberLeft(frame.from, nowMs);
+        this.election.peerLeft(frame.from, nowMs);
+        return;
+      case FrameType.viewQuery:
+        return this.viewServer.onViewQuery(frame, nowMs);
     }
-    if (this.masterId === null || this.masterId === candidate) return this.election.current === null || this.election.current.term <= term;
-    // Two masters in one term can only come from a split ring; the higher key wins.
-    const current = this.masterKey();
-    if (!current) return true;
-    return compareKeys({ nodeId: candidate, priority: candidatePrio }, current) > 0;
-  }
-
-  // ---------------------------------------------------------------- masters meeting
-
-  private onCoordinator(frame: Frame & { type: typeof FrameType.coordinator }, from: Endpoint, nowMs: number): void {
-    if (this.role === 'master') return this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
-    if (!this.acceptsMaster(frame.from, frame.prio, frame.term, nowMs)) return this.informStale(from);
-    const algorithm = frame.algorithm === ALGORITHM_CODES.bully ? 'bully' : frame.algorithm === ALGORITHM_CODES.takeover ? 'takeover' : 'ring';
-    this.follow(frame.from, frame.term, algorithm, nowMs);
   }
 
   /**
@@ -657,7 +501,7 @@ export class ProtocolNode {
    * and otherwise tells the higher one, which then takes over.
    */
   private otherMasterSeen(other: ElectionKey, otherTerm: number, otherEndpoint: Endpoint | null, nowMs: number): void {
-    if (other.nodeId === this.config.nodeId || this.role !== 'master') return;
+    if (other.nodeId === this.config.nodeId) return;
     if (compareKeys(this.selfKey, other) > 0) {
       if (otherTerm < this.term) {
         // Stale news (frames in flight from before our takeover): remind it, do not bump again.
@@ -666,7 +510,7 @@ export class ProtocolNode {
       }
       this.takeOver(Math.max(this.term, otherTerm) + 1, otherEndpoint, nowMs);
     } else if (otherTerm > this.term) {
-      this.follow(other.nodeId, otherTerm, null, nowMs);
+      this.becomeMember(other.nodeId, otherTerm, null, nowMs);
       // Bring our members along at once instead of leaving them to time out.
       for (const peer of this.peers.values()) if (peer.nodeId !== other.nodeId) this.sendHello(peer.endpoint, false);
     } else if (otherEndpoint !== null) {
@@ -687,37 +531,81 @@ export class ProtocolNode {
     this.master.pollNow(nowMs);
   }
 
-  private onLeave(frame: Frame & { type: typeof FrameType.leave }, nowMs: number): void {
-    const wasMaster = this.masterId === frame.from;
-    const leaving = this.peers.get(frame.from);
-    if (leaving) this.peers.forget(leaving.nodeId);
-    this.emit({ kind: 'peer-left', nodeId: frame.from, wasMaster });
-    this.master.memberLeft(frame.from, nowMs);
-    this.election.peerLeft(frame.from, nowMs);
-    if (wasMaster && this.role === 'slave') {
-      if (this.config.neverMaster) this.loseMaster();
-      else this.election.start(`master ${frame.from} left`, nowMs);
+  // ---------------------------------------------------------------- as member, or electing
+
+  private stepMember(frame: RoleFrame, from: Endpoint, rxNs: bigint, nowMs: number): void {
+    switch (frame.type) {
+      case FrameType.poll:
+        return this.onPoll(frame, from, rxNs, nowMs, this.masterId === frame.from && this.term === frame.term);
+      case FrameType.correct:
+        if (this.masterId !== frame.from || this.term !== frame.term) {
+          if (frame.term < this.term) this.informStale(from);
+          return;
+        }
+        this.member.heardMaster(nowMs);
+        if (!this.member.isNewCorrection(frame.term, frame.round)) return;
+        return this.applyCorrection({ correctionNs: frame.correctionNs, term: frame.term, round: frame.round, masterId: frame.from }, nowMs);
+      case FrameType.leave: {
+        const wasMaster = this.peerLeaving(frame.from);
+        this.election.peerLeft(frame.from, nowMs);
+        if (!wasMaster) return;
+        if (this.config.neverMaster) this.becomeElecting(this.term);
+        else this.election.start(`master ${frame.from} left`, nowMs);
+        return;
+      }
+      default:
+        return this.stepWithoutRounds(frame, from, rxNs, nowMs);
+    }
+  }
+
+  /** A master silent for masterTimeoutMs: elect (it is left out of the ring at once), or wait for one. */
+  private tickMember(nowMs: number): void {
+    if (!this.member.masterSilent(nowMs)) return;
+    // The silent master is out of the ring at once: skipping it hop by hop would cost two ack timeouts.
+    if (this.masterId !== null) this.peers.markSuspect(this.masterId, 'master silent');
+    if (this.config.neverMaster) this.becomeElecting(this.term);
+    else this.election.start('master silent', nowMs);
+  }
+
+  private stepElecting(frame: RoleFrame, from: Endpoint, rxNs: bigint, nowMs: number): void {
+    switch (frame.type) {
+      case FrameType.poll:
+        return this.onPoll(frame, from, rxNs, nowMs, false);
+      case FrameType.correct:
+        if (frame.term < this.term) this.informStale(from);
+        return;
+      case FrameType.leave:
+        this.peerLeaving(frame.from);
+        this.election.peerLeft(frame.from, nowMs);
+        return;
+      default:
+        return this.stepWithoutRounds(frame, from, rxNs, nowMs);
+    }
+  }
+
+  /** What a member and an electing node do alike: adopt a master they hear of; no rounds to serve. */
+  private stepWithoutRounds(frame: RoleFrame, from: Endpoint, _rxNs: bigint, nowMs: number): void {
+    switch (frame.type) {
+      case FrameType.hello:
+        return this.onHello(frame, from, nowMs);
+      case FrameType.coordinator: {
+        if (!this.acceptsMaster(frame.from, frame.prio, frame.term, nowMs)) return this.informStale(from);
+        const algorithm = frame.algorithm === ALGORITHM_CODES.bully ? 'bully' : frame.algorithm === ALGORITHM_CODES.takeover ? 'takeover' : 'ring';
+        return this.becomeMember(frame.from, frame.term, algorithm, nowMs);
+      }
+      // A REPLY is for a master, a VIEW_QUERY for the master's view.
     }
   }
 
   private onHello(frame: Frame & { type: typeof FrameType.hello }, from: Endpoint, nowMs: number): void {
-    if (frame.wantReply) this.sendHello(from, false);
-    const masterId = frame.masterId;
+    const masterId = this.greeted(frame, from);
     if (masterId === null) return;
     if (masterId === this.config.nodeId) {
       // Someone still follows us in a term we do not remember: a past life of ours (restarted
       // without --state-dir). Never claim that term again, or our new rounds (numbered from 1)
       // would look like replays to members that applied the old ones.
-      if (frame.term > this.lastMasterTerm && this.role !== 'master') this.lastMasterTerm = frame.term;
+      if (frame.term > this.lastMasterTerm) this.lastMasterTerm = frame.term;
       return;
-    }
-    if (this.role === 'master') {
-      // Evidence of another master: from itself, or from one of its members.
-      const masterPeer = this.peers.get(masterId);
-      const masterPrio = masterId === frame.from ? frame.prio : (frame.masterPrio ?? masterPeer?.priority ?? null);
-      if (masterPrio === null) return;
-      const masterEndpoint = masterId === frame.from ? from : (masterPeer?.endpoint ?? null);
-      return this.otherMasterSeen({ nodeId: masterId, priority: masterPrio }, frame.term, masterEndpoint, nowMs);
     }
     // A master of an older term: tell it ours, so the two masters can settle it.
     if (frame.term < this.term && frame.role === ROLE_CODES.master && this.masterId !== null) return this.informStale(from);
@@ -730,15 +618,55 @@ export class ProtocolNode {
       if (frame.role === ROLE_CODES.master && masterId === frame.from) this.informStale(from);
       return;
     }
-    this.follow(masterId, frame.term, null, nowMs);
+    this.becomeMember(masterId, frame.term, null, nowMs);
     // Make sure the master knows us, so it polls us.
     if (masterPeer) this.sendHello(masterPeer.endpoint, false);
   }
 
-  // ---------------------------------------------------------------- Berkeley rounds (master)
+  /** A poll; unless it is from our master in our term, following the poller comes first. */
+  private onPoll(frame: Frame & { type: typeof FrameType.poll }, from: Endpoint, rxNs: bigint, nowMs: number, fromOurMaster: boolean): void {
+    if (!fromOurMaster) {
+      if (!this.acceptsMaster(frame.from, frame.prio, frame.term, nowMs)) return this.informStale(from);
+      this.becomeMember(frame.from, frame.term, null, nowMs);
+    }
+    this.member.heardMaster(nowMs);
+    this.send(from, this.member.reply(frame, rxNs, this.clockSynchronized, this.clockProvisionalNs));
+  }
 
-  private onReply(frame: Frame & { type: typeof FrameType.reply }, rxNs: bigint, nowMs: number): void {
-    if (this.role === 'master') this.master.onReply(frame, rxNs, nowMs);
+  /** Another node is master in our term or a later one: stop being master. */
+  private acceptsMaster(candidate: NodeId, candidatePrio: number, term: number, nowMs: number): boolean {
+    if (term < this.term) return false;
+    if (term > this.term) {
+      // A member whose master is alive does not defect to a lower-key master of another island
+      // (a healed partition): it points that master at ours instead, and the two masters settle
+      // it (the higher key takes over, and its announcement is accepted here).
+      const current = this.masterKey();
+      const masterAlive = this.role === 'slave' && current !== null && !this.member.masterSilent(nowMs);
+      if (masterAlive && current.nodeId !== candidate && compareKeys({ nodeId: candidate, priority: candidatePrio }, current) < 0) return false;
+      return true;
+    }
+    if (this.masterId === null || this.masterId === candidate) return this.election.current === null || this.election.current.term <= term;
+    // Two masters in one term can only come from a split ring; the higher key wins.
+    const current = this.masterKey();
+    if (!current) return true;
+    return compareKeys({ nodeId: candidate, priority: candidatePrio }, current) > 0;
+  }
+
+  // ---------------------------------------------------------------- any role
+
+  /** Answers a greeting that wants a reply; returns the master the sender names. */
+  private greeted(frame: Frame & { type: typeof FrameType.hello }, from: Endpoint): NodeId | null {
+    if (frame.wantReply) this.sendHello(from, false);
+    return frame.masterId;
+  }
+
+  /** A peer said goodbye: forgotten at once. Returns whether it was our master. */
+  private peerLeaving(nodeId: NodeId): boolean {
+    const wasMaster = this.masterId === nodeId;
+    const leaving = this.peers.get(nodeId);
+    if (leaving) this.peers.forget(leaving.nodeId);
+    this.emit({ kind: 'peer-left', nodeId, wasMaster });
+    return wasMaster;
   }
 
   private applyCorrection(correction: Correction, nowMs: number): void {
@@ -748,28 +676,29 @@ export class ProtocolNode {
     this.corrections.push(correction);
   }
 
-  // ---------------------------------------------------------------- Berkeley rounds (member)
-
-  private onPoll(frame: Frame & { type: typeof FrameType.poll }, from: Endpoint, rxNs: bigint, nowMs: number): void {
-    if (this.role === 'master') {
-      this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
-      if (this.role === 'master') return;
-    }
-    if (this.masterId !== frame.from || this.term !== frame.term || this.role !== 'slave') {
-      if (!this.acceptsMaster(frame.from, frame.prio, frame.term, nowMs)) return this.informStale(from);
-      this.follow(frame.from, frame.term, null, nowMs);
-    }
-    this.member.heardMaster(nowMs);
-    this.send(from, this.member.reply(frame, rxNs, this.clockSynchronized, this.clockProvisionalNs));
+  private emit(event: NodeEvent): void {
+    this.outbox.emit(event);
   }
 
-  private onCorrect(frame: Frame & { type: typeof FrameType.correct }, from: Endpoint, nowMs: number): void {
-    if (this.role !== 'slave' || this.masterId !== frame.from || this.term !== frame.term) {
-      if (frame.term < this.term) this.informStale(from);
-      return;
-    }
-    this.member.heardMaster(nowMs);
-    if (!this.member.isNewCorrection(frame.term, frame.round)) return;
-    this.applyCorrection({ correctionNs: frame.correctionNs, term: frame.term, round: frame.round, masterId: frame.from }, nowMs);
+  private send(to: Endpoint, body: FrameBody): void {
+    this.outbox.send(to, body);
+  }
+
+  private sendHello(to: Endpoint, wantReply: boolean): void {
+    this.send(to, { type: FrameType.hello, wantReply, role: ROLE_CODES[this.role], masterId: this.masterId, masterPrio: this.masterKey()?.priority ?? null });
+  }
+
+  /** The key of the master we follow (or are), if known. */
+  private masterKey(): ElectionKey | null {
+    if (this.masterId === null) return null;
+    if (this.masterId === this.config.nodeId) return this.selfKey;
+    const peer = this.peers.get(this.masterId);
+    return peer ? { nodeId: peer.nodeId, priority: peer.priority } : null;
+  }
+
+  /** Tells a node acting on an old term which term and master we follow. */
+  private informStale(to: Endpoint): void {
+    this.counters.framesStale += 1;
+    this.sendHello(to, false);
   }
 }

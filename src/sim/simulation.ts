@@ -2,8 +2,10 @@
 // runs the same ProtocolNode as the daemon, with a VirtualClock over a simulated machine clock
 // (initial offset, drift, drift wander); frames go through the real codec and a network with
 // latency, jitter, loss, duplication, reordering, asymmetric links, corruption and partitions.
-// Nodes crash and restart. An invariant checker looks at every node after each event.
-import type { NodeConfig, PersistedNodeState } from '../core/node.ts';
+// Nodes crash and restart. An invariant checker looks at every node after each event. Events run
+// on the shared event loop (harness.ts).
+import type { NodeConfig } from '../core/node-config.ts';
+import type { PersistedNodeState } from '../core/node-status.ts';
 import { ProtocolNode } from '../core/node.ts';
 import type { BarrierOutcome } from '../core/barrier/client.ts';
 import { nodeConfig } from '../core/defaults.ts';
@@ -15,7 +17,7 @@ import { carryOut, Discipline } from '../core/sync/discipline.ts';
 import { decodeFrame, encodeFrame } from '../wire/codec.ts';
 import { InvariantChecker, type CheckMode, type NodeView } from './invariants.ts';
 import { Oscillator } from './oscillator.ts';
-import { EventQueue } from './queue.ts';
+import { EventLoop } from './harness.ts';
 import { SeededRandom } from './random.ts';
 import { TraceHash } from './trace.ts';
 
@@ -227,7 +229,8 @@ export class Simulation {
   /** Frames handed to a node, by frame type name (duplicates and corrupted-but-valid included). */
   readonly deliveredByType = new Map<string, number>();
   readonly checker: InvariantChecker | null;
-  private readonly queue = new EventQueue<SimEvent>();
+  /** Events (boots, timers, deliveries, scheduled actions) in time order (harness.ts). */
+  private readonly loop = new EventLoop<SimEvent>();
   private readonly nodes = new Map<NodeId, SimNode>();
   /** Every datagram sent (with options.wiretap), oldest first. */
   readonly wiretap: { from: NodeId; to: NodeId; atMs: number; bytes: Uint8Array }[] | null;
@@ -243,7 +246,11 @@ export class Simulation {
   private readonly traceLines: string[] = [];
   private readonly keepLines: number;
   private readonly stateWriteMs: number;
-  nowMs = 0;
+  /** Simulated time now (ms since the start). */
+  get nowMs(): number {
+    return this.loop.nowMs;
+  }
+
 
   constructor(options: SimulationOptions) {
     this.options = options;
@@ -284,7 +291,7 @@ export class Simulation {
       this.nodes.set(spec.nodeId, sim);
       this.order.push(sim);
       this.byEndpoint.set(`${endpoint.address}:${endpoint.port}`, spec.nodeId);
-      this.queue.push(spec.startMs ?? 0, { kind: 'boot', nodeId: spec.nodeId });
+      this.loop.at(spec.startMs ?? 0, { kind: 'boot', nodeId: spec.nodeId });
     });
     if (this.network.asymmetry > 0) this.drawLinkFactors();
   }
@@ -417,7 +424,7 @@ export class Simulation {
 
   /** Runs `run` at simulated time `atMs` (in order with the other events at that time). */
   at(atMs: number, label: string, run: () => void): void {
-    this.queue.push(Math.max(atMs, this.nowMs), { kind: 'action', label, run });
+    this.loop.at(Math.max(atMs, this.nowMs), { kind: 'action', label, run });
   }
 
   after(delayMs: number, label: string, run: () => void): void {
@@ -446,7 +453,7 @@ export class Simulation {
   restart(nodeId: NodeId, options: RestartOptions = {}): void {
     const sim = this.simNode(nodeId);
     sim.pendingRestart = options;
-    this.queue.push(this.nowMs, { kind: 'boot', nodeId });
+    this.loop.at(this.nowMs, { kind: 'boot', nodeId });
   }
 
   /** What a node has on disk now (null before its first save landed). */
@@ -556,7 +563,7 @@ export class Simulation {
     sim.timerGeneration += 1;
     const deadlineMs = node.nextDeadlineMs();
     if (Number.isFinite(deadlineMs)) {
-      this.queue.push(Math.max(deadlineMs, this.nowMs), { kind: 'timer', nodeId, generation: sim.timerGeneration });
+      this.loop.at(Math.max(deadlineMs, this.nowMs), { kind: 'timer', nodeId, generation: sim.timerGeneration });
     }
   }
 
@@ -607,48 +614,45 @@ export class Simulation {
         corrupted = true;
         this.counters.framesCorrupted += 1;
       }
-      this.queue.push(this.nowMs + delayMs, { kind: 'deliver', to: targetId, fromId, from: from.endpoint, bytes: datagram, corrupted });
+      this.loop.at(this.nowMs + delayMs, { kind: 'deliver', to: targetId, fromId, from: from.endpoint, bytes: datagram, corrupted });
     }
   }
 
-  private step(): boolean {
-    const event = this.queue.pop();
-    if (!event) return false;
-    this.nowMs = Math.max(this.nowMs, event.atMs);
+  /** One event, at its time (the event loop moved there). */
+  private handle(item: SimEvent): void {
     this.counters.events += 1;
-    const item = event.item;
     switch (item.kind) {
       case 'action':
         this.trace.add(`${this.nowMs} action ${item.label}`);
         this.record(`action ${item.label}`);
         item.run();
-        return true;
+        return;
       case 'boot': {
         const sim = this.simNode(item.nodeId);
         if (!sim.node) this.boot(sim);
         else sim.pendingRestart = null;
-        return true;
+        return;
       }
       case 'timer': {
         const sim = this.simNode(item.nodeId);
-        if (!sim.node || item.generation !== sim.timerGeneration) return true;
+        if (!sim.node || item.generation !== sim.timerGeneration) return;
         this.trace.add(`${this.nowMs} tick ${item.nodeId}`);
         this.reportClock(sim);
         sim.node.tick(this.nowMs);
         this.afterInput(sim);
-        return true;
+        return;
       }
       case 'deliver': {
         const sim = this.simNode(item.to);
         if (!this.canReach(item.fromId, item.to)) {
           this.counters.framesPartitioned += 1;
           if (item.corrupted) this.counters.corruptDropped += 1;
-          return true;
+          return;
         }
         if (!sim.node) {
           this.counters.framesToDownNode += 1;
           if (item.corrupted) this.counters.corruptDropped += 1;
-          return true;
+          return;
         }
         this.trace.addBytes(`${this.nowMs} deliver ${item.to}`, item.bytes);
         const decoded = decodeFrame(item.bytes);
@@ -658,7 +662,7 @@ export class Simulation {
         } else if (!decoded.ok) {
           this.counters.framesRejected += 1;
         }
-        if (!decoded.ok) return true;
+        if (!decoded.ok) return;
         this.counters.framesDelivered += 1;
         const typeName = FRAME_NAMES.get(decoded.frame.type) ?? String(decoded.frame.type);
         this.deliveredByType.set(typeName, (this.deliveredByType.get(typeName) ?? 0) + 1);
@@ -666,14 +670,13 @@ export class Simulation {
         this.reportClock(sim);
         sim.node.receive(decoded.frame, item.from, this.readClock(sim), this.nowMs);
         this.afterInput(sim);
-        return true;
+        return;
       }
     }
   }
 
   runUntil(endMs: number): void {
-    while (this.queue.peekMs() <= endMs) this.step();
-    this.nowMs = Math.max(this.nowMs, endMs);
+    this.loop.run({ endMs, onEvent: (item) => this.handle(item) });
   }
 
   runFor(durationMs: number): void {

@@ -4,7 +4,7 @@
 // asymmetric links), with every invariant checked after every event; then the faults stop
 // (everything healed and restarted) and the liveness phase must reach, within a bound, one master
 // per connected component followed by all its members, and keep it.
-import type { NodeConfig } from '../core/node.ts';
+import type { NodeConfig } from '../core/node-config.ts';
 import type { NodeId } from '../core/types.ts';
 import { InvariantViolation, type CheckMode } from './invariants.ts';
 import { SeededRandom } from './random.ts';

@@ -4,12 +4,12 @@
 // the new master. Runs in the seeded simulator, so the numbers are exact for a seed and do not
 // depend on this machine's load. Prints a table and writes bench-results/election.json.
 //
-//   npx tsx scripts/bench-election.ts [--seeds N] [--sizes 5,20,100] [--json]
+//   npx tsx scripts/bench/election.ts [--seeds N] [--sizes 5,20,100] [--json]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Simulation } from '../src/sim/simulation.ts';
-import type { FrameTypeName } from '../src/core/frames.ts';
-import { MASTER_TIMEOUT_POLLS_DEFAULT, POLL_INTERVAL_MS_DEFAULT } from '../src/core/limits.ts';
+import { Simulation } from '../../src/sim/simulation.ts';
+import type { FrameTypeName } from '../../src/core/frames.ts';
+import { MASTER_TIMEOUT_POLLS_DEFAULT, POLL_INTERVAL_MS_DEFAULT } from '../../src/core/limits.ts';
 
 const ELECTION_FRAMES: FrameTypeName[] = ['election', 'electionAck', 'coordinator', 'bully', 'bullyOk'];
 const MASTER_TIMEOUT_MS = POLL_INTERVAL_MS_DEFAULT * MASTER_TIMEOUT_POLLS_DEFAULT;
@@ -77,7 +77,7 @@ const { values } = parseArgs({
 const seeds = Number(values.seeds);
 const sizes = String(values.sizes).split(',').map(Number);
 if (!Number.isInteger(seeds) || seeds < 1 || sizes.some((size) => !Number.isInteger(size) || size < 2 || size > 1000)) {
-  process.stderr.write('bench-election: --seeds must be a positive whole number, --sizes a list of node counts (2..1000)\n');
+  process.stderr.write('bench:election: --seeds must be a positive whole number, --sizes a list of node counts (2..1000)\n');
   process.exit(2);
 }
 

@@ -2,7 +2,7 @@
 // limits, the memory of released participants, retransmission, expiry, and a new master's handling
 // of participants re-registered from a previous master's generation.
 import { describe, expect, it } from 'vitest';
-import { BarrierFrameType, type BarrierBody } from '../src/core/barrier/frames.ts';
+import { BarrierFrameType, type BarrierBody } from '../../src/core/barrier/frames.ts';
 import {
   BARRIER_RELEASE_ATTEMPTS_MAX,
   BARRIER_RETRY_MS,
@@ -10,8 +10,8 @@ import {
   BARRIER_WAITERS_MAX,
   BARRIERS_OPEN_MAX,
   FRAME_BYTES_MAX,
-} from '../src/core/limits.ts';
-import { TableDriver, acksIn, decodeBarrier, encodeBarrier, joinBody, releasedIds, releasesIn } from './support/barrier.ts';
+} from '../../src/core/limits.ts';
+import { TableDriver, acksIn, decodeBarrier, encodeBarrier, joinBody, releasedIds, releasesIn } from '../support/barrier.ts';
 
 describe('emulab semantics', () => {
   it('waiters may arrive before the initializer; all are released together when it arrives', () => {

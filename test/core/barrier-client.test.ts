@@ -2,11 +2,11 @@
 // withdraws, master changes (re-registration with the acked generation, released notices), and the
 // local route when the agent is the master.
 import { describe, expect, it } from 'vitest';
-import { BarrierClient, exchangeLocally } from '../src/core/barrier/client.ts';
-import { BarrierFrameType, barrierRecipient, type BarrierBody, type BarrierSend } from '../src/core/barrier/frames.ts';
-import { BarrierTable } from '../src/core/barrier/table.ts';
-import { BARRIER_NOTICE_MEMORY_MS, BARRIER_REFRESH_MS, BARRIER_RETRY_MS } from '../src/core/limits.ts';
-import { SeededRandom } from '../src/sim/random.ts';
+import { BarrierClient, exchangeLocally } from '../../src/core/barrier/client.ts';
+import { BarrierFrameType, barrierRecipient, type BarrierBody, type BarrierSend } from '../../src/core/barrier/frames.ts';
+import { BarrierTable } from '../../src/core/barrier/table.ts';
+import { BARRIER_NOTICE_MEMORY_MS, BARRIER_REFRESH_MS, BARRIER_RETRY_MS } from '../../src/core/limits.ts';
+import { SeededRandom } from '../../src/sim/random.ts';
 
 const BASE = 0x12_3456_7890;
 
