@@ -132,6 +132,13 @@ export interface CorrectBody {
   round: number;
   /** How far the member should move its clock, in ns (positive = forward). */
   correctionNs: number;
+  /** Round trip of the measurement the correction rests on, ns (the member's NTP root delay). */
+  delayNs?: number;
+  /**
+   * A bound on |member clock - master clock| once the member has acted on this correction, ns, as
+   * of the master's sending: see ERROR_BOUND_FREQUENCY_TOLERANCE_PPM and core/sync/error-bound.ts.
+   */
+  boundNs?: number;
 }
 
 export interface TimeQueryBody {

@@ -408,3 +408,5 @@ export const NTP_RATE_CLIENTS_MAX = 4096;
  * a lost master can leave several ppm, so we keep NTP's 15: at a 1 s poll it adds 15 us.
  */
 export const ERROR_BOUND_FREQUENCY_TOLERANCE_PPM = 15;
+/** What a CORRECT's boundNs may carry: a measured offset and an average of up to a year each, and more. */
+export const ERROR_BOUND_NS_MAX = 4 * CORRECTION_NS_MAX;

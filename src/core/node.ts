@@ -16,6 +16,7 @@ import { PeerTable, type PeerTableHost } from './membership/peers.ts';
 import { algorithmOf, Election, type ElectionHost } from './election/election.ts';
 import { claimTerm } from './election/terms.ts';
 import { MasterRounds, type MasterHost } from './sync/master.ts';
+import { ErrorBoundTracker } from './sync/error-bound.ts';
 import { MemberSide } from './sync/member.ts';
 import type { BarrierJoinRequest, BarrierJoinResult, BarrierOutcome } from './barrier/client.ts';
 import { isBarrierBody } from './barrier/frames.ts';
@@ -76,6 +77,8 @@ export class ProtocolNode {
   private clockSynchronized = false;
   /** Reported with it: while the clock's time is provisional, how far it has been moved (null: locked). */
   private clockProvisionalNs: number | null = null;
+  /** The bound on |our clock - the master's| (sync/error-bound.ts), kept across rounds. */
+  private readonly errorBound = new ErrorBoundTracker();
   /** See PersistedNodeState.lastMasterTerm. */
   private lastMasterTerm = 0;
 
@@ -172,6 +175,8 @@ export class ProtocolNode {
       get clockProvisionalNs() {
         return node.clockProvisionalNs;
       },
+      // The master's clock is the cluster's reference: its own uncertainty is 0 (an upstream adds one).
+      ownErrorBoundNs: 0,
       applyCorrection: (correction, atMs) => this.applyCorrection(correction, atMs),
     };
     const barriersHost: NodeBarriersHost = {
@@ -380,6 +385,19 @@ export class ProtocolNode {
     this.clockProvisionalNs = provisionalNs;
   }
 
+  /**
+   * The bound on |our clock - the master's clock| at monotonic `nowMs`, ns: null while our clock
+   * is not synchronized or no measurement of the master followed has come in.
+   */
+  errorBoundNs(nowMs: number): number | null {
+    return this.clockSynchronized ? this.errorBound.boundNs(nowMs) : null;
+  }
+
+  /** Round trip of the measurement our last correction rests on, ns (0 on the master): NTP's root delay. */
+  get measurementDelayNs(): number {
+    return this.errorBound.measurementDelayNs;
+  }
+
   /** The state to keep across restarts; the shell saves it whenever it changes. */
   persistentState(): PersistedNodeState {
     return { term: this.term, lastMasterTerm: this.lastMasterTerm };
@@ -416,6 +434,9 @@ export class ProtocolNode {
     this.behaviour = this.behaviours[role];
     // A master that steps down runs no more rounds.
     if (from === 'master') this.master.stop();
+    // The bound is against the master followed: ours as master, none until a new master's round.
+    if (role === 'master') this.errorBound.master(0);
+    else this.errorBound.reset();
     this.emit({ kind: 'role', from, to: role, term: this.term, masterId: this.masterId });
   }
 
@@ -434,7 +455,10 @@ export class ProtocolNode {
     this.member.heardMaster(nowMs);
     this.election.finish(masterId, algorithm, nowMs);
     if (this.role !== 'slave') this.setRole('slave');
-    else if (changed) this.emit({ kind: 'role', from: 'slave', to: 'slave', term, masterId });
+    else if (changed) {
+      this.errorBound.reset();
+      this.emit({ kind: 'role', from: 'slave', to: 'slave', term, masterId });
+    }
   }
 
   private becomeMaster(algorithm: ElectionAlgorithm, nowMs: number): void {
@@ -544,6 +568,9 @@ export class ProtocolNode {
         }
         this.member.heardMaster(nowMs);
         if (!this.member.isNewCorrection(frame.term, frame.round)) return;
+        // A master of an older version sends no bound: then we have none.
+        if (frame.boundNs === undefined) this.errorBound.reset();
+        else this.errorBound.corrected(nowMs, { delayNs: frame.delayNs ?? 0, boundNs: frame.boundNs });
         return this.applyCorrection({ correctionNs: frame.correctionNs, term: frame.term, round: frame.round, masterId: frame.from }, nowMs);
       case FrameType.leave: {
         const wasMaster = this.peerLeaving(frame.from);

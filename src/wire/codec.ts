@@ -15,6 +15,7 @@ import {
 import {
   CLUSTER_BYTES_MAX,
   CORRECTION_NS_MAX,
+  ERROR_BOUND_NS_MAX,
   COUNTER_MAX,
   FRAME_BYTES_MAX,
   NODE_ID_BYTES_MAX,
@@ -130,6 +131,8 @@ const frameSchema = z.discriminatedUnion('type', [
       type: z.literal(FrameType.correct),
       round: counter,
       correctionNs: z.number().finite().min(-CORRECTION_NS_MAX).max(CORRECTION_NS_MAX),
+      delayNs: z.number().finite().min(0).max(CORRECTION_NS_MAX).optional(),
+      boundNs: z.number().finite().min(0).max(ERROR_BOUND_NS_MAX).optional(),
     })
     .strict(),
   z.object({ ...header, type: z.literal(FrameType.timeQuery), queryId: counter }).strict(),

@@ -1,60 +1,76 @@
-// The error bound (src/core/sync/error-bound.ts): half the delay, what the correction left, the
-// slew still to come, the master's own bound and the frequency tolerance over the time since;
-// the master's bound is its own uncertainty; unsynchronized has none.
+// The error bound (src/core/sync/error-bound.ts): what the master sends with a correction (half
+// the delay, the member's offset and the average, the drift since the round began, its own bound)
+// and what the member makes of it over time; the master's bound is its own uncertainty; without
+// a measurement of the master followed there is none.
 import { describe, expect, it } from 'vitest';
-import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM } from '../../src/core/limits.ts';
-import { ErrorBoundTracker, memberErrorBoundNs } from '../../src/core/sync/error-bound.ts';
+import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, ERROR_BOUND_NS_MAX } from '../../src/core/limits.ts';
+import { ErrorBoundTracker, roundBoundNs } from '../../src/core/sync/error-bound.ts';
 
-describe('member error bound', () => {
-  it('adds half the delay, the uncorrected part, the slew left, the master bound and tolerance x elapsed', () => {
-    expect(memberErrorBoundNs({
-      measurementDelayNs: 100_000, uncorrectedNs: -7_000, slewRemainingNs: -3_000, masterErrorBoundNs: 2_000,
-      sinceMeasurementMs: 1000, frequencyTolerancePpm: 15,
-    })).toBe(50_000 + 7_000 + 3_000 + 2_000 + 15_000);
+describe('the bound a master sends with a correction', () => {
+  it('adds half the delay, |offset|, |average|, the tolerance over the round and the master bound', () => {
+    expect(roundBoundNs({ delayNs: 100_000, offsetNs: -7_000, averageNs: 3_000, sinceRoundMs: 100, masterBoundNs: 2_000, frequencyTolerancePpm: 15 })).toBe(
+      50_000 + 7_000 + 3_000 + 1_500 + 2_000,
+    );
   });
 
-  it('uses the frequency tolerance from limits.ts by default: 1 ppm over 1 ms is 1 ns', () => {
-    const base = { measurementDelayNs: 0, uncorrectedNs: 0, slewRemainingNs: 0, masterErrorBoundNs: 0 };
-    expect(memberErrorBoundNs({ ...base, sinceMeasurementMs: 0 })).toBe(0);
-    expect(memberErrorBoundNs({ ...base, sinceMeasurementMs: 2000 })).toBe(2000 * ERROR_BOUND_FREQUENCY_TOLERANCE_PPM);
+  it('uses the tolerance from limits.ts by default (1 ppm over 1 ms is 1 ns), never shrinks for odd inputs, and is capped', () => {
+    const base = { delayNs: 0, offsetNs: 0, averageNs: 0, masterBoundNs: 0 };
+    expect(roundBoundNs({ ...base, sinceRoundMs: 200 })).toBe(200 * ERROR_BOUND_FREQUENCY_TOLERANCE_PPM);
+    expect(roundBoundNs({ ...base, delayNs: 10, sinceRoundMs: -100, masterBoundNs: -5 })).toBe(5);
+    expect(roundBoundNs({ ...base, offsetNs: 1e17, averageNs: -1e17, delayNs: 1e16, sinceRoundMs: 0 })).toBe(ERROR_BOUND_NS_MAX);
   });
 
-  it('never shrinks for an elapsed time that seems negative or a negative master bound', () => {
-    expect(memberErrorBoundNs({ measurementDelayNs: 10, uncorrectedNs: 0, slewRemainingNs: 0, masterErrorBoundNs: -5, sinceMeasurementMs: -100 })).toBe(5);
+  it('holds for every split of the correction between member and master (parts in [0, 1] each)', () => {
+    // True offset within delay/2 of the measured one; afterwards member - master = o' + g(a - o) - G a.
+    const delayNs = 40_000;
+    for (const offsetNs of [-30_000, -1, 0, 5_000, 90_000]) {
+      for (const averageNs of [-20_000, 0, 12_000]) {
+        const boundNs = roundBoundNs({ delayNs, offsetNs, averageNs, sinceRoundMs: 0, masterBoundNs: 0 });
+        for (const errorNs of [-delayNs / 2, 0, delayNs / 2]) {
+          for (const g of [0, 0.2, 0.5, 1]) {
+            for (const G of [0, 0.2, 1]) {
+              const leftNs = offsetNs + errorNs + g * (averageNs - offsetNs) - G * averageNs;
+              expect(Math.abs(leftNs)).toBeLessThanOrEqual(boundNs);
+            }
+          }
+        }
+      }
+    }
   });
 });
 
 describe('ErrorBoundTracker', () => {
-  it('has no bound until synchronized, and none again after losing it', () => {
+  it('has no bound until a correction, and none again after a reset (a new master, no master)', () => {
     const tracker = new ErrorBoundTracker();
     expect(tracker.boundNs(0)).toBeNull();
-    tracker.corrected(1000, { delayNs: 80_000, uncorrectedNs: 0, masterErrorBoundNs: 0 });
-    expect(tracker.boundNs(1000)).toBe(40_000);
-    tracker.unsynchronized();
+    tracker.corrected(1000, { delayNs: 80_000, boundNs: 45_000 });
+    expect(tracker.boundNs(1000)).toBe(45_000);
+    expect(tracker.measurementDelayNs).toBe(80_000);
+    expect(tracker.correctedAtMs).toBe(1000);
+    tracker.reset();
     expect(tracker.boundNs(1000)).toBeNull();
     expect(tracker.correctedAtMs).toBeNull();
+    expect(tracker.measurementDelayNs).toBe(0);
   });
 
-  it('grows with the time since the measurement and with a slew in progress', () => {
+  it('grows with the time since the correction at the tolerance; a new correction starts again', () => {
     const tracker = new ErrorBoundTracker(10);
-    tracker.corrected(5000, { delayNs: 60_000, uncorrectedNs: 4_000, masterErrorBoundNs: 1_000 });
-    expect(tracker.measurementDelayNs).toBe(60_000);
-    expect(tracker.correctedAtMs).toBe(5000);
+    tracker.corrected(5000, { delayNs: 60_000, boundNs: 35_000 });
     expect(tracker.boundNs(5000)).toBe(35_000);
     expect(tracker.boundNs(6000)).toBe(45_000);
-    expect(tracker.boundNs(6000, 12_000)).toBe(57_000);
-    // A new correction starts again from its own measurement.
-    tracker.corrected(7000, { delayNs: 20_000, uncorrectedNs: 0, masterErrorBoundNs: 0 });
+    // A clock read at an earlier monotonic time than the correction's does not shrink it.
+    expect(tracker.boundNs(4000)).toBe(35_000);
+    tracker.corrected(7000, { delayNs: 20_000, boundNs: 10_000 });
     expect(tracker.boundNs(7000)).toBe(10_000);
   });
 
-  it("gives the master its own uncertainty, not growing with time", () => {
+  it('gives the master its own uncertainty, not growing with time', () => {
     const tracker = new ErrorBoundTracker();
     tracker.master();
     expect(tracker.boundNs(0)).toBe(0);
     expect(tracker.boundNs(1e9)).toBe(0);
     tracker.master(3_000);
-    expect(tracker.boundNs(1e9, 50_000)).toBe(3_000);
+    expect(tracker.boundNs(1e9)).toBe(3_000);
     expect(tracker.measurementDelayNs).toBe(0);
   });
 });

@@ -2,82 +2,83 @@
 // clock.errorBoundNs, the NTP server as root delay and dispersion, and the kernel clock as
 // maxerror/esterror.
 //
-// A member's bound, built as NTP builds its root distance:
-// - half the round trip of the measurement the last correction rests on: the offset measured from
-//   a round trip can be wrong by at most that much (the request and the answer may have taken any
-//   split of the delay);
-// - what that correction left uncorrected (the measured offset minus the correction: the
-//   discipline applies part of each one, and Berkeley moves the master too) and what of it is
-//   still being slewed in;
-// - the master's own bound (0 without an upstream; its bound to its upstream once there is one);
-// - a frequency tolerance times the time since the correction: the two clocks drift apart at most
-//   that fast (ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, NTP's PHI).
-// The master's bound is its own uncertainty. A clock that is not synchronized has no bound: null.
+// The master computes each member's bound when it sends the round's CORRECT (it alone knows the
+// measurement), as NTP builds its root distance:
+// - half the round trip of the member's measurement: an offset measured from a round trip can be
+//   wrong by at most that much (the request and the answer may have taken any split of the delay);
+// - the member's measured offset o and the round's average a: the member moves by any part of its
+//   correction a - o (the discipline applies a fraction, holds a spike, refuses a panic) and the
+//   master by any part of a, so what is left between them is (1 - g)o + (g - G)a for parts g, G in
+//   [0, 1], at most |o| + |a|;
+// - the drift since the round began: the two clocks drift apart at most at the frequency
+//   tolerance (ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, NTP's PHI);
+// - the master's own bound (0 while its clock is the cluster's reference).
+// The member then adds the tolerance times the time since. The master's bound is its own
+// uncertainty. A clock that is not synchronized, or a member that has no measurement from the
+// master it follows now (a new master's first round is not in yet), has no bound: null.
 //
 // Pure: times are monotonic ms from the caller, like the rest of the core.
-import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM } from '../limits.ts';
+import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, ERROR_BOUND_NS_MAX } from '../limits.ts';
 
-export interface MemberBoundInputs {
-  /** Round trip of the measurement the last correction rests on, ns. */
-  measurementDelayNs: number;
-  /** |measured offset - correction applied for it|, ns: what the correction deliberately left. */
-  uncorrectedNs: number;
-  /** Part of the correction still being slewed in, ns (the clock driver's slewRemainingNs; 0 once done). */
-  slewRemainingNs: number;
-  /** The master's own bound when the measurement was made, ns. */
-  masterErrorBoundNs: number;
-  /** Time since the measurement, ms (monotonic). */
-  sinceMeasurementMs: number;
+export interface RoundBoundInputs {
+  /** Round trip of the member's measurement, ns. */
+  delayNs: number;
+  /** The member's measured offset (member minus master), ns. */
+  offsetNs: number;
+  /** The round's average (where everyone moves, the master included), ns. */
+  averageNs: number;
+  /** Time from the start of the round (no sample is older) to the CORRECT, ms. */
+  sinceRoundMs: number;
+  /** The master's own bound, ns. */
+  masterBoundNs: number;
   /** Defaults to ERROR_BOUND_FREQUENCY_TOLERANCE_PPM. */
   frequencyTolerancePpm?: number;
 }
 
-/** The member's bound, ns. A ppm over a ms is exactly one ns. */
-export function memberErrorBoundNs(inputs: MemberBoundInputs): number {
+/** The bound the master sends a member with its correction, ns. A ppm over a ms is one ns. */
+export function roundBoundNs(inputs: RoundBoundInputs): number {
   const tolerancePpm = inputs.frequencyTolerancePpm ?? ERROR_BOUND_FREQUENCY_TOLERANCE_PPM;
-  return Math.abs(inputs.measurementDelayNs) / 2
-    + Math.abs(inputs.uncorrectedNs)
-    + Math.abs(inputs.slewRemainingNs)
-    + Math.max(0, inputs.masterErrorBoundNs)
-    + tolerancePpm * Math.max(0, inputs.sinceMeasurementMs);
+  const boundNs =
+    Math.abs(inputs.delayNs) / 2 +
+    Math.abs(inputs.offsetNs) +
+    Math.abs(inputs.averageNs) +
+    tolerancePpm * Math.max(0, inputs.sinceRoundMs) +
+    Math.max(0, inputs.masterBoundNs);
+  return Math.min(ERROR_BOUND_NS_MAX, boundNs);
 }
 
 type BoundState =
-  | { kind: 'unsynchronized' }
+  | { kind: 'none' }
   | { kind: 'master'; ownUncertaintyNs: number }
-  | { kind: 'member'; atMs: number; measurementDelayNs: number; uncorrectedNs: number; masterErrorBoundNs: number };
+  | { kind: 'member'; atMs: number; delayNs: number; boundNs: number };
 
 /**
- * Holds what the bound needs between corrections. The node (or the agent shell) tells it about
- * corrections and role changes; anyone asks for the bound now.
+ * Holds what the bound needs between corrections. The node tells it about corrections and role
+ * changes; anyone asks for the bound now.
  */
 export class ErrorBoundTracker {
-  private state: BoundState = { kind: 'unsynchronized' };
+  private state: BoundState = { kind: 'none' };
 
   constructor(private readonly frequencyTolerancePpm = ERROR_BOUND_FREQUENCY_TOLERANCE_PPM) {}
 
-  /** This node became (or still is) the synchronized master; its bound is its own uncertainty (0 without an upstream). */
+  /** This node is the master; its bound is its own uncertainty (0 without an upstream). */
   master(ownUncertaintyNs = 0): void {
     this.state = { kind: 'master', ownUncertaintyNs: Math.max(0, ownUncertaintyNs) };
   }
 
-  /**
-   * A correction was applied to this member's clock. `atMs`: monotonic ms of the measurement it
-   * rests on (the correction's own arrival time is later by up to the master's reply wait, which
-   * would understate the drift term by that times the tolerance: 150 ms x 15 ppm = 2.25 us).
-   */
-  corrected(atMs: number, measurement: { delayNs: number; uncorrectedNs: number; masterErrorBoundNs: number }): void {
-    this.state = { kind: 'member', atMs, measurementDelayNs: measurement.delayNs, uncorrectedNs: measurement.uncorrectedNs, masterErrorBoundNs: measurement.masterErrorBoundNs };
+  /** A CORRECT of the master followed, with the bound it sent, arrived at monotonic `atMs`. */
+  corrected(atMs: number, measurement: { delayNs: number; boundNs: number }): void {
+    this.state = { kind: 'member', atMs, delayNs: Math.max(0, measurement.delayNs), boundNs: Math.max(0, measurement.boundNs) };
   }
 
-  /** The clock is no longer synchronized (started, stepped by hand, panic, lost the cluster): no bound. */
-  unsynchronized(): void {
-    this.state = { kind: 'unsynchronized' };
+  /** No measurement of the master followed now (none yet, a new master, no master): no bound. */
+  reset(): void {
+    this.state = { kind: 'none' };
   }
 
-  /** Round trip of the last measurement (NTP root delay), ns; 0 on the master or unsynchronized. */
+  /** Round trip of the last measurement (NTP root delay), ns; 0 on the master or without one. */
   get measurementDelayNs(): number {
-    return this.state.kind === 'member' ? this.state.measurementDelayNs : 0;
+    return this.state.kind === 'member' ? this.state.delayNs : 0;
   }
 
   /** Monotonic ms of the last correction (member), or null. */
@@ -85,22 +86,15 @@ export class ErrorBoundTracker {
     return this.state.kind === 'member' ? this.state.atMs : null;
   }
 
-  /** The bound at monotonic `nowMs`, ns, or null when not synchronized. `slewRemainingNs` from the clock driver's state. */
-  boundNs(nowMs: number, slewRemainingNs = 0): number | null {
+  /** The bound at monotonic `nowMs`, ns, or null without one. */
+  boundNs(nowMs: number): number | null {
     switch (this.state.kind) {
-      case 'unsynchronized':
+      case 'none':
         return null;
       case 'master':
         return this.state.ownUncertaintyNs;
       case 'member':
-        return memberErrorBoundNs({
-          measurementDelayNs: this.state.measurementDelayNs,
-          uncorrectedNs: this.state.uncorrectedNs,
-          slewRemainingNs,
-          masterErrorBoundNs: this.state.masterErrorBoundNs,
-          sinceMeasurementMs: nowMs - this.state.atMs,
-          frequencyTolerancePpm: this.frequencyTolerancePpm,
-        });
+        return Math.min(ERROR_BOUND_NS_MAX, this.state.boundNs + this.frequencyTolerancePpm * Math.max(0, nowMs - this.state.atMs));
     }
   }
 }

@@ -11,6 +11,7 @@ import type { NodeId } from '../types.ts';
 import type { ClusterViewServer } from '../view/cluster-view.ts';
 import { berkeleyRound } from './berkeley.ts';
 import { fileRoundDelay } from './delay-filter.ts';
+import { roundBoundNs } from './error-bound.ts';
 import { ProbeRound, type ProbeRoundConfig } from './probe-round.ts';
 
 export interface MasterConfig extends ProbeRoundConfig {
@@ -26,6 +27,8 @@ export interface MasterHost {
   readonly clockSynchronized: boolean;
   /** While this node's time is provisional, how far its discipline has moved it; null once locked. */
   readonly clockProvisionalNs: number | null;
+  /** The master's own uncertainty, ns: 0 while the master's clock is the cluster's reference. */
+  readonly ownErrorBoundNs: number;
   applyCorrection(correction: Correction, nowMs: number): void;
 }
 
@@ -140,11 +143,17 @@ export class MasterRounds {
       (id) => (id === selfId ? this.host.clockProvisionalNs : round.provisionalOf(id)),
     );
     const excluded = new Set(result.excluded);
+    // Each member's bound once it has acted on its correction (see error-bound.ts): its
+    // measurement's half round trip, its offset and the average (member and master each apply any
+    // part of theirs), the drift since the round began, and the master's own bound.
     for (const [nodeId, correctionNs] of result.correctionsNs) {
       if (nodeId === selfId) continue;
       const peer = this.peers.get(nodeId);
       if (peer) peer.excluded = excluded.has(nodeId);
-      this.outbox.sendTo(nodeId, { type: FrameType.correct, round: round.round, correctionNs });
+      const delayNs = round.sampleOf(nodeId)?.delayNs ?? 0;
+      const offsetNs = offsetsNs.get(nodeId) ?? 0;
+      const boundNs = roundBoundNs({ delayNs, offsetNs, averageNs: result.averageNs, sinceRoundMs: nowMs - round.startedMs, masterBoundNs: this.host.ownErrorBoundNs });
+      this.outbox.sendTo(nodeId, { type: FrameType.correct, round: round.round, correctionNs, delayNs: Math.max(0, delayNs), boundNs });
     }
     this.counters.roundsCompleted += 1;
     const term = this.host.term;

@@ -45,6 +45,8 @@ const NEVER = Number.POSITIVE_INFINITY;
 
 export class ProbeRound {
   readonly round: number;
+  /** Monotonic ms the round began: no sample of it is older. */
+  readonly startedMs: number;
   /** Every FULL_PROBE_ROUND_EVERY-th round: no early stop (keeps the delay minimum honest). */
   readonly full: boolean;
   private memberIds: NodeId[];
@@ -75,6 +77,7 @@ export class ProbeRound {
     private readonly probeSent: () => void,
   ) {
     this.round = round;
+    this.startedMs = nowMs;
     this.full = full;
     this.memberIds = memberIds;
     for (const nodeId of memberIds) this.members.set(nodeId, { sent: 0, nextProbeMs: nowMs, probing: true, unanswered: new Set(), best: undefined, synced: false, provisionalNs: null });
