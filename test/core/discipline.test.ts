@@ -3,13 +3,13 @@
 // virtual clock (it learns the frequency, holds over when corrections stop, starts from a saved
 // frequency, and one jump of the cluster's time does not throw the frequency off).
 import { describe, expect, it } from 'vitest';
-import { carryOut, Discipline, type DisciplineAction, type DisciplineConfig } from '../src/core/sync/discipline.ts';
-import { VirtualClock } from '../src/clock/virtual.ts';
-import { FREQUENCY_GAIN, FREQUENCY_PPM_MAX, INITIAL_STEPS, PHASE_GAIN } from '../src/core/limits.ts';
+import { carryOut, Discipline, type DisciplineAction, type DisciplineConfig } from '../../src/core/sync/discipline.ts';
+import { VirtualClock } from '../../src/clock/virtual.ts';
+import { FREQUENCY_GAIN, FREQUENCY_PPM_MAX, INITIAL_STEPS, PHASE_GAIN } from '../../src/core/limits.ts';
 
 /** Updates after synchronization until the acquisition gains have come down to the steady ones. */
 const ACQUISITION_UPDATES = Math.ceil(1 / FREQUENCY_GAIN);
-import { SeededRandom } from '../src/sim/random.ts';
+import { SeededRandom } from '../../src/sim/random.ts';
 
 const MS = 1_000_000;
 const S = 1_000_000_000;

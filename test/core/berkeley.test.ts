@@ -1,7 +1,7 @@
 // Berkeley arithmetic: four-timestamp samples, median, fault-tolerant average and round corrections.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { agreeingGroups, berkeleyRound, betterSample, faultTolerantAverage, median, middleClocks, sampleFromTimestamps } from '../src/core/sync/berkeley.ts';
+import { agreeingGroups, berkeleyRound, betterSample, faultTolerantAverage, median, middleClocks, sampleFromTimestamps } from '../../src/core/sync/berkeley.ts';
 
 const MS = 1_000_000;
 /** A realistic epoch in ns, with odd low digits that a float64 cannot represent exactly. */
