@@ -12,6 +12,7 @@
 // nextDeadlineMs() ask each sub-machine and the role in turn, so both read the same stored deadlines.
 import { ALGORITHM_CODES, FrameType, ROLE_CODES, type Frame, type FrameBody } from './frames.ts';
 import { TERM_ADOPT_MAX, DUPLICATE_ID_ANSWER_INTERVAL_MS } from './limits.ts';
+import { onceEvery } from './rate-limiter.ts';
 import { PeerTable, type PeerTableHost } from './membership/peers.ts';
 import { algorithmOf, Election, type ElectionHost } from './election/election.ts';
 import { claimTerm } from './election/terms.ts';
@@ -100,8 +101,8 @@ export class ProtocolNode {
   /** The cluster view: served while master, pulled while member. */
   private readonly viewServer: ClusterViewServer;
   private readonly viewPull: ClusterViewPull;
-  /** When a greeting from our own node id may be answered again (see receiveFrame). */
-  private nextDuplicateIdAnswerMs = Number.NEGATIVE_INFINITY;
+  /** Answers to greetings from our own node id (see receiveFrame): one every DUPLICATE_ID_ANSWER_INTERVAL_MS. */
+  private readonly duplicateIdAnswers = onceEvery(DUPLICATE_ID_ANSWER_INTERVAL_MS);
 
   /** Barriers: this node's participants (any role), and the table it serves while master. */
   private readonly barriers: NodeBarriers;
@@ -256,10 +257,7 @@ export class ProtocolNode {
       // The other agent hears nothing from us otherwise (its frames are dropped here), so it would
       // never learn of the clash: answer its greeting, without asking for a reply (no ping-pong)
       // and at a bounded rate (a forged greeting is not amplified).
-      if (frame.type === FrameType.hello && frame.wantReply && nowMs >= this.nextDuplicateIdAnswerMs) {
-        this.nextDuplicateIdAnswerMs = nowMs + DUPLICATE_ID_ANSWER_INTERVAL_MS;
-        this.sendHello(from, false);
-      }
+      if (frame.type === FrameType.hello && frame.wantReply && this.duplicateIdAnswers.allow(nowMs)) this.sendHello(from, false);
       return;
     }
     // A term so high that a few more elections would leave the exact range of a float64 (2^53) is
