@@ -9,8 +9,9 @@
 // ones among them) meets and agrees, the rest boot seconds later, within the provisional window.
 // With an agreeing majority the property is the same: the boxes that boot later and agree with
 // the majority's clocks are not captured by where the first wave met. Without one, the cluster
-// keeps where the first wave met unless the later boxes outvote it; such seeds are judged on
-// agreement and synchronization only.
+// may keep where the first wave met, but only inside the band of the clocks left when the
+// f = floor((n - 1) / 3) lowest and highest are set aside (widened by clocks that agree with it):
+// never held at an extreme by a minority.
 import { CORRECTION_NS_MAX, OUTLIER_THRESHOLD_MS_DEFAULT } from '../core/limits.ts';
 import { SeededRandom } from './random.ts';
 import { Simulation, type SimNodeSpec } from './simulation.ts';
@@ -120,8 +121,6 @@ export interface ColdStartResult {
   kind: 'majority' | 'middle';
   /** Booted in two waves (see coldStartCase). */
   staggered: boolean;
-  /** Judged on where it settled (all but staggered seeds without a majority). */
-  placeJudged: boolean;
   /** Where the cluster may end (clock minus true time at the end), and where it did. */
   allowedNs: [number, number];
   settledNs: number | null;
@@ -166,8 +165,8 @@ export function runColdStart(seed: number, options: ColdStartOptions = COLD_STAR
   } else {
     kind = 'middle';
     // The middle clocks (the f lowest and f highest left out, f < n/2), and the clocks that agree
-    // with them (a group at the middle may be followed).
-    const f = Math.ceil(n / 2) - 1;
+    // with them (a group at the middle may be followed). Two waves: the band (see above).
+    const f = staggered ? Math.floor((n - 1) / 3) : Math.ceil(n / 2) - 1;
     const low = sorted[f] as number;
     const high = sorted[n - 1 - f] as number;
     const touching = runs.filter((run) => run.some((offsetNs) => offsetNs >= low && offsetNs <= high)).flat();
@@ -178,8 +177,7 @@ export function runColdStart(seed: number, options: ColdStartOptions = COLD_STAR
   const allowedNs: [number, number] = [allowed[0] - driftNs, allowed[1] + driftNs];
   const offsets = sim.offsetsNs();
   const masters = sim.masters();
-  const placeJudged = !staggered || kind === 'majority';
-  const base = { seed, nodes: n, wild: wild.size, wildMaster: masters.length === 1 && wild.has(masters[0] as string), kind, staggered, placeJudged, allowedNs };
+  const base = { seed, nodes: n, wild: wild.size, wildMaster: masters.length === 1 && wild.has(masters[0] as string), kind, staggered, allowedNs };
   const fail = (problem: string, settledNs: number | null = null, uncorrectable: string[] = []): ColdStartResult => ({ ...base, settledNs, uncorrectable, problem });
   if (masters.length !== 1) return fail(`${masters.length} masters after ${options.settleMs} ms`);
   const settledNs = offsets.get(masters[0] as string) as number;
@@ -189,9 +187,9 @@ export function runColdStart(seed: number, options: ColdStartOptions = COLD_STAR
   for (const [id] of judged) if (!sim.clockReport(id).synchronized) return fail(`${id} not synchronized after ${options.settleMs} ms`, settledNs, uncorrectable);
   const spreadNs = Math.max(...judged.map(([, offsetNs]) => offsetNs)) - Math.min(...judged.map(([, offsetNs]) => offsetNs));
   if (spreadNs > 1e6) return fail(`spread ${(spreadNs / 1e6).toFixed(3)} ms after ${options.settleMs} ms`, settledNs, uncorrectable);
-  if (placeJudged && (settledNs < allowedNs[0] || settledNs > allowedNs[1])) {
+  if (settledNs < allowedNs[0] || settledNs > allowedNs[1]) {
     const at = (valueNs: number) => `${(valueNs / 1e9).toFixed(6)} s`;
-    return fail(`settled at ${at(settledNs)}, outside ${kind === 'majority' ? 'the agreeing majority' : 'the middle clocks'} [${at(allowedNs[0])}, ${at(allowedNs[1])}]`, settledNs, uncorrectable);
+    return fail(`settled at ${at(settledNs)}, outside ${kind === 'majority' ? 'the agreeing majority' : staggered ? 'the band of the middle clocks' : 'the middle clocks'} [${at(allowedNs[0])}, ${at(allowedNs[1])}]`, settledNs, uncorrectable);
   }
   return { ...base, settledNs, uncorrectable, problem: null };
 }

@@ -477,6 +477,28 @@ describe('berkeleyRound while the cluster forms (provisional times): boxes that 
     expect(result.averageNs).toBe(0);
   });
 
+  it('without a raw majority, a cluster held at an extreme by the first boxes moves to the middle of the raw clocks', () => {
+    // G (raw +4 s) and W (raw two years behind) met far behind; five boxes seconds apart boot later.
+    // Against G's clock: W agrees with it; the later boxes are about 1.7 years ahead of both.
+    const yearNs = 365 * 24 * 3600 * S;
+    const shifts: Record<string, number> = { g: -1.71 * yearNs - 4 * S, w: 0.57 * yearNs };
+    const later = { a: 1.1, b: -3, c: 0.2, d: 3.3, e: 3 };
+    const members = new Map<string, number>([['w', 0], ...Object.entries(later).map(([id, s]) => [id, 1.71 * yearNs + s * S] as [string, number])]);
+    const result = berkeleyRound('g', members, THRESHOLD, synced, (id) => shifts[id] ?? 0);
+    // The band (f = 2 of 7 left out at each end) is [0.2 s, 3.3 s] raw; the middle raw clock is a (1.1 s).
+    expect(result.basis).toBe('midpoint');
+    expect(result.included).toEqual(['a']);
+    expect(Math.abs(result.averageNs - (1.71 * yearNs + 1.1 * S))).toBeLessThan(1e3);
+  });
+
+  it('inside the band the cluster keeps where it stands: a box booting later seconds away does not move it', () => {
+    // The cluster stands at G's raw time (0 s); raw clocks at -3, 0 (g), 0.5, 2, 4 s and W an hour ahead.
+    const shifts: Record<string, number> = { g: 0, w: -3600 * S };
+    const members = new Map([['w', 0], ['a', -3 * S], ['b', 0.5 * S], ['c', 2 * S], ['d', 4 * S]]);
+    const result = berkeleyRound('g', members, THRESHOLD, synced, (id) => shifts[id] ?? 0);
+    expect(result.averageNs).toBe(0);
+  });
+
   it('a chain of raw clocks (each within the threshold of the next, the ends further apart) is not an outright majority', () => {
     // Raw: g -50 ms, a -45 ms, b -25 ms, w and c seconds away: {g, a, b} is a chain of 3 of 5 spanning 25 ms.
     const shifts: Record<string, number> = { g: 50e6, w: -3 * S };

@@ -199,24 +199,34 @@ export function berkeleyRound(
   }
   // While no voter's time is established, the clocks that met first may have agreed only because
   // they moved together (a good box and one an hour off, met at the midpoint). That is no
-  // evidence against the boxes that boot after them: a majority of the clocks as they were before
-  // any correction (raw), agreeing outright (all within the threshold, not a chain), outweighs it
-  // when it is elsewhere. Without one the cluster keeps where it stands, so that clocks booting
-  // one by one do not move it each time.
+  // evidence against the boxes that boot after them, so the clocks as they were before any
+  // correction (raw) are consulted:
+  // - a majority of raw clocks agreeing outright (all within the threshold, not a chain) outweighs
+  //   where the cluster stands when that is elsewhere;
+  // - without one, the cluster must stand inside the band of the raw clocks left when the
+  //   f = floor((n - 1) / 3) lowest and highest are set aside; outside it, a minority at one end
+  //   holds it, and it moves to the middle of the raw clocks.
+  // Inside the band it keeps where it stands, so that clocks booting one by one do not move it
+  // each time (only an extreme can, and once).
   if ([...voters.keys()].every((id) => provisionalNs(id) !== null)) {
     const raw = new Map([...offsets].map(([id, offsetNs]) => [id, offsetNs - (provisionalNs(id) ?? 0)]));
+    const standsNs = median([...group.values()]);
     const rawMajority = agreeingGroups(raw, thresholdNs).find((candidate) => candidate.length * 2 > raw.size);
     const rawValues = rawMajority?.map(([, valueNs]) => valueNs) ?? [];
-    if (
-      rawMajority !== undefined &&
-      Math.max(...rawValues) - Math.min(...rawValues) <= thresholdNs &&
-      Math.abs(median(rawValues) - median([...group.values()])) > thresholdNs
-    ) {
-      basis = 'majority';
-      // Once they have moved there their clocks agree again, and are averaged as they are now.
-      const now = new Map(rawMajority.map(([id]) => [id, offsets.get(id) as number]));
-      const values = [...now.values()];
-      group = Math.max(...values) - Math.min(...values) <= thresholdNs ? now : new Map(rawMajority);
+    if (rawMajority !== undefined && Math.max(...rawValues) - Math.min(...rawValues) <= thresholdNs) {
+      if (Math.abs(median(rawValues) - standsNs) > thresholdNs) {
+        basis = 'majority';
+        // Once they have moved there their clocks agree again, and are averaged as they are now.
+        const now = new Map(rawMajority.map(([id]) => [id, offsets.get(id) as number]));
+        const values = [...now.values()];
+        group = Math.max(...values) - Math.min(...values) <= thresholdNs ? now : new Map(rawMajority);
+      }
+    } else if (raw.size >= 3) {
+      const sorted = [...raw.values()].sort((a, b) => a - b);
+      const f = Math.floor((sorted.length - 1) / 3);
+      if (standsNs < (sorted[f] as number) - thresholdNs || standsNs > (sorted[sorted.length - 1 - f] as number) + thresholdNs) {
+        ({ group, basis } = startReference(raw, thresholdNs, votes));
+      }
     }
   }
   const average = basis === 'midpoint' ? midpointOf(group) : faultTolerantAverage(group, thresholdNs);
