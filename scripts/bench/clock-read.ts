@@ -2,7 +2,8 @@
 // from CLOCK_MONOTONIC_RAW through one koffi clock_gettime call per reading, where it used to count
 // from the host clock (hrtime plus an anchor). Times, in ns per call (best of --rounds rounds of
 // --reads calls each, after a warm-up): the raw sources, the host clock, and the virtual-clock
-// driver's nowNs() and state() over each base. Reads clocks only; never sets one.
+// driver's nowNs(), atHostNs() (an arrival stamp onto the clock) and state() over each base; over
+// RAW the last two pair RAW with the host clock (the tightest of VIRTUAL_BASE_PAIR_READS brackets). Reads clocks only; never sets one.
 //
 //   npx tsx scripts/bench/clock-read.ts [--reads 1000000] [--rounds 5] [--out bench-results/clock-read.json]
 //
@@ -54,12 +55,15 @@ function timeIt(read: () => unknown): number {
   return Math.round(bestNs * 10) / 10;
 }
 
+const stampNs = host.nowNs() - 50_000n; // an arrival stamp 50 us old
 const results: Record<string, number> = {
   'process.hrtime.bigint()': timeIt(() => process.hrtime.bigint()),
   'clock_gettime(CLOCK_MONOTONIC_RAW) via koffi': timeIt(raw.nowNs),
   'HostClock.nowNs()': timeIt(() => host.nowNs()),
   'virtual nowNs(), base host (before)': timeIt(() => overHost.nowNs()),
   'virtual nowNs(), base monotonic-raw (after)': timeIt(() => overRaw.nowNs()),
+  'virtual atHostNs(stamp), base host (before)': timeIt(() => overHost.atHostNs(stampNs)),
+  'virtual atHostNs(stamp), base monotonic-raw (after)': timeIt(() => overRaw.atHostNs(stampNs)),
   'virtual state(), base host (before)': timeIt(() => overHost.state()),
   'virtual state(), base monotonic-raw (after)': timeIt(() => overRaw.state()),
 };

@@ -6,7 +6,7 @@
 import type { ClockDriver, ClockState, VirtualBase } from './driver.ts';
 import type { HostClock } from './host.ts';
 import { VirtualClock } from './virtual.ts';
-import { VIRTUAL_BASE_ANCHOR_READS, VIRTUAL_CLOCK_PPM_MAX } from '../core/limits.ts';
+import { VIRTUAL_BASE_ANCHOR_READS, VIRTUAL_BASE_PAIR_READS, VIRTUAL_CLOCK_PPM_MAX } from '../core/limits.ts';
 
 /** The host clock as this driver needs it (a HostClock, or one over fake sources in tests). */
 export type VirtualHostClock = Pick<HostClock, 'nowNs' | 'onRefined'>;
@@ -54,13 +54,22 @@ export class VirtualClockDriver implements ClockDriver {
     this.clock = new VirtualClock({ initialOffsetNs: options.initialOffsetNs, driftPpm: options.driftPpm, startHostNs: this.baseNs() });
   }
 
-  /** The host's realtime and the base at one instant (the same reading when the base is the host). */
+  /**
+   * The host's realtime and the base at one instant (the same reading when the base is the host):
+   * the tightest of a few brackets, so that a preemption or cold code between the readings (the
+   * status is read once a second) costs a wider bracket rather than an error.
+   */
   private pair(): Pair {
     if (this.base === 'host') {
       const hostNs = this.host.nowNs();
       return { hostNs, baseNs: hostNs, widthNs: 0n };
     }
-    return readPair(this.host, this.baseNs);
+    let best = readPair(this.host, this.baseNs);
+    for (let read = 1; read < VIRTUAL_BASE_PAIR_READS; read += 1) {
+      const pair = readPair(this.host, this.baseNs);
+      if (pair.widthNs < best.widthNs) best = pair;
+    }
+    return best;
   }
 
   nowNs(): bigint {

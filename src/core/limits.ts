@@ -342,6 +342,8 @@ export const HOST_ANCHOR_REFINE_INTERVAL_MS = 5000;
  * host's realtime at start; the most tightly bracketed one wins (a preempted one loses).
  */
 export const VIRTUAL_BASE_ANCHOR_READS = 16;
+/** ... and the same pairing later (an arrival stamp, hostOffsetNs), tightest of this many. */
+export const VIRTUAL_BASE_PAIR_READS = 4;
 
 /** Kernel clock: a slew timer that fires earlier than this before the planned end is re-armed for the rest. */
 export const KERNEL_SLEW_END_EARLY_MS = 1;
