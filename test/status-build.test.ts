@@ -47,7 +47,7 @@ function inputs(change: (inputs: StatusInputs) => void = () => {}): StatusInputs
     pollIntervalMs: 1000,
     node: core,
     barriers: node.barrierReport(NOW_MS),
-    clock: { mode: 'virtual', hostOffsetNs: 5, frequencyPpm: 0, slewRemainingNs: 0, slewRatePpm: 0, kernel: null },
+    clock: { mode: 'virtual', hostOffsetNs: 5, frequencyPpm: 0, slewRemainingNs: 0, slewRatePpm: 0, kernel: null, virtualBase: 'monotonic-raw' },
     virtualDriftPpm: 20,
     hostClock: { anchorErrorNs: 812.7, reanchors: 1, refinements: 2 },
     discipline: { ...discipline.state(), synchronized: true, lastUpdateMs: NOW_MS - 2500, frequencyPpm: 1.23456, updates: 5 },

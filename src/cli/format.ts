@@ -167,13 +167,14 @@ export function formatStatus(status: StatusReport, view: MasterView | null = nul
   const signedPpm = (ppm: number) => `${ppm >= 0 ? '+' : ''}${ppm.toFixed(3)} ppm`;
   // Older agents lack some of these fields: print what is there.
   const drift = clock.virtualDriftPpm === null || clock.virtualDriftPpm === undefined ? '' : `, oscillator ${signedPpm(clock.virtualDriftPpm)} (--virtual-drift)`;
+  const base = clock.virtualBase === 'host' ? ' on the host clock (moves when the host clock is steered)' : clock.virtualBase === 'monotonic-raw' ? ' on CLOCK_MONOTONIC_RAW' : '';
   add(
     'Clock',
     `${clock.mode}, ${clock.synchronized ? 'synchronized' : 'not synchronized'}${clock.provisional === true ? ' (provisional: the cluster is still forming)' : ''}; ` +
       (clock.mode === 'virtual' ? `offset from host ${formatOffsetNs(clock.hostOffsetNs)}, ` : '') +
       `frequency ${signedPpm(clock.frequencyPpm)}${drift}, slew left ${formatOffsetNs(clock.slewRemainingNs)}` +
       ((clock.slewRatePpm ?? 0) > 0 ? ` at ${clock.slewRatePpm.toFixed(0)} ppm` : '') +
-      `, ${clock.steps} steps, ${clock.slews} slews`,
+      `, ${clock.steps} steps, ${clock.slews} slews${base}`,
   );
   if (clock.kernel) {
     const kernel = clock.kernel;

@@ -5,6 +5,12 @@
 
 export type ClockMode = 'virtual' | 'system';
 
+/**
+ * What a virtual clock counts from: CLOCK_MONOTONIC_RAW (nothing steering the host clock moves
+ * it) or, where RAW cannot be read, the host clock itself.
+ */
+export type VirtualBase = 'monotonic-raw' | 'host';
+
 /** What a driver knows about its clock right now. */
 export interface ClockState {
   mode: ClockMode;
@@ -18,6 +24,8 @@ export interface ClockState {
   slewRatePpm: number;
   /** Kernel error estimates (system mode; null for the virtual clock). */
   kernel: KernelClockState | null;
+  /** Virtual clock: its time base; null in system mode. */
+  virtualBase: VirtualBase | null;
 }
 
 export interface KernelClockState {

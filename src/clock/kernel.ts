@@ -214,6 +214,7 @@ export class KernelClockDriver implements ClockDriver {
       // A magnitude, as the virtual driver reports it; the direction is slewRemainingNs's sign.
       slewRatePpm: slew ? Math.abs(slew.ratePpm) : 0,
       kernel: { ...this.lastKernel },
+      virtualBase: null,
     };
   }
 

@@ -1,6 +1,6 @@
-// The virtual clock: host time plus an offset the agent controls. Pure arithmetic over host time,
-// so the daemon (host = the real system clock) and the simulator (host = simulated true time)
-// share it. Starting offset and drift make it deliberately wrong for demos and tests. It obeys
+// The virtual clock: a base time plus an offset the agent controls. Pure arithmetic over the base
+// (called "host" time below), so the daemon (base = CLOCK_MONOTONIC_RAW anchored to the system
+// clock at start, see virtual-driver.ts) and the simulator (base = simulated true time) share it. Starting offset and drift make it deliberately wrong for demos and tests. It obeys
 // step / slew / frequency like the kernel clock; the decisions are the discipline's.
 
 export interface VirtualClockOptions {

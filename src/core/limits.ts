@@ -337,6 +337,13 @@ export const HOST_ANCHOR_CHECKS_KEPT = 8;
 export const HOST_ANCHOR_MOVE_NS_MIN = 1000;
 /** How often the daemon checks the host clock's anchor with refine() (~1 ms of spinning per check). */
 export const HOST_ANCHOR_REFINE_INTERVAL_MS = 5000;
+/**
+ * Virtual clock over CLOCK_MONOTONIC_RAW: (host, RAW, host) readings taken to anchor RAW to the
+ * host's realtime at start; the most tightly bracketed one wins (a preempted one loses).
+ */
+export const VIRTUAL_BASE_ANCHOR_READS = 16;
+/** ... and the same pairing later (an arrival stamp, hostOffsetNs), tightest of this many. */
+export const VIRTUAL_BASE_PAIR_READS = 4;
 
 /** Kernel clock: a slew timer that fires earlier than this before the planned end is re-armed for the rest. */
 export const KERNEL_SLEW_END_EARLY_MS = 1;

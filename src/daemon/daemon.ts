@@ -10,6 +10,7 @@ import type { RunConfig } from './config.ts';
 import { nodeConfig } from '../core/defaults.ts';
 import { HostClock } from '../clock/host.ts';
 import { VirtualClockDriver } from '../clock/virtual-driver.ts';
+import { openMonotonicRaw } from '../clock/raw.ts';
 import type { ClockDriver } from '../clock/driver.ts';
 import { Discipline } from '../core/sync/discipline.ts';
 import { onceEvery } from '../core/rate-limiter.ts';
@@ -52,8 +53,10 @@ interface ChosenClock {
   virtualDriftPpm: number | null;
 }
 
-function virtualClock(config: RunConfig, hostClock: HostClock): ChosenClock {
-  const driver = new VirtualClockDriver(hostClock, { initialOffsetNs: config.virtualOffsetNs, driftPpm: config.virtualDriftPpm });
+function virtualClock(config: RunConfig, hostClock: HostClock, logger: Logger): ChosenClock {
+  const raw = openMonotonicRaw();
+  if ('error' in raw) logger.warn({ why: raw.error }, 'virtual clock: cannot read CLOCK_MONOTONIC_RAW; counting from the host clock instead (it will move with whoever steers the host clock)');
+  const driver = new VirtualClockDriver(hostClock, { initialOffsetNs: config.virtualOffsetNs, driftPpm: config.virtualDriftPpm, rawNs: 'error' in raw ? null : raw.nowNs });
   return { driver, virtualDriftPpm: config.virtualDriftPpm };
 }
 
@@ -65,9 +68,9 @@ function virtualClock(config: RunConfig, hostClock: HostClock): ChosenClock {
 export type SystemClockInjection = Partial<Pick<OpenSystemClockOptions, 'syscall' | 'loadSyscall' | 'capCheck' | 'procDir' | 'platform'>>;
 
 async function chooseClock(config: RunConfig, hostClock: HostClock, logger: Logger, injection: SystemClockInjection): Promise<ChosenClock> {
-  if (config.clock === 'virtual') return virtualClock(config, hostClock);
+  if (config.clock === 'virtual') return virtualClock(config, hostClock, logger);
   const wantsVirtualStart = config.virtualOffsetNs !== 0 || config.virtualDriftPpm !== 0;
-  if (config.clock === 'auto' && wantsVirtualStart) return virtualClock(config, hostClock);
+  if (config.clock === 'auto' && wantsVirtualStart) return virtualClock(config, hostClock, logger);
   if (config.clock === 'system' && wantsVirtualStart) {
     throw new StartupError('ECLOCK', '--virtual-offset and --virtual-drift apply to the virtual clock only; drop them or use --clock virtual');
   }
@@ -97,7 +100,7 @@ async function chooseClock(config: RunConfig, hostClock: HostClock, logger: Logg
   }
   if (config.clock === 'system') throw new StartupError('ECLOCK', `--clock system: ${opened.reason}`);
   logger.warn({ why: opened.reason }, 'clock auto: cannot discipline the kernel clock; using a virtual clock (nothing outside this agent follows it)');
-  return virtualClock(config, hostClock);
+  return virtualClock(config, hostClock, logger);
 }
 
 async function resolvePeers(config: RunConfig): Promise<Endpoint[]> {

@@ -2,7 +2,7 @@
 // code that fills it from a plain snapshot of the agent (buildStatus), so both live together and
 // the filling is tested without sockets. Field names are a contract (README "Status fields"); add
 // fields, do not rename them.
-import type { ClockMode, ClockState, KernelClockState } from '../clock/driver.ts';
+import type { ClockMode, ClockState, KernelClockState, VirtualBase } from '../clock/driver.ts';
 import type { BarrierReport, NodeStatus } from '../core/node.ts';
 import type { DisciplineConfig, DisciplineState } from '../core/sync/discipline.ts';
 import type { ElectionAlgorithm, Endpoint, NodeId, Role } from '../core/types.ts';
@@ -46,6 +46,11 @@ export interface ClockReport {
   slews: number;
   /** Virtual clock only: its deliberate oscillator error (--virtual-drift); null in system mode. */
   virtualDriftPpm: number | null;
+  /**
+   * Virtual clock only: its time base, 'monotonic-raw' (no one steering the host clock moves it)
+   * or 'host' (RAW could not be read: it moves with the host clock); null in system mode.
+   */
+  virtualBase: VirtualBase | null;
   /** System clock only: what the kernel reports (adjtimex); null for the virtual clock. */
   kernel: KernelClockState | null;
   /**
@@ -289,6 +294,7 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
       steps: discipline.steps,
       slews: discipline.slews,
       virtualDriftPpm: inputs.virtualDriftPpm,
+      virtualBase: clockState.virtualBase,
       kernel: clockState.kernel,
       host: { anchorErrorNs: Math.round(inputs.hostClock.anchorErrorNs), reanchors: inputs.hostClock.reanchors, refinements: inputs.hostClock.refinements },
     },

@@ -7,11 +7,10 @@
 //
 // Bound through koffi, loaded lazily; on any failure the transport keeps user-space stamps.
 import type dgram from 'node:dgram';
-import { loadLibc } from '../native/libc.ts';
+import { CLOCK_REALTIME, loadClockGettime, loadLibc, type ClockGettime } from '../native/libc.ts';
 import { RX_STAMP_LATENCY_NS_MAX } from '../core/limits.ts';
 
 const SIOCGSTAMPNS = 0x8907;
-const CLOCK_REALTIME = 0;
 const TIMESPEC_BYTES = 16;
 
 export interface KernelRxStamps {
@@ -24,7 +23,7 @@ export interface KernelRxStamps {
 
 interface Binding {
   ioctl(fd: number, request: number, out: Buffer): number;
-  clockGettime(clock: number, out: Buffer): number;
+  clockGettime: ClockGettime;
 }
 
 let cachedBinding: Binding | { error: string } | null = null;
@@ -32,18 +31,22 @@ let cachedBinding: Binding | { error: string } | null = null;
 function bind(): Binding | { error: string } {
   const loaded = loadLibc();
   if ('error' in loaded) return { error: `kernel timestamps: ${loaded.error}` };
+  const clock = loadClockGettime();
+  if ('error' in clock) return { error: `kernel timestamps: ${clock.error}` };
   try {
-    const { libc } = loaded;
-    const ioctl = libc.func('int ioctl(int fd, unsigned long request, _Out_ void *out)');
-    const clockGettime = libc.func('int clock_gettime(int clock, _Out_ void *out)');
-    return { ioctl: (fd, request, out) => ioctl(fd, request, out) as number, clockGettime: (clock, out) => clockGettime(clock, out) as number };
+    const ioctl = loaded.libc.func('int ioctl(int fd, unsigned long request, _Out_ void *out)');
+    return { ioctl: (fd, request, out) => ioctl(fd, request, out) as number, clockGettime: clock.clockGettime };
   } catch (error) {
-    return { error: `cannot bind ioctl/clock_gettime through koffi: ${(error as Error).message.split('\n')[0]}` };
+    return { error: `cannot bind ioctl through koffi: ${(error as Error).message.split('\n')[0]}` };
   }
 }
 
 function timespecNs(buffer: Buffer): bigint {
   return buffer.readBigInt64LE(0) * 1_000_000_000n + buffer.readBigInt64LE(8);
+}
+
+function timespecArrayNs(timespec: BigInt64Array): bigint {
+  return (timespec[0] as bigint) * 1_000_000_000n + (timespec[1] as bigint);
 }
 
 /**
@@ -65,7 +68,7 @@ export function openKernelRxStamps(socket: dgram.Socket): KernelRxStamps | { err
   const fd = socketFd(socket);
   if (fd === null) return { error: "cannot find the socket's file descriptor in this Node version" };
   const stamp = Buffer.alloc(TIMESPEC_BYTES);
-  const now = Buffer.alloc(TIMESPEC_BYTES);
+  const now = new BigInt64Array(2);
   // The first call turns timestamping on for the socket (it fails with ENOENT until a datagram
   // arrives); a socket that refuses the ioctl altogether has no stamps to give.
   binding.ioctl(fd, SIOCGSTAMPNS, stamp);
@@ -73,7 +76,7 @@ export function openKernelRxStamps(socket: dgram.Socket): KernelRxStamps | { err
     latencyNs(): number | null {
       if (binding.ioctl(fd, SIOCGSTAMPNS, stamp) !== 0) return null;
       if (binding.clockGettime(CLOCK_REALTIME, now) !== 0) return null;
-      const latencyNs = Number(timespecNs(now) - timespecNs(stamp));
+      const latencyNs = Number(timespecArrayNs(now) - timespecNs(stamp));
       return latencyNs >= 0 && latencyNs < RX_STAMP_LATENCY_NS_MAX ? latencyNs : null;
     },
   };

@@ -1,0 +1,28 @@
+// CLOCK_MONOTONIC_RAW, the virtual clock's time base. Anyone steering the host clock (chronyd
+// following this very agent, an operator's date -s) moves CLOCK_REALTIME and, with every slew and
+// frequency change, CLOCK_MONOTONIC (which hrtime reads); the RAW clock counts the oscillator alone
+// and no adjtimex call moves it. A virtual clock over it holds still however the host is steered.
+// Read through libc's clock_gettime with koffi (Node has no binding); never throws.
+import { CLOCK_MONOTONIC_RAW, loadClockGettime, type ClockGettime } from '../native/libc.ts';
+
+/** Reads CLOCK_MONOTONIC_RAW in ns, or says why it cannot. `load` is injectable for tests. */
+export function openMonotonicRaw(load: () => { clockGettime: ClockGettime } | { error: string } = loadClockGettime): { nowNs: () => bigint } | { error: string } {
+  const loaded = load();
+  if ('error' in loaded) return { error: loaded.error };
+  const { clockGettime } = loaded;
+  const timespec = new BigInt64Array(2);
+  // One trial read: a kernel or libc without the clock (EINVAL) fails here, not mid-run.
+  let result: number;
+  try {
+    result = clockGettime(CLOCK_MONOTONIC_RAW, timespec);
+  } catch (error) {
+    return { error: `clock_gettime(CLOCK_MONOTONIC_RAW) threw: ${(error as Error).message.split('\n')[0]}` };
+  }
+  if (result !== 0) return { error: `clock_gettime(CLOCK_MONOTONIC_RAW) returned ${result}` };
+  return {
+    nowNs(): bigint {
+      clockGettime(CLOCK_MONOTONIC_RAW, timespec);
+      return (timespec[0] as bigint) * 1_000_000_000n + (timespec[1] as bigint);
+    },
+  };
+}
