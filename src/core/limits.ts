@@ -174,6 +174,20 @@ export const INITIAL_STEPS = 3;
  * votes, and never steps back. Clocks that join a locked cluster follow it.
  */
 export const PROVISIONAL_WINDOW_MS_DEFAULT = 60_000;
+/**
+ * While its time is provisional, a correction at least this large (or the step threshold, if
+ * smaller) is stepped, in either direction: the cluster still forming may move by tens of ms when
+ * later boxes change its middle, and slewing that at the slew limit would keep the clocks apart
+ * for many seconds. Below it, the loop slews as always.
+ */
+export const PROVISIONAL_STEP_NS_MIN = 1_000_000;
+/**
+ * While the cluster forms, it may stand this far outside the band of the raw clocks before it is
+ * moved to their middle (see berkeleyRound): within a second of the band is no extreme. Moving a
+ * forming cluster for less would churn it (each such move is slewed for seconds), and the wrong
+ * clocks worth guarding against (a dead RTC battery, a bad image) are minutes to years off.
+ */
+export const PROVISIONAL_BAND_SLACK_NS = 1e9;
 /** What a REPLY's provisionalNs may carry (the corrections of one window; a CORRECT is at most a year). */
 export const PROVISIONAL_NS_MAX = 16 * 365 * 24 * 3600 * 1e9;
 /** Clock discipline defaults. */

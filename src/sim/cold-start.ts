@@ -10,9 +10,9 @@
 // With an agreeing majority the property is the same: the boxes that boot later and agree with
 // the majority's clocks are not captured by where the first wave met. Without one, the cluster
 // may keep where the first wave met, but only inside the band of the clocks left when the
-// f = floor((n - 1) / 3) lowest and highest are set aside (widened by clocks that agree with it):
-// never held at an extreme by a minority.
-import { CORRECTION_NS_MAX, OUTLIER_THRESHOLD_MS_DEFAULT } from '../core/limits.ts';
+// f = floor((n - 1) / 3) lowest and highest are set aside (widened by clocks that agree with it,
+// and by PROVISIONAL_BAND_SLACK_NS): never held at an extreme by a minority.
+import { CORRECTION_NS_MAX, OUTLIER_THRESHOLD_MS_DEFAULT, PROVISIONAL_BAND_SLACK_NS } from '../core/limits.ts';
 import { SeededRandom } from './random.ts';
 import { Simulation, type SimNodeSpec } from './simulation.ts';
 
@@ -171,6 +171,7 @@ export function runColdStart(seed: number, options: ColdStartOptions = COLD_STAR
     const high = sorted[n - 1 - f] as number;
     const touching = runs.filter((run) => run.some((offsetNs) => offsetNs >= low && offsetNs <= high)).flat();
     allowed = [Math.min(...touching), Math.max(...touching)];
+    if (staggered) allowed = [allowed[0] - PROVISIONAL_BAND_SLACK_NS, allowed[1] + PROVISIONAL_BAND_SLACK_NS];
   }
   // Drift moves every clock until the cluster locks, and the cluster at its own rate after that.
   const driftNs = (options.driftPpmMax * 1e-6 * endMs * 1e6) * 2 + 1e6;

@@ -9,11 +9,12 @@
 //                       current term (the master's own correction names itself)
 //   correction-replayed a node never applies the same (term, round) twice, nor an older one
 //   clock-stepped-back  once synchronized and locked, a clock is never stepped backwards; while its
-//                       time is provisional, only by at least the step threshold
+//                       time is provisional, only by PROVISIONAL_STEP_NS_MIN or more
 //   clock-stepped-back-twice  before synchronization, a clock steps backwards at most once (per
 //                       clock: a process's fresh virtual clock starts over), but for steps of at
-//                       least the step threshold while its time is provisional
+//                       least PROVISIONAL_STEP_NS_MIN while its time is provisional
 //   clock-ran-back      a clock reading never decreases between corrections (slews included)
+import { PROVISIONAL_STEP_NS_MIN } from '../core/limits.ts';
 import type { Correction } from '../core/node.ts';
 import type { NodeId, Role } from '../core/types.ts';
 
@@ -202,7 +203,7 @@ export class InvariantChecker {
     tracked.applied = { term: correction.term, round: correction.round };
     // A provisional clock may step back to where boxes that booted later moved the reference.
     const stepThresholdNs = clock.stepThresholdNs ?? 0;
-    const provisionalStep = clock.provisional === true && stepThresholdNs > 0 && clock.beforeNs - clock.afterNs >= BigInt(Math.round(stepThresholdNs));
+    const provisionalStep = clock.provisional === true && stepThresholdNs > 0 && clock.beforeNs - clock.afterNs >= BigInt(Math.round(Math.min(stepThresholdNs, PROVISIONAL_STEP_NS_MIN)));
     if (clock.wasSynchronized && clock.afterNs < clock.beforeNs && !provisionalStep) {
       this.violate(
         'clock-stepped-back',

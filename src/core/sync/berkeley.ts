@@ -1,6 +1,6 @@
 // Berkeley arithmetic: offsets from four timestamps, the fault-tolerant average, corrections.
 // Offsets are "member clock minus master clock" in nanoseconds.
-import { OUTLIER_BOUND_NS_MIN, OUTLIER_MAD_FACTOR } from '../limits.ts';
+import { OUTLIER_BOUND_NS_MIN, OUTLIER_MAD_FACTOR, PROVISIONAL_BAND_SLACK_NS } from '../limits.ts';
 
 export interface ClockSample {
   /** Member clock minus master clock, compensated for the round trip. */
@@ -205,7 +205,8 @@ export function berkeleyRound(
   //   where the cluster stands when that is elsewhere;
   // - without one, the cluster must stand inside the band of the raw clocks left when the
   //   f = floor((n - 1) / 3) lowest and highest are set aside; outside it, a minority at one end
-  //   holds it, and it moves to the middle of the raw clocks.
+  //   holds it, and it moves to the middle of the raw clocks (a second outside is tolerated:
+  //   PROVISIONAL_BAND_SLACK_NS).
   // Inside the band it keeps where it stands, so that clocks booting one by one do not move it
   // each time (only an extreme can, and once).
   if ([...voters.keys()].every((id) => provisionalNs(id) !== null)) {
@@ -224,7 +225,8 @@ export function berkeleyRound(
     } else if (raw.size >= 3) {
       const sorted = [...raw.values()].sort((a, b) => a - b);
       const f = Math.floor((sorted.length - 1) / 3);
-      if (standsNs < (sorted[f] as number) - thresholdNs || standsNs > (sorted[sorted.length - 1 - f] as number) + thresholdNs) {
+      const slackNs = Math.max(thresholdNs, PROVISIONAL_BAND_SLACK_NS);
+      if (standsNs < (sorted[f] as number) - slackNs || standsNs > (sorted[sorted.length - 1 - f] as number) + slackNs) {
         ({ group, basis } = startReference(raw, thresholdNs, votes));
       }
     }

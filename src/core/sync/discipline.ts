@@ -11,9 +11,10 @@
 // - A synchronized clock never steps backwards; a forward correction at or above the step
 //   threshold is stepped, everything else is slewed at no more than the slew limit.
 // - Except while its time is provisional (the provisional window after its first correction, see
-//   PROVISIONAL_WINDOW_MS_DEFAULT): the cluster is still forming, its reference may move back
-//   when boxes that boot later outvote a pair that met first, so a correction beyond the step
-//   threshold is stepped in either direction, and the panic threshold does not apply yet. The
+//   PROVISIONAL_WINDOW_MS_DEFAULT): the cluster is still forming, its reference may move (back,
+//   too) when boxes that boot later outvote a pair that met first, so a correction of a
+//   millisecond or more (PROVISIONAL_STEP_NS_MIN) is stepped in either direction, and the panic
+//   threshold does not apply yet. The
 //   discipline keeps the sum of what it moved the clock meanwhile (provisionalNs), so that the
 //   master can choose the reference from the clocks as they were.
 // - A correction above the panic threshold after synchronization is refused.
@@ -27,6 +28,7 @@ import {
   INITIAL_STEPS,
   OFFSET_RMS_WEIGHT,
   PROVISIONAL_NS_MAX,
+  PROVISIONAL_STEP_NS_MIN,
   PHASE_GAIN,
   SPIKE_NS_MIN,
   SPIKE_RMS_FACTOR,
@@ -212,8 +214,9 @@ export class Discipline {
     // The window may have ended by now: decide as the clock will be after this correction.
     const provisional = this.provisional && (this.firstCorrectionMs === null || nowMs - this.firstCorrectionMs < this.config.provisionalWindowMs);
     if (this.synchronized && !provisional && Math.abs(correctionNs) > this.config.correctionNsMax) return this.refuse(correctionNs, nowMs);
-    // The reference moved back by more than the step threshold while the cluster forms.
-    const provisionalStepBack = provisional && this.config.stepThresholdNs > 0 && correctionNs <= -this.config.stepThresholdNs;
+    // The reference moved (later boxes outvoted where the cluster met) while the cluster forms.
+    const provisionalStep = provisional && this.config.stepThresholdNs > 0 && Math.abs(correctionNs) >= Math.min(this.config.stepThresholdNs, PROVISIONAL_STEP_NS_MIN);
+    const provisionalStepBack = provisionalStep && correctionNs < 0;
 
     if (!this.synchronized) {
       this.initialCorrections += 1;
@@ -252,7 +255,7 @@ export class Discipline {
       return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'threshold' };
     }
     // ... unless its time is still provisional: boxes that booted later outvoted where it went.
-    if (provisionalStepBack) {
+    if (provisionalStep) {
       this.accept(correctionNs, nowMs, null);
       this.counts.steps += 1;
       return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'provisional' };
