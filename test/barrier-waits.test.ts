@@ -22,7 +22,7 @@ function harness(options: { refuse?: boolean } = {}) {
     },
     withdraw: (requestId) => void withdrawn.push(requestId),
     pump: () => void (pumps += 1),
-    clockInfo: () => ({ mode: 'virtual' as const, hostOffsetNs: 1234, synchronized: true, errorBoundNs: 50_000 }),
+    clockInfo: () => ({ mode: 'virtual' as const, hostOffsetNs: 1234, hostAnchorErrorNs: 0, synchronized: true, errorBoundNs: 50_000 }),
     log: { debug: () => {} },
   });
   return {

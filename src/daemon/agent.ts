@@ -98,7 +98,7 @@ export class Agent {
       pump: () => this.pump(),
       clockInfo: () => {
         const state = this.options.clock.state();
-        return { mode: state.mode, hostOffsetNs: state.hostOffsetNs, synchronized: this.options.discipline.isSynchronized, errorBoundNs: this.node.errorBoundNs(this.monoMs()) };
+        return { mode: state.mode, hostOffsetNs: state.hostOffsetNs, hostAnchorErrorNs: Math.ceil(this.options.hostClock.anchorErrorNs), synchronized: this.options.discipline.isSynchronized, errorBoundNs: this.node.errorBoundNs(this.monoMs()) };
       },
       log: this.log,
     });

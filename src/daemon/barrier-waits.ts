@@ -13,6 +13,8 @@ export interface ReleaseClockInfo {
   mode: 'virtual' | 'system';
   /** This agent's clock minus the host's realtime clock, ns (0 on the kernel clock). */
   hostOffsetNs: number;
+  /** How far this agent's reading of the host clock may be off (its hrtime anchor), ns: the command waits that much longer. */
+  hostAnchorErrorNs: number;
   synchronized: boolean;
   /** A bound on |this clock - the master's|, ns; null when not known. */
   errorBoundNs: number | null;
