@@ -34,6 +34,8 @@ export interface StartReport {
   startedClockNs: string;
   /** How far past the instant the instant already was when the wait began (0: on time), ns. */
   lateNs: number;
+  /** How far past the instant the wait ended (the spin's last read; a sleep that overslept shows here), ns. */
+  overshootNs: number;
   hostOffsetNs: number;
   errorBoundNs: number | null;
 }
@@ -106,7 +108,9 @@ export async function waitForInstant(instantNs: bigint, options: WaitOptions): P
     }
   }
   const startedHostNs = options.hostNowNs();
+  const overshootNs = Number(startedHostNs - targetNs);
   return {
+    overshootNs,
     instantNs: instantNs.toString(),
     startedHostNs: startedHostNs.toString(),
     startedClockNs: (startedHostNs + BigInt(Math.round(clock.hostOffsetNs))).toString(),
