@@ -22,6 +22,7 @@ function harness(options: { refuse?: boolean } = {}) {
     },
     withdraw: (requestId) => void withdrawn.push(requestId),
     pump: () => void (pumps += 1),
+    clockInfo: () => ({ mode: 'virtual' as const, hostOffsetNs: 1234, hostAnchorErrorNs: 0, synchronized: true, errorBoundNs: 50_000 }),
     log: { debug: () => {} },
   });
   return {
@@ -46,11 +47,11 @@ describe('BarrierWaits', () => {
   it('released: the client gets the exit code and how long it waited; the node was asked to join', async () => {
     const h = harness();
     const { result } = h.waits.start(request({ errorCode: 3 }));
-    expect(h.joins).toEqual([{ name: 'b1', count: null, errorCode: 3 }]);
+    expect(h.joins).toEqual([{ name: 'b1', count: null, errorCode: 3, synchronized: false }]);
     expect(h.pumps()).toBe(1);
     h.waits.onOutcome({ kind: 'acked', requestId: 1, name: 'b1', generation: 7, present: 1, count: null });
     h.advance(250);
-    h.waits.onOutcome({ kind: 'released', requestId: 1, name: 'b1', generation: 7, exitCode: 3 });
+    h.waits.onOutcome({ kind: 'released', requestId: 1, name: 'b1', generation: 7, exitCode: 3, releaseAtNs: null });
     await expect(result).resolves.toEqual({ result: 'released', name: 'b1', exitCode: 3, waitedMs: 250 });
     expect(h.waits.size).toBe(0);
   });
@@ -109,7 +110,7 @@ describe('BarrierWaits', () => {
     const { result, cancel } = h.waits.start(request());
     cancel();
     cancel();
-    h.waits.onOutcome({ kind: 'released', requestId: 1, name: 'b1', generation: 7, exitCode: 0 });
+    h.waits.onOutcome({ kind: 'released', requestId: 1, name: 'b1', generation: 7, exitCode: 0, releaseAtNs: null });
     await expect(result).resolves.toMatchObject({ result: 'unreachable', detail: 'the control client went away' });
     expect(h.withdrawn).toEqual([1]);
   });

@@ -3,7 +3,8 @@
 // when the barrier releases. The request is held open while waiting (see control-client.ts).
 import type { BarrierResult } from '../daemon/barrier-waits.ts';
 import { ControlRequestError, requestControl } from './control-client.ts';
-import { BARRIER_ANSWER_GRACE_MS } from '../core/limits.ts';
+import { BARRIER_ANSWER_GRACE_MS, SYNC_START_WAIT_NS_MAX } from '../core/limits.ts';
+import { describeStart, waitForInstant, type StartReport } from './sync-start.ts';
 
 /** Exit codes of the barrier command (emulab-sync's, and timeout(1)'s 124). */
 export const BARRIER_EXIT = { released: 0, timeout: 124, usage: 64, unreachable: 76 } as const;
@@ -16,6 +17,8 @@ export interface BarrierCommand {
   timeoutMs: number | null;
   host: string;
   port: number;
+  /** --synchronized: ask for a release instant and start at it. */
+  synchronized?: boolean;
 }
 
 
@@ -28,7 +31,15 @@ export interface BarrierOutcome {
 
 export function runBarrier(command: BarrierCommand): Promise<BarrierOutcome> {
   const where = `${command.host}:${command.port}`;
-  const body = { name: command.name, count: command.count, errorCode: command.errorCode, wait: command.wait, timeoutMs: command.timeoutMs };
+  const body = {
+    name: command.name,
+    count: command.count,
+    errorCode: command.errorCode,
+    wait: command.wait,
+    timeoutMs: command.timeoutMs,
+    // Only when asked: an older agent's control server refuses unknown fields.
+    ...(command.synchronized === true ? { synchronized: true } : {}),
+  };
   // The agent times the participant out itself; the backstop only covers an agent that stopped answering.
   const request = requestControl({ host: command.host, port: command.port }, { path: '/barrier', method: 'POST', json: body });
   return new Promise((resolve) => {
@@ -86,4 +97,32 @@ function interpret(result: BarrierResult, command: BarrierCommand): BarrierOutco
     case 'unreachable':
       return { exitCode: BARRIER_EXIT.unreachable, message: `barrier ${command.name}: ${result.detail}`, result };
   }
+}
+
+/**
+ * After a release (exit code 0) of a --synchronized participant: waits until this participant's
+ * clock reaches the release instant the master gave. A release without an instant (an older
+ * master) or an instant further ahead than any margin (a wrong clock) starts at once, with a line.
+ */
+export async function startAtRelease(outcome: BarrierOutcome, command: BarrierCommand, hostNowNs: () => bigint): Promise<{ start: StartReport | null; messages: string[] }> {
+  const result = outcome.result;
+  if (result === null || result.result !== 'released') return { start: null, messages: [] };
+  if (result.releaseAtNs === undefined || result.clock === undefined) {
+    return { start: null, messages: [`barrier ${command.name}: the master sent no release instant (an agent older than --synchronized?); released on arrival`] };
+  }
+  const clock = result.clock;
+  const instantNs = BigInt(result.releaseAtNs);
+  const aheadNs = instantNs - (hostNowNs() + BigInt(Math.round(clock.hostOffsetNs)));
+  if (aheadNs > BigInt(SYNC_START_WAIT_NS_MAX)) {
+    return { start: null, messages: [`barrier ${command.name}: the release instant is ${Number(aheadNs) / 1e9} s ahead of this clock; released on arrival`] };
+  }
+  const start = await waitForInstant(instantNs, {
+    hostNowNs,
+    clock: { mode: clock.mode, hostOffsetNs: clock.hostOffsetNs, hostAnchorErrorNs: clock.hostAnchorErrorNs, errorBoundNs: clock.errorBoundNs },
+  });
+  const messages: string[] = [];
+  const line = describeStart(`barrier ${command.name}`, start, clock.mode);
+  if (line !== null) messages.push(line);
+  if (!clock.synchronized) messages.push(`barrier ${command.name}: this agent's clock is not synchronized; the start is on its own clock`);
+  return { start, messages };
 }

@@ -2,7 +2,9 @@
 // Exit codes: 0 ok, 1 runtime failure (cannot bind, demo not converged), 2 bad option or value
 // (the message names it). `status` and `waitsync`: 0 synchronized, 1 not (yet), 2 bad option, 3 the
 // agent cannot be reached. `barrier` has emulab-sync's: 0 released (or the barrier's error code),
-// 124 timed out, 64 usage error, 76 the agent or cluster unreachable. Every failure is one line.
+// 124 timed out, 64 usage error, 76 the agent or cluster unreachable. `at`: 0 reached, 1 the agent is
+// not synchronized, 2 bad TIME or option, 3 the agent cannot be reached. With `-- COMMAND`, `barrier`
+// and `at` exit with the command's code (126/127: it could not be run). Every failure is one line.
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { buildRunConfig, ConfigError, numberOption, parseHostPort, parseHttp, type HostPort } from '../daemon/config.ts';
@@ -21,7 +23,9 @@ import { installLifecycle } from '../daemon/lifecycle.ts';
 import { CONFIG_FILE_DEFAULT, describeSource, loadedConfigFile, readConfigFile, resolveBooleans, sourceOf } from './config-file.ts';
 import { ENV_FILE_DEFAULT, install, InstallError, UNIT_DIR_DEFAULT } from './install-service.ts';
 import path from 'node:path';
-import { BARRIER_EXIT, runBarrier } from './barrier.ts';
+import { BARRIER_EXIT, runBarrier, startAtRelease } from './barrier.ts';
+import { parseTime, runAt } from './at.ts';
+import { hostRealtime, runCommand, splitCommand } from './sync-start.ts';
 import { generateKeyLine, KeyFileError, loadKeyFile } from '../daemon/keys.ts';
 import { FrameAuth, KEY_ID_MAX } from '../wire/auth.ts';
 import { barrierNameProblem } from '../core/barrier/frames.ts';
@@ -37,7 +41,9 @@ let envApplies = false;
 /** The current command's long options (recorded before validation), for "did you mean". */
 let knownOptionNames: string[] = [];
 /** The commands, for "did you mean" on a mistyped one (which `run`, the default, would take as an argument). */
-const COMMANDS = ['run', 'config', 'install-service', 'status', 'waitsync', 'keygen', 'barrier', 'query', 'demo'];
+const COMMANDS = ['run', 'config', 'install-service', 'status', 'waitsync', 'keygen', 'barrier', 'at', 'query', 'demo'];
+/** `barrier ... -- COMMAND ARGS...` and `at TIME -- COMMAND ARGS...`: what follows the first `--`. */
+let trailingCommand: string[] | null = null;
 
 /** Every failure ends with one line on stderr: "berkeley-agent: what is wrong". */
 function usageError(message: string): never {
@@ -297,6 +303,13 @@ function errorBoundNs(status: StatusReport): number {
 
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'barrier') usageExitCode = BARRIER_EXIT.usage;
+  if (argv[0] === 'barrier' || argv[0] === 'at') {
+    // The command after `--` is run as given: yargs must not parse its options.
+    const split = splitCommand(argv);
+    argv = split.own;
+    trailingCommand = split.command;
+    if (trailingCommand !== null && trailingCommand.length === 0) usageError('--: give the COMMAND to run after it');
+  }
   commandTokens = argv;
   await yargs(argv)
     .scriptName('berkeley-agent')
@@ -440,6 +453,12 @@ export async function main(argv: string[]): Promise<void> {
           .option('timeout', { ...NUMBER, describe: 'Give up after this many seconds (exit 124) and leave the barrier' })
           .option('http', { type: 'string', describe: "The local agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
           .option('json', { type: 'boolean', describe: "Print the agent's answer as JSON", default: false })
+          .option('synchronized', {
+            type: 'boolean',
+            describe: "Start at the master's release instant on the cluster clock (everyone at once), not when the release arrives",
+            default: false,
+          })
+          .usage('$0 barrier <name> [options] [-- COMMAND ARGS...]\n\nWith -- COMMAND, run COMMAND (no shell) when released (at the release instant with --synchronized) and exit with its code.')
           .number(['count', 'error', 'timeout']),
       async (args) => {
         const name = String(args.name);
@@ -447,10 +466,13 @@ export async function main(argv: string[]): Promise<void> {
         if (problem !== null) usageError(`NAME ${JSON.stringify(name.slice(0, 80))}: ${problem}`);
         const count = args.count === undefined ? null : numberOption(args, 'count', 0, { min: 0, max: BARRIER_WAITERS_MAX, integer: true });
         if (!args.wait && count === null) usageError('--no-wait: only the initializer (--count N) may leave without waiting');
+        if (!args.wait && (args.synchronized || trailingCommand !== null)) usageError('--no-wait: returns before the release; it cannot go with --synchronized or -- COMMAND');
         const errorCode = numberOption(args, 'error', 0, { min: 0, max: BARRIER_ERROR_CODE_MAX, integer: true });
         const timeoutS = args.timeout === undefined ? null : numberOption(args, 'timeout', 0, { min: 0, minExclusive: true, max: BARRIER_TIMEOUT_MS_MAX / 1000 });
         const target = parseHttp(args.http);
         if (target === null) usageError("--http: 'none' leaves nothing to ask; give the agent's control server HOST:PORT");
+        // Bound before asking: loading it after the release would eat into the margin.
+        const hostNowNs = args.synchronized ? hostRealtime() : null;
         const outcome = await runBarrier({
           name,
           count,
@@ -459,9 +481,51 @@ export async function main(argv: string[]): Promise<void> {
           timeoutMs: timeoutS === null ? null : Math.max(1, Math.round(timeoutS * 1000)),
           host: target.host,
           port: target.port,
+          synchronized: Boolean(args.synchronized),
         });
-        if (args.json && outcome.result !== null) process.stdout.write(`${JSON.stringify(outcome.result)}\n`);
-        if (outcome.message !== null) process.stderr.write(`berkeley-agent: ${outcome.message}\n`);
+        const released = outcome.exitCode === 0 && outcome.result?.result === 'released';
+        const started =
+          released && hostNowNs !== null
+            ? await startAtRelease(outcome, { name, count, wait: true, errorCode, timeoutMs: null, host: target.host, port: target.port }, hostNowNs)
+            : { start: null, messages: [] };
+        const print = () => {
+          if (args.json && outcome.result !== null) process.stdout.write(`${JSON.stringify(started.start === null ? outcome.result : { ...outcome.result, start: started.start })}\n`);
+          for (const line of started.messages) process.stderr.write(`berkeley-agent: ${line}\n`);
+          if (outcome.message !== null) process.stderr.write(`berkeley-agent: ${outcome.message}\n`);
+        };
+        // The command runs only after a clean release (a barrier error code or a failure is passed on instead).
+        if (trailingCommand === null || outcome.exitCode !== 0) {
+          print();
+          process.exitCode = outcome.exitCode;
+          return;
+        }
+        const ran = await runCommand(trailingCommand, print);
+        if (ran.message !== null) process.stderr.write(`berkeley-agent: barrier ${name}: ${ran.message}\n`);
+        process.exitCode = ran.exitCode;
+      },
+    )
+    .command(
+      'at <time>',
+      'Return, or run a command, when the cluster clock (the local agent\'s) reaches TIME',
+      (command) =>
+        command
+          .positional('time', { type: 'string', describe: 'ISO 8601 instant (2025-01-31T12:00:00.250Z; local time without a zone), @EPOCH[.FRACTION] or +SECONDS from now', demandOption: true })
+          .option('http', { type: 'string', describe: "The local agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+          .option('allow-unsynchronized', { type: 'boolean', describe: "Go ahead when the agent is not synchronized (its own clock then)", default: false })
+          .option('json', { type: 'boolean', describe: 'Print what happened as JSON (the instant, when the wait ended, how late)', default: false })
+          .usage('$0 at <time> [options] [-- COMMAND ARGS...]\n\nWith -- COMMAND, run COMMAND (no shell) at TIME and exit with its code.'),
+      async (args) => {
+        const timeText = String(args.time);
+        const time = parseTime(timeText);
+        if ('error' in time) usageError(`TIME ${JSON.stringify(timeText.slice(0, 80))} ${time.error}`);
+        const target = parseHttp(args.http);
+        if (target === null) usageError("--http: 'none' leaves nothing to ask; give the agent's control server HOST:PORT");
+        const outcome = await runAt({ time, timeText, target, allowUnsynchronized: Boolean(args['allow-unsynchronized']), command: trailingCommand }, (report, messages) => {
+          if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+          for (const line of messages) process.stderr.write(`berkeley-agent: ${line}\n`);
+        });
+        // Without a report nothing was printed yet; with a command, these are about the command itself.
+        if (outcome.report === null || trailingCommand !== null) for (const line of outcome.messages) process.stderr.write(`berkeley-agent: ${line}\n`);
         process.exitCode = outcome.exitCode;
       },
     )

@@ -316,6 +316,28 @@ export const BARRIER_NOTICE_MEMORY_MS = 60_000;
 /** Draws of a new random barrier generation before the random source is declared broken (53 bits each: a collision is rare). */
 export const BARRIER_GENERATION_DRAWS_MAX = 1000;
 
+// Synchronized release (issue 19): the master releases a generation at an instant on its clock,
+// BARRIER_SYNC_MARGIN past the last arrival, so that the release frame reaches every participant's
+// agent, and the agent's answer reaches the waiting command, before the instant.
+/** The margin covers this many times the slowest participant agent's recent round trip (a one-way
+ *  trip is about half of one: 4x leaves 8x the one-way delay, room for the p99 tail of a loaded LAN). */
+export const BARRIER_SYNC_DELAY_FACTOR = 4;
+/** Plus this floor: the local hop (agent -> HTTP answer -> the waiting command) and process
+ *  scheduling. 0.3-2 ms on an idle host, but with 5 ms most releases arrived late on this 2-core
+ *  machine at load 15-20 (bench:barrier-sync); 20 ms is still nothing next to an experiment's phase. */
+export const BARRIER_SYNC_MARGIN_FLOOR_NS = 20_000_000;
+/** A participant agent the master has not measured yet (no delay history): assume this round trip. */
+export const BARRIER_SYNC_DELAY_UNKNOWN_NS = 5_000_000;
+/** The margin never exceeds this (a pathological delay sample must not postpone a start for long). */
+export const BARRIER_SYNC_MARGIN_MAX_NS = 1_000_000_000;
+/** A participant's command never waits for an instant further ahead than this (a wrong clock or a
+ *  hostile master must not park it for days); `at` refuses TIMEs further ahead with exit 2. */
+export const SYNC_START_WAIT_NS_MAX = 7 * 24 * 3600 * 1_000_000_000;
+/** The command sleeps until this long before the instant, then spins on the host clock: timers in
+ *  Node wake up several ms late on a loaded host (measured 3-6 ms at load 15 on 2 cores), and a
+ *  spin costs one core that long, once per start. */
+export const SYNC_START_SPIN_NS = 10_000_000;
+
 // ---------------------------------------------------------------------------------------------
 // The shells (src/net, src/clock, src/daemon, src/cli): timeouts, intervals and bounds of the
 // parts around the core. Not protocol: changing one changes no frame.

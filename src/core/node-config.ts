@@ -30,6 +30,12 @@ export interface NodeConfig {
   /** Uniform in [0, 1); injected so a seeded simulator reproduces every jitter. */
   random: () => number;
   /**
+   * This node's clock now, ns since the epoch: read only to schedule synchronized barrier releases
+   * (issue 19). Injected like `random` (the daemon: its clock driver; the simulator: the node's
+   * simulated clock). Absent: the node's monotonic input time stands in.
+   */
+  clockNowNs?: () => bigint;
+  /**
    * This run's boot id, larger than any earlier run's (the daemon: ms since the epoch, above the
    * one saved in the state directory). Frames carry it with a sequence number: replay protection.
    */

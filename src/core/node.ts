@@ -193,6 +193,13 @@ export class ProtocolNode {
       get left() {
         return node.left;
       },
+      clockNowNs: () => config.clockNowNs?.() ?? null,
+      delayNsOf: (nodeId) => {
+        if (nodeId === config.nodeId) return 0;
+        const delays = this.peers.get(nodeId)?.recentDelaysNs ?? [];
+        // The slowest recent round trip: the margin must cover the tail, not the best case.
+        return delays.length === 0 ? null : Math.max(...delays);
+      },
     };
     this.barriers = new NodeBarriers(config, barriersHost, outbox);
     this.master = new MasterRounds(config, masterHost, this.peers, this.viewServer, outbox, this.counters);

@@ -96,6 +96,10 @@ export class Agent {
       join: (request, nowMs) => this.node.barrierJoin(request, nowMs),
       withdraw: (requestId, nowMs) => void this.node.barrierWithdraw(requestId, nowMs),
       pump: () => this.pump(),
+      clockInfo: () => {
+        const state = this.options.clock.state();
+        return { mode: state.mode, hostOffsetNs: state.hostOffsetNs, hostAnchorErrorNs: Math.ceil(this.options.hostClock.anchorErrorNs), synchronized: this.options.discipline.isSynchronized, errorBoundNs: this.node.errorBoundNs(this.monoMs()) };
+      },
       log: this.log,
     });
     this.transport = new UdpTransport({

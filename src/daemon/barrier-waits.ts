@@ -5,9 +5,33 @@
 import type { BarrierJoinRequest, BarrierJoinResult, BarrierOutcome } from '../core/barrier/client.ts';
 import { BARRIER_LOCAL_WAITERS_MAX, BARRIER_PARTICIPANTS_MAX, BARRIER_REGISTER_TIMEOUT_MS, BARRIER_WAITERS_MAX, BARRIERS_OPEN_MAX } from '../core/limits.ts';
 
+/**
+ * This agent's clock at the moment of a synchronized release, so that the waiting command can turn
+ * the release instant (cluster clock) into host time: its clock = host CLOCK_REALTIME + hostOffsetNs.
+ */
+export interface ReleaseClockInfo {
+  mode: 'virtual' | 'system';
+  /** This agent's clock minus the host's realtime clock, ns (0 on the kernel clock). */
+  hostOffsetNs: number;
+  /** How far this agent's reading of the host clock may be off (its hrtime anchor), ns: the command waits that much longer. */
+  hostAnchorErrorNs: number;
+  synchronized: boolean;
+  /** A bound on |this clock - the master's|, ns; null when not known. */
+  errorBoundNs: number | null;
+}
+
 /** What a barrier participant's control client is told (POST /barrier). */
 export type BarrierResult =
-  | { result: 'released'; name: string; exitCode: number; waitedMs: number }
+  | {
+      result: 'released';
+      name: string;
+      exitCode: number;
+      waitedMs: number;
+      /** Synchronized generations: the release instant on the cluster clock, ns since the epoch, as a decimal string (past 2^53). */
+      releaseAtNs?: string;
+      /** With releaseAtNs: this agent's clock as the release arrived. */
+      clock?: ReleaseClockInfo;
+    }
   /** --no-wait: the master has the initializer; it stays registered until the barrier releases. */
   | { result: 'registered'; name: string; present: number; count: number | null }
   | { result: 'timeout'; name: string; waitedMs: number }
@@ -24,6 +48,8 @@ export interface BarrierRequest {
   /** false: return once registered (--no-wait; initializers only). */
   wait: boolean;
   timeoutMs: number | null;
+  /** --synchronized: ask the master for a release instant. */
+  synchronized?: boolean;
 }
 
 /** What the waits need from the agent: its clock, the protocol node, and a pump after each change. */
@@ -34,6 +60,8 @@ export interface BarrierWaitsHost {
   withdraw(requestId: number, nowMs: number): void;
   /** Carry out what the node now wants sent. */
   pump(): void;
+  /** This agent's clock now, for a synchronized release's answer. */
+  clockInfo(): ReleaseClockInfo;
   log: { debug(obj: object, msg: string): void };
 }
 
@@ -70,7 +98,7 @@ export class BarrierWaits {
       return settled({ result: 'rejected', name: request.name, reason: 'client-limit', detail: `at most ${BARRIER_LOCAL_WAITERS_MAX} participants wait at one agent` });
     }
     const nowMs = this.host.monoMs();
-    const joined = this.host.join({ name: request.name, count: request.count, errorCode: request.errorCode }, nowMs);
+    const joined = this.host.join({ name: request.name, count: request.count, errorCode: request.errorCode, synchronized: request.synchronized === true }, nowMs);
     if (!joined.ok) {
       this.host.pump();
       return settled({ result: 'rejected', name: request.name, reason: joined.reason, detail: joined.detail });
@@ -103,8 +131,14 @@ export class BarrierWaits {
         if (!wait.wait) this.finish(wait, { result: 'registered', name: wait.name, present: outcome.present, count: outcome.count });
         return;
       case 'released':
-        this.host.log.debug({ barrier: wait.name, requestId: wait.requestId, exitCode: outcome.exitCode }, 'barrier released');
-        return this.finish(wait, { result: 'released', name: wait.name, exitCode: outcome.exitCode, waitedMs: this.waitedMs(wait) });
+        this.host.log.debug({ barrier: wait.name, requestId: wait.requestId, exitCode: outcome.exitCode, releaseAtNs: outcome.releaseAtNs?.toString() }, 'barrier released');
+        return this.finish(wait, {
+          result: 'released',
+          name: wait.name,
+          exitCode: outcome.exitCode,
+          waitedMs: this.waitedMs(wait),
+          ...(outcome.releaseAtNs === null ? {} : { releaseAtNs: outcome.releaseAtNs.toString(), clock: this.host.clockInfo() }),
+        });
       case 'rejected':
         return this.finish(wait, { result: 'rejected', name: wait.name, reason: outcome.reason, detail: describeBarrierReason(outcome.reason) });
     }

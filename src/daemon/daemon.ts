@@ -215,6 +215,8 @@ async function startWithStateDir(
       neverMaster: config.neverMaster,
       electionAlgorithm: config.electionAlgorithm,
       random: Math.random,
+      // The cluster clock, for synchronized barrier releases (read when this node, as master, releases).
+      clockNowNs: () => clock.nowNs(),
       bootId,
       replayProtection: config.keys !== null,
     }),

@@ -31,6 +31,8 @@ const barrierRequestSchema = z
     errorCode: z.number().int().min(0).max(BARRIER_ERROR_CODE_MAX),
     wait: z.boolean(),
     timeoutMs: z.number().int().min(1).max(BARRIER_TIMEOUT_MS_MAX).nullable(),
+    // Issue 19: ask for a release instant (optional, so older clients' requests stay valid).
+    synchronized: z.boolean().optional(),
   })
   .strict();
 

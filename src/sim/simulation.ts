@@ -488,7 +488,7 @@ export class Simulation {
     const persisted = restart?.persisted ?? (restart?.state === 'persisted' ? sim.disk : null);
     const node = new ProtocolNode(
       // A larger boot id at every (re)start, as the daemon's (replay protection).
-      nodeConfig({ ...this.options.config, nodeId: sim.spec.nodeId, priority: sim.spec.priority ?? 100, random: () => this.random.next(), bootId: Math.floor(this.nowMs * 1000) + 1 }),
+      nodeConfig({ ...this.options.config, nodeId: sim.spec.nodeId, priority: sim.spec.priority ?? 100, random: () => this.random.next(), clockNowNs: () => this.readClock(sim), bootId: Math.floor(this.nowMs * 1000) + 1 }),
       this.nowMs,
       persisted === null ? null : { ...persisted },
     );

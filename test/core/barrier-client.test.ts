@@ -119,7 +119,7 @@ describe('releases', () => {
     c.drain();
     c.receive(release([requestId], 42, 7), 'M', 10);
     const first = c.drain();
-    expect(first.outcomes).toEqual([{ kind: 'released', requestId, name: 'b', generation: 42, exitCode: 7 }]);
+    expect(first.outcomes).toEqual([{ kind: 'released', requestId, name: 'b', generation: 42, exitCode: 7, releaseAtNs: null }]);
     expect(first.sends).toEqual([{ to: 'M', body: { type: BarrierFrameType.barrierReleaseAck, generation: 42, requestIds: [requestId] } }]);
     c.receive(release([requestId], 42, 7), 'M', 20);
     const second = c.drain();

@@ -66,6 +66,8 @@ export interface BarrierJoinRequest {
   count: number | null;
   /** 0..239 (--error). */
   errorCode: number;
+  /** --synchronized: ask the master for a release instant (see frames.ts). */
+  synchronized?: boolean;
 }
 
 export type BarrierJoinResult = { ok: true; requestId: number } | { ok: false; reason: BarrierReason; detail: string };
@@ -74,7 +76,15 @@ export type BarrierOutcome =
   /** The master has the participant (first ack, and again whenever its generation changes). */
   | { kind: 'acked'; requestId: number; name: string; generation: number; present: number; count: number | null }
   /** Final: released with exitCode (the largest error code of the barrier's participants). */
-  | { kind: 'released'; requestId: number; name: string; generation: number; exitCode: number }
+  | {
+      kind: 'released';
+      requestId: number;
+      name: string;
+      generation: number;
+      exitCode: number;
+      /** The generation's release instant on the cluster clock (ns since the epoch), or null for a plain release. */
+      releaseAtNs: bigint | null;
+    }
   /** Final: refused by the master (reason is a BarrierReason, or a newer master's own). */
   | { kind: 'rejected'; requestId: number; name: string; reason: string };
 
@@ -83,6 +93,8 @@ export interface BarrierParticipantStatus {
   name: string;
   count: number | null;
   errorCode: number;
+  /** Asked for a synchronized release. */
+  synchronized: boolean;
   /** The generation the current master acked it into, sent back with every join. */
   generation: number | null;
   /** The master counts it; until then joins go out every retryMs, after that every refreshMs. */
@@ -119,6 +131,7 @@ interface Withdrawing {
 interface Notice {
   name: string;
   exitCode: number;
+  releaseAtNs: bigint | null;
   seenMs: number;
   /** The current master knows this generation is released (it released it, or acked our notice). */
   acked: boolean;
@@ -177,6 +190,7 @@ export class BarrierClient {
       name: request.name,
       count: request.count,
       errorCode: request.errorCode,
+      synchronized: request.synchronized === true,
       generation: null,
       confirmed: false,
       present: null,
@@ -343,7 +357,7 @@ export class BarrierClient {
       const participant = this.pending.get(requestId);
       if (participant !== undefined) {
         this.pending.delete(requestId);
-        this.outcomes.push({ kind: 'released', requestId, name: participant.name, generation: body.generation, exitCode: body.exitCode });
+        this.outcomes.push({ kind: 'released', requestId, name: participant.name, generation: body.generation, exitCode: body.exitCode, releaseAtNs: body.releaseAtNs ?? null });
       } else if (this.withdrawing.delete(requestId)) {
         // Released before our withdraw arrived: the withdraw is done; the daemon already gave up.
       } else {
@@ -367,7 +381,7 @@ export class BarrierClient {
       }
       return;
     }
-    const notice: Notice = { name: body.name, exitCode: body.exitCode, seenMs: nowMs, acked: masterKnows, nextSendMs: nowMs };
+    const notice: Notice = { name: body.name, exitCode: body.exitCode, releaseAtNs: body.releaseAtNs ?? null, seenMs: nowMs, acked: masterKnows, nextSendMs: nowMs };
     this.notices.set(body.generation, notice);
     for (const generation of this.notices.keys()) {
       if (this.notices.size <= this.limits.noticesMax) break;
@@ -400,6 +414,8 @@ export class BarrierClient {
       count: participant.count,
       errorCode: participant.errorCode,
       generation: participant.generation,
+      // Only when asked: an older master refuses unknown fields, and plain barriers keep working with it.
+      ...(participant.synchronized ? { synchronized: true as const } : {}),
     });
   }
 
@@ -415,7 +431,13 @@ export class BarrierClient {
     notice.nextSendMs = nowMs + this.limits.retryMs;
     if (this.master === null) return;
     this.counters.noticesSent += 1;
-    this.sendTo(this.master, { type: BarrierFrameType.barrierReleased, name: notice.name, generation, exitCode: notice.exitCode });
+    this.sendTo(this.master, {
+      type: BarrierFrameType.barrierReleased,
+      name: notice.name,
+      generation,
+      exitCode: notice.exitCode,
+      ...(notice.releaseAtNs === null ? {} : { releaseAtNs: notice.releaseAtNs }),
+    });
   }
 
   private sendTo(to: NodeId, body: BarrierBody): void {

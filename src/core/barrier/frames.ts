@@ -16,6 +16,7 @@ import {
   BARRIER_NAME_BYTES_MAX,
   BARRIER_REASON_BYTES_MAX,
   COUNTER_MAX,
+  TIMESTAMP_NS_MAX,
 } from '../limits.ts';
 import type { NodeId } from '../types.ts';
 
@@ -46,6 +47,12 @@ export interface BarrierJoinBody {
    * participants count (see table.ts for why).
    */
   generation: number | null;
+  /**
+   * Present (true) only when the participant asks for a synchronized release (issue 19): the master
+   * then gives the generation's release a release instant. Omitted otherwise, so that a plain join
+   * still decodes at an older master (its decoder refuses unknown fields).
+   */
+  synchronized?: true;
 }
 
 export interface BarrierAckBody {
@@ -71,6 +78,13 @@ export interface BarrierReleaseBody {
   exitCode: number;
   /** Participants of the receiving agent released by this frame (at most BARRIER_IDS_PER_FRAME_MAX). */
   requestIds: number[];
+  /**
+   * Synchronized generations only: the instant on the cluster clock (the releasing master's clock,
+   * ns since the epoch) at which the participants start. The same in every release (and
+   * retransmission) of the generation, so an agent that has the frame knows the instant even if
+   * the master dies right after sending it.
+   */
+  releaseAtNs?: bigint;
 }
 
 export interface BarrierReleaseAckBody {
@@ -90,6 +104,8 @@ export interface BarrierReleasedBody {
   name: string;
   generation: number;
   exitCode: number;
+  /** The generation's release instant, if it had one: a new master releases the rest at it too. */
+  releaseAtNs?: bigint;
 }
 
 export type BarrierBody =
@@ -167,6 +183,11 @@ const exitCode = z.number().int().min(0).max(BARRIER_ERROR_CODE_MAX);
 // Counts above the waiter limit are accepted here so that the master can refuse them with a reason.
 const count = z.number().int().min(0).max(0x7fff_ffff);
 const ids = z.array(safeId).max(BARRIER_IDS_PER_FRAME_MAX);
+// An instant on the cluster clock, as the codec's header timestamps: 64-bit integers decode as bigint.
+const instantNs = z
+  .union([z.bigint(), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)])
+  .transform((value) => BigInt(value))
+  .refine((value) => value >= 0n && value <= TIMESTAMP_NS_MAX, 'instant out of range');
 
 export const barrierJoinShape = {
   type: z.literal(BarrierFrameType.barrierJoin),
@@ -175,6 +196,7 @@ export const barrierJoinShape = {
   count: count.nullable(),
   errorCode: exitCode,
   generation: safeId.nullable(),
+  synchronized: z.literal(true).optional(),
 };
 export const barrierAckShape = {
   type: z.literal(BarrierFrameType.barrierAck),
@@ -193,6 +215,7 @@ export const barrierReleaseShape = {
   generation: safeId,
   exitCode,
   requestIds: ids,
+  releaseAtNs: instantNs.optional(),
 };
 export const barrierReleaseAckShape = {
   type: z.literal(BarrierFrameType.barrierReleaseAck),
@@ -209,6 +232,7 @@ export const barrierReleasedShape = {
   name: barrierName,
   generation: safeId,
   exitCode,
+  releaseAtNs: instantNs.optional(),
 };
 
 /** All six, in type-code order, for the codec's discriminatedUnion. */

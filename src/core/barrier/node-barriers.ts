@@ -24,6 +24,10 @@ export interface NodeBarriersHost {
   readonly term: number;
   /** The node said goodbye: no table is created any more. */
   readonly left: boolean;
+  /** This node's clock now, ns since the epoch (synchronized releases are scheduled on it); null: none injected. */
+  clockNowNs?(): bigint | null;
+  /** The recent round trip to a node, ns (0 for this node), or null if not measured yet. */
+  delayNsOf?(nodeId: NodeId): number | null;
 }
 
 const NEVER = Number.POSITIVE_INFINITY;
@@ -98,7 +102,10 @@ export class NodeBarriers {
   /** After every input: see the file's comment. */
   settle(nowMs: number): void {
     const host = this.host;
-    if (host.role === 'master' && this.table === null && !host.left) this.table = new BarrierTable({ random: this.config.random });
+    if (host.role === 'master' && this.table === null && !host.left) {
+      const clockNowNs = (host.clockNowNs?.() ?? null) === null ? undefined : () => host.clockNowNs?.() as bigint;
+      this.table = new BarrierTable({ random: this.config.random, delayNsOf: (nodeId) => host.delayNsOf?.(nodeId) ?? null, ...(clockNowNs === undefined ? {} : { clockNowNs }) });
+    }
     else if (host.role !== 'master') this.table = null;
     const client = this.client;
     if (client === null) {

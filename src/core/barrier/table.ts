@@ -39,6 +39,10 @@ import {
   BARRIER_WAITERS_MAX,
   BARRIERS_OPEN_MAX,
   BARRIER_GENERATION_DRAWS_MAX,
+  BARRIER_SYNC_DELAY_FACTOR,
+  BARRIER_SYNC_DELAY_UNKNOWN_NS,
+  BARRIER_SYNC_MARGIN_FLOOR_NS,
+  BARRIER_SYNC_MARGIN_MAX_NS,
 } from '../limits.ts';
 import type { NodeId } from '../types.ts';
 import {
@@ -94,7 +98,29 @@ export const BARRIER_TABLE_LIMITS: BarrierTableLimits = {
 export interface BarrierTableConfig {
   /** Uniform in [0, 1); generation ids are drawn from it (seeded in the simulator). */
   random: () => number;
+  /**
+   * This master's clock now (the cluster clock), ns since the epoch: synchronized releases are
+   * scheduled on it. Injected like `random` (the daemon reads its clock driver, the simulator its
+   * simulated clock); without it the table's input time (nowMs) stands in, as in unit tests.
+   */
+  clockNowNs?: () => bigint;
+  /**
+   * The recent round-trip delay to an agent, ns (the largest of the master's delay-filter history;
+   * 0 for the master's own agent), or null if it was not measured yet.
+   */
+  delayNsOf?: (nodeId: NodeId) => number | null;
   limits?: Partial<BarrierTableLimits>;
+}
+
+/**
+ * How far past the last arrival a synchronized generation is released: enough for the release to
+ * reach the slowest participant's agent and its waiting command (see the limits' justification).
+ * `delaysNs`: each participating agent's recent round trip, null when not measured.
+ */
+export function syncReleaseMarginNs(delaysNs: readonly (number | null)[]): number {
+  let slowestNs = 0;
+  for (const delayNs of delaysNs) slowestNs = Math.max(slowestNs, delayNs ?? BARRIER_SYNC_DELAY_UNKNOWN_NS);
+  return Math.min(BARRIER_SYNC_MARGIN_MAX_NS, Math.round(slowestNs * BARRIER_SYNC_DELAY_FACTOR) + BARRIER_SYNC_MARGIN_FLOOR_NS);
 }
 
 export interface BarrierTableCounters {
@@ -103,6 +129,8 @@ export interface BarrierTableCounters {
   participantsReleased: number;
   /** Participants released because an agent reported the old master had released their generation. */
   participantsReleasedByNotice: number;
+  /** Generations released with a release instant (some participant asked for --synchronized). */
+  generationsReleasedSynchronized: number;
   withdrawn: number;
   /** Participants dropped because their agent stopped refreshing them. */
   expired: number;
@@ -155,6 +183,8 @@ interface Member {
   /** The previous master's generation this participant re-registered from (not yet known released), or null. */
   origin: number | null;
   lastHeardMs: number;
+  /** Asked for a synchronized release: the generation it is released in gets a release instant. */
+  synchronized: boolean;
 }
 
 interface OpenBarrier {
@@ -181,6 +211,7 @@ interface PendingRelease {
   requestIds: Set<number>;
   attempts: number;
   nextMs: number;
+  releaseAtNs: bigint | null;
 }
 
 interface ReleasedParticipant {
@@ -188,12 +219,14 @@ interface ReleasedParticipant {
   generation: number;
   exitCode: number;
   atMs: number;
+  releaseAtNs: bigint | null;
 }
 
 interface ReleasedGeneration {
   name: string;
   exitCode: number;
   atMs: number;
+  releaseAtNs: bigint | null;
 }
 
 interface Refused {
@@ -208,6 +241,8 @@ const releaseKey = (nodeId: NodeId, generation: number): string => `${nodeId} ${
 export class BarrierTable {
   private readonly limits: BarrierTableLimits;
   private readonly random: () => number;
+  private readonly clockNowNs: (() => bigint) | null;
+  private readonly delayNsOf: (nodeId: NodeId) => number | null;
   private readonly barriers = new Map<string, OpenBarrier>();
   private participants = 0;
   private readonly pendingReleases = new Map<string, PendingRelease>();
@@ -223,6 +258,7 @@ export class BarrierTable {
     generationsReleased: 0,
     participantsReleased: 0,
     participantsReleasedByNotice: 0,
+    generationsReleasedSynchronized: 0,
     withdrawn: 0,
     expired: 0,
     rejected: Object.fromEntries(BARRIER_REASONS.map((reason) => [reason, 0])) as Record<BarrierReason, number>,
@@ -236,6 +272,8 @@ export class BarrierTable {
 
   constructor(config: BarrierTableConfig) {
     this.random = config.random;
+    this.clockNowNs = config.clockNowNs ?? null;
+    this.delayNsOf = config.delayNsOf ?? (() => null);
     this.limits = { ...BARRIER_TABLE_LIMITS, ...config.limits };
   }
 
@@ -272,7 +310,7 @@ export class BarrierTable {
       pending.attempts += 1;
       pending.nextMs = nowMs + this.limits.retryMs;
       this.counters.releaseRetransmits += 1;
-      this.sendRelease(pending.to, pending.name, pending.generation, pending.exitCode, [...pending.requestIds]);
+      this.sendRelease(pending.to, pending.name, pending.generation, pending.exitCode, [...pending.requestIds], pending.releaseAtNs);
     }
     for (const barrier of [...this.barriers.values()]) {
       if (barrier.heldUntilMs !== null && barrier.heldUntilMs <= nowMs) {
@@ -337,6 +375,7 @@ export class BarrierTable {
     const member = open?.members.get(key);
     if (open !== undefined && member !== undefined) {
       member.lastHeardMs = nowMs;
+      if (body.synchronized === true) member.synchronized = true;
       if (!member.confirmed && body.generation === (member.origin ?? open.generation)) {
         this.confirm(open, member);
         this.evaluate(open, nowMs);
@@ -350,7 +389,7 @@ export class BarrierTable {
     if (released !== undefined) {
       // Its release was lost (or this is a late duplicate): send it again.
       this.counters.duplicates += 1;
-      this.sendRelease(from, released.name, released.generation, released.exitCode, [body.requestId]);
+      this.sendRelease(from, released.name, released.generation, released.exitCode, [body.requestId], released.releaseAtNs);
       return;
     }
     const refused = this.refused.get(key);
@@ -364,7 +403,7 @@ export class BarrierTable {
       if (generation !== undefined) {
         // Acked into a generation that has been released since (by this master or, as an agent
         // reported, by the previous one): the participant was part of it.
-        this.releaseParticipants(generation.name, body.generation, generation.exitCode, [{ nodeId: from, requestId: body.requestId }], nowMs);
+        this.releaseParticipants(generation.name, body.generation, generation.exitCode, [{ nodeId: from, requestId: body.requestId }], nowMs, generation.releaseAtNs);
         return;
       }
     }
@@ -386,6 +425,7 @@ export class BarrierTable {
       confirmed: body.generation !== null,
       origin,
       lastHeardMs: nowMs,
+      synchronized: body.synchronized === true,
     };
     this.addMember(barrier, key, added);
     this.evaluate(barrier, nowMs);
@@ -430,7 +470,7 @@ export class BarrierTable {
       if (released !== undefined) {
         // Released before the withdraw arrived: it was counted, so tell the agent it was released.
         this.counters.duplicates += 1;
-        this.sendRelease(from, released.name, released.generation, released.exitCode, [body.requestId]);
+        this.sendRelease(from, released.name, released.generation, released.exitCode, [body.requestId], released.releaseAtNs);
         return;
       }
       this.counters.duplicates += 1;
@@ -458,8 +498,10 @@ export class BarrierTable {
     // A generation still open here was never released by anyone (only this table releases it).
     if (open?.generation === body.generation) return;
     if (!this.releasedGenerations.has(body.generation)) {
-      this.rememberGeneration(body.generation, body.name, body.exitCode, nowMs);
+      this.rememberGeneration(body.generation, body.name, body.exitCode, nowMs, body.releaseAtNs ?? null);
     }
+    // The instant the old master gave the generation (the participants it reached start then).
+    const releaseAtNs = this.releasedGenerations.get(body.generation)?.releaseAtNs ?? null;
     if (open === undefined) return;
     const pulled: { nodeId: NodeId; requestId: number }[] = [];
     for (const [key, member] of [...open.members]) {
@@ -469,7 +511,7 @@ export class BarrierTable {
     }
     if (pulled.length === 0) return;
     this.counters.participantsReleasedByNotice += pulled.length;
-    this.releaseParticipants(body.name, body.generation, body.exitCode, pulled, nowMs);
+    this.releaseParticipants(body.name, body.generation, body.exitCode, pulled, nowMs, releaseAtNs);
     this.evaluate(open, nowMs);
     if (this.barriers.get(open.name) === open) this.ackAll(open);
   }
@@ -544,14 +586,27 @@ export class BarrierTable {
     }
     const generation = origin ?? barrier.generation;
     this.counters.generationsReleased += 1;
-    this.rememberGeneration(generation, barrier.name, exitCode, nowMs);
-    this.releaseParticipants(barrier.name, generation, exitCode, released, nowMs);
+    const releaseAtNs = released.some((member) => member.synchronized) ? this.releaseInstantNs(released, nowMs) : null;
+    if (releaseAtNs !== null) this.counters.generationsReleasedSynchronized += 1;
+    this.rememberGeneration(generation, barrier.name, exitCode, nowMs, releaseAtNs);
+    this.releaseParticipants(barrier.name, generation, exitCode, released, nowMs, releaseAtNs);
     if (origin !== null) return;
     // Waiters beyond the count that had not confirmed yet were not counted: they wait for the next
     // use of the name, in a new generation (releasing them would break the confirmation rule).
     barrier.generation = this.newGeneration();
     barrier.createdMs = nowMs;
     for (const member of barrier.members.values()) if (member.origin === null) this.sendAck(barrier, member);
+  }
+
+  /**
+   * A synchronized generation's release instant: the master's clock now (the last arrival) plus a
+   * margin covering delivery to the slowest of the released participants' agents.
+   */
+  private releaseInstantNs(released: readonly Member[], nowMs: number): bigint {
+    const nodes = new Set(released.map((member) => member.nodeId));
+    const marginNs = syncReleaseMarginNs([...nodes].map((nodeId) => this.delayNsOf(nodeId)));
+    const clockNs = this.clockNowNs === null ? BigInt(Math.round(nowMs * 1e6)) : this.clockNowNs();
+    return clockNs + BigInt(marginNs);
   }
 
   /** Releases participants (removed from any open barrier already) and remembers them. */
@@ -561,10 +616,11 @@ export class BarrierTable {
     exitCode: number,
     released: readonly { nodeId: NodeId; requestId: number }[],
     nowMs: number,
+    releaseAtNs: bigint | null,
   ): void {
     const byNode = new Map<NodeId, number[]>();
     for (const { nodeId, requestId } of released) {
-      this.rememberReleased(participantKey(nodeId, requestId), { name, generation, exitCode, atMs: nowMs });
+      this.rememberReleased(participantKey(nodeId, requestId), { name, generation, exitCode, atMs: nowMs, releaseAtNs });
       const ids = byNode.get(nodeId) ?? [];
       ids.push(requestId);
       byNode.set(nodeId, ids);
@@ -584,9 +640,10 @@ export class BarrierTable {
           requestIds: new Set(requestIds),
           attempts: 1,
           nextMs: nowMs + this.limits.retryMs,
+          releaseAtNs,
         });
       }
-      this.sendRelease(nodeId, name, generation, exitCode, requestIds);
+      this.sendRelease(nodeId, name, generation, exitCode, requestIds, releaseAtNs);
     }
   }
 
@@ -690,9 +747,9 @@ export class BarrierTable {
     trimToSize(this.releasedParticipants, this.limits.releasedRememberedMax);
   }
 
-  private rememberGeneration(generation: number, name: string, exitCode: number, nowMs: number): void {
+  private rememberGeneration(generation: number, name: string, exitCode: number, nowMs: number, releaseAtNs: bigint | null): void {
     this.releasedGenerations.delete(generation);
-    this.releasedGenerations.set(generation, { name, exitCode, atMs: nowMs });
+    this.releasedGenerations.set(generation, { name, exitCode, atMs: nowMs, releaseAtNs });
     trimToSize(this.releasedGenerations, this.limits.generationsRememberedMax);
   }
 
@@ -742,7 +799,7 @@ export class BarrierTable {
     });
   }
 
-  private sendRelease(to: NodeId, name: string, generation: number, exitCode: number, requestIds: readonly number[]): void {
+  private sendRelease(to: NodeId, name: string, generation: number, exitCode: number, requestIds: readonly number[], releaseAtNs: bigint | null): void {
     for (let start = 0; start < requestIds.length; start += BARRIER_IDS_PER_FRAME_MAX) {
       this.sendTo(to, {
         type: BarrierFrameType.barrierRelease,
@@ -750,6 +807,8 @@ export class BarrierTable {
         generation,
         exitCode,
         requestIds: requestIds.slice(start, start + BARRIER_IDS_PER_FRAME_MAX),
+        // Omitted for plain generations: older agents refuse unknown fields.
+        ...(releaseAtNs === null ? {} : { releaseAtNs }),
       });
     }
   }

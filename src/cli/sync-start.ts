@@ -1,0 +1,179 @@
+// Starting at one cluster instant (issue 19), for `barrier --synchronized` and `at`: wait until
+// this participant's synchronized clock reaches an instant, then return or run a command.
+//
+// The agent's clock is the host's CLOCK_REALTIME plus its offset (0 on the kernel clock; a virtual
+// clock's hostOffsetNs). So the instant on the agent's clock is an instant on the host clock, and
+// this process waits for that: it sleeps (timers wake up late on a busy host, never early enough
+// to matter) until SYNC_START_SPIN_NS before it, then spins on clock_gettime(CLOCK_REALTIME) for
+// the last stretch. The agent reads the host clock through an anchor (src/clock/host.ts) known to
+// within its anchorErrorNs, so the wait ends that much later: never before the instant on the
+// participant's own clock.
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import { HostClock } from '../clock/host.ts';
+import { loadLibc } from '../native/libc.ts';
+import { SYNC_START_SPIN_NS } from '../core/limits.ts';
+
+/** This agent's clock as a waiting command needs it. */
+export interface ParticipantClock {
+  mode: string;
+  /** The agent's clock minus the host's realtime clock, ns. */
+  hostOffsetNs: number;
+  /** How far the agent's reading of the host clock may be off (its anchor's error), ns. */
+  hostAnchorErrorNs: number;
+  /** A bound on |agent's clock - the master's|, ns, or null when not known. */
+  errorBoundNs: number | null;
+}
+
+export interface StartReport {
+  /** The instant, cluster clock, ns since the epoch (decimal string: past 2^53). */
+  instantNs: string;
+  /** When the wait ended, host CLOCK_REALTIME, ns (decimal string). */
+  startedHostNs: string;
+  /** The same moment on the participant's clock (host + offset). */
+  startedClockNs: string;
+  /** How far past the instant the instant already was when the wait began (0: on time), ns. */
+  lateNs: number;
+  /** How far past the instant the wait ended (the spin's last read; a sleep that overslept shows here), ns. */
+  overshootNs: number;
+  hostOffsetNs: number;
+  errorBoundNs: number | null;
+}
+
+/** The host's CLOCK_REALTIME in ns: clock_gettime through koffi, else the anchored hrtime. */
+export function hostRealtime(): () => bigint {
+  const loaded = loadLibc();
+  if (!('error' in loaded)) {
+    try {
+      const clockGettime = loaded.libc.func('int clock_gettime(int clock, _Out_ void *out)');
+      const timespec = Buffer.alloc(16);
+      // Warm the call up (koffi prepares it on first use).
+      clockGettime(0, timespec);
+      return () => {
+        clockGettime(0, timespec);
+        return timespec.readBigInt64LE(0) * 1_000_000_000n + timespec.readBigInt64LE(8);
+      };
+    } catch {
+      // fall through to the anchored clock
+    }
+  }
+  const host = new HostClock();
+  return () => host.nowNs();
+}
+
+export interface WaitOptions {
+  /** Host CLOCK_REALTIME now, ns. */
+  hostNowNs: () => bigint;
+  /** The agent's clock now; `refresh` (long waits) asks again for the offset. */
+  clock: ParticipantClock;
+  refresh?: () => Promise<ParticipantClock>;
+  sleepMs?: (ms: number) => Promise<void>;
+  spinNs?: number;
+}
+
+/** Long waits ask the agent for its offset again this long before the instant (it slews). */
+const REFRESH_BEFORE_NS = 1_000_000_000n;
+/** And at least this often before that. */
+const REFRESH_EVERY_MS = 10_000;
+
+/**
+ * Waits until the participant's clock reaches `instantNs` (cluster clock, ns). Returns at once,
+ * reporting how late, when the instant has passed already.
+ */
+export async function waitForInstant(instantNs: bigint, options: WaitOptions): Promise<StartReport> {
+  const sleepMs = options.sleepMs ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const spinNs = BigInt(options.spinNs ?? SYNC_START_SPIN_NS);
+  let clock = options.clock;
+  // The host time at which the participant's clock reads the instant, made later by the agent's
+  // own uncertainty about the host clock, so that the start is never early.
+  const targetOf = (c: ParticipantClock): bigint => instantNs - BigInt(Math.round(c.hostOffsetNs)) + BigInt(Math.ceil(Math.max(0, c.hostAnchorErrorNs)));
+  let targetNs = targetOf(clock);
+  const firstNs = options.hostNowNs();
+  const lateNs = firstNs > targetNs ? Number(firstNs - targetNs) : 0;
+  if (lateNs === 0) {
+    for (;;) {
+      const remainingNs = targetNs - options.hostNowNs();
+      if (remainingNs <= spinNs) break;
+      if (options.refresh !== undefined && remainingNs > REFRESH_BEFORE_NS) {
+        await sleepMs(Math.min(REFRESH_EVERY_MS, Number(remainingNs - REFRESH_BEFORE_NS) / 1e6));
+        clock = await options.refresh();
+        targetNs = targetOf(clock);
+        continue;
+      }
+      await sleepMs(Number(remainingNs - spinNs) / 1e6);
+    }
+    // The last stretch: spin (a timer could wake us milliseconds late).
+    while (options.hostNowNs() < targetNs) {
+      // spin
+    }
+  }
+  const startedHostNs = options.hostNowNs();
+  const overshootNs = Number(startedHostNs - targetNs);
+  return {
+    overshootNs,
+    instantNs: instantNs.toString(),
+    startedHostNs: startedHostNs.toString(),
+    startedClockNs: (startedHostNs + BigInt(Math.round(clock.hostOffsetNs))).toString(),
+    lateNs,
+    hostOffsetNs: clock.hostOffsetNs,
+    errorBoundNs: clock.errorBoundNs,
+  };
+}
+
+/** One line for stderr about a start, or null when there is nothing to say (on time, kernel clock). */
+export function describeStart(what: string, report: StartReport, mode: string): string | null {
+  if (report.lateNs > 0) return `${what}: started ${formatNs(report.lateNs)} after the instant (it was already past when ${what.startsWith('at') ? 'the command began waiting' : 'the release arrived'})`;
+  if (mode !== 'virtual') return null;
+  const bound = report.errorBoundNs === null ? 'bound unknown' : `bound ±${formatNs(report.errorBoundNs)}`;
+  return `${what}: started at the instant on the agent's virtual clock (host offset ${report.hostOffsetNs >= 0 ? '+' : '-'}${formatNs(Math.abs(report.hostOffsetNs))}, ${bound})`;
+}
+
+function formatNs(ns: number): string {
+  if (ns < 1e3) return `${Math.round(ns)} ns`;
+  if (ns < 1e6) return `${(ns / 1e3).toFixed(1)} µs`;
+  if (ns < 1e9) return `${(ns / 1e6).toFixed(3)} ms`;
+  return `${(ns / 1e9).toFixed(3)} s`;
+}
+
+/** Exit codes when the command cannot be run (as env(1) and the shells use them). */
+export const COMMAND_EXIT = { cannotExecute: 126, notFound: 127 } as const;
+
+/**
+ * Runs `command` now (`onSpawned` once it was started), directly (no shell), with this process's stdio, and resolves with the exit
+ * code to pass on: the command's, 128 + signal number if a signal ended it, 126/127 if it could
+ * not be started. Node cannot exec in place, so the command is a child of this process.
+ */
+export function runCommand(command: readonly string[], onSpawned: () => void = () => {}): Promise<{ exitCode: number; message: string | null }> {
+  return new Promise((resolve) => {
+    const [file, ...args] = command as [string, ...string[]];
+    const child = spawn(file, args, { stdio: 'inherit' });
+    // Anything we print goes out only now, so that it does not delay the start.
+    onSpawned();
+    // Signals that would end us go to the command (it is the foreground job); we exit with its status.
+    const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => [signal, forward(signal)] as const);
+    for (const [signal, handler] of handlers) process.on(signal, handler);
+    let finished = false;
+    const done = (outcome: { exitCode: number; message: string | null }) => {
+      if (finished) return;
+      finished = true;
+      for (const [signal, handler] of handlers) process.off(signal, handler);
+      resolve(outcome);
+    };
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      const notFound = error.code === 'ENOENT';
+      done({ exitCode: notFound ? COMMAND_EXIT.notFound : COMMAND_EXIT.cannotExecute, message: `cannot run ${JSON.stringify(file)}: ${error.code ?? error.message}` });
+    });
+    child.once('exit', (code, signal) => {
+      if (signal !== null) done({ exitCode: 128 + (osConstants.signals[signal] ?? 0), message: null });
+      else done({ exitCode: code ?? 0, message: null });
+    });
+  });
+}
+
+/** Splits `... -- COMMAND ARGS...` off an argument list (the first `--` only). */
+export function splitCommand(argv: readonly string[]): { own: string[]; command: string[] | null } {
+  const at = argv.indexOf('--');
+  if (at < 0) return { own: [...argv], command: null };
+  return { own: argv.slice(0, at), command: argv.slice(at + 1) };
+}
