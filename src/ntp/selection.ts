@@ -6,7 +6,7 @@
 // correctness interval, which contains the true offset if the server tells the truth. With n
 // candidates, the intersection algorithm looks for the smallest number of falsetickers f
 // (0, 1, ... while f < n / 2) for which some interval [low, high] lies in at least n - f of the
-// candidates' intervals and at most f midpoints fall outside it. No such f below n / 2: no
+// candidates' intervals reach from below and from above. No such f below n / 2: no
 // majority agrees, and nothing is selected (two servers that disagree by seconds end here: the
 // agent says so instead of following either blindly).
 //
@@ -67,25 +67,27 @@ export type SelectionResult =
 
 interface Endpoint {
   edgeNs: number;
-  /** -1 lower end, 0 midpoint, +1 upper end (RFC 5905's types). */
-  type: -1 | 0 | 1;
+  /** -1 lower end, +1 upper end (RFC 5905's types). */
+  type: -1 | 1;
 }
 
 /**
- * Marzullo's intersection as RFC 5905 A.5.5.1 writes it: the interval [low, high] and the
- * falsetickers allowed, or null when no majority agrees. Ties sort lower ends first, so intervals
- * that touch count as overlapping.
+ * Marzullo's intersection as ntpd 4.2.8 computes it (clock_select): the smallest interval
+ * [low, high] that points of at least n - allowed intervals reach from both sides, for the
+ * smallest allowed < n / 2; null when no majority agrees. RFC 5905's A.5.5.1 also counts
+ * midpoints outside [low, high] against `allowed`; ntpd dropped that, since it refuses intervals
+ * that all contain the truth (e.g. [-1, 1] and [-5, 1] around 0). Ties sort lower ends first, so
+ * intervals that touch count as overlapping.
  */
 export function intersection(intervals: readonly { offsetNs: number; rootDistanceNs: number }[]): { lowNs: number; highNs: number; allowed: number } | null {
   const n = intervals.length;
   if (n === 0) return null;
   const endpoints: Endpoint[] = [];
   for (const { offsetNs, rootDistanceNs } of intervals) {
-    endpoints.push({ edgeNs: offsetNs - rootDistanceNs, type: -1 }, { edgeNs: offsetNs, type: 0 }, { edgeNs: offsetNs + rootDistanceNs, type: 1 });
+    endpoints.push({ edgeNs: offsetNs - rootDistanceNs, type: -1 }, { edgeNs: offsetNs + rootDistanceNs, type: 1 });
   }
   endpoints.sort((a, b) => a.edgeNs - b.edgeNs || a.type - b.type);
   for (let allowed = 0; 2 * allowed < n; allowed += 1) {
-    let found = 0;
     let chime = 0;
     let lowNs = Number.NaN;
     for (const endpoint of endpoints) {
@@ -94,7 +96,6 @@ export function intersection(intervals: readonly { offsetNs: number; rootDistanc
         lowNs = endpoint.edgeNs;
         break;
       }
-      if (endpoint.type === 0) found += 1;
     }
     chime = 0;
     let highNs = Number.NaN;
@@ -105,10 +106,7 @@ export function intersection(intervals: readonly { offsetNs: number; rootDistanc
         highNs = endpoint.edgeNs;
         break;
       }
-      if (endpoint.type === 0) found += 1;
     }
-    // More midpoints outside than falsetickers allowed: allow one more.
-    if (found > allowed) continue;
     if (lowNs <= highNs) return { lowNs, highNs, allowed };
   }
   return null;

@@ -19,7 +19,7 @@ const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]
 /** Loose: hex groups and colons (with an optional dotted tail), enough to name the mistake. */
 const IPV6_LIKE = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(%.+)?$/;
 const isIPv4 = (text: string) => IPV4.test(text);
-const isIPv6 = (text: string) => IPV6_LIKE.test(text);
+const isIPv6 = (text: string) => IPV6_LIKE.test(text) && (text.includes('::') || text.split(':').length === 8);
 
 /** One value of --upstream; `option` names it in messages (default "upstream"). */
 export function parseUpstream(text: string, option = 'upstream'): UpstreamParse {
