@@ -12,14 +12,15 @@
 //   two chronyd.
 // - Two servers seconds apart (one chronyd, ours at +2 s): no majority, nothing selected.
 // chronyd is the machine's own or Debian's package unpacked into the lab cache (lab/vm/assets.ts,
-// never installed); it runs with a config in a temporary directory (pidfile, driftfile there,
-// cmdport 0). Every process and namespace goes with the lab's cleanup, also on failure.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// never installed); lab/ntp/chronyd-server.ts runs it with a config in a temporary directory
+// (pidfile, driftfile there, cmdport 0). Every process and namespace goes with the lab's cleanup, also on failure.
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsLab, netnsAvailable, sleep, type LabHost } from '../../lab/netns/netns.ts';
+import { NetnsLab, netnsAvailable, type LabHost } from '../../lab/netns/netns.ts';
+import { startChronydServer } from '../../lab/ntp/chronyd-server.ts';
 import { findChronyd } from '../../lab/ntp/chrony-q.ts';
 import type { ProbeConfig } from '../../lab/ntp/upstream-probe.ts';
 import type { UpstreamServerStatus } from '../../src/net/ntp-client.ts';
@@ -51,31 +52,14 @@ describe.skipIf(skipReason !== null)('NTP client against chronyd -x in namespace
   let dir = '';
   let results: ProbeResult[] = [];
 
-  async function startChronyd(l: NetnsLab, host: LabHost): Promise<void> {
-    const hostDir = path.join(dir, `h${host.index}`);
-    const conf = path.join(dir, `chronyd-h${host.index}.conf`);
-    writeFileSync(conf, [
-      'local stratum 1', 'allow', `port ${CHRONY_PORT}`, 'cmdport 0',
-      `pidfile ${hostDir}.pid`, `driftfile ${hostDir}.drift`, '',
-    ].join('\n'));
-    // -x: never touch the clock. -d: stay in the foreground (the lab kills it). -u root: the
-    // unpacked package made no _chrony user.
-    const child = l.spawn(host, binary, ['-x', '-d', '-u', 'root', '-f', conf], { label: `chronyd h${host.index}` });
-    const deadlineMs = Date.now() + 10_000;
-    while (!/chronyd version/.test(l.outputOf(child))) {
-      if (child.exitCode !== null || Date.now() > deadlineMs) throw new Error(`chronyd in h${host.index} did not start:\n${l.outputOf(child)}`);
-      await sleep(50);
-    }
-  }
-
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'ntp-client-e2e-'));
     lab = await NetnsLab.create({ hosts: 3, prefix: 'ntpc' });
     const l = lab;
     const [first, second, client] = l.hosts as [LabHost, LabHost, LabHost];
     try {
-      await startChronyd(l, first);
-      await startChronyd(l, second);
+      await startChronydServer(l, first, { binary, port: CHRONY_PORT, dir });
+      await startChronydServer(l, second, { binary, port: CHRONY_PORT, dir });
       const chrony1 = { host: first.address, port: CHRONY_PORT };
       const chrony2 = { host: second.address, port: CHRONY_PORT };
       const ours = { host: client.address, port: OUR_SERVER_PORT };
