@@ -109,6 +109,12 @@ export interface Upstreams {
   status(): UpstreamServerStatus[];
   /** Selection among the servers now (src/ntp/selection.ts). */
   selection(): SelectionResult;
+  /**
+   * This agent's clock was moved by `deltaNs` (positive: forward), a step or the amount of a slew:
+   * the kept samples follow (UpstreamClient.clockAdjusted). Call it with every correction applied
+   * to the clock that `clock.nowNs()` reads.
+   */
+  clockAdjusted(deltaNs: number): void;
   readonly counters: UpstreamsCounters;
   /** Where receive stamps come from, and why not the kernel when not. */
   readonly rxTimestamps: 'kernel' | 'user';
@@ -283,6 +289,9 @@ export async function startUpstreams(options: UpstreamsOptions): Promise<Upstrea
           requests: report.counters.requests, replies: report.counters.replies, samples: report.counters.samples,
         };
       });
+    },
+    clockAdjusted(deltaNs: number): void {
+      for (const server of servers) server.client.clockAdjusted(deltaNs);
     },
     selection(): SelectionResult {
       return selectUpstreams(servers.map(candidate));

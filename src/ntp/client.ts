@@ -343,6 +343,17 @@ export class UpstreamClient {
     return { ok: true, sample };
   }
 
+  /**
+   * Our clock was moved by `deltaNs` (positive: forward), by a step or by a slew's amount: every
+   * kept sample's offset (server minus us) shifts by -deltaNs, and the outstanding request is
+   * forgotten (its transmit stamp was read on the old scale; its reply would straddle the move and
+   * is dropped as bogus). Without this the filter would keep pointing at the offset already corrected.
+   */
+  clockAdjusted(deltaNs: number): void {
+    for (const sample of this.samples) sample.offsetNs -= deltaNs;
+    this.outstanding = null;
+  }
+
   /** Dispersion growth over `ms` at the frequency tolerance, ns. */
   private growthNs(ms: number): number {
     return Math.max(0, ms) * 1e6 * this.options.frequencyTolerancePpm * 1e-6;

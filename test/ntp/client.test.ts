@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { UPSTREAM_ROOT_DISTANCE_NS_MAX } from '../../src/core/limits.ts';
 import { kissCode, UpstreamClient } from '../../src/ntp/client.ts';
-import { asciiRefid, NTP_HEADER_BYTES, NtpMode, nsToNtpShort, readHeader, unixNsToNtp, writeHeader, type NtpHeader } from '../../src/ntp/packet.ts';
+import { asciiRefid, NTP_HEADER_BYTES, NtpMode, nsToNtpShort, parseRequest, readHeader, unixNsToNtp, writeHeader, type NtpHeader } from '../../src/ntp/packet.ts';
+import { buildServerReply, REFID_CLUSTER_MASTER, type ClockSnapshot } from '../../src/ntp/server-reply.ts';
 
 const T0_NS = 1_700_000_000_000_000_000n;
 
@@ -295,5 +296,50 @@ describe('options', () => {
     expect(() => new UpstreamClient({ pollIntervalMs: 10 })).toThrow(/pollIntervalMs/);
     expect(() => new UpstreamClient({ burstRequests: 9 })).toThrow(/burstRequests/);
     expect(() => new UpstreamClient({ filterSamples: 0 })).toThrow(/filterSamples/);
+  });
+});
+
+describe('against our own NTP server reply (src/ntp/server-reply.ts), as the simulator can use it', () => {
+  it('reads the agent-as-server: offset, stratum, refid, and a root distance that covers its error bound', () => {
+    const client = new UpstreamClient({ pollIntervalMs: 1_000, burstRequests: 1 });
+    const snapshot: ClockSnapshot = { synchronized: true, stratum: 10, refid: REFID_CLUSTER_MASTER, errorBoundNs: 80_000, rootDelayNs: 0, referenceTimeNs: T0_NS - 1_000_000_000n, precisionLog2: -20 };
+    const request = client.request(0, () => T0_NS) as Uint8Array;
+    const parsed = parseRequest(request);
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    // Server 2 ms ahead, 100 us each way, 10 us hold.
+    const reply = buildServerReply(parsed.request, T0_NS + 100_000n + 2_000_000n, snapshot, () => T0_NS + 110_000n + 2_000_000n);
+    expect(client.receive(reply, T0_NS + 210_000n, 1).ok).toBe(true);
+    const candidate = client.candidate('agent', 1);
+    expect(candidate).toMatchObject({ usable: true, stratum: 10 });
+    if (!candidate.usable) return;
+    expect(Math.round(candidate.offsetNs)).toBe(2_000_000);
+    expect(client.report(1).server?.refid).toBe(REFID_CLUSTER_MASTER);
+    // The server's error bound (80 us) plus half our delay (100 us).
+    expect(candidate.rootDistanceNs).toBeGreaterThanOrEqual(80_000 + 100_000);
+    // Unsynchronized: alarm, not followed.
+    const again = client.request(1_000, () => T0_NS + 1_000_000_000n) as Uint8Array;
+    const parsedAgain = parseRequest(again);
+    if (!parsedAgain.ok) throw new Error('unparsable request');
+    const alarm = buildServerReply(parsedAgain.request, T0_NS + 1_000_100_000n, { ...snapshot, synchronized: false, errorBoundNs: null }, () => T0_NS + 1_000_110_000n);
+    expect(client.receive(alarm, T0_NS + 1_000_210_000n, 1_001)).toEqual({ ok: false, reason: 'unsynchronized' });
+    expect(client.candidate('agent', 1_001)).toMatchObject({ usable: false, exclusion: 'unsynchronized' });
+  });
+});
+
+describe('clockAdjusted', () => {
+  it('shifts the kept samples by the move and drops the reply that straddles it', () => {
+    const client = new UpstreamClient({ pollIntervalMs: 1_000, burstRequests: 1 });
+    let nowMs = run(client, 3, { offsetNs: 3_000_000n });
+    expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(3_000_000);
+    // A request goes out, then our clock is stepped 3 ms forward before the reply.
+    nowMs = client.nextRequestAtMs() as number;
+    const { reply, rxNs } = exchange(client, nowMs, T0_NS + BigInt(nowMs) * 1_000_000n, { offsetNs: 3_000_000n });
+    client.clockAdjusted(3_000_000);
+    expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(0);
+    expect(client.receive(reply, rxNs + 3_000_000n, nowMs + 1)).toEqual({ ok: false, reason: 'bogus' });
+    // The next exchange measures the new offset directly: the filter agrees with it.
+    nowMs = run(client, 1, { offsetNs: 0n }, nowMs);
+    expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(0);
   });
 });
