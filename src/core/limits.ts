@@ -453,3 +453,45 @@ export const NTP_RATE_CLIENTS_MAX = 4096;
 export const ERROR_BOUND_FREQUENCY_TOLERANCE_PPM = 15;
 /** What a CORRECT's boundNs may carry: a measured offset and an average of up to a year each, and more. */
 export const ERROR_BOUND_NS_MAX = 4 * CORRECTION_NS_MAX;
+
+// ---------------------------------------------------------------------------------------------
+// NTP client, following upstream servers (issue 18): src/ntp/client.ts, src/ntp/selection.ts,
+// src/ntp/upstream-address.ts, src/net/ntp-client.ts.
+// ---------------------------------------------------------------------------------------------
+/** --upstream may be given at most this many times (ntpd and chrony are happy with 4-8 servers; selection needs 3+ to outvote one falseticker). */
+export const UPSTREAMS_MAX = 8;
+/**
+ * Steady poll interval of an upstream: default 16 s (chrony's and ntpd's minpoll 4, the usual LAN
+ * setting; public servers' default rate limits, chrony's 8 s and ntpd's `discard average 3`, let it
+ * through), bounds 1 s (a LAN server of our own) to 1024 s (ntpd's default maxpoll).
+ */
+export const UPSTREAM_POLL_INTERVAL_MS_DEFAULT = 16_000;
+export const UPSTREAM_POLL_INTERVAL_MS_MIN = 1_000;
+export const UPSTREAM_POLL_INTERVAL_MS_MAX = 1_024_000;
+/**
+ * The burst sent while a server is not reachable (at start, and after its reach register emptied),
+ * like ntpd's and chrony's iburst: this many requests this far apart, so that the filter has
+ * samples within seconds instead of poll intervals.
+ */
+export const UPSTREAM_BURST_REQUESTS = 6;
+export const UPSTREAM_BURST_INTERVAL_MS = 2_000;
+/** Requests in a burst: at least 1, at most 8 (the reach register's width). */
+export const UPSTREAM_BURST_REQUESTS_MAX = 8;
+/** Samples kept per server by the clock filter (RFC 5905's eight-stage shift register). */
+export const UPSTREAM_FILTER_SAMPLES = 8;
+/**
+ * A server whose root distance (delay / 2 + dispersion, all the way to its reference clock) is
+ * beyond this is not a candidate: RFC 5905's MAXDIST, 1.5 s (chrony's maxdistance is 3 s).
+ */
+export const UPSTREAM_ROOT_DISTANCE_NS_MAX = 1.5e9;
+/** Largest stratum a server may announce to be followed (16 and 0 mean unsynchronized). */
+export const UPSTREAM_STRATUM_MAX = 15;
+/**
+ * Kiss code RATE: the poll interval doubles at each one, up to this, and stays there (RFC 5905
+ * section 7.4: reduce the rate, and again at each further RATE; a server that asked is not pushed again).
+ */
+export const UPSTREAM_RATE_BACKOFF_MS_MAX = UPSTREAM_POLL_INTERVAL_MS_MAX;
+/** A host name that did not resolve is tried again after this long. */
+export const UPSTREAM_RESOLVE_RETRY_MS = 30_000;
+/** Precision of our own clock readings, s: 2^-20 (about 1 us), as NTP_PRECISION_LOG2_DEFAULT. */
+export const UPSTREAM_LOCAL_PRECISION_NS = 2 ** NTP_PRECISION_LOG2_DEFAULT * 1e9;
