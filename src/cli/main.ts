@@ -10,7 +10,7 @@ import { startDaemon, StartupError } from '../daemon/daemon.ts';
 import { createLogger } from '../daemon/logger.ts';
 import { LOG_LEVELS } from '../daemon/logger.ts';
 import { verdictOf, VERDICTS, type StatusReport, type Verdict } from '../daemon/status.ts';
-import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBE_SPACING_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STATUS_REQUEST_TIMEOUT_MS, UDP_PORT_DEFAULT } from '../core/limits.ts';
+import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, NTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBE_SPACING_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STATUS_REQUEST_TIMEOUT_MS, UDP_PORT_DEFAULT } from '../core/limits.ts';
 import { formatStatus, formatOffsetNs, formatDurationNs, type MasterView } from './format.ts';
 import { ControlRequestError, getJson } from './control-client.ts';
 import { queryAgent, QueryError } from './query.ts';
@@ -153,7 +153,7 @@ function booleanMiddleware(argv: Record<string, unknown>, instance: unknown): vo
  * so that help says [number]: yargs shows that tag but leaves a value that is also a string as text.
  */
 const NUMBER = { type: 'string', requiresArg: true } as const;
-const RUN_NUMBERS = ['port', 'priority', 'poll-interval', 'master-timeout', 'discovery-window', 'outlier-threshold', 'virtual-offset', 'virtual-drift', 'step-threshold', 'max-slew-ppm', 'max-correction', 'probes', 'min-probes', 'probe-spacing', 'max-peers'];
+const RUN_NUMBERS = ['port', 'priority', 'poll-interval', 'master-timeout', 'discovery-window', 'outlier-threshold', 'virtual-offset', 'virtual-drift', 'step-threshold', 'max-slew-ppm', 'max-correction', 'probes', 'min-probes', 'probe-spacing', 'max-peers', 'ntp-port'];
 
 function runOptions(argv: Argv): Argv {
   return argv
@@ -184,6 +184,7 @@ function runOptions(argv: Argv): Argv {
     .option('probe-spacing', { ...NUMBER, describe: 'Seconds between the probes of a round', default: PROBE_SPACING_MS_DEFAULT / 1000 })
     .option('max-peers', { ...NUMBER, describe: 'Most peers tracked', default: 1024 })
     .option('http', { type: 'string', describe: "Control server HOST:PORT, or 'none'", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+    .option('ntp-port', { ...NUMBER, describe: "Serve the cluster's time over NTP on this UDP port, on the --bind/--interface address and 127.0.0.1 (0 = no NTP server; a port that cannot be bound is a warning)", default: NTP_PORT_DEFAULT })
     .option('key-file', { type: 'string', requiresArg: true, describe: 'Cluster keys ("ID hex:SECRET" lines; see keygen): authenticate every frame (default: systemd credential "keys", else none: an open cluster)' })
     .option('state-dir', { type: 'string', requiresArg: true, describe: 'Directory for state kept across restarts (default: $STATE_DIRECTORY from systemd, else none)' })
     .option('log-level', { type: 'string', choices: LOG_LEVELS as string[], describe: 'Log level', default: 'info' })
