@@ -1,7 +1,8 @@
 // The berkeley-agent command line (yargs). `run` is the default command.
 // Exit codes: 0 ok, 1 runtime failure (cannot bind, demo not converged), 2 bad option or value
 // (the message names it). `status` and `waitsync`: 0 synchronized, 1 not (yet), 2 bad option, 3 the
-// agent cannot be reached. `barrier` has emulab-sync's: 0 released (or the barrier's error code),
+// agent cannot be reached. `now`: 0 synchronized (the time comes with a bound), 1 not, 2 bad
+// option, 3 the agent cannot be reached. `barrier` has emulab-sync's: 0 released (or the barrier's error code),
 // 124 timed out, 64 usage error, 76 the agent or cluster unreachable. Every failure is one line.
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -11,7 +12,8 @@ import { createLogger } from '../daemon/logger.ts';
 import { LOG_LEVELS } from '../daemon/logger.ts';
 import { verdictOf, VERDICTS, type StatusReport, type Verdict } from '../daemon/status.ts';
 import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, NTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBE_SPACING_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STATUS_REQUEST_TIMEOUT_MS, UDP_PORT_DEFAULT } from '../core/limits.ts';
-import { formatStatus, formatOffsetNs, formatDurationNs, type MasterView } from './format.ts';
+import { formatStatus, formatOffsetNs, formatDurationNs, formatTime, type MasterView } from './format.ts';
+import { trustworthy, type TimeReport } from '../daemon/time-report.ts';
 import { ControlRequestError, getJson } from './control-client.ts';
 import { queryAgent, QueryError } from './query.ts';
 import { formatDemoSummary, runDemo } from './demo.ts';
@@ -37,7 +39,7 @@ let envApplies = false;
 /** The current command's long options (recorded before validation), for "did you mean". */
 let knownOptionNames: string[] = [];
 /** The commands, for "did you mean" on a mistyped one (which `run`, the default, would take as an argument). */
-const COMMANDS = ['run', 'config', 'install-service', 'status', 'waitsync', 'keygen', 'barrier', 'query', 'demo'];
+const COMMANDS = ['run', 'config', 'install-service', 'status', 'waitsync', 'now', 'keygen', 'barrier', 'query', 'demo'];
 
 /** Every failure ends with one line on stderr: "berkeley-agent: what is wrong". */
 function usageError(message: string): never {
@@ -418,6 +420,28 @@ export async function main(argv: string[]): Promise<void> {
           }
           await new Promise((resolve) => setTimeout(resolve, intervalS * 1000));
         }
+      },
+    )
+    .command(
+      'now',
+      "Print the cluster's time as the local agent's clock reads it (GET /time), its error bound and whether it is synchronized",
+      (command) =>
+        command
+          .option('http', { type: 'string', describe: "The agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+          .option('json', { type: 'boolean', describe: "Print the agent's answer as one JSON object", default: false })
+          .epilogue('Exit status: 0 synchronized (the time comes with a bound), 1 not synchronized (the time is only this clock\'s), 2 bad option, 3 cannot reach the agent.'),
+      async (args) => {
+        const target = controlTarget(args.http);
+        let time: TimeReport;
+        try {
+          time = await getJson<TimeReport>(target, '/time', STATUS_REQUEST_TIMEOUT_MS);
+        } catch (error) {
+          process.stderr.write(`berkeley-agent: ${unreachableMessage(target, error)}\n`);
+          process.exit(STATUS_EXIT.unreachable);
+        }
+        if (args.json) process.stdout.write(`${JSON.stringify(time)}\n`);
+        else process.stdout.write(`${formatTime(time)}\n`);
+        process.exitCode = trustworthy(time) ? STATUS_EXIT.synchronized : STATUS_EXIT.notSynchronized;
       },
     )
     .command(
