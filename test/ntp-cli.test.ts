@@ -83,6 +83,11 @@ async function ntpQuery(port: number): Promise<{ header: NtpHeader; bytes: numbe
   }
 }
 
+/** The status of the agent at `httpPort`, asked again while it does not answer (a loaded machine). */
+function statusOf(httpPort: number): Promise<StatusReport> {
+  return waitFor(`the status of 127.0.0.1:${httpPort}`, 15_000, async () => (await getStatus(httpPort)) ?? undefined);
+}
+
 interface Agent {
   nodeId: string;
   udpPort: number;
@@ -115,7 +120,10 @@ describe('agents serving the cluster time on loopback', () => {
     const ports = [await freePort(), await freePort()];
     const a = await start('ntp-a', 200, 0, [], ports[0] as number);
     agents.push(a);
-    agents.push(await start('ntp-b', 100, 0.25, [a.udpPort], ports[1] as number));
+    const b = await start('ntp-b', 100, 0.25, [a.udpPort], ports[1] as number);
+    agents.push(b);
+    // ntp-b holds its NTP port before the next agent asks for the same one.
+    await waitFor('ntp-b serving NTP', 30_000, async () => ((await getStatus(b.httpPort))?.ntp.serving ? true : undefined));
     // Alone with a peer that does not exist, and never master: no master, never synchronized. It
     // asks for ntp-b's NTP port, which is taken: a warning, and it runs on.
     lonely = await start('ntp-lonely', 100, 0, [await freePort()], ports[1] as number, ['--never-master']);
@@ -130,9 +138,9 @@ describe('agents serving the cluster time on loopback', () => {
   });
 
   it('status: clock.errorBoundNs (0 on the master, a number on a member, null alone) and the ntp section', async () => {
-    const master = (await getStatus(byId('ntp-a').httpPort)) as StatusReport;
-    const member = (await getStatus(byId('ntp-b').httpPort)) as StatusReport;
-    const alone = (await getStatus(lonely.httpPort)) as StatusReport;
+    const master = await statusOf(byId('ntp-a').httpPort);
+    const member = await statusOf(byId('ntp-b').httpPort);
+    const alone = await statusOf(lonely.httpPort);
     expect(master.clock.errorBoundNs).toBe(0);
     expect(member.clock.errorBoundNs).toBeTypeOf('number');
     expect(member.clock.errorBoundNs as number).toBeGreaterThanOrEqual(0);
@@ -149,7 +157,7 @@ describe('agents serving the cluster time on loopback', () => {
 
   it('answers NTP requests with the agent clock: a member at stratum 11 naming the master, the master 10 BRKL', async () => {
     const member = byId('ntp-b');
-    const before = (await getStatus(member.httpPort)) as StatusReport;
+    const before = await statusOf(member.httpPort);
     const { header, bytes } = await ntpQuery(member.ntpPort);
     expect(bytes).toBe(48);
     expect(header).toMatchObject({ leap: NtpLeap.none, mode: NtpMode.server, version: 4, stratum: 11, refid: ipv4Refid('127.0.0.1') });
@@ -162,7 +170,7 @@ describe('agents serving the cluster time on loopback', () => {
     expect(ntpShortToNs(header.rootDelay) / 2 + ntpShortToNs(header.rootDispersion)).toBeGreaterThan(0);
     const master = await ntpQuery(byId('ntp-a').ntpPort);
     expect(master.header).toMatchObject({ leap: NtpLeap.none, stratum: 10, refid: REFID_CLUSTER_MASTER, rootDelay: 0 });
-    const after = (await getStatus(member.httpPort)) as StatusReport;
+    const after = await statusOf(member.httpPort);
     expect(after.ntp.counters.requests - before.ntp.counters.requests).toBe(1);
     expect(after.ntp.counters.replies - before.ntp.counters.replies).toBe(1);
   });

@@ -19,6 +19,7 @@ import { UdpTransport, type Datagram } from '../net/udp.ts';
 import { MdnsDiscovery } from '../net/mdns.ts';
 import { isOwnEndpoint } from '../net/interfaces.ts';
 import { buildStatus, type NtpReport, type StatusReport } from './status.ts';
+import { timeReport, type TimeReport } from './time-report.ts';
 
 /** status.ntp of an agent whose daemon started no NTP service. */
 const NTP_NOT_RUNNING: NtpReport = {
@@ -49,8 +50,6 @@ export interface TimeReading {
   /** This clock's Unix ns at the last correction (the master: its last round); null if never. */
   lastCorrectionNs: bigint | null;
   clockMode: ClockMode;
-  /** This clock minus the host's system clock, ns (0 in system mode). */
-  hostOffsetNs: number;
 }
 
 export interface AgentOptions {
@@ -366,8 +365,17 @@ export class Agent {
       // This clock's reading at the last correction: now minus the monotonic time since.
       lastCorrectionNs: source.lastCorrectedMs === null ? null : nowNs - BigInt(Math.round((nowMs - source.lastCorrectedMs) * 1e6)),
       clockMode: this.options.clock.mode,
-      hostOffsetNs: this.options.clock.state().hostOffsetNs,
     };
+  }
+
+  /**
+   * GET /time: a reading and this clock's offset from the host's. Apart from timeReading because
+   * the kernel driver's state() is an adjtimex call, which the NTP server's per-request reading
+   * does without.
+   */
+  timeReport(): TimeReport {
+    const reading = this.timeReading();
+    return timeReport(reading, this.options.clock.state().hostOffsetNs);
   }
 
   /** Just this agent's clock now, Unix ns (the NTP server's stamps). */

@@ -5,7 +5,6 @@ import type { Logger } from 'pino';
 import { Agent } from './agent.ts';
 import { ControlServer } from './http.ts';
 import { NtpService } from './ntp-service.ts';
-import { timeReport } from './time-report.ts';
 import { FrameAuth } from '../wire/auth.ts';
 import { AgentMetrics } from './metrics.ts';
 import type { RunConfig } from './config.ts';
@@ -263,7 +262,7 @@ async function startWithStateDir(
       host: config.http.host,
       port: config.http.port,
       status: () => agent.status(),
-      time: () => timeReport(agent.timeReading()),
+      time: () => agent.timeReport(),
       metrics: () => metrics.render(),
       cluster: (sinceMs) => agent.dashboard(sinceMs),
       barrier: (request) => agent.barrier(request),

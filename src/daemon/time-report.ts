@@ -28,14 +28,15 @@ export function isoWithNs(unixNs: bigint): string {
   return `${whole}.${fractionNs.toString().padStart(9, '0')}Z`;
 }
 
-export function timeReport(reading: TimeReading): TimeReport {
+/** The report of a reading; `hostOffsetNs`: this clock minus the host's system clock then. */
+export function timeReport(reading: TimeReading, hostOffsetNs: number): TimeReport {
   return {
     timeNs: reading.nowNs.toString(),
     iso: isoWithNs(reading.nowNs),
     synchronized: reading.synchronized,
     errorBoundNs: reading.errorBoundNs === null ? null : Math.round(reading.errorBoundNs),
     clockMode: reading.clockMode,
-    hostOffsetNs: Math.round(reading.hostOffsetNs),
+    hostOffsetNs: Math.round(hostOffsetNs),
     masterId: reading.masterId,
     role: reading.role,
   };
