@@ -21,7 +21,9 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   // Settings of whoever runs the tests must not leak into the agents.
   for (const key of Object.keys(env)) if (key.startsWith('BERKELEY_AGENT_')) delete env[key];
   // Never the kernel clock (CI is root): a test that means --clock system says so on the command line.
-  return { ...env, BERKELEY_AGENT_CLOCK: 'virtual', ...extra };
+  // No NTP server on this machine's port 123 (the default of --ntp-port): a test that wants one
+  // passes --ntp-port on the command line, which wins over the environment.
+  return { ...env, BERKELEY_AGENT_CLOCK: 'virtual', BERKELEY_AGENT_NTP_PORT: '0', ...extra };
 }
 
 export function spawnCli(args: string[], env: Record<string, string> = {}, prefix: string[] = []): ChildProcess {

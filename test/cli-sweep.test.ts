@@ -1,5 +1,5 @@
 // Every command, given bad values, ends with ONE line on stderr and a documented exit code, never a
-// stack trace: run, config, keygen, status, waitsync, barrier (emulab-sync's 64 for usage), query,
+// stack trace: run, config, keygen, status, waitsync, now, barrier (emulab-sync's 64 for usage), query,
 // demo and install-service --dry-run. Also: a closed stdout is not an error, and a busy
 // --dashboard-port is named as such (the demo has no --http).
 import { spawn } from 'node:child_process';
@@ -74,6 +74,12 @@ const cases: Record<string, SweepCase[]> = {
     { args: ['waitsync', '--max-error', '0'], message: /--max-error: must be greater than 0/ },
     { args: ['waitsync', '--interval', '0x10'], message: /--interval: must be a plain decimal number/ },
     { args: ['waitsync', '--http', 'none'], message: /--http: 'none'/ },
+  ],
+  now: [
+    { args: ['now', '--http', 'nowhere'], message: /--http: must be HOST:PORT/ },
+    { args: ['now', '--http', 'none'], message: /--http: 'none' leaves nothing to ask/ },
+    { args: ['now', '--json=maybe'], message: /--json: must be 1\/0/ },
+    { args: ['now', 'extra'], message: /unknown option or argument: extra/ },
   ],
   barrier: [
     { args: ['barrier', 'start', '--count', 'x'], code: 64, message: /--count: must be a plain decimal number/ },

@@ -48,6 +48,8 @@ function config(nodeId: string, priority: number, clock: string, extra: Record<s
     bind: '127.0.0.1',
     mdns: false,
     http: 'none',
+    // No NTP server on this machine's port 123.
+    'ntp-port': 0,
     cluster: `kernel-${process.pid}`,
     'poll-interval': 0.2,
     'discovery-window': 0.2,
@@ -102,6 +104,36 @@ describe('an agent on the kernel clock (fake adjtimex)', () => {
     const after = kernel.writes().length;
     await sleep(600);
     expect(kernel.writes().length).toBe(after);
+  }, 40_000);
+});
+
+describe('a member on the kernel clock publishes its error bound (fake adjtimex)', () => {
+  it('sets maxerror to the bound and esterror (half the measurement round trip) no larger, after each correction', async () => {
+    const kernel = new FakeKernel({ freq: 0 });
+    const logger = pino({ level: 'silent' });
+    // The virtual agent is the master: the kernel agent is a member with a bound above 0.
+    const master = await startDaemon(config('bound-virt', 200, 'virtual', { 'virtual-offset': 0.002 }), logger);
+    daemons.push(master);
+    const member = await startDaemon(config('bound-kern', 100, 'system'), logger, undefined, onFakeKernel(kernel));
+    daemons.push(member);
+    master.agent.addPeer(member.listen);
+    member.agent.addPeer(master.listen);
+    const deadline = Date.now() + 20_000;
+    let status = member.agent.status();
+    while (Date.now() < deadline && !(status.role === 'slave' && status.clock.errorBoundNs !== null && status.tracking.updates >= 6)) {
+      await sleep(100);
+      status = member.agent.status();
+    }
+    expect(status.clock.errorBoundNs, 'the member has a bound').not.toBeNull();
+    const synchronizedWrites = kernel.writes().filter((call) => (call.request.modes & (ADJ_STATUS | ADJ_ESTERROR | ADJ_MAXERROR)) === (ADJ_STATUS | ADJ_ESTERROR | ADJ_MAXERROR));
+    const last = synchronizedWrites.at(-1)!.request;
+    const boundNs = status.clock.errorBoundNs as number;
+    // Written at the last correction (at most a poll interval before this status): the bound has
+    // grown since by 15 ppm of that time (a few us at most), and the kernel takes whole us, rounded up.
+    expect(last.maxerror as number).toBeGreaterThanOrEqual(1);
+    expect((last.maxerror as number) * 1000).toBeLessThanOrEqual(boundNs + 1000);
+    expect((last.maxerror as number) * 1000).toBeGreaterThan(boundNs - 20_000);
+    expect(last.esterror as number).toBeLessThanOrEqual(last.maxerror as number);
   }, 40_000);
 });
 

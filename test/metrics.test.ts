@@ -11,6 +11,7 @@ import { startDaemon, type RunningDaemon } from '../src/daemon/daemon.ts';
 import { AgentMetrics, CORRECTION_ACTIONS, CORRECTION_BUCKETS_SECONDS } from '../src/daemon/metrics.ts';
 import type { StatusReport } from '../src/daemon/status.ts';
 import { sleep } from '../lab/netns/netns.ts';
+import { freePort } from '../lab/processes.ts';
 
 interface Sample {
   name: string;
@@ -83,6 +84,8 @@ function config(nodeId: string, priority: number, extra: Record<string, unknown>
     bind: '127.0.0.1',
     mdns: false,
     http: '127.0.0.1:0',
+    // No NTP server on this machine's port 123 (the two agents below get free ports).
+    'ntp-port': 0,
     cluster: CLUSTER,
     'poll-interval': 0.2,
     'discovery-window': 0.2,
@@ -102,10 +105,10 @@ async function scrape(daemon: RunningDaemon): Promise<{ response: Response; text
 
 beforeAll(async () => {
   const logger = pino({ level: 'silent' });
-  master = await startDaemon(config('metrics-a', 200), logger);
+  master = await startDaemon(config('metrics-a', 200, { 'ntp-port': await freePort() }), logger);
   daemons.push(master);
   // Started 3 ms ahead and drifting: there is something to correct.
-  slave = await startDaemon(config('metrics-b', 100, { 'virtual-offset': 0.003, 'virtual-drift': 20 }), logger);
+  slave = await startDaemon(config('metrics-b', 100, { 'virtual-offset': 0.003, 'virtual-drift': 20, 'ntp-port': await freePort() }), logger);
   daemons.push(slave);
   master.agent.addPeer(slave.listen);
   slave.agent.addPeer(master.listen);
@@ -117,6 +120,7 @@ beforeAll(async () => {
       a.role === 'master' &&
       b.role === 'slave' &&
       b.clock.synchronized &&
+      b.clock.errorBoundNs !== null &&
       a.counters.roundsCompleted >= 4 &&
       b.counters.correctionsApplied >= 4 &&
       a.peers.some((peer) => peer.nodeId === 'metrics-b' && peer.offsetNs !== null && peer.delayNs !== null)
@@ -189,6 +193,36 @@ describe('GET /metrics', () => {
     expect(only(b, 'berkeley_tracking_refused_total')).toBe(0);
     expect([0, 1]).toContain(only(b, 'berkeley_tracking_holdover'));
     expect(only(b, 'berkeley_uptime_seconds')).toBeGreaterThan(0);
+  });
+
+  it('reports the error bound (0 on the master, the status bound on a member) and the NTP server counters', async () => {
+    const a = (await scrape(master)).families;
+    expect(only(a, 'berkeley_clock_error_bound_seconds')).toBe(0);
+    expect(only(a, 'berkeley_ntp_serving')).toBe(1);
+    const before = slave.agent.status();
+    // One NTP request (a 48-byte NTPv4 client packet) and one short datagram to the member's NTP server.
+    const socket = createSocket('udp4');
+    const port = Number(before.ntp.addresses[0]?.split(':')[1]);
+    const request = Buffer.alloc(48);
+    request[0] = (4 << 3) | 3;
+    const reply = new Promise<Buffer>((resolve) => socket.once('message', resolve));
+    socket.send(request, port, '127.0.0.1');
+    socket.send(Buffer.alloc(8), port, '127.0.0.1');
+    expect((await reply).length).toBe(48);
+    await sleep(100);
+    socket.close();
+    const b = (await scrape(slave)).families;
+    const bound = only(b, 'berkeley_clock_error_bound_seconds');
+    expect(bound).toBeGreaterThanOrEqual(0);
+    expect(bound).toBeLessThan(0.01);
+    expect(only(b, 'berkeley_ntp_requests_total') - before.ntp.counters.requests).toBe(2);
+    expect(only(b, 'berkeley_ntp_replies_total') - before.ntp.counters.replies).toBe(1);
+    expect(only(b, 'berkeley_ntp_replies_unsynchronized_total')).toBe(before.ntp.counters.repliesUnsynchronized);
+    expect(only(b, 'berkeley_ntp_dropped_total', { reason: 'short' }) - (before.ntp.counters.droppedByReason.short ?? 0)).toBe(1);
+    expect(only(b, 'berkeley_ntp_dropped_total', { reason: 'rateLimited' })).toBe(0);
+    // Not synchronized: no bound, NaN (as the other not-known-yet gauges).
+    const unknown = new AgentMetrics({ status: () => ({ ...before, clock: { ...before.clock, errorBoundNs: null } }), peersMax: 8 });
+    expect(only(parseExposition((await unknown.render()).body), 'berkeley_clock_error_bound_seconds')).toBeNaN();
   });
 
   it('has a corrections histogram (1 us to 1 s) whose count equals the corrections handed to the discipline', async () => {

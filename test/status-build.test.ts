@@ -48,6 +48,11 @@ function inputs(change: (inputs: StatusInputs) => void = () => {}): StatusInputs
     node: core,
     barriers: node.barrierReport(NOW_MS),
     clock: { mode: 'virtual', hostOffsetNs: 5, frequencyPpm: 0, slewRemainingNs: 0, slewRatePpm: 0, kernel: null, virtualBase: 'monotonic-raw' },
+    errorBoundNs: 0,
+    ntp: {
+      port: 10123, serving: true, addresses: ['127.0.0.1:10123'], why: null, rxTimestamps: 'kernel',
+      counters: { requests: 5, replies: 4, repliesUnsynchronized: 1, rateLimited: 1, rateLimitLeaked: 0, dropped: 1, droppedByReason: { rateLimited: 1 }, rxStampedByKernel: 5, rxStampedByUser: 0 },
+    },
     virtualDriftPpm: 20,
     hostClock: { anchorErrorNs: 812.7, reanchors: 1, refinements: 2 },
     discipline: { ...discipline.state(), synchronized: true, lastUpdateMs: NOW_MS - 2500, frequencyPpm: 1.23456, updates: 5 },
@@ -74,7 +79,7 @@ describe('buildStatus', () => {
     const report = buildStatus(inputs());
     const example = JSON.parse(readFileSync(new URL('./fixtures/status-master.json', import.meta.url), 'utf8')) as StatusReport;
     // Keys whose children vary by content (reason names, kernel state of a system clock) are compared at their own level.
-    const open = (path: string) => !/^counters\.framesRejectedByReason\.|^barriers\.counters\.rejected\.|^clock\.kernel\.|^election\.byAlgorithm\.|^lastCorrection\.|^barriers\.(waiting|open)\[\]/.test(path);
+    const open = (path: string) => !/^counters\.framesRejectedByReason\.|^ntp\.counters\.droppedByReason\.|^barriers\.counters\.rejected\.|^clock\.kernel\.|^election\.byAlgorithm\.|^lastCorrection\.|^barriers\.(waiting|open)\[\]/.test(path);
     const built = new Set(keyPaths(JSON.parse(JSON.stringify(report))));
     const missing = keyPaths(example).filter(open).filter((path) => !built.has(path));
     expect(missing).toEqual([]);
@@ -117,6 +122,14 @@ describe('buildStatus', () => {
     expect(report.counters).toMatchObject({ framesReceived: 20, framesSent: 30, framesRejected: 7, sendErrors: 3 });
     made.frames.rejectedByReason.malformed = 100;
     expect(report.counters.framesRejectedByReason.malformed).toBe(2);
+  });
+
+  it('clock.errorBoundNs: rounded to ns, null passed on as null (not synchronized); the ntp section as given', () => {
+    expect(buildStatus(inputs((i) => (i.errorBoundNs = 37_511.6))).clock.errorBoundNs).toBe(37_512);
+    expect(buildStatus(inputs((i) => (i.errorBoundNs = null))).clock.errorBoundNs).toBeNull();
+    const report = buildStatus(inputs());
+    expect(report.clock.errorBoundNs).toBe(0);
+    expect(report.ntp).toMatchObject({ port: 10123, serving: true, addresses: ['127.0.0.1:10123'], why: null, counters: { requests: 5, rateLimited: 1 } });
   });
 
   it('auth: open cluster, or the keys in use', () => {

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { hostChronyd } from '../vm/assets.ts';
 
 export interface ChronyMeasurement {
+  /** The server's address this sample came from. */
+  server: string;
   /** chrony's leap column: N normal, + insert, - delete (a reply with LI 3 is not logged: chrony takes no sample from it). */
   leap: string;
   stratum: number;
@@ -28,6 +30,15 @@ export interface ChronyRun {
   wrongByNs: number | null;
 }
 
+export interface ChronyQOptions {
+  /** More servers (all asked at once); the first is `address:port`. */
+  moreServers?: { address: string; port: number }[];
+  /** Run inside this network namespace (`ip netns exec NS chronyd ...`). */
+  netns?: string;
+  /** More chrony.conf directives (e.g. `minsources 4`). */
+  directives?: string[];
+}
+
 /** A chronyd binary that runs here, or why there is none. */
 export function findChronyd(): { path: string } | { skip: string } {
   if (process.platform !== 'linux') return { skip: 'chronyd needs Linux' };
@@ -39,31 +50,32 @@ export function findChronyd(): { path: string } | { skip: string } {
   }
 }
 
-/** One `chronyd -Q -t timeoutS` against `address:port` (poll 1/16 s, iburst). */
-export function runChronyQ(binary: string, address: string, port: number, timeoutS: number): Promise<ChronyRun> {
+/** One `chronyd -Q -t timeoutS` against `address:port` (and any more servers; poll 1/16 s, iburst). */
+export function runChronyQ(binary: string, address: string, port: number, timeoutS: number, options: ChronyQOptions = {}): Promise<ChronyRun> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'chrony-q-'));
+  const servers = [{ address, port }, ...(options.moreServers ?? [])];
   const args = [
     '-Q', '-t', String(timeoutS), '-u', 'root', '-f', '/dev/null',
-    `server ${address} port ${port} iburst minpoll -4 maxpoll -4`,
-    `pidfile ${path.join(dir, 'chronyd.pid')}`, 'cmdport 0', `logdir ${dir}`, 'log measurements',
+    ...servers.map((server) => `server ${server.address} port ${server.port} iburst minpoll -4 maxpoll -4`),
+    `pidfile ${path.join(dir, 'chronyd.pid')}`, 'cmdport 0', 'port 0', `logdir ${dir}`, 'log measurements',
+    ...(options.directives ?? []),
   ];
+  const [command, commandArgs] = options.netns === undefined ? [binary, args] : ['ip', ['netns', 'exec', options.netns, binary, ...args]];
+  const read = (name: string) => {
+    try {
+      return readFileSync(path.join(dir, name), 'utf8').split('\n').filter((line) => /^\d{4}-/.test(line)).map((line) => line.trim().split(/\s+/));
+    } catch {
+      return []; // Nothing logged: no file.
+    }
+  };
   return new Promise((resolve) => {
-    execFile(binary, args, { timeout: (timeoutS + 15) * 1000, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-      let log = '';
-      try {
-        log = readFileSync(path.join(dir, 'measurements.log'), 'utf8');
-      } catch {
-        // No measurement at all: no log.
-      }
+    execFile(command, commandArgs, { timeout: (timeoutS + 15) * 1000, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+      // Date Time IP L St 123 567 ABCD LP RP Score Offset PeerDel PeerDisp RootDel RootDisp Refid MTxRx
+      const measurements = read('measurements.log').map((fields) => ({
+        server: fields[2] ?? '', leap: fields[3] ?? '', stratum: Number(fields[4]), offsetS: Number(fields[11]),
+        rootDelayS: Number(fields[14]), rootDispersionS: Number(fields[15]), refid: fields[16] ?? '',
+      }));
       rmSync(dir, { recursive: true, force: true });
-      const measurements = log.split('\n').filter((line) => /^\d{4}-/.test(line)).map((line) => {
-        const fields = line.trim().split(/\s+/);
-        // Date Time IP L St 123 567 ABCD LP RP Score Offset PeerDel PeerDisp RootDel RootDisp Refid MTxRx
-        return {
-          leap: fields[3] ?? '', stratum: Number(fields[4]), offsetS: Number(fields[11]),
-          rootDelayS: Number(fields[14]), rootDispersionS: Number(fields[15]), refid: fields[16] ?? '',
-        };
-      });
       const output = `${stdout}${stderr}`;
       const match = /System clock wrong by (-?[0-9.]+) seconds/.exec(output);
       const exitCode = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;

@@ -149,6 +149,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
         http: options.dashboardPort === null ? 'none' : `127.0.0.1:${options.dashboardPort === 0 ? 0 : options.dashboardPort + index - 1}`,
         // The demo never touches the kernel clock, even as root.
         clock: 'virtual',
+        // No NTP server: N agents on one box would fight over port 123 (N - 1 warnings, or N without
+        // root). Run agents with --ntp-port to query them with chronyd -Q or ntpdate -q.
+        'ntp-port': 0,
         'poll-interval': options.pollIntervalS,
         'discovery-window': 1,
         'virtual-offset': offsetS,

@@ -1,6 +1,7 @@
 // Human-readable rendering of the status report and of durations and offsets.
 import { verdictOf, type StatusReport } from '../daemon/status.ts';
 import type { DashboardMember } from '../daemon/dashboard.ts';
+import type { TimeReport } from '../daemon/time-report.ts';
 
 /** Signed seconds with an adaptive unit: +1.234 s, -12.3 ms, +45.6 µs, +120 ns. */
 export function formatOffsetNs(ns: number | null): string {
@@ -176,6 +177,15 @@ export function formatStatus(status: StatusReport, view: MasterView | null = nul
       ((clock.slewRatePpm ?? 0) > 0 ? ` at ${clock.slewRatePpm.toFixed(0)} ppm` : '') +
       `, ${clock.steps} steps, ${clock.slews} slews${base}`,
   );
+  // Older agents have no bound: print nothing rather than "unknown".
+  if (clock.errorBoundNs !== undefined) {
+    add(
+      'Bound',
+      clock.errorBoundNs === null
+        ? "none: not synchronized (or no measurement of the master yet), this clock's time carries no promise"
+        : `±${formatDurationNs(clock.errorBoundNs)} from the master's clock${status.role === 'master' ? ' (this is the master)' : ''}`,
+    );
+  }
   if (clock.kernel) {
     const kernel = clock.kernel;
     add(
@@ -206,6 +216,12 @@ export function formatStatus(status: StatusReport, view: MasterView | null = nul
       `receive: ${stamps.rx === 'kernel' ? 'kernel' : `user space${stamps.whyNotKernel ? ` (${stamps.whyNotKernel})` : ''}`}; ` +
         `${stamps.rxStampedByKernel} datagrams stamped by the kernel, ${stamps.rxStampedByUser} in user space; transmit: user space`,
     );
+  }
+  const ntp = status.ntp;
+  if (ntp) {
+    const served = ntp.serving ? `serving on UDP ${ntp.addresses.join(', ')}${ntp.why !== null ? `; ${ntp.why}` : ''}` : `not serving: ${ntp.why ?? 'unknown'}`;
+    const limited = ntp.counters.rateLimited > 0 ? `, ${ntp.counters.rateLimited} rate-limited` : '';
+    add('NTP', `${served}; ${ntp.counters.requests} requests, ${ntp.counters.replies} replies (${ntp.counters.repliesUnsynchronized} unsynchronized), ${ntp.counters.dropped} dropped${limited}`);
   }
   const election = status.election;
   const last = election.last
@@ -253,4 +269,12 @@ export function formatStatus(status: StatusReport, view: MasterView | null = nul
     lines.push(...table(rows, width));
   }
   return lines.join('\n');
+}
+
+/** `berkeley-agent now`: one line, the time first (ISO 8601 with ns, epoch ns), then the bound and the state. */
+export function formatTime(time: TimeReport): string {
+  const bound = time.errorBoundNs === null ? 'no bound' : `±${formatDurationNs(time.errorBoundNs)}`;
+  const master = time.role === 'master' ? 'this agent is the master' : time.masterId === null ? 'no master' : `master ${time.masterId}`;
+  const state = time.synchronized && time.errorBoundNs !== null ? 'synchronized' : 'NOT synchronized';
+  return `${time.iso}  ${time.timeNs} ns  ${bound}  ${state} (${time.role}, ${master}, ${time.clockMode} clock)`;
 }

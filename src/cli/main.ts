@@ -1,7 +1,8 @@
 // The berkeley-agent command line (yargs). `run` is the default command.
 // Exit codes: 0 ok, 1 runtime failure (cannot bind, demo not converged), 2 bad option or value
 // (the message names it). `status` and `waitsync`: 0 synchronized, 1 not (yet), 2 bad option, 3 the
-// agent cannot be reached. `barrier` has emulab-sync's: 0 released (or the barrier's error code),
+// agent cannot be reached. `now`: 0 synchronized (the time comes with a bound), 1 not, 2 bad
+// option, 3 the agent cannot be reached. `barrier` has emulab-sync's: 0 released (or the barrier's error code),
 // 124 timed out, 64 usage error, 76 the agent or cluster unreachable. `at`: 0 reached, 1 the agent is
 // not synchronized, 2 bad TIME or option, 3 the agent cannot be reached. With `-- COMMAND`, `barrier`
 // and `at` exit with the command's code (126/127: it could not be run). Every failure is one line.
@@ -12,8 +13,9 @@ import { startDaemon, StartupError } from '../daemon/daemon.ts';
 import { createLogger } from '../daemon/logger.ts';
 import { LOG_LEVELS } from '../daemon/logger.ts';
 import { verdictOf, VERDICTS, type StatusReport, type Verdict } from '../daemon/status.ts';
-import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBE_SPACING_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STATUS_REQUEST_TIMEOUT_MS, UDP_PORT_DEFAULT } from '../core/limits.ts';
-import { formatStatus, formatOffsetNs, formatDurationNs, type MasterView } from './format.ts';
+import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, NTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBE_SPACING_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STATUS_REQUEST_TIMEOUT_MS, UDP_PORT_DEFAULT } from '../core/limits.ts';
+import { formatStatus, formatOffsetNs, formatDurationNs, formatTime, type MasterView } from './format.ts';
+import { trustworthy, type TimeReport } from '../daemon/time-report.ts';
 import { ControlRequestError, getJson } from './control-client.ts';
 import { queryAgent, QueryError } from './query.ts';
 import { formatDemoSummary, runDemo } from './demo.ts';
@@ -41,7 +43,7 @@ let envApplies = false;
 /** The current command's long options (recorded before validation), for "did you mean". */
 let knownOptionNames: string[] = [];
 /** The commands, for "did you mean" on a mistyped one (which `run`, the default, would take as an argument). */
-const COMMANDS = ['run', 'config', 'install-service', 'status', 'waitsync', 'keygen', 'barrier', 'at', 'query', 'demo'];
+const COMMANDS = ['run', 'config', 'install-service', 'status', 'waitsync', 'now', 'keygen', 'barrier', 'at', 'query', 'demo'];
 /** `barrier ... -- COMMAND ARGS...` and `at TIME -- COMMAND ARGS...`: what follows the first `--`. */
 let trailingCommand: string[] | null = null;
 
@@ -159,7 +161,7 @@ function booleanMiddleware(argv: Record<string, unknown>, instance: unknown): vo
  * so that help says [number]: yargs shows that tag but leaves a value that is also a string as text.
  */
 const NUMBER = { type: 'string', requiresArg: true } as const;
-const RUN_NUMBERS = ['port', 'priority', 'poll-interval', 'master-timeout', 'discovery-window', 'outlier-threshold', 'virtual-offset', 'virtual-drift', 'step-threshold', 'max-slew-ppm', 'max-correction', 'probes', 'min-probes', 'probe-spacing', 'max-peers'];
+const RUN_NUMBERS = ['port', 'priority', 'poll-interval', 'master-timeout', 'discovery-window', 'outlier-threshold', 'virtual-offset', 'virtual-drift', 'step-threshold', 'max-slew-ppm', 'max-correction', 'probes', 'min-probes', 'probe-spacing', 'max-peers', 'ntp-port'];
 
 function runOptions(argv: Argv): Argv {
   return argv
@@ -190,6 +192,7 @@ function runOptions(argv: Argv): Argv {
     .option('probe-spacing', { ...NUMBER, describe: 'Seconds between the probes of a round', default: PROBE_SPACING_MS_DEFAULT / 1000 })
     .option('max-peers', { ...NUMBER, describe: 'Most peers tracked', default: 1024 })
     .option('http', { type: 'string', describe: "Control server HOST:PORT, or 'none'", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+    .option('ntp-port', { ...NUMBER, describe: "Serve the cluster's time over NTP on this UDP port, on the --bind/--interface address and 127.0.0.1 (0 = no NTP server; a port that cannot be bound is a warning)", default: NTP_PORT_DEFAULT })
     .option('key-file', { type: 'string', requiresArg: true, describe: 'Cluster keys ("ID hex:SECRET" lines; see keygen): authenticate every frame (default: systemd credential "keys", else none: an open cluster)' })
     .option('state-dir', { type: 'string', requiresArg: true, describe: 'Directory for state kept across restarts (default: $STATE_DIRECTORY from systemd, else none)' })
     .option('log-level', { type: 'string', choices: LOG_LEVELS as string[], describe: 'Log level', default: 'info' })
@@ -430,6 +433,28 @@ export async function main(argv: string[]): Promise<void> {
           }
           await new Promise((resolve) => setTimeout(resolve, intervalS * 1000));
         }
+      },
+    )
+    .command(
+      'now',
+      "Print the cluster's time as the local agent's clock reads it (GET /time), its error bound and whether it is synchronized",
+      (command) =>
+        command
+          .option('http', { type: 'string', describe: "The agent's control server HOST:PORT", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
+          .option('json', { type: 'boolean', describe: "Print the agent's answer as one JSON object", default: false })
+          .epilogue('Exit status: 0 synchronized (the time comes with a bound), 1 not synchronized (the time is only this clock\'s), 2 bad option, 3 cannot reach the agent.'),
+      async (args) => {
+        const target = controlTarget(args.http);
+        let time: TimeReport;
+        try {
+          time = await getJson<TimeReport>(target, '/time', STATUS_REQUEST_TIMEOUT_MS);
+        } catch (error) {
+          process.stderr.write(`berkeley-agent: ${unreachableMessage(target, error)}\n`);
+          process.exit(STATUS_EXIT.unreachable);
+        }
+        if (args.json) process.stdout.write(`${JSON.stringify(time)}\n`);
+        else process.stdout.write(`${formatTime(time)}\n`);
+        process.exitCode = trustworthy(time) ? STATUS_EXIT.synchronized : STATUS_EXIT.notSynchronized;
       },
     )
     .command(

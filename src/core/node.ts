@@ -403,6 +403,17 @@ export class ProtocolNode {
     return this.errorBound.measurementDelayNs;
   }
 
+  /**
+   * What the NTP server and GET /time announce, without copying the peer table (read per request):
+   * the role, the master and its address (a member's NTP refid), and when this clock was last
+   * corrected (a member) or last ran a round (the master), monotonic ms.
+   */
+  timeSource(): { role: Role; masterId: NodeId | null; masterAddress: string | null; lastCorrectedMs: number | null } {
+    const master = this.masterId === null ? undefined : this.peers.get(this.masterId);
+    const lastCorrectedMs = this.role === 'master' ? (this.master.lastRound?.atMs ?? null) : (this.lastCorrection?.atMs ?? null);
+    return { role: this.role, masterId: this.masterId, masterAddress: master?.endpoint.address ?? null, lastCorrectedMs };
+  }
+
   /** The state to keep across restarts; the shell saves it whenever it changes. */
   persistentState(): PersistedNodeState {
     return { term: this.term, lastMasterTerm: this.lastMasterTerm };

@@ -70,6 +70,8 @@ export const onceEvery = (intervalMs: number): TokenBucket => new TokenBucket({ 
  */
 export class KeyedRateLimiter<Key> {
   private readonly buckets = new Map<Key, TokenBucket>();
+  /** Keys forgotten while not idle (the least recently used, to make room): their state was lost. */
+  evicted = 0;
 
   constructor(
     private readonly limit: RateLimit,
@@ -98,6 +100,11 @@ export class KeyedRateLimiter<Key> {
     return this.buckets.get(key)?.takeSuppressed() ?? 0;
   }
 
+  /** The refused events of `key` since its last takeSuppressed(), without resetting them. */
+  suppressedOf(key: Key): number {
+    return this.buckets.get(key)?.suppressed ?? 0;
+  }
+
   /** Keys tracked now (never more than keysMax). */
   get size(): number {
     return this.buckets.size;
@@ -111,6 +118,9 @@ export class KeyedRateLimiter<Key> {
     for (const [key, bucket] of this.buckets) if (bucket.idle(nowMs)) this.buckets.delete(key);
     if (this.buckets.size < this.keysMax) return;
     const oldest = this.buckets.keys().next();
-    if (!oldest.done) this.buckets.delete(oldest.value);
+    if (!oldest.done) {
+      this.buckets.delete(oldest.value);
+      this.evicted += 1;
+    }
   }
 }

@@ -10,15 +10,22 @@ import type { Frame } from '../core/frames.ts';
 import { HOST_ANCHOR_REFINE_INTERVAL_MS, LEAVE_FLUSH_TIMEOUT_MS, PROTOCOL_VERSION, REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
 import { carryOut, Discipline, type DisciplineAction } from '../core/sync/discipline.ts';
 import { onceEvery } from '../core/rate-limiter.ts';
-import type { Endpoint } from '../core/types.ts';
-import type { ClockDriver } from '../clock/driver.ts';
+import type { Endpoint, NodeId, Role } from '../core/types.ts';
+import type { ClockDriver, ClockMode } from '../clock/driver.ts';
 import type { HostClock } from '../clock/host.ts';
 import { encodeFrame } from '../wire/codec.ts';
 import type { FrameAuth } from '../wire/auth.ts';
 import { UdpTransport, type Datagram } from '../net/udp.ts';
 import { MdnsDiscovery } from '../net/mdns.ts';
 import { isOwnEndpoint } from '../net/interfaces.ts';
-import { buildStatus, type StatusReport } from './status.ts';
+import { buildStatus, type NtpReport, type StatusReport } from './status.ts';
+import { timeReport, type TimeReport } from './time-report.ts';
+
+/** status.ntp of an agent whose daemon started no NTP service. */
+const NTP_NOT_RUNNING: NtpReport = {
+  port: 0, serving: false, addresses: [], why: 'not started', rxTimestamps: null,
+  counters: { requests: 0, replies: 0, repliesUnsynchronized: 0, rateLimited: 0, rateLimitLeaked: 0, dropped: 0, droppedByReason: {}, rxStampedByKernel: 0, rxStampedByUser: 0 },
+};
 import { ClusterMonitor, type DashboardReport } from './dashboard.ts';
 import { BarrierWaits, type BarrierRequest, type BarrierResult } from './barrier-waits.ts';
 import { DriftFile } from './drift-file.ts';
@@ -27,6 +34,23 @@ import { FrameIntake } from './frame-intake.ts';
 import { PACKAGE_VERSION } from './version.ts';
 
 export type { BarrierRequest, BarrierResult } from './barrier-waits.ts';
+
+/** One reading of the agent's clock with what is known about it (Agent.timeReading). */
+export interface TimeReading {
+  /** This agent's clock (kernel or virtual), Unix ns. */
+  nowNs: bigint;
+  synchronized: boolean;
+  /** Bound on |this clock - the master's| at that moment, ns; null while not synchronized. */
+  errorBoundNs: number | null;
+  /** Round trip of the measurement the last correction rests on, ns (0 on the master). */
+  measurementDelayNs: number;
+  role: Role;
+  masterId: NodeId | null;
+  masterAddress: string | null;
+  /** This clock's Unix ns at the last correction (the master: its last round); null if never. */
+  lastCorrectionNs: bigint | null;
+  clockMode: ClockMode;
+}
 
 export interface AgentOptions {
   node: NodeConfig;
@@ -55,6 +79,8 @@ export interface AgentOptions {
   auth?: FrameAuth | null;
   /** Where the keys came from, for status. */
   keyFile?: string | null;
+  /** The NTP server's report for status (the daemon starts the server after the agent). */
+  ntpReport?: () => NtpReport;
   /** Told of every correction handed to the discipline and what it decided (metrics). */
   onCorrection?: (correctionNs: number, action: DisciplineAction['kind']) => void;
 }
@@ -305,9 +331,65 @@ export class Agent {
     const tracking = this.options.discipline.state();
     if (tracking.synchronized) {
       // Tell the kernel how good the clock is (for other programs reading adjtimex/ntp_gettime).
-      const estErrorNs = tracking.rmsOffsetNs ?? Math.abs(correction.correctionNs);
-      clock.markSynchronized(estErrorNs, Math.abs(correction.correctionNs) + 3 * estErrorNs);
+      // maxerror is the error bound (error-bound.ts): a bound on |this clock - the master's| that
+      // holds, which is what the kernel's "maximum error" means (the kernel then grows it by
+      // 500 ppm a second on its own until the next correction). esterror, the expected error, is
+      // half the measurement's round trip, capped by the bound: the part one measurement cannot
+      // see (path asymmetry), as NTP counts it; what the bound adds on top (the master's own
+      // bound, frequency tolerance) is a worst case, not an expectation.
+      this.reportClock();
+      const boundNs = this.node.errorBoundNs(this.monoMs());
+      if (boundNs !== null) {
+        clock.markSynchronized(Math.min(boundNs, this.node.measurementDelayNs / 2), boundNs);
+      } else {
+        // No bound (a master of an older version sends none): what the discipline has seen.
+        const estErrorNs = tracking.rmsOffsetNs ?? Math.abs(correction.correctionNs);
+        clock.markSynchronized(estErrorNs, Math.abs(correction.correctionNs) + 3 * estErrorNs);
+      }
     }
+  }
+
+  /**
+   * The agent's clock and what is known about it, read now (GET /time, the NTP server): the time
+   * on this agent's clock (kernel or virtual), the bound, who the master is.
+   */
+  timeReading(): TimeReading {
+    const nowMs = this.monoMs();
+    const source = this.node.timeSource();
+    const nowNs = this.options.clock.nowNs();
+    const synchronized = this.options.discipline.isSynchronized;
+    return {
+      nowNs,
+      synchronized,
+      errorBoundNs: this.node.errorBoundNs(nowMs),
+      measurementDelayNs: this.node.measurementDelayNs,
+      role: source.role,
+      masterId: source.masterId,
+      masterAddress: source.masterAddress,
+      // This clock's reading at the last correction: now minus the monotonic time since.
+      lastCorrectionNs: source.lastCorrectedMs === null ? null : nowNs - BigInt(Math.round((nowMs - source.lastCorrectedMs) * 1e6)),
+      clockMode: this.options.clock.mode,
+    };
+  }
+
+  /**
+   * GET /time: a reading and this clock's offset from the host's. Apart from timeReading because
+   * the kernel driver's state() is an adjtimex call, which the NTP server's per-request reading
+   * does without.
+   */
+  timeReport(): TimeReport {
+    const reading = this.timeReading();
+    return timeReport(reading, this.options.clock.state().hostOffsetNs);
+  }
+
+  /** Just this agent's clock now, Unix ns (the NTP server's stamps). */
+  nowNs(): bigint {
+    return this.options.clock.nowNs();
+  }
+
+  /** The bound on |this clock - the master's| now (null: not synchronized), for status. */
+  errorBoundNs(): number | null {
+    return this.node.errorBoundNs(this.monoMs());
   }
 
   /** The frequencies the state directory should hold now (drift-file.ts). */
@@ -371,6 +453,8 @@ export class Agent {
       node: this.node.status(),
       barriers: this.node.barrierReport(nowMs),
       clock: this.options.clock.state(),
+      errorBoundNs: this.node.errorBoundNs(nowMs),
+      ntp: this.options.ntpReport?.() ?? NTP_NOT_RUNNING,
       virtualDriftPpm: this.options.virtualDriftPpm,
       hostClock: { anchorErrorNs: hostClock.anchorErrorNs, reanchors: hostClock.reanchors, refinements: hostClock.refinements },
       discipline: discipline.state(),

@@ -11,6 +11,7 @@ import {
   DISCOVERY_WINDOW_MS_DEFAULT,
   HTTP_PORT_DEFAULT,
   MASTER_TIMEOUT_POLLS_DEFAULT,
+  NTP_PORT_DEFAULT,
   NODE_ID_BYTES_MAX,
   OUTLIER_THRESHOLD_MS_DEFAULT,
   PEERS_MAX_DEFAULT,
@@ -85,6 +86,8 @@ export interface RunConfig {
   kernelTimestamps: boolean;
   peersMax: number;
   http: HostPort | null;
+  /** UDP port of the NTP server (--ntp-port; default 123); 0: no NTP server. */
+  ntpPort: number;
   /** Where state survives restarts (the term); null keeps nothing. */
   stateDir: string | null;
   /** The cluster keys (--key-file, or systemd's credential `keys`); null: frames are not authenticated. */
@@ -305,6 +308,7 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     probeSpacingMs: numberOption(raw, 'probe-spacing', PROBE_SPACING_MS_DEFAULT / 1000, { min: 0, max: 0.1 }) * 1000,
     peersMax: numberOption(raw, 'max-peers', PEERS_MAX_DEFAULT, { min: 1, max: 65_536, integer: true }),
     http: parseHttp(raw.http),
+    ntpPort: numberOption(raw, 'ntp-port', NTP_PORT_DEFAULT, { min: 0, max: 65535, integer: true }),
     stateDir: stateDirectory(raw),
     keys: clusterKeys(raw),
     logLevel: logLevel as LevelWithSilent,

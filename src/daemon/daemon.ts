@@ -4,6 +4,7 @@ import { lookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
 import { Agent } from './agent.ts';
 import { ControlServer } from './http.ts';
+import { NtpService } from './ntp-service.ts';
 import { FrameAuth } from '../wire/auth.ts';
 import { AgentMetrics } from './metrics.ts';
 import type { RunConfig } from './config.ts';
@@ -199,6 +200,15 @@ async function startWithStateDir(
   // Per agent, never prom-client's global registry (the demo runs several agents in one process).
   // The status supplier is only called at scrape time, after `agent` exists.
   const metrics = new AgentMetrics({ status: () => agent.status(), peersMax: config.peersMax });
+  // Started once the agent's socket is bound; read only when status is asked for, after that.
+  const ntp = new NtpService({
+    port: config.ntpPort,
+    bindAddress,
+    kernelTimestamps: config.kernelTimestamps,
+    logger,
+    nowNs: () => agent.nowNs(),
+    reading: () => agent.timeReading(),
+  });
   const agent: Agent = new Agent({
     node: nodeConfig({
       nodeId: config.nodeId,
@@ -236,6 +246,7 @@ async function startWithStateDir(
     persisted,
     stateWriter,
     onCorrection: (correctionNs, action) => metrics.observeCorrection(correctionNs, action),
+    ntpReport: () => ntp.report(),
     auth: config.keys === null ? null : new FrameAuth(config.keys.keys),
     keyFile: config.keys?.path ?? null,
   });
@@ -247,6 +258,8 @@ async function startWithStateDir(
     const hint = code === 'EADDRINUSE' ? ' (is another agent running? choose another --port)' : code === 'EADDRNOTAVAIL' ? ' (no such local address)' : '';
     throw new StartupError(code, `--port: cannot bind UDP ${bindAddress}:${config.port}: ${code}${hint}`);
   }
+  // A port that cannot be bound is a warning (status ntp.why), never a failure to start.
+  await ntp.start();
   let control: ControlServer | null = null;
   let httpPort: number | null = null;
   if (config.http !== null) {
@@ -254,6 +267,7 @@ async function startWithStateDir(
       host: config.http.host,
       port: config.http.port,
       status: () => agent.status(),
+      time: () => agent.timeReport(),
       metrics: () => metrics.render(),
       cluster: (sinceMs) => agent.dashboard(sinceMs),
       barrier: (request) => agent.barrier(request),
@@ -261,6 +275,7 @@ async function startWithStateDir(
     try {
       httpPort = await control.start();
     } catch (error) {
+      await ntp.stop();
       await agent.stop();
       const code = (error as NodeJS.ErrnoException).code ?? 'EHTTP';
       const hint = code === 'EADDRINUSE' ? ' (another agent? use --http HOST:PORT or --http none)' : '';
@@ -276,6 +291,7 @@ async function startWithStateDir(
     async stop() {
       try {
         await control?.stop();
+        await ntp.stop();
         await agent.stop();
       } finally {
         lock?.release();
@@ -284,6 +300,7 @@ async function startWithStateDir(
     async stopAbruptly() {
       try {
         await control?.stop();
+        await ntp.stop();
         await agent.stopAbruptly();
       } finally {
         lock?.release();

@@ -1,10 +1,12 @@
 // Control server: loopback HTTP by default. GET /status returns the status report as JSON,
+// GET /time the agent's clock read at the request (time-report.ts),
 // GET /metrics the Prometheus metrics (text format 0.0.4), GET / the dashboard (a page and its
 // assets, all served from here: no CDN), GET /api/cluster the dashboard's data.
 import http from 'node:http';
 import { hostname, networkInterfaces } from 'node:os';
 import type { MetricsPayload } from './metrics.ts';
 import type { StatusReport } from './status.ts';
+import type { TimeReport } from './time-report.ts';
 import type { DashboardReport } from './dashboard.ts';
 import { dashboardAssets, type Asset } from './dashboard-assets.ts';
 import { z } from 'zod';
@@ -16,6 +18,8 @@ export interface ControlServerOptions {
   /** 0 picks any free port. */
   port: number;
   status(): StatusReport;
+  /** GET /time: the agent's clock read now (time-report.ts); without it /time is 404. */
+  time?: () => TimeReport;
   /** Prometheus exposition for GET /metrics; without it /metrics is 404. */
   metrics?: () => Promise<MetricsPayload>;
   /** Data for the dashboard (GET /api/cluster?since=MS); without it there is no dashboard. */
@@ -88,6 +92,12 @@ export class ControlServer {
       response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(request.method === 'HEAD' ? undefined : body);
       return;
     }
+    if (path === '/time' && this.options.time) {
+      // Read as late as possible: right before the answer is written.
+      const body = JSON.stringify(this.options.time());
+      response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(request.method === 'HEAD' ? undefined : body);
+      return;
+    }
     if (path === '/metrics' && this.options.metrics) {
       const head = request.method === 'HEAD';
       this.options.metrics().then(
@@ -118,7 +128,7 @@ export class ControlServer {
       return;
     }
     if (path === '/') {
-      response.writeHead(200, { 'content-type': 'text/plain' }).end(head ? undefined : 'berkeley-agent control server: GET /status, GET /metrics\n');
+      response.writeHead(200, { 'content-type': 'text/plain' }).end(head ? undefined : 'berkeley-agent control server: GET /status, GET /time, GET /metrics\n');
       return;
     }
     response.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

@@ -134,6 +134,11 @@ export class AgentMetrics {
     gauge('berkeley_clock_frequency_ppm', 'Frequency adjustment the discipline applies, in ppm (positive = sped up); with the system clock, the kernel\'s frequency.', (status) => status.clock.frequencyPpm);
     gauge('berkeley_clock_provisional', '1 while the clock\'s time is provisional (its first minute: clocks booting later may still move it, backwards too), else 0.', (status) => (status.clock.provisional ? 1 : 0));
     gauge('berkeley_clock_synchronized', '1 once initial synchronization is done (from then on the clock never steps backwards), else 0.', (status) => (status.clock.synchronized ? 1 : 0));
+    gauge(
+      'berkeley_clock_error_bound_seconds',
+      'Bound on |this clock - the master\'s clock| at the scrape, in seconds (0 on the master); NaN while not synchronized (no bound is promised).',
+      (status) => seconds(status.clock.errorBoundNs ?? null),
+    );
     gauge('berkeley_clock_slew_remaining_seconds', 'Part of the last correction still being slewed, in seconds (signed).', (status) => status.clock.slewRemainingNs / NS_PER_S);
     counter('berkeley_clock_steps_total', 'Corrections applied by stepping the clock.', (status) => status.clock.steps);
     counter('berkeley_clock_slews_total', 'Corrections applied by slewing the clock.', (status) => status.clock.slews);
@@ -224,6 +229,18 @@ export class AgentMetrics {
     counter('berkeley_barrier_withdrawn_total', 'Master only: participants that left a barrier (timed out, client gone).', (status) => status.barriers.counters.withdrawn);
     counter('berkeley_barrier_expired_total', 'Master only: participants dropped because their agent stopped refreshing them.', (status) => status.barriers.counters.expired);
     labelledCounter('berkeley_barrier_rejected_total', 'Master only: barrier joins refused, by reason (limits, a second initializer).', 'reason', (status) => status.barriers.counters.rejected);
+
+    // ------------------------------------------------------------------ NTP server
+    gauge('berkeley_ntp_serving', '1 while the NTP server (--ntp-port) answers on at least one address, else 0 (disabled, or the port could not be bound: see status ntp.why).', (status) => (status.ntp.serving ? 1 : 0));
+    counter('berkeley_ntp_requests_total', 'NTP datagrams received by the NTP server.', (status) => status.ntp.counters.requests);
+    counter('berkeley_ntp_replies_total', 'NTP replies sent (synchronized or not).', (status) => status.ntp.counters.replies);
+    counter('berkeley_ntp_replies_unsynchronized_total', 'NTP replies sent with leap indicator 3 (alarm): this clock was not synchronized, clients do not follow them.', (status) => status.ntp.counters.repliesUnsynchronized);
+    labelledCounter(
+      'berkeley_ntp_dropped_total',
+      'NTP requests not answered, by reason: short, misaligned, version, mode (not a client request), rateLimited (the per-client rate limit), sendError.',
+      'reason',
+      (status) => status.ntp.counters.droppedByReason,
+    );
 
     // ------------------------------------------------------------------ frames and timestamps
     counter('berkeley_frames_received_total', 'UDP datagrams received (valid or not).', (status) => status.counters.framesReceived);

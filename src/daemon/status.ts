@@ -7,6 +7,9 @@ import type { BarrierReport, NodeStatus } from '../core/node.ts';
 import type { DisciplineConfig, DisciplineState } from '../core/sync/discipline.ts';
 import type { ElectionAlgorithm, Endpoint, NodeId, Role } from '../core/types.ts';
 import { PROTOCOL_VERSION, VERDICT_HOLDOVER_POLLS } from '../core/limits.ts';
+import type { NtpReport } from './ntp-service.ts';
+
+export type { NtpReport } from './ntp-service.ts';
 
 export interface PeerReport {
   nodeId: NodeId;
@@ -39,6 +42,12 @@ export interface ClockReport {
    * majority of clocks that boot later may still move it, backwards too. Then it is locked.
    */
   provisional: boolean;
+  /**
+   * A bound on |this clock - the master's clock| at the moment of the reply, ns (README "Error
+   * bound"); 0 on the master; null while the clock is not synchronized or before a measurement of
+   * the master followed.
+   */
+  errorBoundNs: number | null;
   slewRemainingNs: number;
   /** Rate of the slew in progress, ppm (0 when none). */
   slewRatePpm: number;
@@ -121,6 +130,8 @@ export interface StatusReport {
   pollIntervalMs: number;
   clock: ClockReport;
   tracking: TrackingReport;
+  /** The NTP server (--ntp-port): whether it serves, on which addresses, why not, its counters. */
+  ntp: NtpReport;
   election: {
     inProgress: { term: number; algorithm: ElectionAlgorithm; forMs: number } | null;
     last: { term: number; algorithm: ElectionAlgorithm; winner: NodeId; durationMs: number; agoMs: number } | null;
@@ -246,6 +257,9 @@ export interface StatusInputs {
   node: NodeStatus;
   barriers: BarrierReport;
   clock: ClockState;
+  /** The node's bound on |this clock - the master's| at nowMs (null: not synchronized). */
+  errorBoundNs: number | null;
+  ntp: NtpReport;
   virtualDriftPpm: number | null;
   hostClock: { anchorErrorNs: number; reanchors: number; refinements: number };
   discipline: DisciplineState;
@@ -289,6 +303,7 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
       frequencyPpm: clockState.frequencyPpm,
       synchronized: discipline.synchronized,
       provisional: discipline.provisionalNs !== null,
+      errorBoundNs: inputs.errorBoundNs === null ? null : Math.round(inputs.errorBoundNs),
       slewRemainingNs: clockState.slewRemainingNs,
       slewRatePpm: clockState.slewRatePpm,
       steps: discipline.steps,
@@ -313,6 +328,7 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
       slewRatePpmMax: inputs.slewRatePpmMax,
       correctionNsMax: Number.isFinite(policy.correctionNsMax) ? policy.correctionNsMax : null,
     },
+    ntp: inputs.ntp,
     election: {
       inProgress: core.election.inProgress
         ? { term: core.election.inProgress.term, algorithm: core.election.inProgress.algorithm, forMs: Math.round(nowMs - core.election.inProgress.sinceMs) }

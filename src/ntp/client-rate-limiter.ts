@@ -3,14 +3,17 @@
 // 2^leak requests over the limit answered anyway. chrony lets them through at random so that a
 // flooder cannot predict which; here it is every 2^leak-th of a client's refused requests, which
 // keeps this pure and deterministic, and a spoofing flooder still cannot starve the real client
-// completely. The table is bounded: when full, the client heard from least recently is forgotten.
+// completely.
 //
-// Pure: the caller passes the monotonic time. (A shared limiter, src/core/rate-limiter.ts, was
-// planned by another change; this one should be merged with it when both exist.)
+// Built on the codebase's one rate limiter (src/core/rate-limiter.ts, KeyedRateLimiter): the
+// buckets, the bounded table (idle clients forgotten first, then the least recently heard) and
+// the refusal count per client live there; this adds the leak and the NTP server's counters.
+// Pure: the caller passes the monotonic time.
 import { NTP_RATE_BURST_DEFAULT, NTP_RATE_CLIENTS_MAX, NTP_RATE_INTERVAL_MS_DEFAULT, NTP_RATE_LEAK_LOG2_DEFAULT } from '../core/limits.ts';
+import { KeyedRateLimiter } from '../core/rate-limiter.ts';
 
 export interface ClientRateLimitOptions {
-  /** Average interval between answers to one client, ms. */
+  /** Average interval between answers to one client, ms (> 0). */
   intervalMs: number;
   /** Answers a client may get in a burst (bucket size). */
   burst: number;
@@ -29,61 +32,43 @@ export const CLIENT_RATE_LIMIT_DEFAULTS: ClientRateLimitOptions = {
 
 export type RateDecision = 'allow' | 'leak' | 'drop';
 
-interface Bucket {
-  tokens: number;
-  lastMs: number;
-  refused: number;
-}
-
 export class ClientRateLimiter {
   private readonly options: ClientRateLimitOptions;
-  /** Map order is least recently heard first (an entry is moved to the end when heard). */
-  private readonly buckets = new Map<string, Bucket>();
-  /** Requests answered within the limit, answered over it (leak), refused, and clients forgotten to make room. */
+  private readonly limiter: KeyedRateLimiter<string>;
+  /** Requests answered within the limit, answered over it (leak), refused. */
   allowed = 0;
   leaked = 0;
   dropped = 0;
-  evicted = 0;
 
   constructor(options: Partial<ClientRateLimitOptions> = {}) {
     this.options = { ...CLIENT_RATE_LIMIT_DEFAULTS, ...options };
     const { intervalMs, burst, leakLog2, clientsMax } = this.options;
-    if (!(intervalMs >= 0) || !(burst >= 1) || !Number.isInteger(burst) || !(clientsMax >= 1) || !Number.isInteger(clientsMax)
-      || (leakLog2 !== null && !(Number.isInteger(leakLog2) && leakLog2 >= 0 && leakLog2 <= 30))) {
-      throw new RangeError(`bad NTP rate limit: ${JSON.stringify(this.options)}`);
+    if (leakLog2 !== null && !(Number.isInteger(leakLog2) && leakLog2 >= 0 && leakLog2 <= 30)) {
+      throw new RangeError(`bad NTP rate limit leak: ${JSON.stringify(this.options)}`);
     }
+    // KeyedRateLimiter checks the rest (burst >= 1, interval > 0, clientsMax >= 1) with a RangeError.
+    this.limiter = new KeyedRateLimiter<string>({ burst, intervalMs }, clientsMax);
   }
 
   get size(): number {
-    return this.buckets.size;
+    return this.limiter.size;
+  }
+
+  /** Clients forgotten to make room while they still had state (a spent budget or refusals). */
+  get evicted(): number {
+    return this.limiter.evicted;
   }
 
   /** Whether to answer a request from `client` (an address) arriving at monotonic `nowMs`. */
   check(client: string, nowMs: number): RateDecision {
-    const { intervalMs, burst, leakLog2, clientsMax } = this.options;
-    let bucket = this.buckets.get(client);
-    if (bucket === undefined) {
-      if (this.buckets.size >= clientsMax) {
-        const oldest = this.buckets.keys().next().value as string;
-        this.buckets.delete(oldest);
-        this.evicted += 1;
-      }
-      bucket = { tokens: burst, lastMs: nowMs, refused: 0 };
-    } else {
-      this.buckets.delete(client);
-      // A monotonic clock never goes back; if it seems to, do not hand out tokens for it.
-      const elapsedMs = Math.max(0, nowMs - bucket.lastMs);
-      bucket.tokens = intervalMs === 0 ? burst : Math.min(burst, bucket.tokens + elapsedMs / intervalMs);
-      bucket.lastMs = Math.max(bucket.lastMs, nowMs);
-    }
-    this.buckets.set(client, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
+    if (this.limiter.allow(client, nowMs)) {
       this.allowed += 1;
       return 'allow';
     }
-    bucket.refused += 1;
-    if (leakLog2 !== null && bucket.refused % 2 ** leakLog2 === 0) {
+    // The bucket's refusal count is never taken, so it counts this client's refusals while it is
+    // remembered: every 2^leak-th of them is answered.
+    const { leakLog2 } = this.options;
+    if (leakLog2 !== null && this.limiter.suppressedOf(client) % 2 ** leakLog2 === 0) {
       this.leaked += 1;
       return 'leak';
     }

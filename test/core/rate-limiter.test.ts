@@ -89,4 +89,19 @@ describe('KeyedRateLimiter', () => {
     // 'recent' was the least recently used: forgotten, so it starts with a full bucket.
     expect(limiter.allow('recent', 121)).toBe(true);
   });
+
+  it('counts only evictions that lost state, and shows a key\'s refusals without resetting them', () => {
+    const limiter = new KeyedRateLimiter<string>({ burst: 1, intervalMs: 100 }, 2);
+    limiter.allow('a', 0);
+    limiter.allow('a', 1);
+    limiter.allow('a', 2);
+    expect(limiter.suppressedOf('a')).toBe(2);
+    expect(limiter.suppressedOf('a')).toBe(2); // a peek: still there
+    limiter.allow('b', 500); // 'a' holds refusals: not idle
+    limiter.allow('c', 500); // nothing idle ('b' is empty): the least recently used ('a') is lost
+    expect(limiter.evicted).toBe(1);
+    expect(limiter.suppressedOf('a')).toBe(0);
+    limiter.allow('d', 10_000); // 'b' and 'c' full again: idle, forgotten without loss
+    expect(limiter.evicted).toBe(1);
+  });
 });
