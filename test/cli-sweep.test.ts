@@ -86,7 +86,13 @@ const cases: Record<string, SweepCase[]> = {
     { args: ['barrier', 'start', '--timeout', ''], code: 64, message: /--timeout: must not be empty/ },
     { args: ['barrier', 'bad name'], code: 64, message: /NAME "bad name"/ },
     { args: ['barrier', 'start', '--wait=maybe'], code: 64, message: /--wait: must be 1\/0/ },
-    { args: ['barrier'], code: 64, message: /missing argument/ },
+    { args: ['barrier'], code: 64, message: /missing argument: NAME/ },
+  ],
+  at: [
+    { args: ['at', 'soon'], message: /TIME "soon" is not an ISO 8601 instant/ },
+    { args: ['at', '+1', '--http', 'nowhere'], message: /--http: must be HOST:PORT/ },
+    { args: ['at', '+1', '--json=maybe'], message: /--json: must be 1\/0/ },
+    { args: ['at'], message: /missing argument: TIME/ },
   ],
   query: [
     { args: ['query', '127.0.0.1:0x10'], message: /HOST:PORT: must be HOST:PORT/ },

@@ -136,7 +136,10 @@ function oneLine(message: string): string {
     const suggestions = [...new Set(names.map(suggestion).filter((name): name is string => name !== null))];
     return `unknown option or argument: ${names.join(', ')}${suggestions.length > 0 ? `. Did you mean ${suggestions.join(', ')}?` : ''}`;
   }
-  if (/^Not enough non-option arguments/.test(message.trim())) return "missing argument: the command's NAME or HOST:PORT (see --help)";
+  if (/^Not enough non-option arguments/.test(message.trim())) {
+    const what = commandTokens[0] === 'at' ? 'TIME' : commandTokens[0] === 'query' ? 'HOST:PORT' : commandTokens[0] === 'barrier' ? 'NAME' : "the command's argument";
+    return `missing argument: ${what} (see --help)`;
+  }
   const missing = /^Not enough arguments following: (.*)$/.exec(message.trim());
   if (missing) return `--${missing[1]}: needs a value`;
   return message.trim().replace(/\s*\n\s*/g, ' ');
