@@ -3,7 +3,7 @@
 // they arrived: the stamps must show their arrival, not the handler's time, one per datagram.
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openKernelRxStamps } from '../src/net/kernel-stamps.ts';
+import { arrivalNs, openKernelRxStamps } from '../src/net/kernel-stamps.ts';
 import { immediateLookup, UdpTransport, type Datagram } from '../src/net/udp.ts';
 import { HostClock } from '../src/clock/host.ts';
 
@@ -101,5 +101,14 @@ describe.runIf(process.platform === 'linux')('kernel receive timestamps', () => 
     expect(transport.rxTimestamps).toBe('user');
     expect(transport.rxTimestampsWhyNot).toBeNull();
     await transport.close();
+  });
+});
+
+describe('arrivalNs', () => {
+  const clock = { nowNs: () => 1_000_000_000n };
+  it('moves the kernel stamp into the clock by its age, or takes the clock now when there is none', () => {
+    expect(arrivalNs({ latencyNs: () => 2500.4 }, clock)).toEqual({ rxNs: 999_997_500n, byKernel: true });
+    expect(arrivalNs({ latencyNs: () => null }, clock)).toEqual({ rxNs: 1_000_000_000n, byKernel: false });
+    expect(arrivalNs(null, clock)).toEqual({ rxNs: 1_000_000_000n, byKernel: false });
   });
 });

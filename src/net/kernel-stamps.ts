@@ -21,6 +21,17 @@ export interface KernelRxStamps {
   latencyNs(): number | null;
 }
 
+/**
+ * When the datagram in hand arrived, on `clock`: the kernel's stamp moved into the clock's terms by
+ * its age (the age read first, then the clock, so the two readings are as close as can be), or the
+ * clock now when the kernel has none. `byKernel` says which, for the counters.
+ */
+export function arrivalNs(stamps: KernelRxStamps | null, clock: { nowNs(): bigint }): { rxNs: bigint; byKernel: boolean } {
+  const latencyNs = stamps?.latencyNs() ?? null;
+  const nowNs = clock.nowNs();
+  return latencyNs === null ? { rxNs: nowNs, byKernel: false } : { rxNs: nowNs - BigInt(Math.round(latencyNs)), byKernel: true };
+}
+
 interface Binding {
   ioctl(fd: number, request: number, out: Buffer): number;
   clockGettime: ClockGettime;

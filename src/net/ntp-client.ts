@@ -28,7 +28,7 @@ import { UPSTREAM_RESOLVE_RETRY_MS, UPSTREAMS_MAX } from '../core/limits.ts';
 import { UpstreamClient, type ReplyRejectReason, type UpstreamCandidate, type UpstreamClientOptions, type UpstreamSample, type UpstreamState } from '../ntp/client.ts';
 import { selectUpstreams, type SelectionResult } from '../ntp/selection.ts';
 import type { NtpLeapIndicator } from '../ntp/packet.ts';
-import { openKernelRxStamps, type KernelRxStamps } from './kernel-stamps.ts';
+import { arrivalNs, openKernelRxStamps, type KernelRxStamps } from './kernel-stamps.ts';
 import { immediateLookup } from './udp.ts';
 
 export interface UpstreamServerAddress {
@@ -180,15 +180,9 @@ export async function startUpstreams(options: UpstreamsOptions): Promise<Upstrea
   };
 
   socket.on('message', (bytes: Buffer, from: dgram.RemoteInfo) => {
-    // The kernel's age of this datagram first, then the clock: the two readings as close as can be.
-    const latencyNs = kernelStamps?.latencyNs() ?? null;
-    let rxNs = options.clock.nowNs();
-    if (latencyNs !== null) {
-      rxNs -= BigInt(Math.round(latencyNs));
-      counters.rxStampedByKernel += 1;
-    } else {
-      counters.rxStampedByUser += 1;
-    }
+    const { rxNs, byKernel } = arrivalNs(kernelStamps, options.clock);
+    if (byKernel) counters.rxStampedByKernel += 1;
+    else counters.rxStampedByUser += 1;
     if (bytes.length === 0 && from.port === ownPort) return;
     const server = servers.find((candidate) => candidate.address === from.address && candidate.config.port === from.port);
     if (server === undefined) {

@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { buildServerReply, servesSynchronized, type ClockSnapshot } from '../ntp/server-reply.ts';
 import { parseRequest, type NtpRejectReason } from '../ntp/packet.ts';
 import { ClientRateLimiter, type ClientRateLimitOptions } from '../ntp/client-rate-limiter.ts';
-import { openKernelRxStamps, type KernelRxStamps } from './kernel-stamps.ts';
+import { arrivalNs, openKernelRxStamps, type KernelRxStamps } from './kernel-stamps.ts';
 import { immediateLookup } from './udp.ts';
 
 /** The clock served: read now, and what to announce about it (read once per request). */
@@ -112,15 +112,9 @@ export function startNtpServer(options: NtpServerOptions): Promise<StartNtpServe
   let closed = false;
 
   const onMessage = (bytes: Buffer, from: dgram.RemoteInfo): void => {
-    // The kernel's age of this datagram first, then the clock: the two readings as close as can be.
-    const latencyNs = kernelStamps?.latencyNs() ?? null;
-    let rxNs = options.clock.nowNs();
-    if (latencyNs !== null) {
-      rxNs -= BigInt(Math.round(latencyNs));
-      counters.rxStampedByKernel += 1;
-    } else {
-      counters.rxStampedByUser += 1;
-    }
+    const { rxNs, byKernel } = arrivalNs(kernelStamps, options.clock);
+    if (byKernel) counters.rxStampedByKernel += 1;
+    else counters.rxStampedByUser += 1;
     counters.requests += 1;
     const parsed = parseRequest(bytes);
     if (!parsed.ok) {

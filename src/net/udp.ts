@@ -22,7 +22,7 @@ import dns from 'node:dns';
 import { isIPv4 } from 'node:net';
 import type { Endpoint } from '../core/types.ts';
 import type { HostClock } from '../clock/host.ts';
-import { openKernelRxStamps, type KernelRxStamps } from './kernel-stamps.ts';
+import { arrivalNs, openKernelRxStamps, type KernelRxStamps } from './kernel-stamps.ts';
 
 export interface Datagram {
   bytes: Buffer;
@@ -87,17 +87,11 @@ export class UdpTransport {
     // stamp to kernel arrival on loopback p50 40-51 us instead of 54-73 us).
     this.socket = dgram.createSocket({ type: 'udp4', lookup: immediateLookup });
     this.socket.on('message', (bytes, info) => {
-      // The kernel's stamp of this very datagram, moved into the host clock's terms by its age
-      // (read the age first, then the host clock, so the two readings are as close as can be).
-      const latencyNs = this.kernelStamps?.latencyNs() ?? null;
-      let rxHostNs = options.hostClock.nowNs();
+      // The kernel's stamp of this very datagram, in the host clock's terms.
+      const { rxNs: rxHostNs, byKernel } = arrivalNs(this.kernelStamps, options.hostClock);
       const rxMonoMs = options.hostClock.monoMs();
-      if (latencyNs !== null) {
-        rxHostNs -= BigInt(Math.round(latencyNs));
-        this.rxStampedByKernel += 1;
-      } else {
-        this.rxStampedByUser += 1;
-      }
+      if (byKernel) this.rxStampedByKernel += 1;
+      else this.rxStampedByUser += 1;
       if (this.received.push({ bytes, from: { address: info.address, port: info.port }, rxHostNs, rxMonoMs }) === 1) setImmediate(() => this.deliver());
     });
   }
