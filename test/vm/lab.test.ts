@@ -356,6 +356,10 @@ describe.skipIf(!availability.ok)('the product on three separate kernels under s
         throw new Error(`${(error as Error).message}; chronyc sources:\n${lastSources}\ntracking: ${JSON.stringify(lastTracking)}`);
       }
       recipe.chronyOnWithinS = (Date.now() - chronyStartedMs) / 1000;
+      // README: a member's agent answers at stratum 11 (the master's at 10).
+      const selected = /^\^\*\s+127\.0\.0\.1\s+(\d+)\s.*$/m.exec(lastSources);
+      recipe.chronySelected = selected?.[0];
+      expect(selected?.[1]).toBe('11');
 
       // 4. A window: chrony on the agent, the agent on the cluster, the kernel on the cluster.
       const window: Record<string, unknown>[] = [];
@@ -402,13 +406,18 @@ describe.skipIf(!availability.ok)('the product on three separate kernels under s
         expect(Math.abs(sample.agentFrequencyPpm ?? Number.NaN)).toBeLessThan(100);
       }
       recipe.window = window;
-      // The kernel's effective rate (tick and frequency, as chrony left them) is the cluster's: the
-      // other guests' kernels, disciplined by their agents, run at the same rate.
+      // chrony compensated the tick error: it owns the tick too (it set it back near 10000), and
+      // its frequency estimate is the oscillator's error against the cluster, which the other
+      // guests' kernels show as their tick plus frequency (their agents discipline them). Started
+      // 100 ppm off it; it ends near it (within 10 ppm measured, still settling at maxpoll 4). The
+      // kernel's own tick plus frequency also carries chrony's slew, so it is recorded, not compared.
       const timex = await Promise.all(guests.map((g) => kernelTimex(g)));
       const rates = timex.map((t) => ((t.tick ?? 10000) - 10000) * 100 + (t.frequency ?? 0) / 65536);
       recipe.kernelRatesPpm = rates.map((r) => Math.round(r * 10) / 10);
       recipe.kernelTicks = timex.map((t) => t.tick);
-      expect(spread(rates)).toBeLessThan(20);
+      const clusterRatePpm = rates.filter((_, j) => guests[j] !== guest).reduce((a, b) => a + b, 0) / others.length;
+      recipe.clusterRatePpm = Math.round(clusterRatePpm * 10) / 10;
+      for (const sample of window) expect(Math.abs((sample.chronyFrequencyPpm as number) + clusterRatePpm)).toBeLessThan(50);
     } finally {
       // Back to the cluster's defaults (the agent on the kernel clock), for a rerun by hand.
       await guest.ssh(`systemctl stop chrony; rm -f ${RECIPE_CHRONY_FILE}; sed -i '/^BERKELEY_AGENT_CLOCK=virtual$/d; /^BERKELEY_AGENT_NTP_PORT=${RECIPE_NTP_PORT}$/d' /etc/default/berkeley-agent; systemctl restart berkeley-agent`);
