@@ -256,10 +256,12 @@ export class Guest {
    * This guest's clock minus the host's, in ns, measured from outside the agent: `chronyd -Q`
    * (measure only, never set) against the lab's chronyd -x, which serves the host clock. chronyd
    * prints "System clock wrong by X seconds": X is how far the clock must move, so the offset is -X.
-   * About +-10 us of noise here.
+   * About +-10 us of noise here. Its own pid file and no command port, so that it also measures
+   * beside the guest's own running chronyd (chronyd refuses to start while its pid file names a
+   * live chronyd, and that one holds the command port).
    */
   async measureOffsetNs(): Promise<number> {
-    const output = await this.run(`chronyd -Q -t 20 'server ${BRIDGE_ADDRESS} iburst minpoll -4 maxpoll -4' 2>&1`, 40_000);
+    const output = await this.run(`chronyd -Q -t 20 'server ${BRIDGE_ADDRESS} iburst minpoll -4 maxpoll -4' 'pidfile /run/lab-measure-chronyd.pid' 'cmdport 0' 2>&1`, 40_000);
     const match = /System clock wrong by (-?[0-9.]+) seconds/.exec(output);
     if (!match) throw new Error(`${this.name}: chronyd -Q measured nothing:\n${output}`);
     return -Math.round(Number(match[1]) * 1e9);

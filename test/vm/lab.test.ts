@@ -28,6 +28,43 @@ const CAP_SYS_TIME_BIT = 25n;
 const CAP_NET_BIND_SERVICE_BIT = 10n;
 const ARTIFACTS = 'test-artifacts';
 const STEP_TIMEOUT_MS = 240_000;
+/** The recipe's NTP port (README "chrony follows the local agent"). */
+const RECIPE_NTP_PORT = 11123;
+const RECIPE_LINES = ['BERKELEY_AGENT_CLOCK=virtual', `BERKELEY_AGENT_NTP_PORT=${RECIPE_NTP_PORT}`];
+const RECIPE_CHRONY = `server 127.0.0.1 port ${RECIPE_NTP_PORT} iburst minpoll 0 maxpoll 4`;
+const RECIPE_CHRONY_FILE = '/etc/chrony/conf.d/berkeley.conf';
+/**
+ * How close the kernel clock of the guest whose chrony follows its agent must come to the other
+ * guests' clocks (measured from outside): generous for a loaded machine; README gives the numbers.
+ */
+const FOLLOW_BOUND_NS = 2_000_000;
+
+/** `chronyc -n tracking`, the numbers that matter, signed (fast +, slow -). */
+interface ChronyTracking {
+  reference: string;
+  systemTimeS: number;
+  lastOffsetS: number;
+  rmsOffsetS: number;
+  frequencyPpm: number;
+}
+
+async function chronyTracking(guest: Guest): Promise<ChronyTracking | null> {
+  const out = (await guest.ssh('chronyc -n tracking')).stdout;
+  const signed = (pattern: RegExp): number => {
+    const match = pattern.exec(out);
+    if (!match) return Number.NaN;
+    return Number(match[1]) * (match[2] === 'slow' ? -1 : 1);
+  };
+  const reference = /^Reference ID\s*:\s*\S+\s*\(([^)]*)\)/m.exec(out)?.[1];
+  if (reference === undefined) return null;
+  return {
+    reference,
+    systemTimeS: signed(/^System time\s*:\s*([0-9.]+) seconds (fast|slow)/m),
+    lastOffsetS: Number(/^Last offset\s*:\s*([-+0-9.]+)/m.exec(out)?.[1]),
+    rmsOffsetS: Number(/^RMS offset\s*:\s*([0-9.]+)/m.exec(out)?.[1]),
+    frequencyPpm: signed(/^Frequency\s*:\s*([0-9.]+) ppm (fast|slow)/m),
+  };
+}
 
 async function serviceProperty(guest: Guest, property: string): Promise<string> {
   return (await guest.run(`systemctl show -p ${property} --value berkeley-agent`)).trim();
@@ -267,4 +304,123 @@ describe.skipIf(!availability.ok)('the product on three separate kernels under s
     const back = await waitAgreed(guests, 90_000);
     expect(back.every((status) => status.clock.mode === 'system')).toBe(true);
   }, STEP_TIMEOUT_MS);
+
+  // README "chrony follows the local agent": the agent keeps a virtual clock and serves it on
+  // 127.0.0.1:11123, the box's own chronyd takes it as its only server and keeps the kernel clock.
+  // The kernel clock starts 0.5 s off with a +100 ppm oscillator error; chrony must bring it onto
+  // the cluster's time while the agent's clock (CLOCK_MONOTONIC_RAW-based) stays where the cluster
+  // puts it. Last: it leaves the guest's agent on a virtual clock until the restore below.
+  it('chrony following its local agent (the README recipe) brings the kernel clock onto the cluster\'s time without moving the agent\'s clock or winding up', async () => {
+    const agreed = await waitAgreed(guests, 90_000);
+    // A member (not the master): its agent follows the cluster, and chrony follows its agent.
+    const guest = guests.find((g) => g.name !== agreed[0]?.masterId) as Guest;
+    const others = guests.filter((g) => g !== guest);
+    const recipe: Record<string, unknown> = { guest: guest.name };
+    measured.chronyFollows = recipe;
+    try {
+      // 1. The agent, as the README says: a virtual clock, NTP on a port chronyd does not hold.
+      await guest.run(`printf '${RECIPE_LINES.join('\\n')}\\n' | tee -a /etc/default/berkeley-agent > /dev/null && systemctl restart berkeley-agent`);
+      const virtual = await waitFor('the agent on its virtual clock, synchronized', 90_000, async () => {
+        const status = await agentStatus(guest) as Status | null;
+        return status?.clock?.mode === 'virtual' && status.clock.synchronized ? status : null;
+      });
+      expect(virtual.clock.virtualBase).toBe('monotonic-raw');
+      expect(virtual.ntp.serving).toBe(true);
+      expect(virtual.ntp.addresses).toContain(`127.0.0.1:${RECIPE_NTP_PORT}`);
+
+      // 2. The kernel clock made wrong: +0.5 s, and +100 ppm (tick) with the learned frequency gone.
+      await guest.run(`date -s "@$(node -p 'Date.now() / 1000 + 0.5')" > /dev/null && adjtimex --tick 10001 --frequency 0`);
+      const stepped = await waitFor('the agent to see the step of the host clock', 30_000, async () => {
+        const status = await agentStatus(guest) as Status | null;
+        return status && status.clock.hostOffsetNs < -400e6 ? status : null;
+      });
+      recipe.hostOffsetAfterStepMs = stepped.clock.hostOffsetNs / 1e6;
+      // The step moved the kernel clock, not the agent's: its clock is still the cluster's.
+      expect(stepped.clock.hostOffsetNs).toBeGreaterThan(-600e6);
+      expect(stepped.clock.synchronized).toBe(true);
+      const stepsBefore = stepped.clock.steps as number;
+
+      // 3. chrony, with the README's line as its only source.
+      const chronyStartedMs = Date.now();
+      await guest.run(`echo '${RECIPE_CHRONY}' > ${RECIPE_CHRONY_FILE} && systemctl start chrony`);
+      let lastTracking: ChronyTracking | null = null;
+      let lastSources = '';
+      try {
+        await waitFor('chrony to select 127.0.0.1 and bring the kernel clock within 1 ms of it', 150_000, async () => {
+          lastSources = (await guest.ssh('chronyc -n sources')).stdout;
+          lastTracking = await chronyTracking(guest);
+          return /^\^\*\s+127\.0\.0\.1\s/m.test(lastSources) && lastTracking !== null
+            && Math.abs(lastTracking.systemTimeS) < 1e-3 && Math.abs(lastTracking.lastOffsetS) < 1e-3;
+        });
+      } catch (error) {
+        throw new Error(`${(error as Error).message}; chronyc sources:\n${lastSources}\ntracking: ${JSON.stringify(lastTracking)}`);
+      }
+      recipe.chronyOnWithinS = (Date.now() - chronyStartedMs) / 1000;
+      // README: a member's agent answers at stratum 11 (the master's at 10).
+      const selected = /^\^\*\s+127\.0\.0\.1\s+(\d+)\s.*$/m.exec(lastSources);
+      recipe.chronySelected = selected?.[0];
+      expect(selected?.[1]).toBe('11');
+
+      // 4. A window: chrony on the agent, the agent on the cluster, the kernel on the cluster.
+      const window: Record<string, unknown>[] = [];
+      for (let i = 0; i < 3; i += 1) {
+        await sleep(5000);
+        const status = await agentStatus(guest) as Status | null;
+        const tracking = await chronyTracking(guest);
+        // From outside: every guest's kernel clock against this machine's (chronyd -Q on the bridge).
+        const offsets = await offsetsNs(guests);
+        const index = guests.indexOf(guest);
+        const othersMeanNs = offsets.filter((_, j) => j !== index).reduce((a, b) => a + b, 0) / others.length;
+        const kernelVsClusterNs = (offsets[index] ?? Number.NaN) - othersMeanNs;
+        // The agent's clock against a member of the cluster whose kernel clock the agent keeps.
+        const query = JSON.parse(await (others[0] as Guest).run(`berkeley-agent query ${guest.address}:${status?.listen?.port} --json`)) as { offsetNs: number; errorBoundNs: number };
+        const sample = {
+          agentHostOffsetUs: Math.round((status?.clock.hostOffsetNs ?? Number.NaN) / 1e3),
+          agentSynchronized: status?.clock.synchronized,
+          agentVirtualBase: status?.clock.virtualBase,
+          agentFrequencyPpm: status?.clock.frequencyPpm,
+          agentSteps: status?.clock.steps,
+          agentErrorBoundUs: Math.round((status?.clock.errorBoundNs ?? Number.NaN) / 1e3),
+          agentVsOtherKernelUs: Math.round(query.offsetNs / 1e3),
+          kernelVsClusterUs: Math.round(kernelVsClusterNs / 1e3),
+          kernelOffsetsUs: offsets.map((ns) => Math.round(ns / 1e3)),
+          chronySystemTimeUs: Math.round((tracking?.systemTimeS ?? Number.NaN) * 1e6),
+          chronyLastOffsetUs: Math.round((tracking?.lastOffsetS ?? Number.NaN) * 1e6),
+          chronyFrequencyPpm: tracking?.frequencyPpm,
+        };
+        window.push(sample);
+        console.info(`[vm lab] chrony follows the agent on ${guest.name}: ${JSON.stringify(sample)}`);
+        expect(/^\^\*\s+127\.0\.0\.1\s/m.test((await guest.ssh('chronyc -n sources')).stdout)).toBe(true);
+        expect(sample.agentSynchronized).toBe(true);
+        expect(sample.agentVirtualBase).toBe('monotonic-raw');
+        // The kernel clock came onto the agent's (0.5 s away at the start).
+        expect(Math.abs(sample.agentHostOffsetUs)).toBeLessThan(FOLLOW_BOUND_NS / 1e3);
+        // ... and so onto the cluster's, measured from outside against the other kernels.
+        expect(Math.abs(kernelVsClusterNs)).toBeLessThan(FOLLOW_BOUND_NS);
+        // The agent's clock stayed on the cluster: chrony's slew of 0.5 s did not move it.
+        expect(Math.abs(query.offsetNs)).toBeLessThan(FOLLOW_BOUND_NS);
+        expect(sample.agentSteps).toBe(stepsBefore);
+        // No wind-up: chrony's frequency is the cluster's rate against the oscillator (chrony owns
+        // the tick too, so the tick error is its own), far from the 500 ppm of a loop chasing itself.
+        expect(Math.abs(tracking?.frequencyPpm ?? Number.NaN)).toBeLessThan(100);
+        expect(Math.abs(sample.agentFrequencyPpm ?? Number.NaN)).toBeLessThan(100);
+      }
+      recipe.window = window;
+      // chrony compensated the tick error: it owns the tick too (it set it back near 10000), and
+      // its frequency estimate is the oscillator's error against the cluster, which the other
+      // guests' kernels show as their tick plus frequency (their agents discipline them). Started
+      // 100 ppm off it; it ends near it (within 10 ppm measured, still settling at maxpoll 4). The
+      // kernel's own tick plus frequency also carries chrony's slew, so it is recorded, not compared.
+      const timex = await Promise.all(guests.map((g) => kernelTimex(g)));
+      const rates = timex.map((t) => ((t.tick ?? 10000) - 10000) * 100 + (t.frequency ?? 0) / 65536);
+      recipe.kernelRatesPpm = rates.map((r) => Math.round(r * 10) / 10);
+      recipe.kernelTicks = timex.map((t) => t.tick);
+      const clusterRatePpm = rates.filter((_, j) => guests[j] !== guest).reduce((a, b) => a + b, 0) / others.length;
+      recipe.clusterRatePpm = Math.round(clusterRatePpm * 10) / 10;
+      for (const sample of window) expect(Math.abs((sample.chronyFrequencyPpm as number) + clusterRatePpm)).toBeLessThan(50);
+    } finally {
+      // Back to the cluster's defaults (the agent on the kernel clock), for a rerun by hand.
+      await guest.ssh(`systemctl stop chrony; rm -f ${RECIPE_CHRONY_FILE}; sed -i '/^BERKELEY_AGENT_CLOCK=virtual$/d; /^BERKELEY_AGENT_NTP_PORT=${RECIPE_NTP_PORT}$/d' /etc/default/berkeley-agent; systemctl restart berkeley-agent`);
+    }
+  }, 2 * STEP_TIMEOUT_MS);
 });
