@@ -299,6 +299,14 @@ export const CONTROL_BODY_BYTES_MAX = 4096;
 export const CONTROL_RESPONSE_BYTES_MAX = 16 * 1024 * 1024;
 /** At most one answer per this interval to greetings that carry our own node id (a duplicate --node-id). */
 export const DUPLICATE_ID_ANSWER_INTERVAL_MS = 5000;
+/**
+ * Answers to stale frames (a HELLO or COORDINATOR telling the sender our term and master) go to
+ * one endpoint at most this often. Two members that each still follow the other's master (one of
+ * them gone) would otherwise bounce notices off a third master without end until their master
+ * timeouts, and duplicated datagrams multiply such a loop (found by the simulator: crash seed 4382
+ * never advanced its clock). The notice is a shortcut; the master timeout settles it anyway.
+ */
+export const STALE_NOTICE_INTERVAL_MS = 100;
 /** How long `status` waits on a member for the master's view of the cluster (pulled on demand). */
 export const STATUS_VIEW_WAIT_MS_MAX = 3000;
 /** Poll intervals without a correction before the status verdict says "holdover" (tracking.holdover says so after 2). */

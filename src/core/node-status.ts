@@ -20,6 +20,8 @@ export interface NodeCounters {
   framesAccepted: number;
   framesOtherCluster: number;
   framesStale: number;
+  /** Answers to stale frames not sent: one per peer per STALE_NOTICE_INTERVAL_MS (no ping-pong). */
+  staleNoticesSuppressed: number;
   framesFromSelfId: number;
   framesDroppedOutboxFull: number;
   /** Frames whose (boot, sequence) was seen already or is too old: replays and network duplicates. */
@@ -52,6 +54,7 @@ export function newNodeCounters(): NodeCounters {
     framesAccepted: 0,
     framesOtherCluster: 0,
     framesStale: 0,
+    staleNoticesSuppressed: 0,
     framesFromSelfId: 0,
     framesDroppedOutboxFull: 0,
     framesReplayed: 0,

@@ -11,8 +11,8 @@
 // becomeLeader/becomeFollower/becomeCandidate swap its step and tick functions). tick() and
 // nextDeadlineMs() ask each sub-machine and the role in turn, so both read the same stored deadlines.
 import { ALGORITHM_CODES, FrameType, ROLE_CODES, type Frame, type FrameBody } from './frames.ts';
-import { TERM_ADOPT_MAX, DUPLICATE_ID_ANSWER_INTERVAL_MS } from './limits.ts';
-import { onceEvery } from './rate-limiter.ts';
+import { TERM_ADOPT_MAX, DUPLICATE_ID_ANSWER_INTERVAL_MS, STALE_NOTICE_INTERVAL_MS } from './limits.ts';
+import { KeyedRateLimiter, onceEvery } from './rate-limiter.ts';
 import { PeerTable, type PeerTableHost } from './membership/peers.ts';
 import { algorithmOf, Election, type ElectionHost } from './election/election.ts';
 import { claimTerm } from './election/terms.ts';
@@ -103,6 +103,8 @@ export class ProtocolNode {
   private readonly viewPull: ClusterViewPull;
   /** Answers to greetings from our own node id (see receiveFrame): one every DUPLICATE_ID_ANSWER_INTERVAL_MS. */
   private readonly duplicateIdAnswers = onceEvery(DUPLICATE_ID_ANSWER_INTERVAL_MS);
+  /** Notices to senders of stale frames, per endpoint (see STALE_NOTICE_INTERVAL_MS). */
+  private readonly staleNotices: KeyedRateLimiter<string>;
 
   /** Barriers: this node's participants (any role), and the table it serves while master. */
   private readonly barriers: NodeBarriers;
@@ -166,6 +168,7 @@ export class ProtocolNode {
     this.member = new MemberSide(config.masterTimeoutMs);
     this.viewServer = new ClusterViewServer(outbox);
     this.viewPull = new ClusterViewPull(outbox, config.peersMax + 1);
+    this.staleNotices = new KeyedRateLimiter<string>({ burst: 1, intervalMs: STALE_NOTICE_INTERVAL_MS }, config.peersMax + 1);
     const masterHost: MasterHost = {
       get term() {
         return node.term;
@@ -545,7 +548,7 @@ export class ProtocolNode {
     if (compareKeys(this.selfKey, other) > 0) {
       if (otherTerm < this.term) {
         // Stale news (frames in flight from before our takeover): remind it, do not bump again.
-        if (otherEndpoint !== null) this.send(otherEndpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[this.election.last?.algorithm ?? 'takeover'] });
+        if (otherEndpoint !== null && this.mayNotify(otherEndpoint)) this.send(otherEndpoint, { type: FrameType.coordinator, algorithm: ALGORITHM_CODES[this.election.last?.algorithm ?? 'takeover'] });
         return;
       }
       this.takeOver(Math.max(this.term, otherTerm) + 1, otherEndpoint, nowMs);
@@ -553,7 +556,7 @@ export class ProtocolNode {
       this.becomeMember(other.nodeId, otherTerm, null, nowMs);
       // Bring our members along at once instead of leaving them to time out.
       for (const peer of this.peers.values()) if (peer.nodeId !== other.nodeId) this.sendHello(peer.endpoint, false);
-    } else if (otherEndpoint !== null) {
+    } else if (otherEndpoint !== null && this.mayNotify(otherEndpoint)) {
       this.sendHello(otherEndpoint, false);
     }
   }
@@ -742,6 +745,13 @@ export class ProtocolNode {
   /** Tells a node acting on an old term which term and master we follow. */
   private informStale(to: Endpoint): void {
     this.counters.framesStale += 1;
-    this.sendHello(to, false);
+    if (this.mayNotify(to)) this.sendHello(to, false);
+  }
+
+  /** Whether a notice may go to `to` now (one per endpoint per STALE_NOTICE_INTERVAL_MS); counts those held back. */
+  private mayNotify(to: Endpoint): boolean {
+    if (this.staleNotices.allow(endpointKey(to), this.lastNowMs)) return true;
+    this.counters.staleNoticesSuppressed += 1;
+    return false;
   }
 }

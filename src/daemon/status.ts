@@ -194,6 +194,8 @@ export interface StatusReport {
     framesRejectedByReason: Record<string, number>;
     framesOtherCluster: number;
     framesStale: number;
+    /** Answers to stale frames left unsent (one per peer per STALE_NOTICE_INTERVAL_MS). */
+    staleNoticesSuppressed: number;
     /** Frames whose (boot, sequence number) was seen already or is too old: replays and network duplicates. */
     framesReplayed: number;
     /** With a key: frames for another node id, or for this node's previous run. */
@@ -395,6 +397,7 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
       framesRejectedByReason: { ...inputs.frames.rejectedByReason },
       framesOtherCluster: core.counters.framesOtherCluster,
       framesStale: core.counters.framesStale,
+      staleNoticesSuppressed: core.counters.staleNoticesSuppressed,
       framesReplayed: core.counters.framesReplayed,
       framesMisdirected: core.counters.framesMisdirected,
       framesDroppedOutboxFull: core.counters.framesDroppedOutboxFull,
