@@ -11,7 +11,8 @@
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { HostClock } from '../clock/host.ts';
-import { loadLibc } from '../native/libc.ts';
+import { openClock } from '../clock/raw.ts';
+import { CLOCK_REALTIME } from '../native/libc.ts';
 import { SYNC_START_SPIN_NS } from '../core/limits.ts';
 
 /** This agent's clock as a waiting command needs it. */
@@ -42,21 +43,9 @@ export interface StartReport {
 
 /** The host's CLOCK_REALTIME in ns: clock_gettime through koffi, else the anchored hrtime. */
 export function hostRealtime(): () => bigint {
-  const loaded = loadLibc();
-  if (!('error' in loaded)) {
-    try {
-      const clockGettime = loaded.libc.func('int clock_gettime(int clock, _Out_ void *out)');
-      const timespec = Buffer.alloc(16);
-      // Warm the call up (koffi prepares it on first use).
-      clockGettime(0, timespec);
-      return () => {
-        clockGettime(0, timespec);
-        return timespec.readBigInt64LE(0) * 1_000_000_000n + timespec.readBigInt64LE(8);
-      };
-    } catch {
-      // fall through to the anchored clock
-    }
-  }
+  // The one koffi binding of clock_gettime (native/libc.ts); its trial read warms the call up.
+  const realtime = openClock(CLOCK_REALTIME, 'CLOCK_REALTIME');
+  if (!('error' in realtime)) return realtime.nowNs;
   const host = new HostClock();
   return () => host.nowNs();
 }
