@@ -78,6 +78,8 @@ export class ProtocolNode {
   private clockSynchronized = false;
   /** Reported with it: while the clock's time is provisional, how far it has been moved (null: locked). */
   private clockProvisionalNs: number | null = null;
+  /** As master, our own uncertainty: 0 while our clock is the cluster's reference (an upstream will add one). */
+  private readonly ownErrorBoundNs = 0;
   /** The bound on |our clock - the master's| (sync/error-bound.ts), kept across rounds. */
   private readonly errorBound = new ErrorBoundTracker();
   /** See PersistedNodeState.lastMasterTerm. */
@@ -179,8 +181,9 @@ export class ProtocolNode {
       get clockProvisionalNs() {
         return node.clockProvisionalNs;
       },
-      // The master's clock is the cluster's reference: its own uncertainty is 0 (an upstream adds one).
-      ownErrorBoundNs: 0,
+      get ownErrorBoundNs() {
+        return node.ownErrorBoundNs;
+      },
       applyCorrection: (correction, atMs) => this.applyCorrection(correction, atMs),
     };
     const barriersHost: NodeBarriersHost = {
@@ -454,7 +457,7 @@ export class ProtocolNode {
     // A master that steps down runs no more rounds.
     if (from === 'master') this.master.stop();
     // The bound is against the master followed: ours as master, none until a new master's round.
-    if (role === 'master') this.errorBound.master(0);
+    if (role === 'master') this.errorBound.master(this.ownErrorBoundNs);
     else this.errorBound.reset();
     this.emit({ kind: 'role', from, to: role, term: this.term, masterId: this.masterId });
   }

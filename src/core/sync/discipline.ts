@@ -176,6 +176,8 @@ export class Discipline {
    * Returns what to do with the clock; the caller carries it out through its driver.
    */
   correct(correctionNs: number, nowMs: number, slewRemainingNs = 0): DisciplineAction {
+    // The window ends at the first correction past it: decided as a locked clock.
+    if (this.provisionalNs !== null && this.firstCorrectionMs !== null && nowMs - this.firstCorrectionMs >= this.config.provisionalWindowMs) this.provisionalNs = null;
     const action = this.decide(correctionNs, nowMs, slewRemainingNs);
     this.trackProvisional(action, nowMs, slewRemainingNs);
     return action;
@@ -184,16 +186,11 @@ export class Discipline {
   /**
    * Adds what the action moves the clock by to provisionalNs: its phase (a step or a slew drops
    * what was left of the previous slew, which never moved the clock), and what the frequency
-   * since the previous correction added beyond the starting rate (ppm * ms = ns). The window ends
-   * at the first correction past it; from then on the clock votes and never steps back.
+   * since the previous correction added beyond the starting rate (ppm * ms = ns).
    */
   private trackProvisional(action: DisciplineAction, nowMs: number, slewRemainingNs: number): void {
     if (this.provisionalNs === null) return;
-    if (this.firstCorrectionMs === null) this.firstCorrectionMs = nowMs;
-    else if (nowMs - this.firstCorrectionMs >= this.config.provisionalWindowMs) {
-      this.provisionalNs = null;
-      return;
-    }
+    this.firstCorrectionMs ??= nowMs;
     if (this.provisionalMarkMs !== null) this.provisionalNs += (this.provisionalMarkFrequency - this.startFrequency) * (nowMs - this.provisionalMarkMs);
     if (action.kind === 'step') this.provisionalNs += action.deltaNs - slewRemainingNs;
     else if (action.kind === 'slew') this.provisionalNs += action.phaseNs - slewRemainingNs;
@@ -211,8 +208,7 @@ export class Discipline {
 
   private decide(correctionNs: number, nowMs: number, slewRemainingNs: number): DisciplineAction {
     if (!Number.isFinite(correctionNs)) return this.refuse(correctionNs, nowMs);
-    // The window may have ended by now: decide as the clock will be after this correction.
-    const provisional = this.provisional && (this.firstCorrectionMs === null || nowMs - this.firstCorrectionMs < this.config.provisionalWindowMs);
+    const provisional = this.provisional;
     if (this.synchronized && !provisional && Math.abs(correctionNs) > this.config.correctionNsMax) return this.refuse(correctionNs, nowMs);
     // The reference moved (later boxes outvoted where the cluster met) while the cluster forms.
     const provisionalStep = provisional && this.config.stepThresholdNs > 0 && Math.abs(correctionNs) >= Math.min(this.config.stepThresholdNs, PROVISIONAL_STEP_NS_MIN);
