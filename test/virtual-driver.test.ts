@@ -42,6 +42,8 @@ class World {
 
   monoNs = (): bigint => this.monoAt(this.tick());
   realMs = (): number => Number((this.monoAt(this.tick()) + this.realMinusMonoNs) / 1_000_000n);
+  /** CLOCK_REALTIME read directly (clock_gettime), in ns. */
+  realNs = (): bigint => this.monoAt(this.tick()) + this.realMinusMonoNs;
 
   /** The host's realtime now, without a call. */
   trueHostRealNs(): bigint {
@@ -66,13 +68,14 @@ class World {
 }
 
 /** The driver over the fake world, with RAW (or, `raw: false`, the host clock) as its base. */
-function setUp(options: { raw?: boolean; initialOffsetNs?: number; driftPpm?: number } = {}) {
+function setUp(options: { raw?: boolean; initialOffsetNs?: number; driftPpm?: number; realtime?: boolean } = {}) {
   const world = new World();
   const host = new HostClock({ monoNs: world.monoNs, realMs: world.realMs });
   const driver = new VirtualClockDriver(host, {
     initialOffsetNs: options.initialOffsetNs ?? 0,
     driftPpm: options.driftPpm ?? 0,
     rawNs: options.raw === false ? null : world.rawNs,
+    realtimeNs: options.realtime === true ? world.realNs : null,
   });
   return { world, host, driver };
 }
@@ -103,6 +106,30 @@ describe('a virtual clock over CLOCK_MONOTONIC_RAW', () => {
     // The host gained 5 ms on RAW: this clock is now 5 ms behind it.
     const movedNs = driver.state().hostOffsetNs - hostOffsetBeforeNs;
     expect(Math.abs(movedNs + 5 * MS)).toBeLessThan(5_000);
+  });
+
+  // Found by the VM lab: `date -s +0.5 s` in a guest, and within the HostClock's step check (1 s) a
+  // poll's kernel arrival stamp (already stepped) was converted against the stale anchor: 0.5 s in
+  // the future, and the master stepped the (provisional) clock by half of it.
+  it('converts an arrival stamp taken just after a step of the host clock to the right instant, with CLOCK_REALTIME read directly', () => {
+    for (const realtime of [true, false]) {
+      const { world, driver } = setUp({ realtime });
+      world.advance(S);
+      driver.state(); // the host clock checked just now: its next check is a second away
+      world.stepHost(S / 2n);
+      world.advance(1_000_000n);
+      const arrivalHostNs = world.trueHostRealNs(); // the kernel's stamp, on the stepped clock
+      world.advance(50_000n); // handled 50 us later
+      const stampNs = driver.atHostNs(arrivalHostNs);
+      const ageNs = Number(driver.nowNs() - stampNs);
+      if (realtime) {
+        expect(Math.abs(ageNs - 50_000)).toBeLessThan(5_000);
+        expect(Math.abs(driver.state().hostOffsetNs + 500 * MS)).toBeLessThan(5_000);
+      } else {
+        // Through the anchor alone the stamp lands half a second in the future: why the driver reads realtime directly.
+        expect(ageNs).toBeLessThan(-400 * MS);
+      }
+    }
   });
 
   it('does not move when the host clock is stepped (by someone else), before or after the host clock re-anchors', () => {

@@ -11,6 +11,9 @@ import { VIRTUAL_BASE_ANCHOR_READS, VIRTUAL_BASE_PAIR_READS, VIRTUAL_CLOCK_PPM_M
 /** The host clock as this driver needs it (a HostClock, or one over fake sources in tests). */
 export type VirtualHostClock = Pick<HostClock, 'nowNs' | 'onRefined'>;
 
+/** Reads the host's CLOCK_REALTIME in ns. */
+type RealtimeReader = Pick<HostClock, 'nowNs'>;
+
 /** One instant read on both clocks: the host's realtime and the time base. */
 interface Pair {
   hostNs: bigint;
@@ -25,6 +28,14 @@ export class VirtualClockDriver implements ClockDriver {
   private readonly clock: VirtualClock;
   /** The base's reading, in ns since the epoch: RAW plus the anchor, or the host clock itself. */
   private readonly baseNs: () => bigint;
+  /**
+   * The host's realtime as paired with the base: CLOCK_REALTIME read directly where it can be. The
+   * HostClock's anchored reading notices a step of the host clock only at its next check (up to a
+   * second later), and an arrival stamp from the kernel (already stepped) converted against the
+   * stale anchor in that second lands the step's size in the future: a poll answered then gave
+   * the master a sample off by half the step, and a provisional clock was stepped by it.
+   */
+  private readonly realtime: RealtimeReader;
 
   /**
    * `rawNs` reads CLOCK_MONOTONIC_RAW (see openMonotonicRaw); null falls back to the host clock
@@ -32,9 +43,11 @@ export class VirtualClockDriver implements ClockDriver {
    */
   constructor(
     private readonly host: VirtualHostClock,
-    options: { initialOffsetNs: number; driftPpm: number; rawNs: (() => bigint) | null },
+    options: { initialOffsetNs: number; driftPpm: number; rawNs: (() => bigint) | null; realtimeNs?: (() => bigint) | null },
   ) {
     const { rawNs } = options;
+    const realtimeNs = options.realtimeNs ?? null;
+    this.realtime = realtimeNs === null ? host : { nowNs: realtimeNs };
     if (rawNs === null) {
       this.base = 'host';
       this.baseNs = () => host.nowNs();
@@ -44,7 +57,7 @@ export class VirtualClockDriver implements ClockDriver {
       this.base = 'monotonic-raw';
       let best: Pair | null = null;
       for (let read = 0; read < VIRTUAL_BASE_ANCHOR_READS; read += 1) {
-        const pair = readPair(host, rawNs);
+        const pair = readPair(this.realtime, rawNs);
         if (best === null || pair.widthNs < best.widthNs) best = pair;
       }
       const anchorNs = (best as Pair).hostNs - (best as Pair).baseNs;
@@ -64,9 +77,9 @@ export class VirtualClockDriver implements ClockDriver {
       const hostNs = this.host.nowNs();
       return { hostNs, baseNs: hostNs, widthNs: 0n };
     }
-    let best = readPair(this.host, this.baseNs);
+    let best = readPair(this.realtime, this.baseNs);
     for (let read = 1; read < VIRTUAL_BASE_PAIR_READS; read += 1) {
-      const pair = readPair(this.host, this.baseNs);
+      const pair = readPair(this.realtime, this.baseNs);
       if (pair.widthNs < best.widthNs) best = pair;
     }
     return best;
@@ -126,7 +139,7 @@ export class VirtualClockDriver implements ClockDriver {
 }
 
 /** Host, base, host: the base's reading paired with the middle of the host's bracket around it. */
-function readPair(host: VirtualHostClock, baseNs: () => bigint): Pair {
+function readPair(host: RealtimeReader, baseNs: () => bigint): Pair {
   const beforeNs = host.nowNs();
   const base = baseNs();
   const afterNs = host.nowNs();

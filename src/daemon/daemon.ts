@@ -11,7 +11,8 @@ import type { RunConfig } from './config.ts';
 import { nodeConfig } from '../core/defaults.ts';
 import { HostClock } from '../clock/host.ts';
 import { VirtualClockDriver } from '../clock/virtual-driver.ts';
-import { openMonotonicRaw } from '../clock/raw.ts';
+import { openClock, openMonotonicRaw } from '../clock/raw.ts';
+import { CLOCK_REALTIME } from '../native/libc.ts';
 import type { ClockDriver } from '../clock/driver.ts';
 import { Discipline } from '../core/sync/discipline.ts';
 import { onceEvery } from '../core/rate-limiter.ts';
@@ -57,7 +58,15 @@ interface ChosenClock {
 function virtualClock(config: RunConfig, hostClock: HostClock, logger: Logger): ChosenClock {
   const raw = openMonotonicRaw();
   if ('error' in raw) logger.warn({ why: raw.error }, 'virtual clock: cannot read CLOCK_MONOTONIC_RAW; counting from the host clock instead (it will move with whoever steers the host clock)');
-  const driver = new VirtualClockDriver(hostClock, { initialOffsetNs: config.virtualOffsetNs, driftPpm: config.virtualDriftPpm, rawNs: 'error' in raw ? null : raw.nowNs });
+  // The host's realtime read directly (not through the HostClock's anchor, which sees a step of the
+  // host clock only at its next check): see VirtualClockDriver.realtime.
+  const realtime = 'error' in raw ? raw : openClock(CLOCK_REALTIME, 'CLOCK_REALTIME');
+  const driver = new VirtualClockDriver(hostClock, {
+    initialOffsetNs: config.virtualOffsetNs,
+    driftPpm: config.virtualDriftPpm,
+    rawNs: 'error' in raw ? null : raw.nowNs,
+    realtimeNs: 'error' in realtime ? null : realtime.nowNs,
+  });
   return { driver, virtualDriftPpm: config.virtualDriftPpm };
 }
 

@@ -330,9 +330,13 @@ describe.skipIf(!availability.ok)('the product on three separate kernels under s
 
       // 2. The kernel clock made wrong: +0.5 s, and +100 ppm (tick) with the learned frequency gone.
       await guest.run(`date -s "@$(node -p 'Date.now() / 1000 + 0.5')" > /dev/null && adjtimex --tick 10001 --frequency 0`);
+      let lastSeen: unknown = null;
       const stepped = await waitFor('the agent to see the step of the host clock', 30_000, async () => {
         const status = await agentStatus(guest) as Status | null;
+        lastSeen = { clock: status?.clock, role: status?.role, masterId: status?.masterId, guestRealtime: (await guest.ssh('date +%s.%N')).stdout.trim() };
         return status && status.clock.hostOffsetNs < -400e6 ? status : null;
+      }).catch((error: Error) => {
+        throw new Error(`${error.message}; last status: ${JSON.stringify(lastSeen)}`);
       });
       recipe.hostOffsetAfterStepMs = stepped.clock.hostOffsetNs / 1e6;
       // The step moved the kernel clock, not the agent's: its clock is still the cluster's.

@@ -127,7 +127,10 @@ export class ProbeRound {
     if (member === undefined || !member.unanswered.delete(frame.probe)) return false;
     this.unansweredCount -= 1;
     const sample = sampleFromTimestamps(frame.pollTxNs, frame.rxNs, frame.txNs, rxNs);
-    if (sample.delayNs >= 0) {
+    // The member cannot send its reply before the poll arrived (t3 >= t2), nor the reply arrive
+    // before the poll left: otherwise a clock was stepped mid-probe, or a stamp is wrong (an
+    // arrival converted across a step of the member's host clock), and the sample is void.
+    if (sample.delayNs >= 0 && frame.txNs >= frame.rxNs) {
       member.best = betterSample(member.best, sample);
       if (frame.synced) member.synced = true;
       member.provisionalNs = frame.provisionalNs ?? null;
