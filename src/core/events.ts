@@ -74,6 +74,11 @@ export type NodeEvent =
   | { kind: 'round'; record: RoundRecord }
   | { kind: 'view'; view: ClusterView }
   | { kind: 'duplicate-id'; endpoint: Endpoint }
+  /** The upstream's health changed (this node's clock class with it), or the master refused to follow it. */
+  | { kind: 'upstream'; healthy: boolean; clockClass: number; why: string | null }
+  | { kind: 'upstream-refused'; offsetNs: number; limitNs: number }
+  /** A member whose clock class beats its master's took over (the master changes once). */
+  | { kind: 'upstream-takeover'; from: NodeId; term: number }
   | { kind: 'outbox-full' };
 
 export interface Correction {
@@ -81,5 +86,13 @@ export interface Correction {
   term: number;
   round: number;
   masterId: NodeId;
+  /**
+   * `upstream`: the master's own correction onto its upstream (round is the count of them); absent:
+   * from the cluster's rounds. `slewOnly`: the cluster's time is established, so never step it.
+   */
+  source?: 'upstream';
+  slewOnly?: boolean;
+  /** For the discipline: how often corrections of this source come (the upstream's poll interval). */
+  pollIntervalMs?: number;
 }
 

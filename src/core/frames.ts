@@ -51,6 +51,11 @@ export interface FrameHeader {
   from: NodeId;
   /** Sender's election priority, so keys are known from any frame. */
   prio: number;
+  /**
+   * Sender's clock class, the election key's leading field (CLOCK_CLASS_UPSTREAM while it follows
+   * a healthy upstream); absent means 0, so an agent without an upstream sends what it always did.
+   */
+  cls?: number;
   /** Sender's current term. */
   term: number;
   /**
@@ -83,12 +88,16 @@ export interface HelloBody {
   masterId: NodeId | null;
   /** That master's priority (so a receiver can compare keys with a master it does not know). */
   masterPrio: number | null;
+  /** That master's clock class, when not 0. */
+  masterCls?: number;
 }
 export interface ElectionBody {
   type: typeof FrameType.election;
   hopId: number;
   candidateId: NodeId;
   candidatePrio: number;
+  /** The candidate's clock class, when not 0. */
+  candidateCls?: number;
 }
 export interface ElectionAckBody {
   type: typeof FrameType.electionAck;
@@ -139,6 +148,12 @@ export interface CorrectBody {
    * of the master's sending: see ERROR_BOUND_FREQUENCY_TOLERANCE_PPM and core/sync/error-bound.ts.
    */
   boundNs?: number;
+  /**
+   * Present while the master follows an upstream: the upstream's stratum (the master serves NTP
+   * one below it, its members two) and leap indicator (0 none, 1 insert, 2 delete).
+   */
+  refStratum?: number;
+  refLeap?: number;
 }
 
 export interface TimeQueryBody {

@@ -503,3 +503,34 @@ export const UPSTREAM_RATE_BACKOFF_MS_MAX = UPSTREAM_POLL_INTERVAL_MS_MAX;
 export const UPSTREAM_RESOLVE_RETRY_MS = 30_000;
 /** Precision of our own clock readings, s: 2^-20 (about 1 us), as NTP_PRECISION_LOG2_DEFAULT. */
 export const UPSTREAM_LOCAL_PRECISION_NS = 2 ** NTP_PRECISION_LOG2_DEFAULT * 1e9;
+
+// ---------------------------------------------------------------------------------------------
+// Following an upstream (issue 18): the clock class in the election key and its hysteresis
+// (src/core/upstream/health.ts), the master's steering (src/core/upstream/reference.ts).
+// ---------------------------------------------------------------------------------------------
+/** Clock classes, the election key's leading field (higher wins): no healthy upstream, and one. */
+export const CLOCK_CLASS_CLUSTER = 0;
+export const CLOCK_CLASS_UPSTREAM = 1;
+/** Largest clock class a frame may carry (room for finer classes later, as PTP's clockClass has). */
+export const CLOCK_CLASS_MAX = 255;
+/** Usable estimates in a row before an upstream counts as healthy (with the client's burst: seconds). */
+export const UPSTREAM_HEALTHY_SAMPLES = 3;
+/**
+ * A healthy upstream is lost when no usable estimate came for this many of its poll intervals
+ * (the client marks a server unreachable only after 8 silent requests; a majority lost, or a
+ * falseticker vote, ends estimates at once).
+ */
+export const UPSTREAM_LOST_AFTER_POLLS = 4;
+/** ... but never sooner than this (a short poll interval must not make the class flap). */
+export const UPSTREAM_LOST_AFTER_MS_MIN = 30_000;
+/**
+ * Route-flap damping for the class: after a loss, an upstream counts as healthy again only once
+ * it has been usable for a hold-down that starts here and doubles with every further loss within
+ * UPSTREAM_FLAP_WINDOW_MS, up to UPSTREAM_HOLDDOWN_MS_MAX. Each class change moves the master, so
+ * a flapping upstream moves it at most once per hold-down.
+ */
+export const UPSTREAM_HOLDDOWN_MS = 60_000;
+export const UPSTREAM_HOLDDOWN_MS_MAX = 30 * 60_000;
+export const UPSTREAM_FLAP_WINDOW_MS = 60 * 60_000;
+/** Losses remembered for the damping (older than the window are dropped anyway). */
+export const UPSTREAM_FLAPS_KEPT = 16;

@@ -46,4 +46,10 @@ export interface NodeConfig {
    * through would lock its sender out.
    */
   replayProtection: boolean;
+  /**
+   * --upstream was given (issue 18): how often the client polls it (its health is judged against
+   * that), and the panic threshold beyond which an established cluster refuses to follow it.
+   * Absent or null: no upstream, and everything is as without one.
+   */
+  upstream?: { upstreamPollIntervalMs: number; correctionNsMax: number } | null;
 }

@@ -1,5 +1,6 @@
 // What a node reports and keeps: its counters, its status (read by the daemon's status and
 // metrics, and by the simulator's invariant checker) and the state that survives a restart.
+import type { UpstreamReport } from './upstream/reference.ts';
 import { FrameType, type FrameTypeName } from './frames.ts';
 import type { Correction, ElectionRecord, RoundRecord } from './events.ts';
 import type { PeerState } from './membership/peers.ts';
@@ -93,6 +94,12 @@ export interface NodeStatus {
     history: ElectionRecord[];
   };
   lastRound: RoundRecord | null;
+  /** Our clock class, the election key's leading field (1 while our upstream is healthy). */
+  clockClass: number;
+  /** What the cluster's time follows through us: an upstream (ours as master, our master's) or itself. */
+  reference: 'upstream' | 'cluster';
+  /** Our upstream's health and what we do with it; null without --upstream. */
+  upstream: UpstreamReport | null;
   lastCorrection: (Correction & { atMs: number }) | null;
   peers: PeerState[];
   counters: NodeCounters;

@@ -17,6 +17,8 @@ import { PeerTable, type PeerTableHost } from './membership/peers.ts';
 import { algorithmOf, Election, type ElectionHost } from './election/election.ts';
 import { claimTerm } from './election/terms.ts';
 import { MasterRounds, type MasterHost } from './sync/master.ts';
+import { UpstreamReference, type UpstreamReport } from './upstream/reference.ts';
+import type { UpstreamEstimate } from './upstream/estimate.ts';
 import { ErrorBoundTracker } from './sync/error-bound.ts';
 import { MemberSide } from './sync/member.ts';
 import type { BarrierJoinRequest, BarrierJoinResult, BarrierOutcome } from './barrier/client.ts';
@@ -39,6 +41,8 @@ export type { ReplayRecord, ReplayStreams } from './membership/replay-window.ts'
 export type { PeerState } from './membership/peers.ts';
 export type { ClusterView, Correction, ElectionRecord, NodeEvent, RoundRecord, ViewMember } from './events.ts';
 export type { BarrierReport } from './barrier/node-barriers.ts';
+export type { UpstreamEstimate } from './upstream/estimate.ts';
+export type { UpstreamMode, UpstreamReport } from './upstream/reference.ts';
 
 export interface Drained {
   sends: SendRequest[];
@@ -67,7 +71,10 @@ const NEVER = Number.POSITIVE_INFINITY;
 
 export class ProtocolNode {
   private readonly config: NodeConfig;
-  private readonly selfKey: ElectionKey;
+  /** Following an upstream (--upstream): its health is our clock class; null without one. */
+  private readonly upstream: UpstreamReference | null;
+  /** As member: what our master's last CORRECT said of the upstream it follows (null: none). */
+  private masterUpstream: { stratum: number; leap: number } | null = null;
   /** Who this node knows (membership/peers.ts). */
   private readonly peers: PeerTable;
   /** The latest time an input carried (discovery calls carry none). */
@@ -78,8 +85,6 @@ export class ProtocolNode {
   private clockSynchronized = false;
   /** Reported with it: while the clock's time is provisional, how far it has been moved (null: locked). */
   private clockProvisionalNs: number | null = null;
-  /** As master, our own uncertainty: 0 while our clock is the cluster's reference (an upstream will add one). */
-  private readonly ownErrorBoundNs = 0;
   /** The bound on |our clock - the master's| (sync/error-bound.ts), kept across rounds. */
   private readonly errorBound = new ErrorBoundTracker();
   /** See PersistedNodeState.lastMasterTerm. */
@@ -122,7 +127,7 @@ export class ProtocolNode {
     this.lastNowMs = nowMs;
     this.term = persisted?.term ?? 0;
     this.lastMasterTerm = persisted?.lastMasterTerm ?? 0;
-    this.selfKey = { nodeId: config.nodeId, priority: config.priority };
+    this.upstream = config.upstream ? new UpstreamReference(config.upstream) : null;
     // Sub-machines read the node's role, term and master live (getters), and change them only
     // through the role changes below.
     const node = this;
@@ -132,6 +137,9 @@ export class ProtocolNode {
         get term() {
           return node.term;
         },
+        get clockClass() {
+          return node.clockClass;
+        },
         addressOf: (to) => this.peers.addressOf(to),
         endpointOf: (nodeId) => this.peers.get(nodeId)?.endpoint,
       },
@@ -139,6 +147,9 @@ export class ProtocolNode {
     );
     this.outbox = outbox;
     const host: ElectionHost = {
+      get selfKey() {
+        return node.selfKey;
+      },
       get term() {
         return node.term;
       },
@@ -182,7 +193,13 @@ export class ProtocolNode {
         return node.clockProvisionalNs;
       },
       get ownErrorBoundNs() {
-        return node.ownErrorBoundNs;
+        return node.ownErrorBoundNs(node.lastNowMs);
+      },
+      get referencesRounds() {
+        return node.upstream?.referencesRounds(node.role === 'master') ?? false;
+      },
+      get upstreamPassedOn() {
+        return node.upstream?.passedOn(node.role === 'master') ?? null;
       },
       applyCorrection: (correction, atMs) => this.applyCorrection(correction, atMs),
     };
@@ -222,6 +239,18 @@ export class ProtocolNode {
   /** A peer announced by discovery (mDNS). Liveness still comes from its frames. */
   discovered(peer: { nodeId: NodeId; priority: number; endpoint: Endpoint }): void {
     this.peers.discovered(peer, this.lastNowMs);
+  }
+
+  /**
+   * What the NTP client knows of the upstream now (after each new sample): the selection's estimate,
+   * or null with why there is none (no server usable, or no majority agrees). Without --upstream
+   * (config.upstream) it is ignored.
+   */
+  upstreamUpdate(nowMs: number, estimate: UpstreamEstimate | null, why: string | null = null): void {
+    if (this.left || this.upstream === null) return;
+    this.lastNowMs = nowMs;
+    const changed = this.upstream.update(nowMs, estimate, why);
+    this.upstreamSettled(nowMs, changed);
   }
 
   /** A --peer HOST:PORT whose node id is learned from its first frame. */
@@ -296,6 +325,8 @@ export class ProtocolNode {
     }
     this.counters.framesAccepted += 1;
     this.peers.heard(frame, from, nowMs);
+    // Our master's frames carry its clock class: one that lost its upstream may now be outranked.
+    if (frame.from === this.masterId && this.role === 'slave') this.takeOverByClass(nowMs);
     if (isBarrierBody(frame)) return this.barriers.onFrame(frame, nowMs);
     switch (frame.type) {
       case FrameType.election:
@@ -357,6 +388,7 @@ export class ProtocolNode {
     if (this.left) return;
     this.lastNowMs = nowMs;
     this.peers.tick(nowMs);
+    if (this.upstream !== null) this.upstreamSettled(nowMs, this.upstream.tick(nowMs));
     // Every deadline is stored once and read by both tick() and nextDeadlineMs(): recomputing it
     // in two forms (`now - start >= timeout` against `start + timeout`) can disagree by float
     // rounding, and the caller would then re-tick at the same instant forever (it hung the simulator).
@@ -374,6 +406,7 @@ export class ProtocolNode {
   nextDeadlineMs(): number {
     if (this.left) return NEVER;
     let deadline = this.peers.nextDeadlineMs();
+    if (this.upstream !== null) deadline = Math.min(deadline, this.upstream.nextDeadlineMs());
     deadline = Math.min(deadline, this.behaviour.nextDeadlineMs());
     deadline = Math.min(deadline, this.election.nextDeadlineMs());
     deadline = Math.min(deadline, this.barriers.nextDeadlineMs());
@@ -414,10 +447,25 @@ export class ProtocolNode {
    * the role, the master and its address (a member's NTP refid), and when this clock was last
    * corrected (a member) or last ran a round (the master), monotonic ms.
    */
-  timeSource(): { role: Role; masterId: NodeId | null; masterAddress: string | null; lastCorrectedMs: number | null } {
+  timeSource(): {
+    role: Role;
+    masterId: NodeId | null;
+    masterAddress: string | null;
+    lastCorrectedMs: number | null;
+    reference: 'upstream' | 'cluster';
+    /** While the cluster follows an upstream: its stratum (the master serves one below, a member two) and leap indicator. */
+    upstream: { stratum: number; leap: number } | null;
+  } {
     const master = this.masterId === null ? undefined : this.peers.get(this.masterId);
     const lastCorrectedMs = this.role === 'master' ? (this.master.lastRound?.atMs ?? null) : (this.lastCorrection?.atMs ?? null);
-    return { role: this.role, masterId: this.masterId, masterAddress: master?.endpoint.address ?? null, lastCorrectedMs };
+    const upstream = this.followedUpstream();
+    return { role: this.role, masterId: this.masterId, masterAddress: master?.endpoint.address ?? null, lastCorrectedMs, reference: upstream === null ? 'cluster' : 'upstream', upstream };
+  }
+
+  /** The upstream the cluster follows through us: ours as master, our master's as member; null: none. */
+  private followedUpstream(): { stratum: number; leap: number } | null {
+    if (this.role === 'master') return this.upstream?.passedOn(true) ?? null;
+    return this.role === 'slave' ? this.masterUpstream : null;
   }
 
   /** The state to keep across restarts; the shell saves it whenever it changes. */
@@ -441,6 +489,9 @@ export class ProtocolNode {
         history: [...this.election.history],
       },
       lastRound: this.master.lastRound,
+      clockClass: this.clockClass,
+      reference: this.followedUpstream() === null ? 'cluster' : 'upstream',
+      upstream: this.upstream?.report(this.lastNowMs, this.role === 'master') ?? null,
       lastCorrection: this.lastCorrection,
       peers: [...this.peers.values()].map((peer) => ({ ...peer, endpoint: { ...peer.endpoint } })),
       counters: copyNodeCounters(this.counters),
@@ -457,7 +508,9 @@ export class ProtocolNode {
     // A master that steps down runs no more rounds.
     if (from === 'master') this.master.stop();
     // The bound is against the master followed: ours as master, none until a new master's round.
-    if (role === 'master') this.errorBound.master(this.ownErrorBoundNs);
+    this.upstream?.roleChanged(role === 'master');
+    this.masterUpstream = null;
+    if (role === 'master') this.errorBound.master((nowMs) => this.ownErrorBoundNs(nowMs));
     else this.errorBound.reset();
     this.emit({ kind: 'role', from, to: role, term: this.term, masterId: this.masterId });
   }
@@ -479,6 +532,7 @@ export class ProtocolNode {
     if (this.role !== 'slave') this.setRole('slave');
     else if (changed) {
       this.errorBound.reset();
+      this.masterUpstream = null;
       this.emit({ kind: 'role', from: 'slave', to: 'slave', term, masterId });
     }
   }
@@ -513,15 +567,15 @@ export class ProtocolNode {
         if (masterId === null || masterId === this.config.nodeId) return;
         // Evidence of another master: from itself, or from one of its members.
         const masterPeer = this.peers.get(masterId);
-        const masterPrio = masterId === frame.from ? frame.prio : (frame.masterPrio ?? masterPeer?.priority ?? null);
-        if (masterPrio === null) return;
+        const masterKey = masterId === frame.from ? senderKey(frame) : helloMasterKey(frame, masterId, masterPeer);
+        if (masterKey === null) return;
         const masterEndpoint = masterId === frame.from ? from : (masterPeer?.endpoint ?? null);
-        return this.otherMasterSeen({ nodeId: masterId, priority: masterPrio }, frame.term, masterEndpoint, nowMs);
+        return this.otherMasterSeen(masterKey, frame.term, masterEndpoint, nowMs);
       }
       case FrameType.coordinator:
-        return this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
+        return this.otherMasterSeen(senderKey(frame), frame.term, from, nowMs);
       case FrameType.poll:
-        this.otherMasterSeen({ nodeId: frame.from, priority: frame.prio }, frame.term, from, nowMs);
+        this.otherMasterSeen(senderKey(frame), frame.term, from, nowMs);
         // Stepped down to follow the poller: answer it as a member.
         if (this.role !== 'master') this.behaviour.step(frame, from, rxNs, nowMs);
         return;
@@ -593,6 +647,7 @@ export class ProtocolNode {
         // A master of an older version sends no bound: then we have none.
         if (frame.boundNs === undefined) this.errorBound.reset();
         else this.errorBound.corrected(nowMs, { delayNs: frame.delayNs ?? 0, boundNs: frame.boundNs });
+        this.masterUpstream = frame.refStratum === undefined ? null : { stratum: frame.refStratum, leap: frame.refLeap ?? 0 };
         return this.applyCorrection({ correctionNs: frame.correctionNs, term: frame.term, round: frame.round, masterId: frame.from }, nowMs);
       case FrameType.leave: {
         const wasMaster = this.peerLeaving(frame.from);
@@ -638,7 +693,7 @@ export class ProtocolNode {
       case FrameType.hello:
         return this.onHello(frame, from, nowMs);
       case FrameType.coordinator: {
-        if (!this.acceptsMaster(frame.from, frame.prio, frame.term, nowMs)) return this.informStale(from);
+        if (!this.acceptsMaster(senderKey(frame), frame.term, nowMs)) return this.informStale(from);
         const algorithm = frame.algorithm === ALGORITHM_CODES.bully ? 'bully' : frame.algorithm === ALGORITHM_CODES.takeover ? 'takeover' : 'ring';
         return this.becomeMember(frame.from, frame.term, algorithm, nowMs);
       }
@@ -661,8 +716,8 @@ export class ProtocolNode {
     // Someone follows a master in a later term (or in ours while we have none): adopt it.
     if (frame.term < this.term || (frame.term === this.term && this.masterId === masterId)) return;
     const masterPeer = this.peers.get(masterId);
-    const masterPrio = masterId === frame.from ? frame.prio : (frame.masterPrio ?? masterPeer?.priority ?? 0);
-    if (!this.acceptsMaster(masterId, masterPrio, frame.term, nowMs)) {
+    const masterKey = masterId === frame.from ? senderKey(frame) : (helloMasterKey(frame, masterId, masterPeer) ?? { nodeId: masterId, priority: 0, clockClass: 0 });
+    if (!this.acceptsMaster(masterKey, frame.term, nowMs)) {
       // A master we will not follow while ours lives: tell it about ours.
       if (frame.role === ROLE_CODES.master && masterId === frame.from) this.informStale(from);
       return;
@@ -675,7 +730,7 @@ export class ProtocolNode {
   /** A poll; unless it is from our master in our term, following the poller comes first. */
   private onPoll(frame: Frame & { type: typeof FrameType.poll }, from: Endpoint, rxNs: bigint, nowMs: number, fromOurMaster: boolean): void {
     if (!fromOurMaster) {
-      if (!this.acceptsMaster(frame.from, frame.prio, frame.term, nowMs)) return this.informStale(from);
+      if (!this.acceptsMaster(senderKey(frame), frame.term, nowMs)) return this.informStale(from);
       this.becomeMember(frame.from, frame.term, null, nowMs);
     }
     this.member.heardMaster(nowMs);
@@ -683,7 +738,8 @@ export class ProtocolNode {
   }
 
   /** Another node is master in our term or a later one: stop being master. */
-  private acceptsMaster(candidate: NodeId, candidatePrio: number, term: number, nowMs: number): boolean {
+  private acceptsMaster(candidateKey: ElectionKey, term: number, nowMs: number): boolean {
+    const candidate = candidateKey.nodeId;
     if (term < this.term) return false;
     if (term > this.term) {
       // A member whose master is alive does not defect to a lower-key master of another island
@@ -691,14 +747,14 @@ export class ProtocolNode {
       // it (the higher key takes over, and its announcement is accepted here).
       const current = this.masterKey();
       const masterAlive = this.role === 'slave' && current !== null && !this.member.masterSilent(nowMs);
-      if (masterAlive && current.nodeId !== candidate && compareKeys({ nodeId: candidate, priority: candidatePrio }, current) < 0) return false;
+      if (masterAlive && current.nodeId !== candidate && compareKeys(candidateKey, current) < 0) return false;
       return true;
     }
     if (this.masterId === null || this.masterId === candidate) return this.election.current === null || this.election.current.term <= term;
     // Two masters in one term can only come from a split ring; the higher key wins.
     const current = this.masterKey();
     if (!current) return true;
-    return compareKeys({ nodeId: candidate, priority: candidatePrio }, current) > 0;
+    return compareKeys(candidateKey, current) > 0;
   }
 
   // ---------------------------------------------------------------- any role
@@ -734,7 +790,8 @@ export class ProtocolNode {
   }
 
   private sendHello(to: Endpoint, wantReply: boolean): void {
-    this.send(to, { type: FrameType.hello, wantReply, role: ROLE_CODES[this.role], masterId: this.masterId, masterPrio: this.masterKey()?.priority ?? null });
+    const master = this.masterKey();
+    this.send(to, { type: FrameType.hello, wantReply, role: ROLE_CODES[this.role], masterId: this.masterId, masterPrio: master?.priority ?? null, ...(master?.clockClass ? { masterCls: master.clockClass } : {}) });
   }
 
   /** The key of the master we follow (or are), if known. */
@@ -742,7 +799,76 @@ export class ProtocolNode {
     if (this.masterId === null) return null;
     if (this.masterId === this.config.nodeId) return this.selfKey;
     const peer = this.peers.get(this.masterId);
-    return peer ? { nodeId: peer.nodeId, priority: peer.priority } : null;
+    return peer ? { nodeId: peer.nodeId, priority: peer.priority, clockClass: peer.clockClass } : null;
+  }
+
+  // ---------------------------------------------------------------- the upstream
+
+  /** Our election key now: the clock class follows the upstream's health. */
+  private get selfKey(): ElectionKey {
+    return { nodeId: this.config.nodeId, priority: this.config.priority, clockClass: this.clockClass };
+  }
+
+  private get clockClass(): number {
+    return this.upstream?.clockClass ?? 0;
+  }
+
+  /** Our uncertainty as master: of our clock against the upstream while we follow or hold over, else 0 (we are the reference). */
+  private ownErrorBoundNs(nowMs: number): number {
+    return this.upstream?.ownBoundNs(nowMs, this.role === 'master') ?? 0;
+  }
+
+  /**
+   * After the upstream's health was settled: a change of class is news (and may make us outrank our
+   * master); as master, a new estimate may be a correction of our own clock.
+   */
+  private upstreamSettled(nowMs: number, classChanged: boolean): void {
+    const upstream = this.upstream;
+    if (upstream === null) return;
+    if (classChanged) {
+      const health = upstream.health.report(nowMs);
+      this.emit({ kind: 'upstream', healthy: health.healthy, clockClass: health.clockClass, why: health.lastUnusable });
+      // Tell everyone at once: members compare our class with their master's, and a master whose
+      // class fell may now be outranked by a member.
+      if (this.role === 'master') for (const peer of this.peers.values()) this.sendHello(peer.endpoint, false);
+      else this.takeOverByClass(nowMs);
+    }
+    if (this.role !== 'master') return;
+    const refusedBefore = upstream.report(nowMs, true).refused?.atMs ?? null;
+    // Established: our own time is locked, or a member's locked time answered our last round.
+    const established = (this.clockSynchronized && this.clockProvisionalNs === null) || this.master.establishedMemberSeen;
+    const steering = upstream.steer(nowMs, established);
+    if (steering !== null) {
+      this.counters.correctionsApplied += 1;
+      this.corrections.push({ correctionNs: steering.correctionNs, term: this.term, round: upstream.report(nowMs, true).corrections, masterId: this.config.nodeId, source: 'upstream', slewOnly: steering.slewOnly, pollIntervalMs: this.config.upstream?.upstreamPollIntervalMs });
+      return;
+    }
+    const refused = upstream.report(nowMs, true).refused;
+    if (refused !== null && refused.atMs !== refusedBefore) this.emit({ kind: 'upstream-refused', offsetNs: refused.offsetNs, limitNs: refused.limitNs });
+  }
+
+  /**
+   * As member: our clock class beats our master's (our upstream became healthy, or its was lost):
+   * we take over, unless a live peer with a key above ours and a class as good will (so that the
+   * master changes once, to the best of them).
+   */
+  private takeOverByClass(nowMs: number): void {
+    if (this.role !== 'slave' || this.config.neverMaster || this.left) return;
+    const master = this.masterKey();
+    const selfClass = this.clockClass;
+    if (master === null || selfClass <= (master.clockClass ?? 0)) return;
+    const self = this.selfKey;
+    for (const peer of this.peers.values()) {
+      if (peer.nodeId === master.nodeId || peer.suspect || peer.lastHeardMs === null) continue;
+      if (nowMs - peer.lastHeardMs > 2 * this.config.masterTimeoutMs) continue;
+      if (peer.clockClass >= selfClass && compareKeys({ nodeId: peer.nodeId, priority: peer.priority, clockClass: peer.clockClass }, self) > 0) return;
+    }
+    const from = master.nodeId;
+    // A term above the master's that only we can claim; members accept the higher key by the term rule.
+    this.term = Math.max(this.term + 1, this.lastMasterTerm + 1);
+    this.becomeMaster('takeover', nowMs);
+    this.counters.takeovers += 1;
+    this.emit({ kind: 'upstream-takeover', from, term: this.term });
   }
 
   /** Tells a node acting on an old term which term and master we follow. */
@@ -757,4 +883,16 @@ export class ProtocolNode {
     this.counters.staleNoticesSuppressed += 1;
     return false;
   }
+}
+
+/** The sender's election key, from any frame's header. */
+function senderKey(frame: Frame): ElectionKey {
+  return { nodeId: frame.from, priority: frame.prio, clockClass: frame.cls ?? 0 };
+}
+
+/** The key of the master a HELLO names (another node than its sender), from the frame or our table. */
+function helloMasterKey(frame: Frame & { type: typeof FrameType.hello }, masterId: NodeId, masterPeer: { priority: number; clockClass: number } | undefined): ElectionKey | null {
+  const priority = frame.masterPrio ?? masterPeer?.priority ?? null;
+  if (priority === null) return null;
+  return { nodeId: masterId, priority, clockClass: frame.masterCls ?? masterPeer?.clockClass ?? 0 };
 }

@@ -32,6 +32,8 @@ export interface OutboxConfig {
 /** What the outbox reads of the node at send time: its term, and who is at an endpoint. */
 export interface OutboxHost {
   readonly term: number;
+  /** The node's clock class now (election key's leading field); 0 is not sent. */
+  readonly clockClass?: number;
   /** The peer at that endpoint and the run we last heard from (empty id and 0 when unknown). */
   addressOf(endpoint: Endpoint): { toId: NodeId; toBoot: number };
   endpointOf(nodeId: NodeId): Endpoint | undefined;
@@ -77,6 +79,7 @@ export class NodeOutbox implements Outbox {
       cluster: this.config.cluster,
       from: this.config.nodeId,
       prio: this.config.priority,
+      ...(this.host.clockClass ? { cls: this.host.clockClass } : {}),
       term: this.host.term,
       boot: this.config.bootId,
       seq,

@@ -17,8 +17,14 @@ export type Role = 'master' | 'slave' | 'electing';
 /** `takeover`: two masters met (a healed partition) and the higher key took over in a new term. */
 export type ElectionAlgorithm = 'ring' | 'bully' | 'takeover';
 
-/** The election key: priority first, then the node id compared as a byte string; higher wins. */
+/**
+ * The election key; higher wins. The clock class first (as PTP's BMCA ranks clockClass before
+ * priority1): an agent following a healthy upstream time source (CLOCK_CLASS_UPSTREAM) beats any
+ * without one. Then the configured priority, then the node id compared as a byte string.
+ */
 export interface ElectionKey {
+  /** Absent: 0 (CLOCK_CLASS_CLUSTER), as in frames. */
+  clockClass?: number;
   priority: number;
   nodeId: NodeId;
 }
@@ -38,6 +44,9 @@ function compareBytes(a: string, b: string): number {
 
 /** Negative when a < b, 0 when equal, positive when a > b. */
 export function compareKeys(a: ElectionKey, b: ElectionKey): number {
+  const classA = a.clockClass ?? 0;
+  const classB = b.clockClass ?? 0;
+  if (classA !== classB) return classA < classB ? -1 : 1;
   if (a.priority !== b.priority) return a.priority < b.priority ? -1 : 1;
   return compareBytes(a.nodeId, b.nodeId);
 }

@@ -304,7 +304,7 @@ export class Agent {
   /** Runs one correction through the discipline and carries out its decision on the clock. */
   private applyCorrection(correction: Correction): void {
     const clock = this.options.clock;
-    const action: DisciplineAction = this.options.discipline.correct(correction.correctionNs, this.monoMs(), clock.state().slewRemainingNs);
+    const action: DisciplineAction = this.options.discipline.correct(correction.correctionNs, this.monoMs(), clock.state().slewRemainingNs, correction);
     const context = { correctionNs: Math.round(correction.correctionNs), masterId: correction.masterId, term: correction.term, round: correction.round };
     this.options.onCorrection?.(correction.correctionNs, action.kind);
     switch (action.kind) {

@@ -174,6 +174,12 @@ export function describeEvent(event: NodeEvent, selfId: NodeId): string | null {
       return `another agent uses the node id ${selfId} (${event.endpoint.address}:${event.endpoint.port})`;
     case 'outbox-full':
       return 'outgoing frame queue full; frames dropped';
+    case 'upstream':
+      return event.healthy ? 'upstream healthy: this agent now ranks above agents without one' : `upstream lost${event.why ? ` (${event.why})` : ''}`;
+    case 'upstream-refused':
+      return `upstream refused: ${(event.offsetNs / 1e9).toFixed(3)} s away, beyond --max-correction (${(event.limitNs / 1e9).toFixed(3)} s); the cluster keeps its time`;
+    case 'upstream-takeover':
+      return `took over from ${event.from} (its clock class is lower: this agent follows a healthy upstream), term ${event.term}`;
     case 'round':
     case 'view':
       return null;

@@ -164,7 +164,7 @@ export interface StatusReport {
      * group, the one ahead on a tie), 'middle' (no majority: the group at the middle clock(s)),
      * 'midpoint' (the clocks disagree: the middle clock, or the mean of the middle two).
      */
-    reference: 'majority' | 'islands' | 'middle' | 'midpoint';
+    reference: 'majority' | 'islands' | 'middle' | 'midpoint' | 'master';
   } | null;
   lastCorrection: { correctionNs: number; term: number; round: number; masterId: NodeId; agoMs: number } | null;
   peers: PeerReport[];

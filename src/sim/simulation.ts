@@ -536,7 +536,7 @@ export class Simulation {
       const machineNs = this.machineNs(sim.oscillator);
       const wasSynchronized = sim.discipline.isSynchronized;
       const beforeNs = sim.clock.readAtNs(machineNs);
-      const action = sim.discipline.correct(correction.correctionNs, this.nowMs, sim.clock.slewRemainingAtNs(machineNs));
+      const action = sim.discipline.correct(correction.correctionNs, this.nowMs, sim.clock.slewRemainingAtNs(machineNs), correction);
       const clock = sim.clock;
       carryOut(action, {
         step: (deltaNs) => clock.step(deltaNs, machineNs),

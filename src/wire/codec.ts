@@ -13,6 +13,7 @@ import {
   barrierWithdrawShape,
 } from '../core/barrier/frames.ts';
 import {
+  CLOCK_CLASS_MAX,
   CLUSTER_BYTES_MAX,
   CORRECTION_NS_MAX,
   ERROR_BOUND_NS_MAX,
@@ -24,6 +25,7 @@ import {
   PROTOCOL_VERSION,
   PROVISIONAL_NS_MAX,
   TIMESTAMP_NS_MAX,
+  UPSTREAM_STRATUM_MAX,
   VIEW_MEMBERS_MAX,
   VIEW_PAGE_ENTRIES_MAX,
 } from '../core/limits.ts';
@@ -73,6 +75,7 @@ const header = {
   cluster: identifier(CLUSTER_BYTES_MAX),
   from: identifier(NODE_ID_BYTES_MAX),
   prio: z.number().int().min(0).max(PRIORITY_MAX),
+  cls: z.number().int().min(0).max(CLOCK_CLASS_MAX).optional(),
   term: counter,
   boot: counter,
   seq: counter,
@@ -90,6 +93,7 @@ const frameSchema = z.discriminatedUnion('type', [
       role: z.number().int().min(0).max(2),
       masterId: identifier(NODE_ID_BYTES_MAX).nullable(),
       masterPrio: z.number().int().min(0).max(PRIORITY_MAX).nullable(),
+      masterCls: z.number().int().min(0).max(CLOCK_CLASS_MAX).optional(),
     })
     .strict(),
   z
@@ -99,6 +103,7 @@ const frameSchema = z.discriminatedUnion('type', [
       hopId: counter,
       candidateId: identifier(NODE_ID_BYTES_MAX),
       candidatePrio: z.number().int().min(0).max(PRIORITY_MAX),
+      candidateCls: z.number().int().min(0).max(CLOCK_CLASS_MAX).optional(),
     })
     .strict(),
   z.object({ ...header, type: z.literal(FrameType.electionAck), hopId: counter }).strict(),
@@ -133,6 +138,8 @@ const frameSchema = z.discriminatedUnion('type', [
       correctionNs: z.number().finite().min(-CORRECTION_NS_MAX).max(CORRECTION_NS_MAX),
       delayNs: z.number().finite().min(0).max(CORRECTION_NS_MAX).optional(),
       boundNs: z.number().finite().min(0).max(ERROR_BOUND_NS_MAX).optional(),
+      refStratum: z.number().int().min(1).max(UPSTREAM_STRATUM_MAX).optional(),
+      refLeap: z.number().int().min(0).max(2).optional(),
     })
     .strict(),
   z.object({ ...header, type: z.literal(FrameType.timeQuery), queryId: counter }).strict(),

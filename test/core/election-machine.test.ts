@@ -26,6 +26,10 @@ const endpointOf = (nodeId: NodeId): Endpoint => ({ address: '198.18.0.1', port:
 
 class FakeNode implements ElectionHost, Outbox {
   term = 0;
+  key = { nodeId: CONFIG.nodeId, priority: CONFIG.priority };
+  get selfKey() {
+    return this.key;
+  }
   role: Role = 'electing';
   masterId: NodeId | null = null;
   lastMasterHeardMs = 0;
@@ -84,6 +88,7 @@ class FakeNode implements ElectionHost, Outbox {
 function setup(peerIds: NodeId[], config: Partial<ElectionConfig> = {}) {
   const node = new FakeNode(peerIds);
   const counters = { electionsStarted: 0, electionsByAlgorithm: { ring: 0, bully: 0, takeover: 0 } };
+  node.key = { nodeId: config.nodeId ?? CONFIG.nodeId, priority: config.priority ?? CONFIG.priority };
   node.election = new Election({ ...CONFIG, ...config }, node, node, counters, 0);
   return { node, election: node.election, counters };
 }

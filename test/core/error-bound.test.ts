@@ -69,8 +69,11 @@ describe('ErrorBoundTracker', () => {
     tracker.master();
     expect(tracker.boundNs(0)).toBe(0);
     expect(tracker.boundNs(1e9)).toBe(0);
-    tracker.master(3_000);
+    tracker.master(() => 3_000);
     expect(tracker.boundNs(1e9)).toBe(3_000);
+    // Following an upstream, the master's own bound is asked at the time it is read.
+    tracker.master((nowMs) => 1_000 + nowMs);
+    expect(tracker.boundNs(2_000)).toBe(3_000);
     expect(tracker.measurementDelayNs).toBe(0);
   });
 });

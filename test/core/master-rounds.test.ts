@@ -25,7 +25,7 @@ function setup(memberIds: NodeId[], config: MasterConfig = CONFIG, clock: { sync
   const peers = new PeerTable({ nodeId: 'm', bootId: 1, peersMax: 10, pollIntervalMs: 1000, replayProtection: false }, { masterId: 'm', sendHello: () => {} }, outbox, counters);
   memberIds.forEach((nodeId, index) => peers.heard({ type: FrameType.hello, from: nodeId, prio: 0, boot: 1, seq: 1, to: 'm', toBoot: 1 } as unknown as Frame, { address: '198.18.0.3', port: index + 1 } as Endpoint, 0));
   events.length = 0;
-  const host = { term: 3, clockSynchronized: clock.synchronized, clockProvisionalNs: clock.provisionalNs, ownErrorBoundNs: 0, applyCorrection: (correction: Correction) => own.push(correction) };
+  const host = { term: 3, clockSynchronized: clock.synchronized, clockProvisionalNs: clock.provisionalNs, ownErrorBoundNs: 0, referencesRounds: false, upstreamPassedOn: null, applyCorrection: (correction: Correction) => own.push(correction) };
   const rounds = new MasterRounds(config, host, peers, new ClusterViewServer(outbox), outbox, counters);
   return { rounds, peers, sent, events, own, counters };
 }

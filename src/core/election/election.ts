@@ -39,6 +39,8 @@ export interface ElectionPeer extends ElectionKey {
 
 /** What the election reads and changes of the node that runs it. */
 export interface ElectionHost {
+  /** This node's election key now. */
+  readonly selfKey: ElectionKey;
   readonly term: number;
   readonly role: Role;
   readonly masterId: NodeId | null;
@@ -94,7 +96,6 @@ export function algorithmOf(state: ElectionState): 'ring' | 'bully' {
 }
 
 export class Election {
-  private readonly selfKey: ElectionKey;
   private state: ElectionState | null = null;
   /** No election before the first discovery window has passed (jittered, so nodes do not start together). */
   private readonly discoveryUntilMs: number;
@@ -112,9 +113,13 @@ export class Election {
     private readonly counters: ElectionCounters,
     nowMs: number,
   ) {
-    this.selfKey = { nodeId: config.nodeId, priority: config.priority };
     const jitter = 1 + DISCOVERY_JITTER_FRACTION * (2 * config.random() - 1);
     this.discoveryUntilMs = nowMs + config.discoveryWindowMs * jitter;
+  }
+
+  /** Our key now (its clock class changes with the upstream's health). */
+  private get selfKey(): ElectionKey {
+    return this.host.selfKey;
   }
 
   /** The election in progress, if any. */
@@ -222,7 +227,7 @@ export class Election {
       if (state === null && host.masterId !== null) host.sendHello(from, false);
       return;
     }
-    const candidate = { nodeId: frame.candidateId, priority: frame.candidatePrio };
+    const candidate = { nodeId: frame.candidateId, priority: frame.candidatePrio, clockClass: frame.candidateCls ?? 0 };
     if (candidate.nodeId === this.config.nodeId) {
       // Our own candidacy came all the way round: nobody live has a higher key.
       host.becomeMaster('ring', nowMs);
@@ -263,7 +268,7 @@ export class Election {
   }
 
   private sendHop(hop: PendingHop): void {
-    this.outbox.sendTo(hop.toId, { type: FrameType.election, hopId: hop.hopId, candidateId: hop.candidate.nodeId, candidatePrio: hop.candidate.priority });
+    this.outbox.sendTo(hop.toId, { type: FrameType.election, hopId: hop.hopId, candidateId: hop.candidate.nodeId, candidatePrio: hop.candidate.priority, ...(hop.candidate.clockClass ? { candidateCls: hop.candidate.clockClass } : {}) });
   }
 
   private hopTimedOut(ring: ElectionState & { kind: 'ring' }, hop: PendingHop, nowMs: number): void {
@@ -300,7 +305,7 @@ export class Election {
     // A node that never stands must not answer: the challenger would wait for its announcement.
     if (this.config.neverMaster) return;
     const host = this.host;
-    const senderIsLower = compareKeys({ nodeId: frame.from, priority: frame.prio }, this.selfKey) < 0;
+    const senderIsLower = compareKeys({ nodeId: frame.from, priority: frame.prio, clockClass: frame.cls ?? 0 }, this.selfKey) < 0;
     if (frame.term > host.term) {
       if (senderIsLower) {
         this.startBully(frame.term, nowMs, `bully challenge from ${frame.from}`);

@@ -23,6 +23,8 @@ import { newReplayStreams, recordSequence, type ReplayStreams } from './replay-w
 export interface PeerState {
   nodeId: NodeId;
   priority: number;
+  /** The clock class its last frame carried (0 until a frame says otherwise: discovery cannot know). */
+  clockClass: number;
   endpoint: Endpoint;
   /** Monotonic ms of the last valid frame from this peer; null if only discovered. */
   lastHeardMs: number | null;
@@ -188,6 +190,7 @@ export class PeerTable {
     const peer: PeerState = {
       nodeId,
       priority,
+      clockClass: 0,
       endpoint,
       lastHeardMs: heardMs,
       suspect: false,
@@ -261,6 +264,7 @@ export class PeerTable {
     }
     this.moveEndpoint(peer, from);
     peer.priority = frame.prio;
+    peer.clockClass = frame.cls ?? 0;
     if (frame.boot > peer.bootSeen) peer.bootSeen = frame.boot;
     peer.lastHeardMs = nowMs;
     // Only with replay protection: without it sequence numbers are not checked, so not kept either.

@@ -84,7 +84,7 @@ export function faultTolerantAverage(offsets: ReadonlyMap<string, number>, thres
  * - `middle`: no majority; the group at the middle with company (or a synchronized clock there);
  * - `midpoint`: no majority and no company at the middle: the fault-tolerant midpoint of all clocks.
  */
-export type ReferenceBasis = 'majority' | 'islands' | 'middle' | 'midpoint';
+export type ReferenceBasis = 'majority' | 'islands' | 'middle' | 'midpoint' | 'master';
 
 export interface RoundResult extends AverageResult {
   /** Per node (master included): how far to move its clock, in ns. */
@@ -243,4 +243,24 @@ function midpointOf(middle: ReadonlyMap<string, number>): AverageResult {
   const values = [...middle.values()];
   const averageNs = values.reduce((sum, value) => sum + value, 0) / values.length;
   return { medianNs: median(values), averageNs, boundNs: 0, included: [...middle.keys()], excluded: [] };
+}
+
+/**
+ * A round of a master that is the reference itself (it follows an upstream, or holds over after
+ * losing one): every member that answered is corrected to the master's clock, and the master is
+ * not corrected. No average, so no outliers: a member far off is simply brought to the master.
+ */
+export function referenceRound(masterId: string, offsets: ReadonlyMap<string, number>): RoundResult {
+  const correctionsNs = new Map<string, number>();
+  for (const [nodeId, offsetNs] of offsets) if (nodeId !== masterId) correctionsNs.set(nodeId, -offsetNs);
+  const values = [...offsets.values()];
+  return {
+    medianNs: values.length === 0 ? 0 : median(values),
+    averageNs: 0,
+    boundNs: 0,
+    included: [...correctionsNs.keys()],
+    excluded: [],
+    correctionsNs,
+    basis: 'master',
+  };
 }

@@ -34,6 +34,19 @@ import {
   SPIKE_RMS_FACTOR,
 } from '../limits.ts';
 
+/**
+ * Where a correction comes from, when not the cluster's rounds: the master's own correction onto
+ * its upstream (issue 18) arrives every upstream poll interval, already filtered by the NTP
+ * client (so no spike hold), and, once the cluster's time is established, is only ever slewed
+ * (`slewOnly`: never a step, and beyond the panic threshold refused even while provisional).
+ */
+export interface CorrectionSource {
+  source?: 'upstream';
+  slewOnly?: boolean;
+  /** How often corrections of this source come (the upstream's poll interval), ms. */
+  pollIntervalMs?: number;
+}
+
 export interface DisciplineConfig {
   /** Once synchronized, forward corrections at least this large are stepped; 0 = never step. */
   stepThresholdNs: number;
@@ -175,10 +188,10 @@ export class Discipline {
    * measured before that was done includes it, and it says nothing about the frequency).
    * Returns what to do with the clock; the caller carries it out through its driver.
    */
-  correct(correctionNs: number, nowMs: number, slewRemainingNs = 0): DisciplineAction {
+  correct(correctionNs: number, nowMs: number, slewRemainingNs = 0, source: CorrectionSource = {}): DisciplineAction {
     // The window ends at the first correction past it: decided as a locked clock.
     if (this.provisionalNs !== null && this.firstCorrectionMs !== null && nowMs - this.firstCorrectionMs >= this.config.provisionalWindowMs) this.provisionalNs = null;
-    const action = this.decide(correctionNs, nowMs, slewRemainingNs);
+    const action = this.decide(correctionNs, nowMs, slewRemainingNs, source);
     this.trackProvisional(action, nowMs, slewRemainingNs);
     return action;
   }
@@ -206,19 +219,22 @@ export class Discipline {
     return this.provisionalNs !== null;
   }
 
-  private decide(correctionNs: number, nowMs: number, slewRemainingNs: number): DisciplineAction {
+  private decide(correctionNs: number, nowMs: number, slewRemainingNs: number, source: CorrectionSource): DisciplineAction {
     if (!Number.isFinite(correctionNs)) return this.refuse(correctionNs, nowMs);
     const provisional = this.provisional;
-    if (this.synchronized && !provisional && Math.abs(correctionNs) > this.config.correctionNsMax) return this.refuse(correctionNs, nowMs);
+    const slewOnly = source.slewOnly === true;
+    if ((this.synchronized && !provisional) || slewOnly) {
+      if (Math.abs(correctionNs) > this.config.correctionNsMax) return this.refuse(correctionNs, nowMs);
+    }
     // The reference moved (later boxes outvoted where the cluster met) while the cluster forms.
-    const provisionalStep = provisional && this.config.stepThresholdNs > 0 && Math.abs(correctionNs) >= Math.min(this.config.stepThresholdNs, PROVISIONAL_STEP_NS_MIN);
+    const provisionalStep = !slewOnly && provisional && this.config.stepThresholdNs > 0 && Math.abs(correctionNs) >= Math.min(this.config.stepThresholdNs, PROVISIONAL_STEP_NS_MIN);
     const provisionalStepBack = provisionalStep && correctionNs < 0;
 
     if (!this.synchronized) {
       this.initialCorrections += 1;
       if (this.initialCorrections >= INITIAL_STEPS) this.synchronized = true;
       this.accept(correctionNs, nowMs, null);
-      if (correctionNs < 0 && this.steppedBack && !provisionalStepBack) {
+      if (slewOnly || (correctionNs < 0 && this.steppedBack && !provisionalStepBack)) {
         // Backwards a second time: slewed in full (time runs slower, never back).
         this.counts.slews += 1;
         return { kind: 'slew', phaseNs: correctionNs, ratePpm: this.slewRatePpm(), frequencyPpm: this.frequency };
@@ -237,7 +253,8 @@ export class Discipline {
     // suppressor, whether it would be slewed or stepped (a wrong forward step could never be taken
     // back). If the next correction is large too, the change was real and it is applied.
     const spikeLimitNs = this.meanSquareOffset === null ? null : Math.max(SPIKE_NS_MIN, SPIKE_RMS_FACTOR * Math.sqrt(this.meanSquareOffset));
-    if (spikeLimitNs !== null && Math.abs(correctionNs) > spikeLimitNs && !this.spikeHeld) {
+    // An upstream's estimate comes out of the NTP client's own filter and selection, polls apart.
+    if (source.source !== 'upstream' && spikeLimitNs !== null && Math.abs(correctionNs) > spikeLimitNs && !this.spikeHeld) {
       this.spikeHeld = true;
       this.counts.spikes += 1;
       return { kind: 'hold', correctionNs, limitNs: spikeLimitNs };
@@ -245,7 +262,7 @@ export class Discipline {
     this.spikeHeld = false;
 
     // Forward only: a synchronized clock never runs backwards.
-    if (this.config.stepThresholdNs > 0 && correctionNs >= this.config.stepThresholdNs) {
+    if (!slewOnly && this.config.stepThresholdNs > 0 && correctionNs >= this.config.stepThresholdNs) {
       this.accept(correctionNs, nowMs, null);
       this.counts.steps += 1;
       return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'threshold' };
@@ -266,7 +283,7 @@ export class Discipline {
     const phaseGain = Math.min(1, Math.max(PHASE_GAIN, 2 * Math.sqrt(frequencyGain)));
     // Corrections further apart than a few poll intervals (a master lost for a while) say little
     // about the frequency; long poll intervals get a longer allowance.
-    const intervalMsMax = Math.max(FREQUENCY_INTERVAL_MS_MAX, FREQUENCY_INTERVAL_POLLS_MAX * this.config.pollIntervalMs);
+    const intervalMsMax = Math.max(FREQUENCY_INTERVAL_MS_MAX, FREQUENCY_INTERVAL_POLLS_MAX * (source.pollIntervalMs ?? this.config.pollIntervalMs));
     if (spikeLimitNs !== null && intervalMs !== null && intervalMs > 0 && intervalMs <= intervalMsMax) {
       // The integral: what is left after the previous correction was applied is, on average, the
       // rate error times the interval. Its input is bounded by the jump limit and by the recent

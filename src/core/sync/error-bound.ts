@@ -49,7 +49,7 @@ export function roundBoundNs(inputs: RoundBoundInputs): number {
 
 type BoundState =
   | { kind: 'none' }
-  | { kind: 'master'; ownUncertaintyNs: number }
+  | { kind: 'master'; ownUncertaintyNs: (nowMs: number) => number }
   | { kind: 'member'; atMs: number; delayNs: number; boundNs: number };
 
 /**
@@ -61,9 +61,12 @@ export class ErrorBoundTracker {
 
   constructor(private readonly frequencyTolerancePpm = ERROR_BOUND_FREQUENCY_TOLERANCE_PPM) {}
 
-  /** This node is the master; its bound is its own uncertainty (0 without an upstream). */
-  master(ownUncertaintyNs = 0): void {
-    this.state = { kind: 'master', ownUncertaintyNs: Math.max(0, ownUncertaintyNs) };
+  /**
+   * This node is the master; its bound is its own uncertainty at the time asked (0 without an
+   * upstream; following one, it grows between the upstream's samples).
+   */
+  master(ownUncertaintyNs: (nowMs: number) => number = () => 0): void {
+    this.state = { kind: 'master', ownUncertaintyNs };
   }
 
   /** A CORRECT of the master followed, with the bound it sent, arrived at monotonic `atMs`. */
@@ -92,7 +95,7 @@ export class ErrorBoundTracker {
       case 'none':
         return null;
       case 'master':
-        return this.state.ownUncertaintyNs;
+        return Math.max(0, this.state.ownUncertaintyNs(nowMs));
       case 'member':
         return Math.min(ERROR_BOUND_NS_MAX, this.state.boundNs + this.frequencyTolerancePpm * Math.max(0, nowMs - this.state.atMs));
     }

@@ -9,7 +9,7 @@ import type { PeerTable } from '../membership/peers.ts';
 import type { Outbox } from '../outbox.ts';
 import type { NodeId } from '../types.ts';
 import type { ClusterViewServer } from '../view/cluster-view.ts';
-import { berkeleyRound } from './berkeley.ts';
+import { berkeleyRound, referenceRound } from './berkeley.ts';
 import { fileRoundDelay } from './delay-filter.ts';
 import { roundBoundNs } from './error-bound.ts';
 import { ProbeRound, type ProbeRoundConfig } from './probe-round.ts';
@@ -29,6 +29,13 @@ export interface MasterHost {
   readonly clockProvisionalNs: number | null;
   /** The master's own uncertainty, ns: 0 while the master's clock is the cluster's reference. */
   readonly ownErrorBoundNs: number;
+  /**
+   * The master's clock is the reference (it follows an upstream, or holds over after one): the
+   * rounds correct the members to it, not to the average, and not the master itself.
+   */
+  readonly referencesRounds: boolean;
+  /** While following an upstream: its stratum and leap indicator, passed on in every CORRECT. */
+  readonly upstreamPassedOn: { stratum: number; leap: number } | null;
   applyCorrection(correction: Correction, nowMs: number): void;
 }
 
@@ -46,6 +53,8 @@ export class MasterRounds {
   private round: ProbeRound | null = null;
   private nextRoundMs = NEVER;
   private lastRecord: RoundRecord | null = null;
+  /** The last round had an answer from a member whose time is established (synchronized, locked). */
+  private lockedMemberAnswered = false;
 
   constructor(
     private readonly config: MasterConfig,
@@ -59,6 +68,11 @@ export class MasterRounds {
   /** The last round completed (kept across role changes, for status). */
   get lastRound(): RoundRecord | null {
     return this.lastRecord;
+  }
+
+  /** Whether the last round heard from a member whose time is established (the cluster's time is, then). */
+  get establishedMemberSeen(): boolean {
+    return this.lockedMemberAnswered;
   }
 
   /** Not master (any more): no round runs or is due. */
@@ -135,13 +149,18 @@ export class MasterRounds {
       offsetsNs.set(nodeId, sample.offsetNs);
     }
     const selfId = this.config.nodeId;
-    const result = berkeleyRound(
-      selfId,
-      offsetsNs,
-      this.config.outlierThresholdNs,
-      (id) => (id === selfId ? this.host.clockSynchronized : round.syncedOf(id)),
-      (id) => (id === selfId ? this.host.clockProvisionalNs : round.provisionalOf(id)),
-    );
+    this.lockedMemberAnswered = [...offsetsNs.keys()].some((id) => round.syncedOf(id) && round.provisionalOf(id) === null);
+    const referenced = this.host.referencesRounds;
+    const result = referenced
+      ? referenceRound(selfId, offsetsNs)
+      : berkeleyRound(
+        selfId,
+        offsetsNs,
+        this.config.outlierThresholdNs,
+        (id) => (id === selfId ? this.host.clockSynchronized : round.syncedOf(id)),
+        (id) => (id === selfId ? this.host.clockProvisionalNs : round.provisionalOf(id)),
+      );
+    const passedOn = referenced ? this.host.upstreamPassedOn : null;
     const excluded = new Set(result.excluded);
     // Each member's bound once it has acted on its correction (see error-bound.ts): its
     // measurement's half round trip, its offset and the average (member and master each apply any
@@ -153,7 +172,8 @@ export class MasterRounds {
       const delayNs = round.sampleOf(nodeId)?.delayNs ?? 0;
       const offsetNs = offsetsNs.get(nodeId) ?? 0;
       const boundNs = roundBoundNs({ delayNs, offsetNs, averageNs: result.averageNs, sinceRoundMs: nowMs - round.startedMs, masterBoundNs: this.host.ownErrorBoundNs });
-      this.outbox.sendTo(nodeId, { type: FrameType.correct, round: round.round, correctionNs, delayNs: Math.max(0, delayNs), boundNs });
+      const reference = passedOn === null ? {} : { refStratum: passedOn.stratum, refLeap: passedOn.leap };
+      this.outbox.sendTo(nodeId, { type: FrameType.correct, round: round.round, correctionNs, delayNs: Math.max(0, delayNs), boundNs, ...reference });
     }
     this.counters.roundsCompleted += 1;
     const term = this.host.term;
@@ -173,7 +193,8 @@ export class MasterRounds {
     const members = [...this.peers.values()].map((peer) => ({ ...peer, synced: round.syncedOf(peer.nodeId) }));
     this.view.record(round.round, result.averageNs, nowMs, { nodeId: selfId, synced: this.host.clockSynchronized }, members);
     this.outbox.emit({ kind: 'round', record });
-    // The master moves to the average too; a round with nobody answering changes nothing.
-    if (offsetsNs.size > 0) this.host.applyCorrection({ correctionNs: result.averageNs, term, round: round.round, masterId: selfId }, nowMs);
+    // The master moves to the average too (unless it is the reference); a round with nobody
+    // answering changes nothing.
+    if (offsetsNs.size > 0 && !referenced) this.host.applyCorrection({ correctionNs: result.averageNs, term, round: round.round, masterId: selfId }, nowMs);
   }
 }
