@@ -100,7 +100,7 @@ function reduce(report: Record<string, unknown>): AgentSample {
     hostOffsetNs: num(clock.hostOffsetNs),
     steps: num(clock.steps),
     frequencyPpm: num(clock.frequencyPpm),
-    reference: typeof clock.reference === 'string' ? clock.reference : null,
+    reference: typeof clock.reference === 'string' ? clock.reference : typeof report.reference === 'string' ? report.reference : null,
     clockClass: typeof report.clockClass === 'number' ? report.clockClass : null,
     upstream: (report.upstream as UpstreamStatusView | null | undefined) ?? null,
   };
