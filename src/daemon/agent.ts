@@ -120,6 +120,9 @@ export class Agent {
   private readonly upstreamSampleAtMs = new Map<string, number>();
   private upstreamTimer: NodeJS.Timeout | null = null;
   private upstreamPeerAddress: string | null = null;
+  private upstreamPollIntervalMs = 0;
+  /** Upstream estimates the node refused (beyond the panic threshold), for status and metrics. */
+  private upstreamRefusals = 0;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -269,6 +272,7 @@ export class Agent {
    */
   attachUpstreams(upstreams: Upstreams, pollIntervalMs: number): void {
     this.upstreams = upstreams;
+    this.upstreamPollIntervalMs = pollIntervalMs;
     this.upstreamTimer = setInterval(() => this.feedUpstream(), pollIntervalMs);
     this.upstreamTimer.unref();
     this.feedUpstream();
@@ -338,6 +342,7 @@ export class Agent {
       this.framesSent += 1;
     }
     for (const event of out.events) {
+      if (event.kind === 'upstream-refused') this.upstreamRefusals += 1;
       this.events.record(event, this.monoMs());
       this.recordForDashboard(event);
     }
@@ -516,6 +521,7 @@ export class Agent {
       clock: this.options.clock.state(),
       errorBoundNs: this.node.errorBoundNs(nowMs),
       ntp: this.options.ntpReport?.() ?? NTP_NOT_RUNNING,
+      upstreams: this.upstreams === null ? null : { servers: this.upstreams.status(), selection: this.upstreams.selection(), pollIntervalMs: this.upstreamPollIntervalMs, refusals: this.upstreamRefusals },
       virtualDriftPpm: this.options.virtualDriftPpm,
       hostClock: { anchorErrorNs: hostClock.anchorErrorNs, reanchors: hostClock.reanchors, refinements: hostClock.refinements },
       discipline: discipline.state(),
