@@ -501,6 +501,8 @@ export class Agent {
       pollIntervalMs: this.options.node.pollIntervalMs,
       synchronized: this.options.discipline.isSynchronized,
       uptimeMs: Math.round(nowMs - this.startedMonoMs),
+      reference: core.reference,
+      upstreamMode: core.upstream?.mode ?? null,
     };
     return this.monitor.report(self, nowMs, Number(this.options.clock.nowNs()) / 1e6, sinceMs);
   }
