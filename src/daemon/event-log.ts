@@ -63,6 +63,18 @@ export class NodeEventLog {
         return;
       case 'outbox-full':
         return this.log.error({}, 'outgoing frame queue full; frames dropped');
+      case 'upstream':
+        return this.log.info(
+          { healthy: event.healthy, clockClass: event.clockClass, why: event.why },
+          event.healthy ? 'upstream healthy: this agent now ranks above agents without one' : 'upstream lost: the cluster keeps its time (holdover if it followed it)',
+        );
+      case 'upstream-refused':
+        return this.log.error(
+          { offsetNs: Math.round(event.offsetNs), limitNs: event.limitNs },
+          'upstream refused: its time is beyond --max-correction (panic threshold) from the cluster\'s; the cluster keeps its time',
+        );
+      case 'upstream-takeover':
+        return this.log.info({ from: event.from, term: event.term }, 'took over as master: this agent follows a healthy upstream and its master does not');
     }
   }
 }
