@@ -30,7 +30,7 @@ import { NetnsLab, sleep, type LabHost } from './netns.ts';
 
 const PROBE = fileURLToPath(new URL('../ntp/upstream-probe.ts', import.meta.url));
 export const CHRONY_PORT = 11123;
-const WRONG_PORT = 11124;
+export const WRONG_PORT = 11124;
 /** The wrong upstream's offset from the host clock. */
 export const WRONG_OFFSET_NS = 3_000_000_000;
 /** Where the disagreement agents start: neither on the right upstream (0) nor on the wrong one. */
