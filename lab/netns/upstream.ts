@@ -57,6 +57,8 @@ export interface AgentSample {
   hostOffsetNs: number;
   steps: number;
   frequencyPpm: number;
+  /** The virtual clock's deliberate oscillator error (--virtual-drift): frequencyPpm + this is what is left uncorrected. */
+  virtualDriftPpm: number;
   reference: string | null;
   clockClass: number | null;
   upstream: UpstreamStatusView | null;
@@ -100,6 +102,7 @@ function reduce(report: Record<string, unknown>): AgentSample {
     hostOffsetNs: num(clock.hostOffsetNs),
     steps: num(clock.steps),
     frequencyPpm: num(clock.frequencyPpm),
+    virtualDriftPpm: num(clock.virtualDriftPpm),
     reference: typeof clock.reference === 'string' ? clock.reference : typeof report.reference === 'string' ? report.reference : null,
     clockClass: typeof report.clockClass === 'number' ? report.clockClass : null,
     upstream: (report.upstream as UpstreamStatusView | null | undefined) ?? null,
@@ -382,7 +385,9 @@ export interface PhaseTimings {
   followTimeoutMs: number;
   /** |hostOffsetNs| under which an agent counts as on the upstream. */
   followToleranceNs: number;
-  /** Observe this long once following. */
+  /** Once following, let the loops settle this long (the frequency is learned in the first polls). */
+  settleMs: number;
+  /** Then observe this long. */
   followWindowMs: number;
   /** Keep the upstream stopped this long. */
   holdoverMs: number;
@@ -398,9 +403,13 @@ export interface UpstreamRun {
   withUpstream: number[] | 'all';
   /** From starting the agents until following() held. */
   followAtMs: number;
+  /** Every snapshot until then. */
+  acquireWindow: Snapshot[];
   /** Per agent: first time its |hostOffsetNs| was under the tolerance (and stayed so to followAtMs). */
   agentOnUpstreamAtMs: Record<string, number>;
   masterFollowing: string;
+  /** From following until the follow window. */
+  settleWindow: Snapshot[];
   followWindow: Snapshot[];
   stoppedAtMs: number;
   holdoverWindow: Snapshot[];
@@ -430,6 +439,9 @@ export async function runPhases(scenario: UpstreamScenario, timings: PhaseTiming
     agentOnUpstreamAtMs[agent.nodeId] = since;
   }
   const masterFollowing = agreedMaster(followed, expected) as string;
+  const acquireWindow = scenario.snapshots.filter((snapshot) => snapshot.phase === 'acquire');
+  scenario.setPhase('settle');
+  const settleWindow = await scenario.observe(timings.settleMs, intervalMs);
   scenario.setPhase('follow');
   const followWindow = await scenario.observe(timings.followWindowMs, intervalMs);
   scenario.setPhase('holdover');
@@ -445,7 +457,7 @@ export async function runPhases(scenario: UpstreamScenario, timings: PhaseTiming
   const afterReturn = await scenario.observe(timings.returnWindowMs, intervalMs);
   const returnWindow = scenario.snapshots.filter((snapshot) => snapshot.atMs >= restartedAtMs && !afterReturn.includes(snapshot)).concat(afterReturn);
   return {
-    agents: expected, withUpstream: scenario.options.withUpstream, followAtMs, agentOnUpstreamAtMs, masterFollowing, followWindow,
+    agents: expected, withUpstream: scenario.options.withUpstream, followAtMs, agentOnUpstreamAtMs, masterFollowing, acquireWindow, settleWindow, followWindow,
     stoppedAtMs, holdoverWindow, restartedAtMs, returnAfterMs, returnWindow,
   };
 }

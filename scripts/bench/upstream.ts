@@ -9,7 +9,7 @@
 // A benchmark, not a test: it reports; it fails only when the run cannot be made. Needs root for
 // the namespaces and a chronyd binary. Agents run --clock virtual: nothing touches this machine's clock.
 //
-//   npm run bench:upstream -- [--agents 4] [--with-upstream one|all] [--follow-window-s 60]
+//   npm run bench:upstream -- [--agents 4] [--with-upstream one|all] [--settle-s 30] [--follow-window-s 60]
 //     [--holdover-s 300] [--return-window-s 30] [--upstream-poll 1] [--out bench-results/upstream.json]
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -41,6 +41,7 @@ try {
     options: {
       agents: { type: 'string', default: '4' },
       'with-upstream': { type: 'string', default: 'one' },
+      'settle-s': { type: 'string', default: '30' },
       'follow-window-s': { type: 'string', default: '60' },
       'holdover-s': { type: 'string', default: '300' },
       'return-window-s': { type: 'string', default: '30' },
@@ -53,12 +54,14 @@ try {
 }
 const { values } = parsed;
 const agentCount = Number(values.agents);
+const settleS = Number(values['settle-s']);
 const followWindowS = Number(values['follow-window-s']);
 const holdoverS = Number(values['holdover-s']);
 const returnWindowS = Number(values['return-window-s']);
 const upstreamPollS = Number(values['upstream-poll']);
 if (!Number.isInteger(agentCount) || agentCount < 2 || agentCount > 16) fail(`--agents: must be an integer 2..16, got ${values.agents}`);
 if (values['with-upstream'] !== 'one' && values['with-upstream'] !== 'all') fail(`--with-upstream: must be one or all, got ${values['with-upstream']}`);
+if (!(settleS >= 0 && settleS <= 3600)) fail(`--settle-s: must be 0..3600, got ${values['settle-s']}`);
 if (!(followWindowS >= 5 && followWindowS <= 3600)) fail(`--follow-window-s: must be 5..3600, got ${values['follow-window-s']}`);
 // The upstream counts as lost only after 30 s without an answer: a shorter stop shows no holdover.
 if (!(holdoverS >= 40 && holdoverS <= 6 * 3600)) fail(`--holdover-s: must be 40..21600, got ${values['holdover-s']}`);
@@ -101,7 +104,7 @@ async function main(): Promise<void> {
   let run;
   try {
     run = await runPhases(scenario, {
-      followTimeoutMs: 600_000, followToleranceNs: ON_UPSTREAM_NS, followWindowMs: followWindowS * 1000,
+      followTimeoutMs: 600_000, followToleranceNs: ON_UPSTREAM_NS, settleMs: settleS * 1000, followWindowMs: followWindowS * 1000,
       holdoverMs: holdoverS * 1000, returnTimeoutMs: 600_000, returnWindowMs: returnWindowS * 1000,
     });
   } finally {
@@ -109,18 +112,23 @@ async function main(): Promise<void> {
   }
   const loadAfter = os.loadavg();
 
+  const settle = distribution(absOffsetsNs(run.settleWindow));
   const follow = distribution(absOffsetsNs(run.followWindow));
   const followSpread = distribution(run.followWindow.map(spreadNs));
   const holdover = distribution(absOffsetsNs(run.holdoverWindow));
   const holdoverSpread = distribution(run.holdoverWindow.filter((snapshot) => snapshot.agents.length === agentCount).map(spreadNs));
   const byMinute = driftByMinute(run.holdoverWindow, run.stoppedAtMs);
   const holdoverEnd = run.holdoverWindow.at(-1) as Snapshot;
+  // What each clock's rate was left with when the upstream went: its drift plus the correction learned.
+  const beforeStop = run.followWindow.at(-1) as Snapshot;
+  const residualPpm = Object.fromEntries(beforeStop.agents.map((agent) => [agent.nodeId, Number((agent.virtualDriftPpm + agent.frequencyPpm).toFixed(3))]));
   const back = distribution(absOffsetsNs(run.returnWindow.filter((snapshot) => snapshot.atMs >= run.restartedAtMs + run.returnAfterMs)));
-  const steps = [...stepsOver([...run.followWindow, ...run.holdoverWindow, ...run.returnWindow])].map(([nodeId, s]) => ({ nodeId, ...s }));
+  const steps = [...stepsOver([...run.settleWindow, ...run.followWindow, ...run.holdoverWindow, ...run.returnWindow])].map(([nodeId, s]) => ({ nodeId, ...s }));
   const stepped = steps.filter((entry) => entry.last !== entry.first);
   const masters = {
+    acquiring: mastersSeen(run.acquireWindow, agentCount),
     holdover: mastersSeen([run.followWindow.at(-1) as Snapshot, ...run.holdoverWindow], agentCount),
-    overall: mastersSeen([...run.followWindow, ...run.holdoverWindow, ...run.returnWindow], agentCount),
+    overall: mastersSeen([...run.settleWindow, ...run.followWindow, ...run.holdoverWindow, ...run.returnWindow], agentCount),
   };
   const load = (values: number[]) => values.map((value) => value.toFixed(2)).join(' ');
 
@@ -128,13 +136,16 @@ async function main(): Promise<void> {
     `upstream: ${agentCount} agents in namespaces (${withUpstream === 'all' ? 'all' : 'one'} with --upstream, poll 1 s, --upstream-poll ${upstreamPollS}), chronyd -x serving the host clock`,
     `load average before ${load(loadBefore)}, after ${load(loadAfter)} (${os.cpus().length} CPUs)`,
     `time to follow (start to every agent within 1 ms, reference upstream): ${(run.followAtMs / 1000).toFixed(1)} s; per agent: ${Object.entries(run.agentOnUpstreamAtMs).map(([id, atMs]) => `${id} ${(atMs / 1000).toFixed(1)} s`).join(', ')}`,
-    dist(`|hostOffsetNs| following (${followWindowS} s)`, follow),
+    `masters while acquiring: ${masters.acquiring.map((m) => `${m.masterId}@${m.term}`).join(' -> ')}`,
+    dist(`|hostOffsetNs| settling (the ${settleS} s after that)`, settle),
+    dist(`|hostOffsetNs| following (the ${followWindowS} s after those)`, follow),
     dist('spread following', followSpread),
     `holdover (${holdoverS} s, upstream stopped; master modes ${masterModes(run.holdoverWindow, agentCount).join(' -> ')}):`,
     `  ${dist('|hostOffsetNs|', holdover)}`,
     `  ${dist('spread', holdoverSpread)}`,
     ...byMinute.map((row) => `  after ${row.minute} min: max |hostOffsetNs| ${us(row.maxAbsOffsetNs)}, master ${row.masterOffsetNs === null ? '-' : us(row.masterOffsetNs)}`),
     `  at the end (${((holdoverEnd.atMs - run.stoppedAtMs) / 1000).toFixed(0)} s): max |hostOffsetNs| ${us(maxAbsOffsetNs(holdoverEnd))}`,
+    `  rate error left when chronyd stopped (--virtual-drift + learned frequencyPpm): ${Object.entries(residualPpm).map(([id, ppm]) => `${id} ${ppm} ppm`).join(', ')}`,
     `  masters: ${masters.holdover.map((m) => `${m.masterId}@${m.term}`).join(' -> ')}`,
     `return: following again ${(run.returnAfterMs / 1000).toFixed(1)} s after chronyd restarted; ${dist('|hostOffsetNs| after', back)}`,
     `steps during follow/holdover/return: ${stepped.length === 0 ? 'none' : stepped.map((entry) => `${entry.nodeId} ${entry.first} -> ${entry.last}`).join(', ')}; master changes overall: ${masters.overall.length - 1}`,
@@ -143,22 +154,24 @@ async function main(): Promise<void> {
   const result = {
     generatedAt: new Date().toISOString(),
     machine: { cpus: os.cpus().length, node: process.version, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
-    parameters: { agents: agentCount, withUpstream, followWindowS, holdoverS, returnWindowS, upstreamPollS, pollIntervalS: 1 },
+    parameters: { agents: agentCount, withUpstream, settleS, followWindowS, holdoverS, returnWindowS, upstreamPollS, pollIntervalS: 1 },
     followAtMs: run.followAtMs,
     agentOnUpstreamAtMs: run.agentOnUpstreamAtMs,
     masterFollowing: run.masterFollowing,
+    settleAbsOffsetNs: settle,
     followAbsOffsetNs: follow,
     followSpreadNs: followSpread,
     holdoverAbsOffsetNs: holdover,
     holdoverSpreadNs: holdoverSpread,
     holdoverDriftByMinute: byMinute,
+    residualPpmAtStop: residualPpm,
     holdoverEndMaxAbsOffsetNs: maxAbsOffsetNs(holdoverEnd),
     holdoverMasterModes: masterModes(run.holdoverWindow, agentCount),
     returnAfterMs: run.returnAfterMs,
     returnAbsOffsetNs: back,
     steps,
     masters,
-    snapshots: [...run.followWindow, ...run.holdoverWindow, ...run.returnWindow].map((snapshot) => ({
+    snapshots: [...run.acquireWindow, ...run.settleWindow, ...run.followWindow, ...run.holdoverWindow, ...run.returnWindow].map((snapshot) => ({
       atMs: snapshot.atMs, phase: snapshot.phase,
       agents: snapshot.agents.map((agent) => ({ id: agent.nodeId, role: agent.role, term: agent.term, hostOffsetNs: agent.hostOffsetNs, steps: agent.steps, mode: agent.upstream?.mode ?? null })),
     })),

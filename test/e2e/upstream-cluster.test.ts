@@ -71,6 +71,15 @@ describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four
 
   it('follows: up-1 (the one with --upstream) is master, every agent synchronized, reference upstream, within 1 ms of the host', () => {
     expect(run.masterFollowing).toBe('up-1');
+    // Until then the master changed at most once (up-1 taking over when its upstream became healthy).
+    const acquiring = mastersSeen(run.acquireWindow, AGENTS);
+    console.info(`[upstream e2e] masters while acquiring: ${acquiring.map((m) => `${m.masterId}@${m.term}`).join(' -> ')}`);
+    expect(acquiring.length, JSON.stringify(acquiring)).toBeLessThanOrEqual(2);
+    // Settling after the first time all were within 1 ms: same master, no step, still on the upstream.
+    for (const snapshot of run.settleWindow) {
+      expect(agreedMaster(snapshot, AGENTS), describeSnapshot(snapshot)).toBe('up-1');
+      expect(snapshot.agents.every((agent) => agent.reference === 'upstream'), describeSnapshot(snapshot)).toBe(true);
+    }
     expect(run.followWindow.length).toBeGreaterThan(5);
     for (const snapshot of run.followWindow) {
       const context = describeSnapshot(snapshot);
@@ -97,7 +106,7 @@ describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four
       if (snapshot.agents.length === AGENTS) expect(spreadNs(snapshot), context).toBeLessThan(AGREEMENT_NS);
       expect(maxAbsOffsetNs(snapshot), context).toBeLessThan(HOLDOVER_NS);
     }
-    for (const [nodeId, steps] of stepsOver([...run.followWindow, ...run.holdoverWindow])) expect(steps.last, `${nodeId} stepped in holdover`).toBe(steps.first);
+    for (const [nodeId, steps] of stepsOver([...run.settleWindow, ...run.followWindow, ...run.holdoverWindow])) expect(steps.last, `${nodeId} stepped in holdover`).toBe(steps.first);
   });
 
   it('upstream back: the cluster follows it again, within 1 ms, without a step and without churn', () => {
@@ -105,9 +114,9 @@ describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four
     const last = run.returnWindow.at(-1)!;
     expect(maxAbsOffsetNs(last), describeSnapshot(last)).toBeLessThan(ON_UPSTREAM_NS);
     expect(last.agents.every((agent) => agent.reference === 'upstream'), describeSnapshot(last)).toBe(true);
-    for (const [nodeId, steps] of stepsOver([...run.followWindow, ...run.holdoverWindow, ...run.returnWindow])) expect(steps.last, `${nodeId} stepped`).toBe(steps.first);
+    for (const [nodeId, steps] of stepsOver([...run.settleWindow, ...run.followWindow, ...run.holdoverWindow, ...run.returnWindow])) expect(steps.last, `${nodeId} stepped`).toBe(steps.first);
     // From following, through the loss, to the return: the master changed at most once.
-    const masters = mastersSeen([...run.followWindow, ...run.holdoverWindow, ...run.returnWindow], AGENTS);
+    const masters = mastersSeen([...run.settleWindow, ...run.followWindow, ...run.holdoverWindow, ...run.returnWindow], AGENTS);
     expect(masters.length, JSON.stringify(masters)).toBeLessThanOrEqual(2);
   });
 
@@ -152,7 +161,9 @@ describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four
 /** The phases with the test's timings (about 3.5 minutes); on a timeout the error carries the last snapshot. */
 async function runPhasesOrExplain(scenario: UpstreamScenario): Promise<UpstreamRun> {
   return runPhases(scenario, {
-    followTimeoutMs: 90_000, followToleranceNs: ON_UPSTREAM_NS, followWindowMs: 8_000,
+    // Once following, 20 s for the loops to learn the frequency before the window that is judged
+    // (and before the holdover, which runs on that frequency).
+    followTimeoutMs: 90_000, followToleranceNs: ON_UPSTREAM_NS, settleMs: 20_000, followWindowMs: 8_000,
     // The upstream counts as lost after 30 s without an answer (UPSTREAM_LOST_AFTER_MS_MIN): a
     // minute shows both halves of the holdover.
     holdoverMs: 60_000,
