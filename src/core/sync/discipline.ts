@@ -132,6 +132,8 @@ export class Discipline {
   private firstCorrectionMs: number | null = null;
   /** What the discipline has moved the clock by while provisional; null once locked. */
   private provisionalNs: number | null;
+  /** Where the last accepted correction came from: a change of reference starts acquisition over. */
+  private lastSource: 'cluster' | 'upstream' = 'cluster';
   /** The frequency the clock started with: its raw rate (the frequency's effect counts from it). */
   private readonly startFrequency: number;
 
@@ -244,7 +246,15 @@ export class Discipline {
       return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'initial' };
     }
 
-    const intervalMs = this.lastUpdateMs === null ? null : nowMs - this.lastUpdateMs;
+    // A new reference (a master that starts following its upstream, or stops): the frequency
+    // learned against the old one may be ppm off the new one, and the steady gains would take many
+    // corrections (minutes at an upstream's 16 s) to find out. Acquire again, and do not read a
+    // frequency out of the interval since the old reference's last correction.
+    const sourceKind = source.source ?? 'cluster';
+    const referenceChanged = sourceKind !== this.lastSource;
+    this.lastSource = sourceKind;
+    if (referenceChanged) this.lockUpdates = 0;
+    const intervalMs = this.lastUpdateMs === null || referenceChanged ? null : nowMs - this.lastUpdateMs;
     // ppm * ms = ns: beyond this a correction is a jump of the cluster's time (a new master, a
     // healed partition), not the noise and drift of one interval.
     const jumpLimitNs = Math.max(FREQUENCY_INPUT_NS_MIN, FREQUENCY_INPUT_PPM_MAX * (intervalMs ?? 0));
