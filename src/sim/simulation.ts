@@ -837,6 +837,21 @@ export class Simulation {
   }
 
   /** One line about a node's state, for diagnosis: role, term, master, last election and round, clock. */
+  /**
+   * Following an upstream (issue 18): a member whose clock class beats its master's must take over.
+   * Returns null when no live member outranks the master of its component, else who does.
+   */
+  outrankedMaster(): string | null {
+    for (const component of this.components()) {
+      const statuses = component.map((id) => ({ id, status: (this.node(id) as ProtocolNode).status() }));
+      const master = statuses.find((entry) => entry.status.role === 'master');
+      if (master === undefined) continue;
+      const better = statuses.filter((entry) => entry.status.clockClass > master.status.clockClass && !entry.status.neverMaster);
+      if (better.length > 0) return `master ${master.id} (class ${master.status.clockClass}) is outranked by ${better.map((entry) => `${entry.id} (class ${entry.status.clockClass})`).join(', ')}`;
+    }
+    return null;
+  }
+
   describeNode(nodeId: NodeId): string {
     const sim = this.simNode(nodeId);
     if (sim.node === null) return `${nodeId}: down`;
