@@ -167,7 +167,7 @@ async function main(): Promise<void> {
       start: { type: 'string', default: '1' },
       nodes: { type: 'string', default: '3..12' },
       mix: { type: 'string', default: 'all' },
-      'safety-ms': { type: 'string', default: '20000' },
+      'safety-ms': { type: 'string' },
       jobs: { type: 'string', default: String(availableParallelism()) },
       trace: { type: 'string', default: '0' },
       json: { type: 'boolean', default: false },
@@ -186,7 +186,9 @@ async function main(): Promise<void> {
   }
   const count = Number(values.seeds);
   const start = Number(values.start);
-  const safetyMs = Number(values['safety-ms']);
+  // A mix may set its own (the upstream mix needs minutes for the health's hysteresis); else 20 s.
+  const mixSafetyMs = values.mix in FAULT_MIXES ? (FAULT_MIXES[values.mix as FaultMixName] as Partial<VoprOptions>).safetyMs : undefined;
+  const safetyMs = values['safety-ms'] === undefined ? (mixSafetyMs ?? 20_000) : Number(values['safety-ms']);
   const jobs = Math.max(1, Math.min(Number(values.jobs), count));
   const trace = Number(values.trace);
   if (!Number.isInteger(count) || count < 1) throw new Error(`--seeds: expected a positive integer, got ${values.seeds}`);

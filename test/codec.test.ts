@@ -341,6 +341,25 @@ describe('wrong shape and wrong types', () => {
     }
   });
 
+  it('the clock class travels as optional cls / masterCls / candidateCls, and CORRECT may pass an upstream\'s stratum and leap on (issue 18)', () => {
+    const cases: [keyof typeof SAMPLES, Record<string, unknown>][] = [
+      ['bully', { cls: 1 }],
+      ['hello', { cls: 1, masterCls: 1 }],
+      ['election', { candidateCls: 1 }],
+      ['correct', { refStratum: 2, refLeap: 1 }],
+    ];
+    for (const [name, fields] of cases) {
+      const result = decodeFrame(encodeFrame({ ...SAMPLES[name], ...fields } as Frame));
+      expect(result.ok, name).toBe(true);
+      if (result.ok) expect(result.frame).toMatchObject(fields);
+    }
+    // Absent, they stay absent: an agent without an upstream sends what it always sent.
+    const plain = decodeFrame(encodeFrame(SAMPLES.bully as Frame));
+    expect(plain.ok && 'cls' in plain.frame).toBe(false);
+    for (const patch of [{ cls: -1 }, { cls: 256 }, { cls: 0.5 }, { cls: null }]) expectRejected(decodeFrame(raw({ ...SAMPLES.bully, ...patch })), 'bad-field');
+    for (const patch of [{ refStratum: 0 }, { refStratum: 16 }, { refLeap: 3 }]) expectRejected(decodeFrame(raw({ ...SAMPLES.correct, ...patch })), 'bad-field');
+  });
+
   it.each([
     ['negative priority', { prio: -1 }],
     ['priority above the maximum', { prio: PRIORITY_MAX + 1 }],

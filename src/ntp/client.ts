@@ -153,6 +153,8 @@ export interface UpstreamReport {
   /** The filter's choice (least delay); null before a sample. */
   offsetNs: number | null;
   delayNs: number | null;
+  /** How old the filter's choice is, ms (null before a sample): an estimate is new when this sample is. */
+  chosenSampleAgoMs: number | null;
   /** Its dispersion now (grown with age), ns. */
   dispersionNs: number | null;
   /** RMS of the other kept samples' offsets about the chosen one, ns. */
@@ -359,15 +361,27 @@ export class UpstreamClient {
     return Math.max(0, ms) * 1e6 * this.options.frequencyTolerancePpm * 1e-6;
   }
 
-  /** The filter's choice now: least delay, the newest among equals. */
-  private best(): UpstreamSample | null {
+  /**
+   * The filter's choice at `nowMs`: the least distance (half the delay plus the dispersion, grown
+   * with age), the newest among equals, as RFC 5905's clock filter sorts. By delay alone an old
+   * sample would stand for the server for eight polls, and a clock running a few ppm off (what
+   * the master following this server is there to correct) moves further from it every poll.
+   */
+  private best(nowMs: number): UpstreamSample | null {
     let best: UpstreamSample | null = null;
-    for (const sample of this.samples) if (best === null || sample.delayNs <= best.delayNs) best = sample;
+    let bestDistanceNs = Number.POSITIVE_INFINITY;
+    for (const sample of this.samples) {
+      const distanceNs = sample.delayNs / 2 + sample.dispersionNs + this.growthNs(nowMs - sample.atMs);
+      if (distanceNs <= bestDistanceNs) {
+        best = sample;
+        bestDistanceNs = distanceNs;
+      }
+    }
     return best;
   }
 
   report(nowMs: number): UpstreamReport {
-    const best = this.best();
+    const best = this.best(nowMs);
     let dispersionNs: number | null = null;
     let jitterNs: number | null = null;
     let rootDistanceNs: number | null = null;
@@ -391,6 +405,7 @@ export class UpstreamClient {
       jitterNs,
       rootDistanceNs,
       lastSampleAgoMs: newest === undefined ? null : nowMs - newest.atMs,
+      chosenSampleAgoMs: best === null ? null : nowMs - best.atMs,
       filterSamples: this.samples.length,
       lastRejectReason: this.lastRejectReason,
       kissCode: this.lastKissCode,

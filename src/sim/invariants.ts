@@ -14,6 +14,8 @@
 //                       clock: a process's fresh virtual clock starts over), but for steps of at
 //                       least PROVISIONAL_STEP_NS_MIN while its time is provisional
 //   clock-ran-back      a clock reading never decreases between corrections (slews included)
+//   established-stepped a master's correction onto its upstream once the cluster's time is
+//                       established (slewOnly) never steps the clock, either way
 import { PROVISIONAL_STEP_NS_MIN } from '../core/limits.ts';
 import type { Correction } from '../core/node.ts';
 import type { NodeId, Role } from '../core/types.ts';
@@ -25,7 +27,8 @@ export type InvariantCode =
   | 'correction-replayed'
   | 'clock-stepped-back'
   | 'clock-stepped-back-twice'
-  | 'clock-ran-back';
+  | 'clock-ran-back'
+  | 'established-stepped';
 
 export const INVARIANT_CODES: readonly InvariantCode[] = [
   'two-masters',
@@ -35,6 +38,7 @@ export const INVARIANT_CODES: readonly InvariantCode[] = [
   'clock-stepped-back',
   'clock-stepped-back-twice',
   'clock-ran-back',
+  'established-stepped',
 ];
 
 export class InvariantViolation extends Error {
@@ -193,14 +197,19 @@ export class InvariantChecker {
       );
     }
     const applied = tracked.applied;
-    if (applied !== null && (correction.term < applied.term || (correction.term === applied.term && correction.round <= applied.round))) {
+    // The master's corrections onto its upstream are numbered apart from the rounds.
+    const upstream = correction.source === 'upstream';
+    if (upstream && correction.slewOnly === true && clock.afterNs !== clock.beforeNs) {
+      this.violate('established-stepped', [nodeId], `${nodeId} stepped its clock by ${clock.afterNs - clock.beforeNs} ns onto its upstream although the cluster's time was established (correction ${correction.correctionNs} ns)`);
+    }
+    if (!upstream && applied !== null && (correction.term < applied.term || (correction.term === applied.term && correction.round <= applied.round))) {
       this.violate(
         'correction-replayed',
         [nodeId],
         `${nodeId} applied term ${correction.term} round ${correction.round} after term ${applied.term} round ${applied.round}`,
       );
     }
-    tracked.applied = { term: correction.term, round: correction.round };
+    if (!upstream) tracked.applied = { term: correction.term, round: correction.round };
     // A provisional clock may step back to where boxes that booted later moved the reference.
     const stepThresholdNs = clock.stepThresholdNs ?? 0;
     const provisionalStep = clock.provisional === true && stepThresholdNs > 0 && clock.beforeNs - clock.afterNs >= BigInt(Math.round(Math.min(stepThresholdNs, PROVISIONAL_STEP_NS_MIN)));

@@ -12,7 +12,7 @@ import { nodeConfig } from '../core/defaults.ts';
 import { FrameType, type Frame } from '../core/frames.ts';
 import type { Endpoint, NodeId } from '../core/types.ts';
 import { VirtualClock } from '../clock/virtual.ts';
-import { CORRECTION_NS_MAX_DEFAULT, POLL_INTERVAL_MS_DEFAULT, PROVISIONAL_WINDOW_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STEP_THRESHOLD_NS_DEFAULT, VIRTUAL_CLOCK_PPM_MAX } from '../core/limits.ts';
+import { CORRECTION_NS_MAX_DEFAULT, UPSTREAM_POLL_INTERVAL_MS_DEFAULT, POLL_INTERVAL_MS_DEFAULT, PROVISIONAL_WINDOW_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STEP_THRESHOLD_NS_DEFAULT, VIRTUAL_CLOCK_PPM_MAX } from '../core/limits.ts';
 import { carryOut, Discipline } from '../core/sync/discipline.ts';
 import { decodeFrame, encodeFrame } from '../wire/codec.ts';
 import { InvariantChecker, type CheckMode, type NodeView } from './invariants.ts';
@@ -20,6 +20,8 @@ import { Oscillator } from './oscillator.ts';
 import { EventLoop } from './harness.ts';
 import { SeededRandom } from './random.ts';
 import { TraceHash } from './trace.ts';
+import { SimUpstreamClient, upstreamServer, type SimUpstreamSpec } from './upstream.ts';
+import type { SelectionResult } from '../ntp/selection.ts';
 
 export interface SimNodeSpec {
   nodeId: NodeId;
@@ -37,6 +39,8 @@ export interface SimNodeSpec {
   ignoresCorrections?: boolean;
   /** A hostile master: this much is added to every CORRECT it sends (tests: the panic threshold). */
   tamperCorrectionsNs?: number;
+  /** Upstream servers it polls (ids of SimulationOptions.upstreams), as --upstream (src/sim/upstream.ts). */
+  upstreams?: string[];
 }
 
 export interface SimNetworkSpec {
@@ -72,6 +76,9 @@ export interface SimClockSpec {
 export interface SimulationOptions {
   seed: number;
   nodes: SimNodeSpec[];
+  /** Upstream NTP servers the nodes may poll (SimNodeSpec.upstreams), and how often they poll. */
+  upstreams?: SimUpstreamSpec[];
+  upstreamPollIntervalMs?: number;
   network?: Partial<SimNetworkSpec>;
   clock?: Partial<SimClockSpec>;
   config?: Partial<NodeConfig>;
@@ -163,6 +170,10 @@ interface SimNode {
   writes: { state: PersistedNodeState; landsAtMs: number }[];
   /** The newest state handed to the writer, as JSON (to see changes). */
   savedText: string;
+  /** Its upstream client (this incarnation's), or null without upstreams. */
+  upstream: SimUpstreamClient | null;
+  /** The upstream path is cut for this node (kept across restarts). */
+  upstreamCut: boolean;
 }
 
 type SimEvent =
@@ -287,6 +298,8 @@ export class Simulation {
         disk: null,
         writes: [],
         savedText: '',
+        upstream: null,
+        upstreamCut: false,
       };
       this.nodes.set(spec.nodeId, sim);
       this.order.push(sim);
@@ -294,6 +307,45 @@ export class Simulation {
       this.loop.at(spec.startMs ?? 0, { kind: 'boot', nodeId: spec.nodeId });
     });
     if (this.network.asymmetry > 0) this.drawLinkFactors();
+    for (const spec of options.upstreams ?? []) this.upstreamServers.set(spec.id, upstreamServer(spec));
+    this.upstreamPollIntervalMs = options.upstreamPollIntervalMs ?? UPSTREAM_POLL_INTERVAL_MS_DEFAULT;
+  }
+
+  // ---------------------------------------------------------------- upstreams
+
+  private readonly upstreamServers = new Map<string, ReturnType<typeof upstreamServer>>();
+  private readonly upstreamPollIntervalMs: number;
+
+  /** Changes an upstream server (its error, jitter, loss; `up: false` stops it). */
+  setUpstream(id: string, partial: Partial<Omit<SimUpstreamSpec, 'id'>>): void {
+    const server = this.upstreamServers.get(id);
+    if (!server) throw new Error(`no upstream ${id}`);
+    Object.assign(server, partial);
+    this.record(`upstream ${id} ${JSON.stringify(partial)}`);
+  }
+
+  /** Cuts (or restores) one node's path to its upstream servers. */
+  cutUpstream(nodeId: NodeId, cut: boolean): void {
+    const sim = this.simNode(nodeId);
+    sim.upstreamCut = cut;
+    if (sim.upstream) sim.upstream.cut = cut;
+    this.record(`upstream path of ${nodeId} ${cut ? 'cut' : 'restored'}`);
+  }
+
+  /** The node's last upstream selection (null before one, or without upstreams). */
+  upstreamSelection(nodeId: NodeId): SelectionResult | null {
+    return this.simNode(nodeId).upstream?.lastSelection ?? null;
+  }
+
+  /** One poll of the node's upstream client, then the next one scheduled (for this incarnation). */
+  private pollUpstreams(sim: SimNode, client: SimUpstreamClient): void {
+    if (sim.node === null || sim.upstream !== client) return;
+    const nextMs = client.poll(this.upstreamServers, this.nowMs, this.trueNs(), this.readClock(sim), this.random, this.upstreamPollIntervalMs);
+    const { estimate, why } = client.estimate(this.upstreamServers, this.nowMs);
+    this.reportClock(sim);
+    sim.node.upstreamUpdate(this.nowMs, estimate, why);
+    this.afterInput(sim);
+    this.after(nextMs, `upstream poll ${sim.spec.nodeId}`, () => this.pollUpstreams(sim, client));
   }
 
   // ---------------------------------------------------------------- clocks
@@ -488,11 +540,21 @@ export class Simulation {
     const persisted = restart?.persisted ?? (restart?.state === 'persisted' ? sim.disk : null);
     const node = new ProtocolNode(
       // A larger boot id at every (re)start, as the daemon's (replay protection).
-      nodeConfig({ ...this.options.config, nodeId: sim.spec.nodeId, priority: sim.spec.priority ?? 100, random: () => this.random.next(), clockNowNs: () => this.readClock(sim), bootId: Math.floor(this.nowMs * 1000) + 1 }),
+      nodeConfig({
+        ...this.options.config,
+        upstream: sim.spec.upstreams?.length ? { upstreamPollIntervalMs: this.upstreamPollIntervalMs, correctionNsMax: CORRECTION_NS_MAX_DEFAULT } : null,
+        nodeId: sim.spec.nodeId, priority: sim.spec.priority ?? 100, random: () => this.random.next(), clockNowNs: () => this.readClock(sim), bootId: Math.floor(this.nowMs * 1000) + 1 }),
       this.nowMs,
       persisted === null ? null : { ...persisted },
     );
     sim.node = node;
+    // A new process: a new client, polling (with its burst) from the start.
+    sim.upstream = sim.spec.upstreams?.length ? new SimUpstreamClient(sim.spec.upstreams) : null;
+    if (sim.upstream !== null) {
+      const client = sim.upstream;
+      client.cut = sim.upstreamCut;
+      this.after(1, `upstream poll ${sim.spec.nodeId}`, () => this.pollUpstreams(sim, client));
+    }
     this.reportClock(sim);
     this.checker?.started(sim.spec.nodeId, { persistedState: persisted !== null, clockKept });
     this.record(`boot ${sim.spec.nodeId} #${sim.incarnation}${clockKept ? '' : ' fresh clock'}${persisted === null ? '' : ` persisted ${JSON.stringify(persisted)}`}`);
@@ -536,7 +598,8 @@ export class Simulation {
       const machineNs = this.machineNs(sim.oscillator);
       const wasSynchronized = sim.discipline.isSynchronized;
       const beforeNs = sim.clock.readAtNs(machineNs);
-      const action = sim.discipline.correct(correction.correctionNs, this.nowMs, sim.clock.slewRemainingAtNs(machineNs), correction);
+      const slewRemainingNs = sim.clock.slewRemainingAtNs(machineNs);
+      const action = sim.discipline.correct(correction.correctionNs, this.nowMs, slewRemainingNs, correction);
       const clock = sim.clock;
       carryOut(action, {
         step: (deltaNs) => clock.step(deltaNs, machineNs),
@@ -544,6 +607,10 @@ export class Simulation {
         setFrequency: (frequencyPpm) => clock.setFrequency(frequencyPpm, machineNs),
       });
       const outcome = action.kind;
+      // The client's kept samples follow every adjustment of the clock (clockAdjusted).
+      // A step adds to a slew in progress; a new slew replaces what the previous one had still to do.
+      if (sim.upstream !== null && action.kind === 'step') sim.upstream.adjustedNs += action.deltaNs;
+      if (sim.upstream !== null && action.kind === 'slew') sim.upstream.adjustedNs += action.phaseNs - slewRemainingNs;
       const afterNs = sim.clock.readAtNs(machineNs);
       this.counters.correctionsApplied += 1;
       this.trace.add(`${nodeId} correct ${correction.term}/${correction.round} ${correction.correctionNs}`);
@@ -771,6 +838,21 @@ export class Simulation {
   }
 
   /** One line about a node's state, for diagnosis: role, term, master, last election and round, clock. */
+  /**
+   * Following an upstream (issue 18): a member whose clock class beats its master's must take over.
+   * Returns null when no live member outranks the master of its component, else who does.
+   */
+  outrankedMaster(): string | null {
+    for (const component of this.components()) {
+      const statuses = component.map((id) => ({ id, status: (this.node(id) as ProtocolNode).status() }));
+      const master = statuses.find((entry) => entry.status.role === 'master');
+      if (master === undefined) continue;
+      const better = statuses.filter((entry) => entry.status.clockClass > master.status.clockClass && !entry.status.neverMaster);
+      if (better.length > 0) return `master ${master.id} (class ${master.status.clockClass}) is outranked by ${better.map((entry) => `${entry.id} (class ${entry.status.clockClass})`).join(', ')}`;
+    }
+    return null;
+  }
+
   describeNode(nodeId: NodeId): string {
     const sim = this.simNode(nodeId);
     if (sim.node === null) return `${nodeId}: down`;

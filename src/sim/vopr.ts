@@ -8,6 +8,7 @@ import type { NodeConfig } from '../core/node-config.ts';
 import type { NodeId } from '../core/types.ts';
 import { InvariantViolation, type CheckMode } from './invariants.ts';
 import { SeededRandom } from './random.ts';
+import type { SimUpstreamSpec } from './upstream.ts';
 import { Simulation, type RestartOptions, type SimClockSpec, type SimNetworkSpec, type SimNodeSpec } from './simulation.ts';
 
 /** Relative weights of the fault kinds drawn in the safety phase (0 disables one). */
@@ -22,6 +23,8 @@ export interface FaultMix {
   restart: number;
   /** Raise the loss rate to lossBurstRate for a while. */
   lossBurst: number;
+  /** Stop or start an upstream server, or cut or restore a node's path to its servers (with VoprOptions.upstream). */
+  upstream?: number;
 }
 
 export interface VoprOptions {
@@ -58,6 +61,12 @@ export interface VoprOptions {
   /** Fraction of nodes given a higher priority than the default. */
   higherPriorityFraction: number;
   config: Partial<NodeConfig>;
+  /**
+   * Upstream servers (issue 18): `servers` of them, each a falseticker (1-5 s off) with
+   * `falsetickerRate`; each node polls all of them with probability `nodeFraction` (at least one
+   * node does). null: none.
+   */
+  upstream: { servers: number; nodeFraction: number; falsetickerRate: number; pollIntervalMs: number } | null;
   /** After the faults stop, liveness must hold within this. */
   livenessBoundMs: number;
   /** ...and keep holding this long (sampled every livenessSampleMs). */
@@ -91,6 +100,7 @@ export const VOPR_DEFAULTS: VoprOptions = {
   driftPpmMax: 100,
   higherPriorityFraction: 0.15,
   config: {},
+  upstream: null,
   livenessBoundMs: 40_000,
   livenessHoldMs: 3000,
   livenessSampleMs: 10,
@@ -127,6 +137,18 @@ export const FAULT_MIXES = {
   partition: {
     faults: { ...NO_FAULTS, partition: 1, heal: 1 },
     safetyNetwork: { lossRate: 0, duplicateRate: 0, reorderRate: 0, corruptRate: 0 },
+  },
+  /**
+   * Upstreams (issue 18) that appear, fail, disagree and are cut off, with partitions, crashes and
+   * loss on top: long enough for the health's hysteresis (30 s to lose, 60 s and more to regain).
+   */
+  upstream: {
+    faults: { partition: 1, heal: 1, crash: 1, restart: 1, lossBurst: 0.5, upstream: 3 },
+    upstream: { servers: 3, nodeFraction: 0.4, falsetickerRate: 0.2, pollIntervalMs: 2_000 },
+    safetyMs: 150_000,
+    faultIntervalMeanMs: 5_000,
+    initialOffsetNsMax: 1e8,
+    livenessBoundMs: 120_000,
   },
 } satisfies Record<string, Partial<VoprOptions>>;
 
@@ -195,6 +217,18 @@ export function voprOptions(partial: Partial<VoprOptions> = {}): VoprOptions {
   };
 }
 
+/** The upstream servers a seed describes (with VoprOptions.upstream). */
+function upstreamServers(seed: number, options: VoprOptions): SimUpstreamSpec[] {
+  if (options.upstream === null) return [];
+  const random = new SeededRandom((seed ^ 0x165667b1) >>> 0);
+  const servers: SimUpstreamSpec[] = [];
+  for (let index = 0; index < options.upstream.servers; index += 1) {
+    const falseticker = random.next() < options.upstream.falsetickerRate;
+    servers.push({ id: `u${index + 1}`, offsetNs: falseticker ? (random.next() < 0.5 ? -1 : 1) * random.between(1e9, 5e9) : random.between(-100_000, 100_000), lossRate: random.next() * 0.1, up: true });
+  }
+  return servers;
+}
+
 /** The cluster a seed describes (ids, priorities, clocks, boot times). */
 export function voprNodes(seed: number, options: VoprOptions): SimNodeSpec[] {
   const random = new SeededRandom((seed ^ 0x5bd1e995) >>> 0);
@@ -208,6 +242,11 @@ export function voprNodes(seed: number, options: VoprOptions): SimNodeSpec[] {
       driftPpm: random.between(-options.driftPpmMax, options.driftPpmMax),
       startMs: random.between(0, 300),
     });
+  }
+  if (options.upstream !== null) {
+    const ids = Array.from({ length: options.upstream.servers }, (_, index) => `u${index + 1}`);
+    for (const spec of specs) if (random.next() < options.upstream.nodeFraction) spec.upstreams = ids;
+    if (!specs.some((spec) => spec.upstreams !== undefined)) (specs[random.integer(specs.length)] as SimNodeSpec).upstreams = ids;
   }
   return specs;
 }
@@ -225,9 +264,12 @@ export function run(seed: number, partial: Partial<VoprOptions> = {}): VoprSumma
 export function runWithSimulation(seed: number, partial: Partial<VoprOptions> = {}): VoprRun {
   const options = voprOptions(partial);
   const specs = voprNodes(seed, options);
+  const upstreams = upstreamServers(seed, options);
   const sim = new Simulation({
     seed,
     nodes: specs,
+    upstreams,
+    upstreamPollIntervalMs: options.upstream?.pollIntervalMs,
     network: { ...options.network },
     clock: options.clock,
     config: options.config,
@@ -239,7 +281,8 @@ export function runWithSimulation(seed: number, partial: Partial<VoprOptions> = 
   });
   const ids = specs.map((spec) => spec.nodeId);
   const baseNetwork = { ...sim.network };
-  const faults = { partitions: 0, heals: 0, crashes: 0, restarts: 0, lossBursts: 0 };
+  const faults = { partitions: 0, heals: 0, crashes: 0, restarts: 0, lossBursts: 0, upstreamEvents: 0 };
+  const cut = new Set<NodeId>();
   // The schedule has its own stream: the fault choices do not depend on how many frames were sent.
   const random = new SeededRandom((seed ^ 0x27d4eb2f) >>> 0);
   const startMs = options.warmupMs;
@@ -262,6 +305,7 @@ export function runWithSimulation(seed: number, partial: Partial<VoprOptions> = 
       ['crash', live.length > 1 && down.length < downMax ? options.faults.crash : 0],
       ['restart', down.length > 0 ? options.faults.restart : 0],
       ['lossBurst', sim.nowMs >= lossBurstUntilMs ? options.faults.lossBurst : 0],
+      ['upstream', upstreams.length > 0 ? (options.faults.upstream ?? 0) : 0],
     ];
     const total = weights.reduce((sum, [, weight]) => sum + weight, 0);
     if (total <= 0) return;
@@ -300,6 +344,21 @@ export function runWithSimulation(seed: number, partial: Partial<VoprOptions> = 
         sim.restart(down[random.integer(down.length)] as NodeId, pickRestart());
         faults.restarts += 1;
         return;
+      case 'upstream': {
+        // Half the time a server stops or comes back, half the time a node's path is cut or restored.
+        if (random.next() < 0.5) {
+          const server = upstreams[random.integer(upstreams.length)] as { id: string; up?: boolean };
+          server.up = server.up === false;
+          sim.setUpstream(server.id, { up: server.up });
+        } else {
+          const polling = specs.filter((spec) => spec.upstreams !== undefined);
+          const node = polling[random.integer(polling.length)] as SimNodeSpec;
+          cut.has(node.nodeId) ? cut.delete(node.nodeId) : cut.add(node.nodeId);
+          sim.cutUpstream(node.nodeId, cut.has(node.nodeId));
+        }
+        faults.upstreamEvents += 1;
+        return;
+      }
       case 'lossBurst': {
         const durationMs = random.between(100, options.lossBurstMsMax);
         lossBurstUntilMs = sim.nowMs + durationMs;
@@ -332,6 +391,8 @@ export function runWithSimulation(seed: number, partial: Partial<VoprOptions> = 
     sim.setNetwork(baseNetwork);
     sim.heal();
     for (const id of ids) if (sim.node(id) === null) sim.restart(id, pickRestart());
+    for (const server of upstreams) if (server.up === false) sim.setUpstream(server.id, { up: true });
+    for (const id of cut) sim.cutUpstream(id, false);
   });
 
   const fail = (error: unknown): never => {
@@ -357,7 +418,7 @@ export function runWithSimulation(seed: number, partial: Partial<VoprOptions> = 
   let problem: string | null = 'not sampled yet';
   try {
     for (;;) {
-      problem = sim.livenessProblem();
+      problem = sim.livenessProblem() ?? (upstreams.length > 0 ? sim.outrankedMaster() : null);
       if (problem === null) {
         holdingSinceMs ??= sim.nowMs;
         if (sim.nowMs - holdingSinceMs >= options.livenessHoldMs) break;

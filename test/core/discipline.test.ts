@@ -353,3 +353,49 @@ describe('the provisional window (the cluster still forming)', () => {
     }
   });
 });
+
+describe('corrections onto an upstream (issue 18)', () => {
+  const UPSTREAM = { source: 'upstream' as const, pollIntervalMs: 16_000 };
+
+  it('slew-only corrections never step, forward or back, however large below the panic threshold', () => {
+    const discipline = synchronized();
+    for (const [index, correctionNs] of [300 * MS, -2 * S, 50 * S].entries()) {
+      const action = discipline.correct(correctionNs, 10_000 + index * 16_000, 0, { ...UPSTREAM, slewOnly: true });
+      expect(action).toMatchObject({ kind: 'slew', phaseNs: correctionNs });
+    }
+    // Beyond the panic threshold: refused, even from a clock that is not synchronized yet.
+    const fresh = new Discipline(CONFIG);
+    expect(fresh.correct(700 * S, 0, 0, { ...UPSTREAM, slewOnly: true }).kind).toBe('refuse');
+    // An unsynchronized clock's initial corrections are slewed too when the cluster is established.
+    expect(fresh.correct(3 * S, 1_000, 0, { ...UPSTREAM, slewOnly: true })).toMatchObject({ kind: 'slew', phaseNs: 3 * S });
+  });
+
+  it('an upstream\'s correction is not held as a spike (the NTP client filtered it already)', () => {
+    const discipline = synchronized();
+    for (let index = 0; index < 20; index += 1) discipline.correct(1_000, 4_000 + index * 1000);
+    expect(discipline.correct(900_000, 30_000).kind).toBe('hold');
+    expect(discipline.correct(900_000, 46_000, 0, UPSTREAM).kind).toBe('slew');
+  });
+
+  it('a change of reference learns the new rate without weighting the old frequency: a clock 60 ppm off the upstream is within 1 ppm after ten polls', () => {
+    const clock = new VirtualClock({ initialOffsetNs: 0, driftPpm: 0, startHostNs: 0n });
+    const discipline = synchronized();
+    // Locked on a cluster that runs at the clock's own rate: the frequency stays near 0.
+    for (let index = 0; index < ACQUISITION_UPDATES; index += 1) discipline.correct(0, 4_000 + index * 1000);
+    const upstreamRatePpm = 60;
+    let hostNs = 200n * BigInt(S);
+    const random = new SeededRandom(3);
+    for (let poll = 0; poll < 10; poll += 1) {
+      hostNs += 16n * BigInt(S);
+      // The upstream runs 60 ppm faster than this clock's oscillator; 10 us of measurement noise.
+      const upstreamNs = Number(hostNs) * (1 + upstreamRatePpm / 1e6);
+      const offsetNs = upstreamNs - Number(clock.readAtNs(hostNs)) + (random.next() - 0.5) * 20_000;
+      carryOut(discipline.correct(offsetNs, Number(hostNs) / MS, clock.slewRemainingAtNs(hostNs), UPSTREAM), {
+        step: (deltaNs) => clock.step(deltaNs, hostNs),
+        slew: (phaseNs, ratePpm) => clock.slew(phaseNs, ratePpm, hostNs),
+        setFrequency: (frequencyPpm) => clock.setFrequency(frequencyPpm, hostNs),
+      });
+    }
+    expect(Math.abs(discipline.frequencyPpm - upstreamRatePpm)).toBeLessThan(1);
+  });
+});

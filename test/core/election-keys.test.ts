@@ -14,6 +14,13 @@ describe('compareKeys', () => {
     expect(compareKeys({ priority: 0, nodeId: 'zzz' }, { priority: 1, nodeId: 'a' })).toBeLessThan(0);
   });
 
+  it('the clock class comes first (a healthy upstream beats any priority); absent counts as 0', () => {
+    expect(compareKeys({ clockClass: 1, priority: 0, nodeId: 'a' }, { priority: 255, nodeId: 'zzz' })).toBeGreaterThan(0);
+    expect(compareKeys({ clockClass: 0, priority: 255, nodeId: 'zzz' }, { clockClass: 1, priority: 0, nodeId: 'a' })).toBeLessThan(0);
+    expect(compareKeys({ clockClass: 0, priority: 5, nodeId: 'a' }, { priority: 5, nodeId: 'a' })).toBe(0);
+    expect(compareKeys({ clockClass: 1, priority: 7, nodeId: 'a' }, { clockClass: 1, priority: 5, nodeId: 'z' })).toBeGreaterThan(0);
+  });
+
   it('equal priorities compare the ids as byte strings', () => {
     expect(compareKeys({ priority: 5, nodeId: 'b' }, { priority: 5, nodeId: 'a' })).toBeGreaterThan(0);
     expect(compareKeys({ priority: 5, nodeId: 'node' }, { priority: 5, nodeId: 'node1' })).toBeLessThan(0);

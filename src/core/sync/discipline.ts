@@ -132,6 +132,14 @@ export class Discipline {
   private firstCorrectionMs: number | null = null;
   /** What the discipline has moved the clock by while provisional; null once locked. */
   private provisionalNs: number | null;
+  /** Where the last accepted correction came from: a change of reference starts acquisition over. */
+  private lastSource: 'cluster' | 'upstream' = 'cluster';
+  /**
+   * Rate estimates taken since the reference changed (null: it never did). The frequency kept from
+   * the old reference is no estimate of the new one's rate, so it gets no weight in the running
+   * mean: the first estimate against the new reference is taken whole, the n-th by 1/n.
+   */
+  private ratesSinceReference: number | null = null;
   /** The frequency the clock started with: its raw rate (the frequency's effect counts from it). */
   private readonly startFrequency: number;
 
@@ -244,7 +252,18 @@ export class Discipline {
       return { kind: 'step', deltaNs: correctionNs, frequencyPpm: this.frequency, why: 'initial' };
     }
 
-    const intervalMs = this.lastUpdateMs === null ? null : nowMs - this.lastUpdateMs;
+    // A new reference (a master that starts following its upstream, or stops): the frequency
+    // learned against the old one may be ppm off the new one, and the steady gains would take many
+    // corrections (minutes at an upstream's 16 s) to find out. Acquire again, and do not read a
+    // frequency out of the interval since the old reference's last correction.
+    const sourceKind = source.source ?? 'cluster';
+    const referenceChanged = sourceKind !== this.lastSource;
+    this.lastSource = sourceKind;
+    if (referenceChanged) {
+      this.lockUpdates = 0;
+      this.ratesSinceReference = 0;
+    }
+    const intervalMs = this.lastUpdateMs === null || referenceChanged ? null : nowMs - this.lastUpdateMs;
     // ppm * ms = ns: beyond this a correction is a jump of the cluster's time (a new master, a
     // healed partition), not the noise and drift of one interval.
     const jumpLimitNs = Math.max(FREQUENCY_INPUT_NS_MIN, FREQUENCY_INPUT_PPM_MAX * (intervalMs ?? 0));
@@ -284,13 +303,23 @@ export class Discipline {
     // Corrections further apart than a few poll intervals (a master lost for a while) say little
     // about the frequency; long poll intervals get a longer allowance.
     const intervalMsMax = Math.max(FREQUENCY_INTERVAL_MS_MAX, FREQUENCY_INTERVAL_POLLS_MAX * (source.pollIntervalMs ?? this.config.pollIntervalMs));
-    if (spikeLimitNs !== null && intervalMs !== null && intervalMs > 0 && intervalMs <= intervalMsMax) {
+    // An upstream's estimates were filtered and voted on by the NTP client already, and come a poll
+    // interval apart, where a rate error of tens of ppm is a correction of a millisecond: bounded
+    // by the jump limit alone (the recent noise of a 2 s burst would cut the rate short).
+    const upstream = source.source === 'upstream';
+    if ((spikeLimitNs !== null || upstream) && intervalMs !== null && intervalMs > 0 && intervalMs <= intervalMsMax) {
       // The integral: what is left after the previous correction was applied is, on average, the
       // rate error times the interval. Its input is bounded by the jump limit and by the recent
       // noise, so that neither a jump nor a bad measurement throws the frequency off.
-      const inputNs = clamp(correctionNs - slewRemainingNs, Math.min(jumpLimitNs, spikeLimitNs));
+      const inputLimitNs = upstream || spikeLimitNs === null ? jumpLimitNs : Math.min(jumpLimitNs, spikeLimitNs);
+      const inputNs = clamp(correctionNs - slewRemainingNs, inputLimitNs);
+      let gain = frequencyGain;
+      if (this.ratesSinceReference !== null) {
+        this.ratesSinceReference += 1;
+        gain = Math.max(FREQUENCY_GAIN, 1 / this.ratesSinceReference);
+      }
       // ns per ms = ppm.
-      this.frequency = clamp(this.frequency + (frequencyGain * inputNs) / intervalMs, this.frequencyPpmMax);
+      this.frequency = clamp(this.frequency + (gain * inputNs) / intervalMs, this.frequencyPpmMax);
     }
     // The RMS measures the noise: a jump does not count, and one large value counts only up to the
     // spike limit, so that it takes a few rounds of larger noise, not one jump, to widen the limit.

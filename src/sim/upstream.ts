@@ -1,0 +1,154 @@
+// Upstream NTP servers in the simulator (issue 18): each node that has some polls them as the
+// daemon's client does (src/ntp/client.ts), in outline: a burst while nothing answers, then one
+// request per poll interval; an eight-bit reach register; the least-delay sample of the last
+// eight; the kept samples shifted by every correction the node's clock takes (clockAdjusted).
+// Selection is the real one (src/ntp/selection.ts), so falsetickers and disagreeing servers meet
+// the same Marzullo vote as in the daemon. A server is modelled by its error against true time
+// (a falseticker: seconds), its jitter, the path's delay and loss, its stratum and root distance.
+import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, UPSTREAM_BURST_INTERVAL_MS, UPSTREAM_BURST_REQUESTS, UPSTREAM_FILTER_SAMPLES } from '../core/limits.ts';
+import type { UpstreamEstimate } from '../core/upstream/estimate.ts';
+import type { UpstreamCandidate } from '../ntp/client.ts';
+import { selectUpstreams, type SelectionResult } from '../ntp/selection.ts';
+import type { SeededRandom } from './random.ts';
+
+export interface SimUpstreamSpec {
+  id: string;
+  /** The server's time minus true time, ns (a falseticker: seconds). */
+  offsetNs?: number;
+  /** Mean of the server's own random error per answer, ns (exponential, either sign). */
+  jitterNs?: number;
+  /** Round trip of the path, ns, and the mean of its random extra each way (exponential). */
+  delayNs?: number;
+  delayJitterNs?: number;
+  lossRate?: number;
+  stratum?: number;
+  /** The server's own root distance (to its reference clock), ns. */
+  rootDistanceNs?: number;
+  /** false: the server answers nobody (stopped). */
+  up?: boolean;
+}
+
+type Server = Required<SimUpstreamSpec>;
+
+interface Sample {
+  offsetNs: number;
+  delayNs: number;
+  /** The node's adjustment total when the sample was taken (see PolledServer.adjustedNs). */
+  adjustedNs: number;
+  atMs: number;
+}
+
+interface PolledServer {
+  reach: number;
+  samples: Sample[];
+}
+
+/** One node's client: its servers' reach and samples. */
+export class SimUpstreamClient {
+  private readonly polled = new Map<string, PolledServer>();
+  /** Total of the steps and slews applied to the node's clock (the client's clockAdjusted). */
+  adjustedNs = 0;
+  /** Requests left in the running burst (iburst: sent while nothing was heard for 8 requests). */
+  private burstLeft = 0;
+  /** The path from this node to the servers is cut (the node is cut off, not the servers down). */
+  cut = false;
+  lastSelection: SelectionResult | null = null;
+
+  constructor(readonly serverIds: readonly string[]) {
+    for (const id of serverIds) this.polled.set(id, { reach: 0, samples: [] });
+  }
+
+  /**
+   * One request to every server at true time `trueNs`, the node's clock reading `clockNs`; returns
+   * when to poll next (ms from now).
+   */
+  poll(servers: ReadonlyMap<string, Server>, nowMs: number, trueNs: bigint, clockNs: bigint, random: SeededRandom, pollIntervalMs: number): number {
+    if (this.burstLeft === 0 && [...this.polled.values()].every((polled) => polled.reach === 0)) this.burstLeft = UPSTREAM_BURST_REQUESTS;
+    for (const id of this.serverIds) {
+      const server = servers.get(id);
+      const polled = this.polled.get(id) as PolledServer;
+      polled.reach = (polled.reach << 1) & 0xff;
+      if (server === undefined || !server.up || this.cut || random.next() < server.lossRate) continue;
+      const outNs = server.delayNs / 2 + exponential(random, server.delayJitterNs);
+      const backNs = server.delayNs / 2 + exponential(random, server.delayJitterNs);
+      const serverErrorNs = server.offsetNs + (random.next() < 0.5 ? -1 : 1) * exponential(random, server.jitterNs);
+      // Server time minus our clock, as the four timestamps measure it: the path's asymmetry shows.
+      const offsetNs = Number(trueNs - clockNs) + serverErrorNs + (outNs - backNs) / 2;
+      polled.reach |= 1;
+      polled.samples.push({ offsetNs, delayNs: outNs + backNs, adjustedNs: this.adjustedNs, atMs: nowMs });
+      if (polled.samples.length > UPSTREAM_FILTER_SAMPLES) polled.samples.shift();
+    }
+    if (this.burstLeft > 0) this.burstLeft -= 1;
+    return this.burstLeft > 0 ? UPSTREAM_BURST_INTERVAL_MS : pollIntervalMs;
+  }
+
+  /** Selection now, and what the core is told: an estimate, or null and why. */
+  estimate(servers: ReadonlyMap<string, Server>, nowMs: number): { estimate: UpstreamEstimate | null; why: string | null } {
+    const candidates: UpstreamCandidate[] = this.serverIds.map((id) => {
+      const polled = this.polled.get(id) as PolledServer;
+      const server = servers.get(id);
+      if (server === undefined || polled.reach === 0 || polled.samples.length === 0) return { id, usable: false, exclusion: 'unreachable', reason: 'no answer to the last 8 requests' };
+      const best = chosen(polled.samples, nowMs);
+      const ageMs = nowMs - best.atMs;
+      return {
+        id,
+        usable: true,
+        offsetNs: best.offsetNs - (this.adjustedNs - best.adjustedNs),
+        rootDistanceNs: server.rootDistanceNs + best.delayNs / 2 + ERROR_BOUND_FREQUENCY_TOLERANCE_PPM * ageMs,
+        stratum: server.stratum,
+        leap: 0,
+      };
+    });
+    const selection = selectUpstreams(candidates);
+    this.lastSelection = selection;
+    if (!selection.ok) return { estimate: null, why: selection.reason };
+    const peer = candidates.find((candidate) => candidate.id === selection.systemPeer);
+    // New when a selected server's chosen sample is (each is acted on once).
+    const sampledMs = Math.max(...selection.selected.map((id) => chosen((this.polled.get(id) as PolledServer).samples, nowMs).atMs));
+    return {
+      estimate: {
+        sampledMs,
+        offsetNs: selection.offsetNs,
+        errorBoundNs: selection.errorBoundNs,
+        rootDistanceNs: peer !== undefined && peer.usable ? peer.rootDistanceNs : selection.errorBoundNs,
+        stratum: selection.stratum,
+        leap: selection.leap,
+        systemPeer: selection.systemPeer,
+        truechimers: selection.selected.length,
+      },
+      why: null,
+    };
+  }
+}
+
+export function upstreamServer(spec: SimUpstreamSpec): Server {
+  return {
+    offsetNs: 0,
+    jitterNs: 20_000,
+    delayNs: 500_000,
+    delayJitterNs: 30_000,
+    lossRate: 0,
+    stratum: 1,
+    rootDistanceNs: 100_000,
+    up: true,
+    ...spec,
+  };
+}
+
+/** The filter's choice, as the client's: least distance (half the delay, grown with age at 15 ppm), newest among equals. */
+function chosen(samples: readonly Sample[], nowMs: number): Sample {
+  let best = samples[0] as Sample;
+  let bestNs = Number.POSITIVE_INFINITY;
+  for (const sample of samples) {
+    const distanceNs = sample.delayNs / 2 + ERROR_BOUND_FREQUENCY_TOLERANCE_PPM * (nowMs - sample.atMs);
+    if (distanceNs <= bestNs) {
+      best = sample;
+      bestNs = distanceNs;
+    }
+  }
+  return best;
+}
+
+function exponential(random: SeededRandom, meanNs: number): number {
+  return meanNs <= 0 ? 0 : -meanNs * Math.log(1 - random.next());
+}
