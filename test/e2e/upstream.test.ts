@@ -112,3 +112,72 @@ describe.skipIf(skipReason !== null)('an agent following chronyd -x as its upstr
     expect(Math.abs(run.wrongByNs as number)).toBeLessThan(FOLLOWED_NS);
   }, 60_000);
 });
+
+// Two agents: b (priority 200, no upstream, 0.8 s behind and 30 ppm fast) starts first and becomes
+// master; a (priority 100, 1.5 s ahead, 40 ppm slow, --upstream chronyd) joins. Once a's upstream
+// is healthy its clock class outranks b's priority: a becomes master, steers its clock
+// onto chronyd's and b's onto its own. Both end within 1 ms of the host clock, b's reference is
+// 'upstream' through its master, and chronyd -Q reads b at chronyd's stratum + 2, refid a.
+describe.skipIf(skipReason !== null)('a two-agent cluster whose lower-priority agent has the upstream', () => {
+  const binary = 'path' in chronyd ? chronyd.path : '';
+  let lab: NetnsLab | undefined;
+  let dir = '';
+  let withUpstream: AgentProcess;
+  let without: AgentProcess;
+  let reports: [StatusReport, StatusReport];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'upstream-e2e-'));
+    lab = await NetnsLab.create({ hosts: 3, prefix: 'upsc' });
+    const l = lab;
+    const [server, a, b] = l.hosts as [LabHost, LabHost, LabHost];
+    try {
+      await startChronydServer(l, server, { binary, port: CHRONY_PORT, dir });
+      const common = ['--no-mdns', '--ntp-port', '123', '--poll-interval', '1', '--discovery-window', '1'];
+      without = startAgent(l, b, 'upstream-b', ['--interface', b.iface, ...common, '--priority', '200', '--virtual-offset', '-0.8', '--virtual-drift', '30', '--peer', `${a.address}:7412`]);
+      await sleep(3_000);
+      withUpstream = startAgent(l, a, 'upstream-a', [
+        '--interface', a.iface, ...common, '--priority', '100', '--virtual-offset', String(START_OFFSET_S), '--virtual-drift', '-40',
+        '--peer', `${b.address}:7412`, '--upstream', `${server.address}:${CHRONY_PORT}`, '--upstream-poll', '2',
+      ]);
+      const deadlineMs = Date.now() + 120_000;
+      for (;;) {
+        const [ra, rb] = await Promise.all([statusOf(l, withUpstream), statusOf(l, without)]);
+        const done = ra !== null && rb !== null && ra.upstream?.mode === 'following' && rb.role === 'slave' && rb.masterId === 'upstream-a'
+          && rb.clock.reference === 'upstream' && rb.clock.synchronized && Math.abs(ra.clock.hostOffsetNs) < FOLLOWED_NS / 2 && Math.abs(rb.clock.hostOffsetNs) < FOLLOWED_NS / 2;
+        if (done) {
+          reports = [ra, rb];
+          break;
+        }
+        if (Date.now() > deadlineMs) {
+          const brief = (r: StatusReport | null) => r && { id: r.nodeId, role: r.role, master: r.masterId, ref: r.clock.reference, host: r.clock.hostOffsetNs, mode: r.upstream?.mode };
+          throw new Error(`the cluster did not follow the upstream within 120 s: ${JSON.stringify([brief(ra), brief(rb)])}\n${l.diagnostics()}`);
+        }
+        await sleep(500);
+      }
+    } catch (error) {
+      console.error(l.diagnostics());
+      throw error;
+    }
+  }, 180_000);
+
+  afterAll(async () => {
+    await lab?.cleanup();
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the agent with the upstream becomes master and both follow chronyd within 1 ms', () => {
+    const [a, b] = reports;
+    console.info(`[upstream e2e] cluster: a (master, following) ${a.clock.hostOffsetNs} ns, b (member) ${b.clock.hostOffsetNs} ns from the host clock; a master in term ${a.term} (a's elections: ${JSON.stringify(a.election.byAlgorithm)})`);
+    expect(a).toMatchObject({ role: 'master', clockClass: 1, clock: { reference: 'upstream' } });
+    expect(b).toMatchObject({ role: 'slave', masterId: 'upstream-a', clockClass: 0, upstream: null, clock: { reference: 'upstream' } });
+    expect(b.verdict, b.verdictReason).toBe('synchronized');
+  });
+
+  it('the member serves NTP at chronyd\'s stratum + 2, its master\'s address as refid', async () => {
+    const run = await runChronyQ(binary, without.host.address, 123, 10, { netns: without.host.ns });
+    expect(run.measurements.length, run.output).toBeGreaterThan(0);
+    for (const measurement of run.measurements) expect(measurement).toMatchObject({ leap: 'N', stratum: 3, refid: hex(withUpstream.host.address) });
+    expect(Math.abs(run.wrongByNs as number), run.output).toBeLessThan(FOLLOWED_NS);
+  }, 60_000);
+});
