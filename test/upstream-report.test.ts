@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { formatStatus, STATUS_WIDTH } from '../src/cli/format.ts';
 import { AgentMetrics } from '../src/daemon/metrics.ts';
-import type { StatusReport } from '../src/daemon/status.ts';
+import { verdictOf, type StatusReport } from '../src/daemon/status.ts';
 import { followingStatus, upstreamCore } from './support/upstream-status.ts';
 
 /** The table with wrapped fields joined again (continuation lines are indented 11 columns). */
@@ -39,6 +39,33 @@ describe('the status table with an upstream', () => {
     expect(unwrapped(plain)).toMatch(/^Clock +virtual, synchronized, reference cluster; /m);
     expect(plain).not.toMatch(/^Upstream/m);
     expect(plain).not.toMatch(/SERVER/);
+  });
+});
+
+describe('the verdict of a master following an upstream', () => {
+  const following = (change: (copy: StatusReport) => void = () => {}) => {
+    const copy = followingStatus(MASTER);
+    change(copy);
+    return copy;
+  };
+
+  it('is synchronized even alone (it has a reference), naming the upstream', () => {
+    const alone = following((s) => ((s.lastRound = null), (s.peers = [])));
+    expect(verdictOf(alone)).toEqual({ verdict: 'synchronized', verdictReason: 'master following 198.18.0.10:123 (stratum 1), 0 of 0 members answered the last round' });
+    // The same master without the upstream is alone.
+    expect(verdictOf({ ...alone, upstream: null }).verdict).toBe('alone');
+  });
+
+  it('counts quiet time in upstream polls (its own clock is corrected only when the upstream answers)', () => {
+    // 16 s upstream polls, 1 s rounds: 20 s without a correction is normal, 65 s is holdover.
+    expect(verdictOf(following((s) => (s.tracking.lastUpdateAgoMs = 20_000))).verdict).toBe('synchronized');
+    expect(verdictOf(following((s) => (s.tracking.lastUpdateAgoMs = 65_000)))).toMatchObject({ verdict: 'holdover', verdictReason: expect.stringMatching(/^master, no correction from 198\.18\.0\.10:123/) });
+  });
+
+  it('is unsynchronized before its initial corrections, refusing while it refuses the upstream', () => {
+    expect(verdictOf(following((s) => (s.clock.synchronized = false))).verdict).toBe('unsynchronized');
+    const refusing = verdictOf(followingStatus(MASTER, upstreamCore({ mode: 'refused' })));
+    expect(refusing).toEqual({ verdict: 'refusing', verdictReason: 'master, refusing 198.18.0.10:123 (stratum 1): +3.000 s from the cluster\'s time, beyond --max-correction' });
   });
 });
 

@@ -23,6 +23,7 @@ import { timeReport, type TimeReport } from './time-report.ts';
 import type { Upstreams } from '../net/ntp-client.ts';
 import type { UpstreamSample } from '../ntp/client.ts';
 import { upstreamEstimate } from '../ntp/estimate.ts';
+import { clockMoveNs, estimateNow } from './upstream-feed.ts';
 
 /** status.ntp of an agent whose daemon started no NTP service. */
 const NTP_NOT_RUNNING: NtpReport = {
@@ -290,10 +291,8 @@ export class Agent {
     const outcome = upstreamEstimate(upstreams.selection(), this.upstreamSampleAtMs);
     let estimate = outcome.estimate;
     if (estimate !== null) {
-      // The client shifts its samples by each action's whole amount when it is decided, so they
-      // say where the clock will be once the slew in progress is done; the node (and the
-      // discipline, which subtracts the slew in progress itself) wants the offset as of now.
-      estimate = { ...estimate, offsetNs: estimate.offsetNs + this.options.clock.state().slewRemainingNs };
+      // As of now, not as of the end of the slew in progress (upstream-feed.ts).
+      estimate = estimateNow(estimate, this.options.clock.state().slewRemainingNs);
       const peer = estimate.systemPeer;
       this.upstreamPeerAddress = upstreams.status().find((server) => server.id === peer)?.address ?? null;
     }
@@ -381,17 +380,16 @@ export class Agent {
         return;
       case 'step':
         carryOut(action, clock);
-        // A step adds to a slew in progress (the virtual and kernel drivers both keep it).
-        this.upstreams?.clockAdjusted(action.deltaNs);
         this.log.info({ ...context, ...(correction.source ? { source: correction.source } : {}), why: action.why }, 'clock stepped');
         break;
       case 'slew':
         carryOut(action, clock);
-        // A slew replaces what was left of the previous one: the clock will move by the difference.
-        this.upstreams?.clockAdjusted(action.phaseNs - slewRemainingNs);
         this.log.debug({ ...context, ...(correction.source ? { source: correction.source } : {}), phaseNs: Math.round(action.phaseNs), frequencyPpm: action.frequencyPpm }, 'clock slewed');
         break;
     }
+    // Every move of the clock, whatever its source, to the upstream client (upstream-feed.ts).
+    const moveNs = clockMoveNs(action, slewRemainingNs);
+    if (moveNs !== null) this.upstreams?.clockAdjusted(moveNs);
     const tracking = this.options.discipline.state();
     if (tracking.synchronized) {
       // Tell the kernel how good the clock is (for other programs reading adjtimex/ntp_gettime).

@@ -168,7 +168,10 @@ export interface UpstreamStatusReport {
  * - holdover: synchronized before, but no correction for over VERDICT_HOLDOVER_POLLS poll intervals;
  * - refusing: the last correction exceeded --max-correction (the panic threshold) and was refused;
  * - electing: no master (an election runs, or none was found yet);
- * - alone: the master, with no member answering its rounds.
+ * - alone: the master, with no member answering its rounds (and no upstream followed).
+ * A master following an upstream (--upstream) is synchronized while the upstream's estimates keep
+ * coming (holdover after VERDICT_HOLDOVER_POLLS upstream polls without one), members or not, and
+ * refusing while it refuses the upstream (beyond --max-correction).
  */
 export type Verdict = 'synchronized' | 'unsynchronized' | 'holdover' | 'refusing' | 'electing' | 'alone';
 export const VERDICTS: readonly Verdict[] = ['synchronized', 'unsynchronized', 'holdover', 'refusing', 'electing', 'alone'];
@@ -281,6 +284,7 @@ export interface StatusReport {
   };
 }
 
+const formatSeconds = (ns: number | null) => (ns === null ? 'an unknown offset' : `${ns >= 0 ? '+' : ''}${(ns / 1e9).toFixed(3)} s`);
 const agoText = (ms: number | null) => (ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s ago`);
 
 /** The verdict of a status report (an agent's own; `status` also computes it for older agents). */
@@ -289,6 +293,22 @@ export function verdictOf(status: Omit<StatusReport, 'verdict' | 'verdictReason'
   if (status.role === 'electing' || status.masterId === null) {
     const running = status.election.inProgress;
     return { verdict: 'electing', verdictReason: running ? `election for term ${running.term} running (${running.algorithm})` : 'no master known yet' };
+  }
+  // A master following an upstream has a reference even alone, and corrects its own clock only
+  // when the upstream answers (every upstream poll), not every round. (Older agents: no upstream.)
+  const upstream = status.upstream ?? null;
+  if (status.role === 'master' && upstream !== null && (upstream.mode === 'following' || upstream.mode === 'refused')) {
+    const peer = upstream.selection.ok ? `${upstream.selection.systemPeer} (stratum ${upstream.selection.stratum})` : 'its upstream';
+    if (upstream.mode === 'refused') {
+      return { verdict: 'refusing', verdictReason: `master, refusing ${peer}: ${formatSeconds(upstream.refused?.offsetNs ?? null)} from the cluster's time, beyond --max-correction` };
+    }
+    if (!status.clock.synchronized) return { verdict: 'unsynchronized', verdictReason: `master following ${peer}, initial corrections not done yet (${tracking.updates} applied)` };
+    const upstreamQuietMs = VERDICT_HOLDOVER_POLLS * Math.max(status.pollIntervalMs, upstream.pollIntervalMs);
+    if (tracking.lastUpdateAgoMs === null || tracking.lastUpdateAgoMs > upstreamQuietMs) {
+      return { verdict: 'holdover', verdictReason: `master, no correction from ${peer} since ${agoText(tracking.lastUpdateAgoMs)}: running on the learned frequency` };
+    }
+    const round = status.lastRound;
+    return { verdict: 'synchronized', verdictReason: `master following ${peer}, ${round?.answered ?? 0} of ${round?.members ?? 0} members answered the last round` };
   }
   if (status.role === 'master' && (status.lastRound === null || status.lastRound.answered === 0)) {
     return { verdict: 'alone', verdictReason: status.peers.length === 0 ? 'master with no peers' : `master, but none of ${status.peers.length} peers answers its rounds` };
