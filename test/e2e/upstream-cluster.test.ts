@@ -3,12 +3,14 @@
 // clock; four agents start +2 s .. -1 s and -100 .. +100 ppm off (their own average is 0.5 s from
 // the host), only up-1 (the lowest node id) with --upstream. Namespaces share the host clock, so
 // clock.hostOffsetNs is each agent's distance to the upstream. Asserted:
-// - following: one master, up-1 (its clock class outranks the higher node ids), every agent
-//   synchronized with clock.reference 'upstream' and within 1 ms of the host clock;
+// - following: one master, up-1 (its clock class outranks the higher node ids; at most one master
+//   change until then), every agent synchronized with clock.reference 'upstream' and, after 20 s
+//   to settle, within 1 ms of the host clock;
 // - chronyd stopped for a minute: one master kept (at most one change), no step (clock.steps
 //   unchanged), the agents within 1 ms of each other and a few ms of the host; the master says
 //   'holdover' once the upstream counts as lost;
-// - chronyd started again: following again, within 1 ms, still without a step;
+// - chronyd started again: following again (after the health's hold-down, about 30 s here),
+//   within 1 ms, still without a step, at most one master change in all;
 // - beside them, lone agents started 1 s off: with two upstreams 3 s apart (chronyd and our own
 //   NTP server serving host + 3 s) status says noMajority and the agent follows neither; with
 //   three (two chronyd and the wrong one) the wrong one is a falseticker and the agent ends on the
