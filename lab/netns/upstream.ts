@@ -81,6 +81,12 @@ export interface UpstreamScenarioOptions {
   pollIntervalS?: number;
   /** --upstream-poll, s. */
   upstreamPollS?: number;
+  /**
+   * Start the upstream only once the cluster has agreed on its own time and kept it this long
+   * (an upstream appearing over an established cluster: one takeover, then slewed onto it); by
+   * default it runs before the agents start.
+   */
+  lateUpstreamMs?: number;
   /** More options for every agent (e.g. --max-slew-ppm). */
   agentArgs?: string[];
   /** Also start the disagreement part (two more chronyd, a wrong upstream, two lone agents). */
@@ -166,7 +172,7 @@ export class UpstreamScenario {
     const upstreamArg = ['--upstream', `${this.upstreamHost.address}:${CHRONY_PORT}`];
     const pollArgs = ['--upstream-poll', String(options.upstreamPollS ?? 1)];
     const common = ['--no-mdns', '--poll-interval', String(options.pollIntervalS ?? 1), '--discovery-window', '3', '--ntp-port', '0', ...(options.agentArgs ?? [])];
-    this.upstream = await startChronydServer(lab, this.upstreamHost, { binary: options.chronydBinary, port: CHRONY_PORT, dir: this.dir });
+    if (options.lateUpstreamMs === undefined) this.upstream = await startChronydServer(lab, this.upstreamHost, { binary: options.chronydBinary, port: CHRONY_PORT, dir: this.dir });
     if (options.disagreement === true) await this.launchDisagreement(pollArgs, common);
     this.startedMs = Date.now();
     const hosts = this.agentHosts();
@@ -403,6 +409,10 @@ export interface UpstreamRun {
   withUpstream: number[] | 'all';
   /** From starting the agents until following() held. */
   followAtMs: number;
+  /** When the upstream was started (0: before the agents; later with lateUpstreamMs), ms since the agents started. */
+  upstreamStartedAtMs: number;
+  /** With lateUpstreamMs: the snapshots while the cluster kept its own time, before the upstream started. */
+  establishedWindow: Snapshot[];
   /** Every snapshot until then. */
   acquireWindow: Snapshot[];
   /** Per agent: first time its |hostOffsetNs| was under the tolerance (and stayed so to followAtMs). */
@@ -424,6 +434,15 @@ export async function runPhases(scenario: UpstreamScenario, timings: PhaseTiming
   const expected = scenario.agents.length;
   const intervalMs = timings.intervalMs ?? 500;
   const tolerance = timings.followToleranceNs;
+  let upstreamStartedAtMs = 0;
+  let establishedWindow: Snapshot[] = [];
+  if (scenario.options.lateUpstreamMs !== undefined) {
+    scenario.setPhase('establish');
+    await scenario.waitFor('the cluster to agree on its own time', timings.followTimeoutMs, (snapshot) => agreedMaster(snapshot, expected) !== null && snapshot.agents.every((agent) => agent.synchronized), intervalMs);
+    establishedWindow = await scenario.observe(scenario.options.lateUpstreamMs, intervalMs);
+    await scenario.startUpstream();
+    upstreamStartedAtMs = scenario.elapsedMs();
+  }
   scenario.setPhase('acquire');
   const followed = await scenario.waitFor('the cluster to follow the upstream', timings.followTimeoutMs, (snapshot) => following(snapshot, expected, tolerance), intervalMs);
   const followAtMs = followed.atMs;
@@ -432,6 +451,7 @@ export async function runPhases(scenario: UpstreamScenario, timings: PhaseTiming
     // The earliest snapshot from which on this agent stayed within the tolerance.
     let since = followAtMs;
     for (const snapshot of [...scenario.snapshots].reverse()) {
+      if (snapshot.atMs < upstreamStartedAtMs) break;
       const sample = snapshot.agents.find((entry) => entry.nodeId === agent.nodeId);
       if (sample === undefined || Math.abs(sample.hostOffsetNs) >= tolerance) break;
       since = snapshot.atMs;
@@ -457,7 +477,7 @@ export async function runPhases(scenario: UpstreamScenario, timings: PhaseTiming
   const afterReturn = await scenario.observe(timings.returnWindowMs, intervalMs);
   const returnWindow = scenario.snapshots.filter((snapshot) => snapshot.atMs >= restartedAtMs && !afterReturn.includes(snapshot)).concat(afterReturn);
   return {
-    agents: expected, withUpstream: scenario.options.withUpstream, followAtMs, agentOnUpstreamAtMs, masterFollowing, acquireWindow, settleWindow, followWindow,
+    agents: expected, withUpstream: scenario.options.withUpstream, followAtMs, upstreamStartedAtMs, establishedWindow, agentOnUpstreamAtMs, masterFollowing, acquireWindow, settleWindow, followWindow,
     stoppedAtMs, holdoverWindow, restartedAtMs, returnAfterMs, returnWindow,
   };
 }

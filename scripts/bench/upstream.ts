@@ -10,7 +10,13 @@
 // the namespaces and a chronyd binary. Agents run --clock virtual: nothing touches this machine's clock.
 //
 //   npm run bench:upstream -- [--agents 4] [--with-upstream one|all] [--settle-s 30] [--follow-window-s 60]
-//     [--holdover-s 300] [--return-window-s 30] [--upstream-poll 1] [--out bench-results/upstream.json]
+//     [--holdover-s 300] [--return-window-s 30] [--upstream-poll 1] [--late-upstream-s S]
+//     [--out bench-results/upstream.json]
+//
+// --late-upstream-s S: chronyd starts only once the cluster agreed on its own time (about +0.5 s
+// from the host) and kept it S seconds: an upstream appearing over an established cluster, which
+// the master may only slew onto (at most --max-slew-ppm, 5000 ppm by default). Give S over 60: in
+// its first minute a cluster's time is still provisional and may be stepped.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname } from 'node:path';
@@ -46,6 +52,7 @@ try {
       'holdover-s': { type: 'string', default: '300' },
       'return-window-s': { type: 'string', default: '30' },
       'upstream-poll': { type: 'string', default: '1' },
+      'late-upstream-s': { type: 'string' },
       out: { type: 'string', default: 'bench-results/upstream.json' },
     },
   });
@@ -59,6 +66,7 @@ const followWindowS = Number(values['follow-window-s']);
 const holdoverS = Number(values['holdover-s']);
 const returnWindowS = Number(values['return-window-s']);
 const upstreamPollS = Number(values['upstream-poll']);
+const lateUpstreamS = values['late-upstream-s'] === undefined ? null : Number(values['late-upstream-s']);
 if (!Number.isInteger(agentCount) || agentCount < 2 || agentCount > 16) fail(`--agents: must be an integer 2..16, got ${values.agents}`);
 if (values['with-upstream'] !== 'one' && values['with-upstream'] !== 'all') fail(`--with-upstream: must be one or all, got ${values['with-upstream']}`);
 if (!(settleS >= 0 && settleS <= 3600)) fail(`--settle-s: must be 0..3600, got ${values['settle-s']}`);
@@ -66,6 +74,7 @@ if (!(followWindowS >= 5 && followWindowS <= 3600)) fail(`--follow-window-s: mus
 // The upstream counts as lost only after 30 s without an answer: a shorter stop shows no holdover.
 if (!(holdoverS >= 40 && holdoverS <= 6 * 3600)) fail(`--holdover-s: must be 40..21600, got ${values['holdover-s']}`);
 if (!(returnWindowS >= 5 && returnWindowS <= 3600)) fail(`--return-window-s: must be 5..3600, got ${values['return-window-s']}`);
+if (lateUpstreamS !== null && !(lateUpstreamS >= 0 && lateUpstreamS <= 3600)) fail(`--late-upstream-s: must be 0..3600, got ${values['late-upstream-s']}`);
 if (!Number.isInteger(upstreamPollS) || upstreamPollS < 1 || upstreamPollS > 64) fail(`--upstream-poll: must be an integer 1..64 (s), got ${values['upstream-poll']}`);
 
 const ON_UPSTREAM_NS = 1_000_000;
@@ -99,7 +108,7 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const withUpstream = values['with-upstream'] === 'all' ? 'all' : [0];
   const scenario = await UpstreamScenario.start({
-    prefix: 'upb', agents: agentCount, withUpstream, upstreamPollS, chronydBinary: chronyd.path, log: (line) => process.stderr.write(`  ${line}\n`),
+    prefix: 'upb', agents: agentCount, withUpstream, upstreamPollS, ...(lateUpstreamS === null ? {} : { lateUpstreamMs: lateUpstreamS * 1000 }), chronydBinary: chronyd.path, log: (line) => process.stderr.write(`  ${line}\n`),
   });
   let run;
   try {
@@ -126,16 +135,22 @@ async function main(): Promise<void> {
   const steps = [...stepsOver([...run.settleWindow, ...run.followWindow, ...run.holdoverWindow, ...run.returnWindow])].map(([nodeId, s]) => ({ nodeId, ...s }));
   const stepped = steps.filter((entry) => entry.last !== entry.first);
   const masters = {
-    acquiring: mastersSeen(run.acquireWindow, agentCount),
+    acquiring: mastersSeen([...run.establishedWindow.slice(-1), ...run.acquireWindow], agentCount),
     holdover: mastersSeen([run.followWindow.at(-1) as Snapshot, ...run.holdoverWindow], agentCount),
     overall: mastersSeen([...run.settleWindow, ...run.followWindow, ...run.holdoverWindow, ...run.returnWindow], agentCount),
   };
+  const acquireSteps = [...stepsOver([...run.establishedWindow.slice(-1), ...run.acquireWindow, ...run.settleWindow])].map(([nodeId, s]) => ({ nodeId, ...s }));
+  const establishedOffsetNs = run.establishedWindow.length === 0 ? null : Math.round((run.establishedWindow.at(-1) as Snapshot).agents.reduce((sum, agent) => sum + agent.hostOffsetNs, 0) / agentCount);
   const load = (values: number[]) => values.map((value) => value.toFixed(2)).join(' ');
 
   const lines = [
     `upstream: ${agentCount} agents in namespaces (${withUpstream === 'all' ? 'all' : 'one'} with --upstream, poll 1 s, --upstream-poll ${upstreamPollS}), chronyd -x serving the host clock`,
     `load average before ${load(loadBefore)}, after ${load(loadAfter)} (${os.cpus().length} CPUs)`,
-    `time to follow (start to every agent within 1 ms, reference upstream): ${(run.followAtMs / 1000).toFixed(1)} s; per agent: ${Object.entries(run.agentOnUpstreamAtMs).map(([id, atMs]) => `${id} ${(atMs / 1000).toFixed(1)} s`).join(', ')}`,
+    ...(lateUpstreamS === null ? [] : [
+      `chronyd started ${(run.upstreamStartedAtMs / 1000).toFixed(1)} s after the agents, over a cluster at ${((establishedOffsetNs ?? Number.NaN) / 1e6).toFixed(3)} ms from the host; `
+        + `steps from then until the follow window: ${acquireSteps.filter((entry) => entry.last !== entry.first).map((entry) => `${entry.nodeId} ${entry.first} -> ${entry.last}`).join(', ') || 'none'}`,
+    ]),
+    `time to follow (${lateUpstreamS === null ? 'start' : 'chronyd started'} to every agent within 1 ms, reference upstream): ${((run.followAtMs - run.upstreamStartedAtMs) / 1000).toFixed(1)} s; per agent: ${Object.entries(run.agentOnUpstreamAtMs).map(([id, atMs]) => `${id} ${((atMs - run.upstreamStartedAtMs) / 1000).toFixed(1)} s`).join(', ')}`,
     `masters while acquiring: ${masters.acquiring.map((m) => `${m.masterId}@${m.term}`).join(' -> ')}`,
     dist(`|hostOffsetNs| settling (the ${settleS} s after that)`, settle),
     dist(`|hostOffsetNs| following (the ${followWindowS} s after those)`, follow),
@@ -154,8 +169,12 @@ async function main(): Promise<void> {
   const result = {
     generatedAt: new Date().toISOString(),
     machine: { cpus: os.cpus().length, node: process.version, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
-    parameters: { agents: agentCount, withUpstream, settleS, followWindowS, holdoverS, returnWindowS, upstreamPollS, pollIntervalS: 1 },
+    parameters: { agents: agentCount, withUpstream, lateUpstreamS, settleS, followWindowS, holdoverS, returnWindowS, upstreamPollS, pollIntervalS: 1 },
     followAtMs: run.followAtMs,
+    upstreamStartedAtMs: run.upstreamStartedAtMs,
+    followAfterUpstreamMs: run.followAtMs - run.upstreamStartedAtMs,
+    establishedOffsetNs,
+    acquireSteps,
     agentOnUpstreamAtMs: run.agentOnUpstreamAtMs,
     masterFollowing: run.masterFollowing,
     settleAbsOffsetNs: settle,
@@ -171,7 +190,7 @@ async function main(): Promise<void> {
     returnAbsOffsetNs: back,
     steps,
     masters,
-    snapshots: [...run.acquireWindow, ...run.settleWindow, ...run.followWindow, ...run.holdoverWindow, ...run.returnWindow].map((snapshot) => ({
+    snapshots: [...run.establishedWindow, ...run.acquireWindow, ...run.settleWindow, ...run.followWindow, ...run.holdoverWindow, ...run.returnWindow].map((snapshot) => ({
       atMs: snapshot.atMs, phase: snapshot.phase,
       agents: snapshot.agents.map((agent) => ({ id: agent.nodeId, role: agent.role, term: agent.term, hostOffsetNs: agent.hostOffsetNs, steps: agent.steps, mode: agent.upstream?.mode ?? null })),
     })),
