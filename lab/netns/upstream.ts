@@ -395,8 +395,8 @@ export interface PhaseTimings {
   settleMs: number;
   /** Then observe this long. */
   followWindowMs: number;
-  /** Keep the upstream stopped this long. */
-  holdoverMs: number;
+  /** Keep the upstream stopped this long; null: end after the follow window (no holdover, no return). */
+  holdoverMs: number | null;
   /** Give up waiting for the return after this long. */
   returnTimeoutMs: number;
   /** Observe this long after the return. */
@@ -464,6 +464,10 @@ export async function runPhases(scenario: UpstreamScenario, timings: PhaseTiming
   const settleWindow = await scenario.observe(timings.settleMs, intervalMs);
   scenario.setPhase('follow');
   const followWindow = await scenario.observe(timings.followWindowMs, intervalMs);
+  const common = {
+    agents: expected, withUpstream: scenario.options.withUpstream, followAtMs, upstreamStartedAtMs, establishedWindow, agentOnUpstreamAtMs, masterFollowing, acquireWindow, settleWindow, followWindow,
+  };
+  if (timings.holdoverMs === null) return { ...common, stoppedAtMs: Number.NaN, holdoverWindow: [], restartedAtMs: Number.NaN, returnAfterMs: Number.NaN, returnWindow: [] };
   scenario.setPhase('holdover');
   await scenario.stopUpstream();
   const stoppedAtMs = scenario.elapsedMs();
@@ -476,8 +480,5 @@ export async function runPhases(scenario: UpstreamScenario, timings: PhaseTiming
   scenario.setPhase('back');
   const afterReturn = await scenario.observe(timings.returnWindowMs, intervalMs);
   const returnWindow = scenario.snapshots.filter((snapshot) => snapshot.atMs >= restartedAtMs && !afterReturn.includes(snapshot)).concat(afterReturn);
-  return {
-    agents: expected, withUpstream: scenario.options.withUpstream, followAtMs, upstreamStartedAtMs, establishedWindow, agentOnUpstreamAtMs, masterFollowing, acquireWindow, settleWindow, followWindow,
-    stoppedAtMs, holdoverWindow, restartedAtMs, returnAfterMs, returnWindow,
-  };
+  return { ...common, stoppedAtMs, holdoverWindow, restartedAtMs, returnAfterMs, returnWindow };
 }

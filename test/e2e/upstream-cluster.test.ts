@@ -15,6 +15,9 @@
 //   NTP server serving host + 3 s) status says noMajority and the agent follows neither; with
 //   three (two chronyd and the wrong one) the wrong one is a falseticker and the agent ends on the
 //   chronyd's time.
+// - in a second lab at the same time, three agents keep their own time (+0.5 s from the host) past
+//   the provisional minute before chronyd starts: up-1 takes over (at most one master change) and
+//   slews the cluster onto the upstream (--max-slew-ppm 50000 to keep it short) with no step.
 // Thresholds are generous (a loaded 2-core machine); the precise numbers come from
 // `npm run bench:upstream`. Needs root (namespaces) and a chronyd binary (the machine's, or
 // Debian's package unpacked into the lab cache, never installed): else skipped, saying why.
@@ -48,18 +51,41 @@ const ON_UPSTREAM_NS = 1_000_000;
 const AGREEMENT_NS = 1_000_000;
 /** "Within a few ms of the host" through a minute of holdover. */
 const HOLDOVER_NS = 5_000_000;
+/** The late-upstream cluster: chronyd starts once it has kept its own time past the provisional minute. */
+const LATE_AGENTS = 3;
+const LATE_UPSTREAM_MS = 70_000;
 const ms = (ns: number) => `${(ns / 1e6).toFixed(3)} ms`;
 
 describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four agents in namespaces', () => {
   let scenario: UpstreamScenario | undefined;
   let run: UpstreamRun;
+  let lateScenario: UpstreamScenario | undefined;
+  let lateRun: UpstreamRun | undefined;
+  let lateError: Error | undefined;
 
   beforeAll(async () => {
-    scenario = await UpstreamScenario.start({
-      prefix: 'upt', agents: AGENTS, withUpstream: [0], disagreement: true, chronydBinary: 'path' in chronyd ? chronyd.path : '',
-      log: (line) => console.info(`[upstream e2e] ${line}`),
-    });
-    run = await runPhasesOrExplain(scenario);
+    const binary = 'path' in chronyd ? chronyd.path : '';
+    // Both labs at once (the late one mostly waits): the test stays under 3 minutes.
+    const [main, late] = await Promise.allSettled([
+      (async () => {
+        scenario = await UpstreamScenario.start({
+          prefix: 'upt', agents: AGENTS, withUpstream: [0], disagreement: true, chronydBinary: binary, log: (line) => console.info(`[upstream e2e] ${line}`),
+        });
+        return runPhasesOrExplain(scenario);
+      })(),
+      (async () => {
+        lateScenario = await UpstreamScenario.start({
+          prefix: 'uptl', agents: LATE_AGENTS, withUpstream: [0], chronydBinary: binary, lateUpstreamMs: LATE_UPSTREAM_MS,
+          // 0.5 s to slew at 50,000 ppm: 10 s (at the default 5,000 ppm it would take 100 s).
+          agentArgs: ['--max-slew-ppm', '50000'], log: (line) => console.info(`[upstream e2e, late] ${line}`),
+        });
+        return runPhases(lateScenario, { followTimeoutMs: 120_000, followToleranceNs: ON_UPSTREAM_NS, settleMs: 5_000, followWindowMs: 8_000, holdoverMs: null, returnTimeoutMs: 0, returnWindowMs: 0 });
+      })(),
+    ]);
+    if (late.status === 'fulfilled') lateRun = late.value;
+    else lateError = late.reason as Error;
+    if (main.status === 'rejected') throw main.reason;
+    run = main.value;
     console.info(
       `[upstream e2e] following after ${(run.followAtMs / 1000).toFixed(1)} s (master ${run.masterFollowing}); `
         + `max |hostOffset| following ${ms(Math.max(...run.followWindow.map(maxAbsOffsetNs)))}, in holdover ${ms(Math.max(...run.holdoverWindow.map(maxAbsOffsetNs)))}; `
@@ -68,7 +94,7 @@ describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four
   }, 330_000);
 
   afterAll(async () => {
-    await scenario?.close();
+    await Promise.all([scenario?.close(), lateScenario?.close()]);
   });
 
   it('follows: up-1 (the one with --upstream) is master, every agent synchronized, reference upstream, within 1 ms of the host', () => {
@@ -157,6 +183,26 @@ describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four
     expect(agent.upstream?.mode, context).toBe('following');
     expect(agent.reference, context).toBe('upstream');
     expect(Math.abs(agent.hostOffsetNs), context).toBeLessThan(ON_UPSTREAM_NS);
+  });
+
+  it('an upstream appearing over an established cluster: one takeover, slewed onto it without a step', () => {
+    if (lateError !== undefined) throw lateError;
+    const late = lateRun as UpstreamRun;
+    const before = late.establishedWindow.at(-1)!;
+    // The cluster kept its own time, far from the host's (its start offsets average +0.5 s).
+    expect(agreedMaster(before, LATE_AGENTS), describeSnapshot(before)).not.toBeNull();
+    const meanNs = before.agents.reduce((sum, agent) => sum + agent.hostOffsetNs, 0) / LATE_AGENTS;
+    expect(Math.abs(meanNs), describeSnapshot(before)).toBeGreaterThan(100_000_000);
+    const after = [before, ...late.acquireWindow, ...late.settleWindow, ...late.followWindow];
+    const masters = mastersSeen(after, LATE_AGENTS);
+    console.info(`[upstream e2e, late] cluster at ${ms(meanNs)}; following ${((late.followAtMs - late.upstreamStartedAtMs) / 1000).toFixed(1)} s after chronyd started; masters ${masters.map((m) => `${m.masterId}@${m.term}`).join(' -> ')}`);
+    expect(masters.length, JSON.stringify(masters)).toBeLessThanOrEqual(2);
+    expect(late.masterFollowing).toBe('up-1');
+    for (const [nodeId, steps] of stepsOver(after)) expect(steps.last, `${nodeId} stepped onto the upstream`).toBe(steps.first);
+    for (const snapshot of late.followWindow) {
+      expect(maxAbsOffsetNs(snapshot), describeSnapshot(snapshot)).toBeLessThan(ON_UPSTREAM_NS);
+      expect(snapshot.agents.every((agent) => agent.reference === 'upstream'), describeSnapshot(snapshot)).toBe(true);
+    }
   });
 });
 
