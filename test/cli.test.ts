@@ -127,6 +127,15 @@ describe.concurrent('bad options and values', () => {
       env: { BERKELEY_AGENT_POLL_INTERVAL: '0' },
       option: /^berkeley-agent: --poll-interval: must be at least 0\.1/,
     },
+    { name: '--upstream [::1]', args: ['--upstream', '[::1]', ...harmless([])], option: /^berkeley-agent: --upstream: IPv6 upstreams are not supported.* \(got "\[::1\]" on the command line\)$/ },
+    { name: '--upstream without a value', args: [...harmless([]), '--upstream'], option: /^berkeley-agent: --upstream: needs a value$/ },
+    { name: '--upstream-poll 0.5', args: ['--upstream-poll', '0.5', ...harmless([])], option: /^berkeley-agent: --upstream-poll: must be at least 1 \(got "0\.5" on the command line\)$/ },
+    {
+      name: 'env BERKELEY_AGENT_UPSTREAM with one bad entry',
+      args: harmless([]),
+      env: { BERKELEY_AGENT_UPSTREAM: '192.0.2.1 192.0.2.2:99999' },
+      option: /^berkeley-agent: --upstream: the port must be 1\.\.65535 \(got "192\.0\.2\.2:99999" from BERKELEY_AGENT_UPSTREAM\)$/,
+    },
     {
       name: 'env BERKELEY_AGENT_PEER with one bad entry',
       args: harmless([]),

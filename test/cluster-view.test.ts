@@ -121,7 +121,7 @@ function view(round: number, offsets: Record<string, number | null>, atMs = roun
   };
 }
 
-const SELF = { nodeId: 'a', cluster: 'c', role: 'slave' as const, masterId: 'm', term: 7, version: '0', pollIntervalMs: 1000, synchronized: true, uptimeMs: 1 };
+const SELF = { nodeId: 'a', cluster: 'c', role: 'slave' as const, masterId: 'm', term: 7, version: '0', pollIntervalMs: 1000, synchronized: true, uptimeMs: 1, reference: 'cluster' as const, upstreamMode: null };
 
 describe('ClusterMonitor', () => {
   it('records each round once, aligned per member, and bounded to its window', () => {

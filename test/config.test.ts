@@ -19,6 +19,8 @@ import {
   STATIC_ENDPOINTS_MAX,
   STEP_THRESHOLD_NS_DEFAULT,
   UDP_PORT_DEFAULT,
+  UPSTREAM_POLL_INTERVAL_MS_DEFAULT,
+  UPSTREAMS_MAX,
 } from '../src/core/limits.ts';
 
 /** Runs fn, which must throw a ConfigError whose message starts with `--option:`. Returns the message. */
@@ -322,6 +324,44 @@ describe('--peer', () => {
     const peers = (count: number) => Array.from({ length: count }, (_, index) => `10.0.${index >> 8}.${index & 255}:7412`);
     expect(build({ peer: peers(STATIC_ENDPOINTS_MAX) }).peers).toHaveLength(STATIC_ENDPOINTS_MAX);
     expect(rejects({ peer: peers(STATIC_ENDPOINTS_MAX + 1) }, 'peer')).toMatch(/at most/);
+  });
+});
+
+describe('--upstream and --upstream-poll', () => {
+  it('are off by default: no servers, the default poll interval', () => {
+    const config = build({});
+    expect(config.upstreams).toEqual([]);
+    expect(config.upstreamPollIntervalMs).toBe(UPSTREAM_POLL_INTERVAL_MS_DEFAULT);
+  });
+
+  it('is repeatable, port 123 unless given, and splits lists as from the environment', () => {
+    expect(build({ upstream: ['192.0.2.1', 'ntp.example.org:1123'] }).upstreams).toEqual([
+      { host: '192.0.2.1', port: 123 },
+      { host: 'ntp.example.org', port: 1123 },
+    ]);
+    expect(build({ upstream: '192.0.2.1, 192.0.2.2:124 192.0.2.3' }).upstreams.map((server) => `${server.host}:${server.port}`)).toEqual(['192.0.2.1:123', '192.0.2.2:124', '192.0.2.3:123']);
+    expect(build({ upstream: '' }).upstreams).toEqual([]);
+  });
+
+  it('refuses bad servers, duplicates, non-text and too many, naming the option and the value', () => {
+    expect(rejects({ upstream: '[2001:db8::1]:123' }, 'upstream')).toMatch(/IPv6 upstreams are not supported.*\(got "\[2001:db8::1\]:123"\)$/);
+    expect(rejects({ upstream: '192.0.2.1:0' }, 'upstream')).toMatch(/the port must be 1\.\.65535/);
+    expect(rejects({ upstream: 'bad_host' }, 'upstream')).toMatch(/host must be an IPv4 address or a host name/);
+    expect(rejects({ upstream: '300.1.1.1' }, 'upstream')).toMatch(/not a valid IPv4 address/);
+    expect(rejects({ upstream: ['192.0.2.1', 'ok.example', '192.0.2.1:123'] }, 'upstream')).toMatch(/same server twice.*"192\.0\.2\.1:123"/);
+    expect(rejects({ upstream: [5] }, 'upstream')).toMatch(/must be HOST\[:PORT\] text \(got 5\)/);
+    const servers = (count: number) => Array.from({ length: count }, (_, index) => `192.0.2.${index + 1}`);
+    expect(build({ upstream: servers(UPSTREAMS_MAX) }).upstreams).toHaveLength(UPSTREAMS_MAX);
+    expect(rejects({ upstream: servers(UPSTREAMS_MAX + 1).join(',') }, 'upstream')).toMatch(new RegExp(`at most ${UPSTREAMS_MAX} servers`));
+  });
+
+  it('--upstream-poll is in seconds, within the client\'s bounds', () => {
+    expect(build({ 'upstream-poll': '64' }).upstreamPollIntervalMs).toBe(64_000);
+    expect(build({ 'upstream-poll': 1 }).upstreamPollIntervalMs).toBe(1_000);
+    expect(build({ 'upstream-poll': 1024 }).upstreamPollIntervalMs).toBe(1_024_000);
+    expect(rejects({ 'upstream-poll': 0.5 }, 'upstream-poll')).toMatch(/at least 1/);
+    expect(rejects({ 'upstream-poll': 1025 }, 'upstream-poll')).toMatch(/at most 1024/);
+    expect(rejects({ 'upstream-poll': 'often' }, 'upstream-poll')).toMatch(/plain decimal/);
   });
 });
 

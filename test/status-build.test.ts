@@ -8,6 +8,7 @@ import { PROTOCOL_VERSION } from '../src/core/limits.ts';
 import { ProtocolNode, type NodeStatus, type PeerState } from '../src/core/node.ts';
 import { Discipline } from '../src/core/sync/discipline.ts';
 import { buildStatus, verdictOf, type StatusInputs, type StatusReport } from '../src/daemon/status.ts';
+import { upstreamClient, upstreamCore } from './support/upstream-status.ts';
 
 const NOW_MS = 100_000;
 
@@ -53,6 +54,7 @@ function inputs(change: (inputs: StatusInputs) => void = () => {}): StatusInputs
       port: 10123, serving: true, addresses: ['127.0.0.1:10123'], why: null, rxTimestamps: 'kernel',
       counters: { requests: 5, replies: 4, repliesUnsynchronized: 1, rateLimited: 1, rateLimitLeaked: 0, dropped: 1, droppedByReason: { rateLimited: 1 }, rxStampedByKernel: 5, rxStampedByUser: 0 },
     },
+    upstreams: null,
     virtualDriftPpm: 20,
     hostClock: { anchorErrorNs: 812.7, reanchors: 1, refinements: 2 },
     discipline: { ...discipline.state(), synchronized: true, lastUpdateMs: NOW_MS - 2500, frequencyPpm: 1.23456, updates: 5 },
@@ -130,6 +132,53 @@ describe('buildStatus', () => {
     const report = buildStatus(inputs());
     expect(report.clock.errorBoundNs).toBe(0);
     expect(report.ntp).toMatchObject({ port: 10123, serving: true, addresses: ['127.0.0.1:10123'], why: null, counters: { requests: 5, rateLimited: 1 } });
+  });
+
+  it('without --upstream: clock.reference cluster, class 0, upstream null', () => {
+    const report = buildStatus(inputs());
+    expect(report.clock.reference).toBe('cluster');
+    expect(report.clockClass).toBe(0);
+    expect(report.upstream).toBeNull();
+  });
+
+  it('with --upstream: the node\'s report with times as ago/remaining, every server with its verdict, the selection', () => {
+    const report = buildStatus(inputs((i) => {
+      i.node = { ...i.node, clockClass: 1, reference: 'upstream', upstream: upstreamCore({ holdDownUntilMs: NOW_MS + 12_000.4 }) };
+      i.upstreams = upstreamClient();
+    }));
+    expect(report.clock.reference).toBe('upstream');
+    expect(report.clockClass).toBe(1);
+    const upstream = report.upstream;
+    if (upstream === null) throw new Error('expected an upstream section');
+    expect(upstream).toMatchObject({
+      mode: 'following', healthy: true, clockClass: 1, changedAgoMs: 40_000, usableInRow: 9, lastUsableAgoMs: 1_500, lastUnusable: null,
+      recentLosses: 1, holdDownRemainingMs: 12_000, acquired: 2, lost: 1, corrections: 7, lastFollowedAgoMs: 1_500, refusals: 1, pollIntervalMs: 16_000,
+      estimate: { agoMs: 1_500, offsetNs: 15_000, errorBoundNs: 52_000, rootDistanceNs: 60_000, stratum: 1, leap: 0, systemPeer: '198.18.0.10:123', truechimers: 2 },
+      refused: { offsetNs: 3e9, limitNs: 600e9, agoMs: 90_000 },
+    });
+    expect(upstream.servers.map((server) => [server.host, server.port, server.address, server.verdict])).toEqual([
+      ['198.18.0.10', 123, '198.18.0.10', 'truechimer'],
+      ['198.18.0.11', 123, '198.18.0.11', 'truechimer'],
+      ['198.18.0.12', 123, '198.18.0.12', 'falseticker'],
+      ['ntp.invalid', 123, null, 'unreachable'],
+    ]);
+    expect(upstream.servers[0]).toMatchObject({ state: 'polling', reachable: true, reach: 255, stratum: 1, leap: 0, offsetNs: 12_345, delayNs: 101_401, jitterNs: 3_000, rootDistanceNs: 60_000, lastSampleAgoMs: 1_500 });
+    expect(upstream.servers[2]?.reason).toMatch(/misses the intersection/);
+    expect(upstream.servers[3]).toMatchObject({ state: 'resolving', reachable: false, offsetNs: null, reason: expect.stringMatching(/does not resolve/) });
+    expect(upstream.selection).toMatchObject({ ok: true, systemPeer: '198.18.0.10:123', stratum: 1, leap: 0, truechimers: ['198.18.0.10:123', '198.18.0.11:123'] });
+    // JSON-safe: no Infinity, no undefined.
+    expect(JSON.parse(JSON.stringify(upstream))).toEqual(upstream);
+  });
+
+  it('with --upstream: a selection without a result says its code and reason; an infinite panic threshold is null', () => {
+    const report = buildStatus(inputs((i) => {
+      i.node = { ...i.node, upstream: upstreamCore({ mode: 'acquiring', healthy: false, clockClass: 0, refused: { offsetNs: 1, limitNs: Number.POSITIVE_INFINITY, atMs: NOW_MS } }) };
+      const client = upstreamClient();
+      i.upstreams = { ...client, selection: { ok: false, code: 'noMajority', reason: 'no majority of the 2 usable servers agrees', servers: client.selection.servers } };
+    }));
+    expect(report.upstream?.selection).toEqual({ ok: false, code: 'noMajority', reason: 'no majority of the 2 usable servers agrees' });
+    expect(report.upstream?.refused?.limitNs).toBeNull();
+    expect(report.upstream?.mode).toBe('acquiring');
   });
 
   it('auth: open cluster, or the keys in use', () => {

@@ -16,7 +16,7 @@ describe('time report', () => {
   it('carries the time as a decimal string, rounds the bound, and trusts only a synchronized reading with a bound', () => {
     const reading = {
       nowNs: 9_007_199_254_740_993_123n, synchronized: true, errorBoundNs: 37_511.6, measurementDelayNs: 80_000, role: 'slave' as const,
-      masterId: 'node-3', masterAddress: '198.18.0.3', lastCorrectionNs: null, clockMode: 'virtual' as const,
+      masterId: 'node-3', masterAddress: '198.18.0.3', lastCorrectionNs: null, clockMode: 'virtual' as const, upstream: null, upstreamPeerAddress: null,
     };
     const report = timeReport(reading, 250_000_000.4);
     expect(report).toEqual({

@@ -1,5 +1,5 @@
 // Human-readable rendering of the status report and of durations and offsets.
-import { verdictOf, type StatusReport } from '../daemon/status.ts';
+import { verdictOf, type StatusReport, type UpstreamStatusReport } from '../daemon/status.ts';
 import type { DashboardMember } from '../daemon/dashboard.ts';
 import type { TimeReport } from '../daemon/time-report.ts';
 
@@ -144,6 +144,40 @@ function peerRows(status: StatusReport, view: MasterView | null): { title: strin
   };
 }
 
+const UPSTREAM_MODE_TEXT: Record<UpstreamStatusReport['mode'], string> = {
+  acquiring: 'acquiring (no healthy upstream yet, or not followed in this mastership)',
+  standby: 'standby (healthy; the master sets the time)',
+  following: 'following (this master steers the cluster to it)',
+  holdover: 'holdover (upstream lost: running on the learned frequency)',
+  refused: 'REFUSED (beyond --max-correction from the cluster\'s time; the cluster keeps its time)',
+};
+
+/** The upstream field and one line per server. */
+function upstreamLines(upstream: UpstreamStatusReport, width: number): string[] {
+  const selection = upstream.selection;
+  const chosen = selection.ok
+    ? `selected ${selection.systemPeer} (stratum ${selection.stratum}${selection.leap !== 0 ? `, leap ${selection.leap}` : ''}), offset ${formatOffsetNs(selection.offsetNs)} ±${formatDurationNs(selection.errorBoundNs)}, ${selection.truechimers.length} truechimer${selection.truechimers.length === 1 ? '' : 's'}`
+    : `no selection: ${selection.reason}`;
+  const health = upstream.healthy ? 'healthy' : `not healthy${upstream.lastUnusable ? ` (${upstream.lastUnusable})` : ''}`;
+  const holdDown = upstream.holdDownRemainingMs !== null ? `, held down ${formatDurationNs(upstream.holdDownRemainingMs * 1e6)} more` : '';
+  const refused = upstream.refusals > 0 ? `; ${upstream.refusals} refused (last ${formatOffsetNs(upstream.refused?.offsetNs ?? null)})` : '';
+  const lines = field('Upstream', `${UPSTREAM_MODE_TEXT[upstream.mode]}; ${health}, class ${upstream.clockClass}${holdDown}; ${chosen}; acquired ${upstream.acquired}, lost ${upstream.lost}${refused}`, width);
+  const rows = [['  SERVER', 'ADDRESS', 'REACH', 'ST', 'OFFSET', 'DELAY', 'VERDICT']];
+  for (const server of upstream.servers) {
+    rows.push([
+      `  ${server.host}:${server.port}`,
+      server.address ?? '-',
+      // Octal, as ntpq and chronyc print the reach register.
+      server.reach.toString(8),
+      server.stratum === null ? '-' : String(server.stratum),
+      formatShortNs(server.offsetNs, true),
+      formatShortNs(server.delayNs),
+      server.state === 'resolving' ? 'resolving' : server.verdict,
+    ]);
+  }
+  return [...lines, ...table(rows, width)];
+}
+
 /**
  * The status for people: a verdict line, then one field per line, wrapped to `width` (80), then the
  * peers. On a member, `view` is the master's view of the cluster (GET /api/cluster), which alone
@@ -169,9 +203,12 @@ export function formatStatus(status: StatusReport, view: MasterView | null = nul
   // Older agents lack some of these fields: print what is there.
   const drift = clock.virtualDriftPpm === null || clock.virtualDriftPpm === undefined ? '' : `, oscillator ${signedPpm(clock.virtualDriftPpm)} (--virtual-drift)`;
   const base = clock.virtualBase === 'host' ? ' on the host clock (moves when the host clock is steered)' : clock.virtualBase === 'monotonic-raw' ? ' on CLOCK_MONOTONIC_RAW' : '';
+  // Older agents have no reference: print nothing about it.
+  const upstreamMode = status.upstream ? ` (${status.upstream.mode})` : '';
+  const reference = clock.reference === undefined ? '' : clock.reference === 'upstream' ? `, reference upstream${upstreamMode}` : `, reference cluster${upstreamMode}`;
   add(
     'Clock',
-    `${clock.mode}, ${clock.synchronized ? 'synchronized' : 'not synchronized'}${clock.provisional === true ? ' (provisional: the cluster is still forming)' : ''}; ` +
+    `${clock.mode}, ${clock.synchronized ? 'synchronized' : 'not synchronized'}${clock.provisional === true ? ' (provisional: the cluster is still forming)' : ''}${reference}; ` +
       (clock.mode === 'virtual' ? `offset from host ${formatOffsetNs(clock.hostOffsetNs)}, ` : '') +
       `frequency ${signedPpm(clock.frequencyPpm)}${drift}, slew left ${formatOffsetNs(clock.slewRemainingNs)}` +
       ((clock.slewRatePpm ?? 0) > 0 ? ` at ${clock.slewRatePpm.toFixed(0)} ppm` : '') +
@@ -223,6 +260,7 @@ export function formatStatus(status: StatusReport, view: MasterView | null = nul
     const limited = ntp.counters.rateLimited > 0 ? `, ${ntp.counters.rateLimited} rate-limited` : '';
     add('NTP', `${served}; ${ntp.counters.requests} requests, ${ntp.counters.replies} replies (${ntp.counters.repliesUnsynchronized} unsynchronized), ${ntp.counters.dropped} dropped${limited}`);
   }
+  if (status.upstream) lines.push(...upstreamLines(status.upstream, width));
   const election = status.election;
   const last = election.last
     ? `last won by ${election.last.winner} in term ${election.last.term} (${election.last.algorithm}, took ${election.last.durationMs.toFixed(1)} ms, ${formatAgoMs(election.last.agoMs)})`

@@ -13,7 +13,7 @@ import { startDaemon, StartupError } from '../daemon/daemon.ts';
 import { createLogger } from '../daemon/logger.ts';
 import { LOG_LEVELS } from '../daemon/logger.ts';
 import { verdictOf, VERDICTS, type StatusReport, type Verdict } from '../daemon/status.ts';
-import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, NTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBE_SPACING_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STATUS_REQUEST_TIMEOUT_MS, UDP_PORT_DEFAULT } from '../core/limits.ts';
+import { CORRECTION_NS_MAX_DEFAULT, HTTP_PORT_DEFAULT, NTP_PORT_DEFAULT, PROBES_PER_ROUND_DEFAULT, PROBE_SPACING_MS_DEFAULT, SLEW_PPM_MAX_DEFAULT, STATUS_REQUEST_TIMEOUT_MS, UDP_PORT_DEFAULT, UPSTREAM_POLL_INTERVAL_MS_DEFAULT, UPSTREAM_POLL_INTERVAL_MS_MAX, UPSTREAM_POLL_INTERVAL_MS_MIN, UPSTREAMS_MAX } from '../core/limits.ts';
 import { formatStatus, formatOffsetNs, formatDurationNs, formatTime, type MasterView } from './format.ts';
 import { trustworthy, type TimeReport } from '../daemon/time-report.ts';
 import { ControlRequestError, getJson } from './control-client.ts';
@@ -164,7 +164,7 @@ function booleanMiddleware(argv: Record<string, unknown>, instance: unknown): vo
  * so that help says [number]: yargs shows that tag but leaves a value that is also a string as text.
  */
 const NUMBER = { type: 'string', requiresArg: true } as const;
-const RUN_NUMBERS = ['port', 'priority', 'poll-interval', 'master-timeout', 'discovery-window', 'outlier-threshold', 'virtual-offset', 'virtual-drift', 'step-threshold', 'max-slew-ppm', 'max-correction', 'probes', 'min-probes', 'probe-spacing', 'max-peers', 'ntp-port'];
+const RUN_NUMBERS = ['port', 'priority', 'poll-interval', 'master-timeout', 'discovery-window', 'outlier-threshold', 'virtual-offset', 'virtual-drift', 'step-threshold', 'max-slew-ppm', 'max-correction', 'probes', 'min-probes', 'probe-spacing', 'max-peers', 'ntp-port', 'upstream-poll'];
 
 function runOptions(argv: Argv): Argv {
   return argv
@@ -196,6 +196,8 @@ function runOptions(argv: Argv): Argv {
     .option('max-peers', { ...NUMBER, describe: 'Most peers tracked', default: 1024 })
     .option('http', { type: 'string', describe: "Control server HOST:PORT, or 'none'", default: `127.0.0.1:${HTTP_PORT_DEFAULT}` })
     .option('ntp-port', { ...NUMBER, describe: "Serve the cluster's time over NTP on this UDP port, on the --bind/--interface address and 127.0.0.1 (0 = no NTP server; a port that cannot be bound is a warning)", default: NTP_PORT_DEFAULT })
+    .option('upstream', { type: 'string', array: true, requiresArg: true, describe: `NTP server HOST[:PORT] to follow (repeatable, at most ${UPSTREAMS_MAX}; port 123 by default): an agent with a healthy upstream is preferred as master and steers the cluster to it` })
+    .option('upstream-poll', { ...NUMBER, describe: `Seconds between requests to each upstream once it answers (${UPSTREAM_POLL_INTERVAL_MS_MIN / 1000}..${UPSTREAM_POLL_INTERVAL_MS_MAX / 1000})`, default: UPSTREAM_POLL_INTERVAL_MS_DEFAULT / 1000 })
     .option('key-file', { type: 'string', requiresArg: true, describe: 'Cluster keys ("ID hex:SECRET" lines; see keygen): authenticate every frame (default: systemd credential "keys", else none: an open cluster)' })
     .option('state-dir', { type: 'string', requiresArg: true, describe: 'Directory for state kept across restarts (default: $STATE_DIRECTORY from systemd, else none)' })
     .option('log-level', { type: 'string', choices: LOG_LEVELS as string[], describe: 'Log level', default: 'info' })

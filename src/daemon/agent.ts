@@ -20,6 +20,10 @@ import { MdnsDiscovery } from '../net/mdns.ts';
 import { isOwnEndpoint } from '../net/interfaces.ts';
 import { buildStatus, type NtpReport, type StatusReport } from './status.ts';
 import { timeReport, type TimeReport } from './time-report.ts';
+import type { Upstreams } from '../net/ntp-client.ts';
+import type { UpstreamSample } from '../ntp/client.ts';
+import { upstreamEstimate } from '../ntp/estimate.ts';
+import { clockMoveNs, estimateNow } from './upstream-feed.ts';
 
 /** status.ntp of an agent whose daemon started no NTP service. */
 const NTP_NOT_RUNNING: NtpReport = {
@@ -50,6 +54,13 @@ export interface TimeReading {
   /** This clock's Unix ns at the last correction (the master: its last round); null if never. */
   lastCorrectionNs: bigint | null;
   clockMode: ClockMode;
+  /**
+   * While the cluster follows an upstream through this agent (its own as master, its master's as
+   * member): the upstream's stratum and leap indicator; null otherwise (timeSource().upstream).
+   */
+  upstream: { stratum: number; leap: number } | null;
+  /** The IPv4 address of this agent's upstream system peer (the master's NTP refid while following); null if none. */
+  upstreamPeerAddress: string | null;
 }
 
 export interface AgentOptions {
@@ -105,6 +116,14 @@ export class Agent {
   private framesSent = 0;
   private readonly sendErrorLog = onceEvery(REJECT_LOG_INTERVAL_MS);
   private readonly refusedLog = onceEvery(REJECT_LOG_INTERVAL_MS);
+  /** The NTP client of --upstream (attachUpstreams), and each server's newest sample time (monotonic ms). */
+  private upstreams: Upstreams | null = null;
+  private readonly upstreamSampleAtMs = new Map<string, number>();
+  private upstreamTimer: NodeJS.Timeout | null = null;
+  private upstreamPeerAddress: string | null = null;
+  private upstreamPollIntervalMs = 0;
+  /** Upstream estimates the node refused (beyond the panic threshold), for status and metrics. */
+  private upstreamRefusals = 0;
 
   constructor(options: AgentOptions) {
     this.options = options;
@@ -246,7 +265,45 @@ export class Agent {
     await this.transport.close();
   }
 
+  /**
+   * The NTP client of --upstream, started once the agent runs: every sample it takes (and, every
+   * `pollIntervalMs`, the selection as it stands, so a selection that lost its majority is told
+   * too) becomes the node's upstream estimate. Every action on the clock is passed back to it
+   * (clockAdjusted) so its kept samples follow the clock.
+   */
+  attachUpstreams(upstreams: Upstreams, pollIntervalMs: number): void {
+    this.upstreams = upstreams;
+    this.upstreamPollIntervalMs = pollIntervalMs;
+    this.upstreamTimer = setInterval(() => this.feedUpstream(), pollIntervalMs);
+    this.upstreamTimer.unref();
+    this.feedUpstream();
+  }
+
+  /** The client took a sample of server `id` (UpstreamsOptions.onSample). */
+  upstreamSample(id: string, sample: UpstreamSample): void {
+    this.upstreamSampleAtMs.set(id, sample.atMs);
+    this.feedUpstream();
+  }
+
+  private feedUpstream(): void {
+    const upstreams = this.upstreams;
+    if (this.stopped || upstreams === null) return;
+    const outcome = upstreamEstimate(upstreams.selection(), this.upstreamSampleAtMs);
+    let estimate = outcome.estimate;
+    if (estimate !== null) {
+      // As of now, not as of the end of the slew in progress (upstream-feed.ts).
+      estimate = estimateNow(estimate, this.options.clock.state().slewRemainingNs);
+      const peer = estimate.systemPeer;
+      this.upstreamPeerAddress = upstreams.status().find((server) => server.id === peer)?.address ?? null;
+    }
+    this.reportClock();
+    this.node.upstreamUpdate(this.monoMs(), estimate, outcome.why);
+    this.pump();
+  }
+
   private clearTimers(): void {
+    if (this.upstreamTimer) clearInterval(this.upstreamTimer);
+    this.upstreamTimer = null;
     if (this.refineTimer) clearInterval(this.refineTimer);
     if (this.viewTimer) clearInterval(this.viewTimer);
     if (this.timer) clearTimeout(this.timer);
@@ -284,6 +341,7 @@ export class Agent {
       this.framesSent += 1;
     }
     for (const event of out.events) {
+      if (event.kind === 'upstream-refused') this.upstreamRefusals += 1;
       this.events.record(event, this.monoMs());
       this.recordForDashboard(event);
     }
@@ -304,7 +362,8 @@ export class Agent {
   /** Runs one correction through the discipline and carries out its decision on the clock. */
   private applyCorrection(correction: Correction): void {
     const clock = this.options.clock;
-    const action: DisciplineAction = this.options.discipline.correct(correction.correctionNs, this.monoMs(), clock.state().slewRemainingNs, correction);
+    const slewRemainingNs = clock.state().slewRemainingNs;
+    const action: DisciplineAction = this.options.discipline.correct(correction.correctionNs, this.monoMs(), slewRemainingNs, correction);
     const context = { correctionNs: Math.round(correction.correctionNs), masterId: correction.masterId, term: correction.term, round: correction.round };
     this.options.onCorrection?.(correction.correctionNs, action.kind);
     switch (action.kind) {
@@ -321,13 +380,16 @@ export class Agent {
         return;
       case 'step':
         carryOut(action, clock);
-        this.log.info({ ...context, why: action.why }, 'clock stepped');
+        this.log.info({ ...context, ...(correction.source ? { source: correction.source } : {}), why: action.why }, 'clock stepped');
         break;
       case 'slew':
         carryOut(action, clock);
-        this.log.debug({ ...context, phaseNs: Math.round(action.phaseNs), frequencyPpm: action.frequencyPpm }, 'clock slewed');
+        this.log.debug({ ...context, ...(correction.source ? { source: correction.source } : {}), phaseNs: Math.round(action.phaseNs), frequencyPpm: action.frequencyPpm }, 'clock slewed');
         break;
     }
+    // Every move of the clock, whatever its source, to the upstream client (upstream-feed.ts).
+    const moveNs = clockMoveNs(action, slewRemainingNs);
+    if (moveNs !== null) this.upstreams?.clockAdjusted(moveNs);
     const tracking = this.options.discipline.state();
     if (tracking.synchronized) {
       // Tell the kernel how good the clock is (for other programs reading adjtimex/ntp_gettime).
@@ -369,6 +431,8 @@ export class Agent {
       // This clock's reading at the last correction: now minus the monotonic time since.
       lastCorrectionNs: source.lastCorrectedMs === null ? null : nowNs - BigInt(Math.round((nowMs - source.lastCorrectedMs) * 1e6)),
       clockMode: this.options.clock.mode,
+      upstream: source.upstream,
+      upstreamPeerAddress: source.upstream === null ? null : this.upstreamPeerAddress,
     };
   }
 
@@ -435,6 +499,8 @@ export class Agent {
       pollIntervalMs: this.options.node.pollIntervalMs,
       synchronized: this.options.discipline.isSynchronized,
       uptimeMs: Math.round(nowMs - this.startedMonoMs),
+      reference: core.reference,
+      upstreamMode: core.upstream?.mode ?? null,
     };
     return this.monitor.report(self, nowMs, Number(this.options.clock.nowNs()) / 1e6, sinceMs);
   }
@@ -455,6 +521,7 @@ export class Agent {
       clock: this.options.clock.state(),
       errorBoundNs: this.node.errorBoundNs(nowMs),
       ntp: this.options.ntpReport?.() ?? NTP_NOT_RUNNING,
+      upstreams: this.upstreams === null ? null : { servers: this.upstreams.status(), selection: this.upstreams.selection(), pollIntervalMs: this.upstreamPollIntervalMs, refusals: this.upstreamRefusals },
       virtualDriftPpm: this.options.virtualDriftPpm,
       hostClock: { anchorErrorNs: hostClock.anchorErrorNs, reanchors: hostClock.reanchors, refinements: hostClock.refinements },
       discipline: discipline.state(),

@@ -28,8 +28,13 @@ import {
   STATIC_ENDPOINTS_MAX,
   STEP_THRESHOLD_NS_DEFAULT,
   UDP_PORT_DEFAULT,
+  UPSTREAM_POLL_INTERVAL_MS_DEFAULT,
+  UPSTREAM_POLL_INTERVAL_MS_MAX,
+  UPSTREAM_POLL_INTERVAL_MS_MIN,
+  UPSTREAMS_MAX,
   VIRTUAL_DRIFT_PPM_MAX,
 } from '../core/limits.ts';
+import { parseUpstream, type UpstreamAddress } from '../ntp/upstream-address.ts';
 import type { LogFormat } from './logger.ts';
 import { LOG_LEVELS } from './logger.ts';
 import type { LevelWithSilent } from 'pino';
@@ -88,6 +93,10 @@ export interface RunConfig {
   http: HostPort | null;
   /** UDP port of the NTP server (--ntp-port; default 123); 0: no NTP server. */
   ntpPort: number;
+  /** NTP servers to follow (--upstream, issue 18); empty: none, the cluster keeps its own time. */
+  upstreams: UpstreamAddress[];
+  /** Steady poll interval of each upstream (--upstream-poll), ms. */
+  upstreamPollIntervalMs: number;
   /** Where state survives restarts (the term); null keeps nothing. */
   stateDir: string | null;
   /** The cluster keys (--key-file, or systemd's credential `keys`); null: frames are not authenticated. */
@@ -245,6 +254,34 @@ function maxCorrectionNs(raw: RawRunOptions): number {
   return seconds === 0 ? Number.POSITIVE_INFINITY : seconds * 1e9;
 }
 
+/**
+ * --upstream HOST[:PORT], repeatable; the environment (and a config file string) may list several
+ * separated by commas or blanks, as --peer. The first bad value, a duplicate, or more than
+ * UPSTREAMS_MAX are refused naming the option.
+ */
+export function upstreamServers(raw: RawRunOptions): UpstreamAddress[] {
+  const value = raw.upstream;
+  const values = value === undefined || value === null ? [] : Array.isArray(value) ? value : [value];
+  for (const each of values) if (typeof each !== 'string') fail('upstream', 'must be HOST[:PORT] text', each);
+  const texts = (values as string[]).flatMap((text) => text.split(/[\s,]+/)).filter((text) => text !== '');
+  if (texts.length > UPSTREAMS_MAX) fail('upstream', `at most ${UPSTREAMS_MAX} servers`, texts.length);
+  const upstreams: UpstreamAddress[] = [];
+  const seen = new Set<string>();
+  for (const text of texts) {
+    const parsed = parseUpstream(text);
+    if (!parsed.ok) {
+      // parseUpstream says `--upstream "TEXT": problem`; keep the problem, in this file's form.
+      const prefix = `--upstream ${JSON.stringify(text)}: `;
+      fail('upstream', parsed.message.startsWith(prefix) ? parsed.message.slice(prefix.length) : parsed.message, text);
+    }
+    const key = `${parsed.upstream.host.toLowerCase().replace(/\.$/, '')}:${parsed.upstream.port}`;
+    if (seen.has(key)) fail('upstream', 'names the same server twice (one server counts once in selection)', text);
+    seen.add(key);
+    upstreams.push(parsed.upstream);
+  }
+  return upstreams;
+}
+
 /** A Linux network interface name (IFNAMSIZ: at most 15 bytes). */
 export function isInterfaceName(name: string): boolean {
   return /^[A-Za-z0-9_.:@-]{1,15}$/.test(name);
@@ -309,6 +346,8 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     peersMax: numberOption(raw, 'max-peers', PEERS_MAX_DEFAULT, { min: 1, max: 65_536, integer: true }),
     http: parseHttp(raw.http),
     ntpPort: numberOption(raw, 'ntp-port', NTP_PORT_DEFAULT, { min: 0, max: 65535, integer: true }),
+    upstreams: upstreamServers(raw),
+    upstreamPollIntervalMs: numberOption(raw, 'upstream-poll', UPSTREAM_POLL_INTERVAL_MS_DEFAULT / 1000, { min: UPSTREAM_POLL_INTERVAL_MS_MIN / 1000, max: UPSTREAM_POLL_INTERVAL_MS_MAX / 1000 }) * 1000,
     stateDir: stateDirectory(raw),
     keys: clusterKeys(raw),
     logLevel: logLevel as LevelWithSilent,

@@ -19,6 +19,7 @@ import { onceEvery } from '../core/rate-limiter.ts';
 import { PROVISIONAL_WINDOW_MS_DEFAULT, REJECT_LOG_INTERVAL_MS } from '../core/limits.ts';
 import type { OpenSystemClockOptions } from '../clock/system-check.ts';
 import { resolveInterface } from '../net/interfaces.ts';
+import { startUpstreams, type Upstreams } from '../net/ntp-client.ts';
 import type { Endpoint } from '../core/types.ts';
 import { loadState, openStateDir, StateDirError, StateWriter, type SavedFrequencies, type StateDirLock } from './state.ts';
 
@@ -238,6 +239,9 @@ async function startWithStateDir(
       clockNowNs: () => clock.nowNs(),
       bootId,
       replayProtection: config.keys !== null,
+      // --upstream (issue 18): the node judges the upstream's health against its poll interval,
+      // and never moves an established cluster further than the panic threshold at once.
+      upstream: config.upstreams.length === 0 ? null : { upstreamPollIntervalMs: config.upstreamPollIntervalMs, correctionNsMax: config.correctionNsMax },
     }),
     bindAddress,
     port: config.port,
@@ -267,6 +271,28 @@ async function startWithStateDir(
     const hint = code === 'EADDRINUSE' ? ' (is another agent running? choose another --port)' : code === 'EADDRNOTAVAIL' ? ' (no such local address)' : '';
     throw new StartupError(code, `--port: cannot bind UDP ${bindAddress}:${config.port}: ${code}${hint}`);
   }
+  // The NTP client of --upstream, once the agent runs: its samples feed the node.
+  let upstreams: Upstreams | null = null;
+  if (config.upstreams.length > 0) {
+    try {
+      upstreams = await startUpstreams({
+        servers: config.upstreams,
+        clock,
+        // The agent's monotonic clock: sample times and the node's times are on one scale.
+        monoMs: () => hostClock.monoMs(),
+        logger,
+        pollIntervalMs: config.upstreamPollIntervalMs,
+        kernelTimestamps: config.kernelTimestamps,
+        onSample: (id, sample) => agent.upstreamSample(id, sample),
+      });
+    } catch (error) {
+      await agent.stop();
+      const code = (error as NodeJS.ErrnoException).code ?? 'EUDP';
+      throw new StartupError(code, `--upstream: cannot open the NTP client's socket: ${(error as Error).message}`);
+    }
+    agent.attachUpstreams(upstreams, config.upstreamPollIntervalMs);
+    logger.info({ upstreams: config.upstreams.map((server) => `${server.host}:${server.port}`), pollIntervalMs: config.upstreamPollIntervalMs, rxTimestamps: upstreams.rxTimestamps }, 'following upstream NTP servers');
+  }
   // A port that cannot be bound is a warning (status ntp.why), never a failure to start.
   await ntp.start();
   let control: ControlServer | null = null;
@@ -285,6 +311,7 @@ async function startWithStateDir(
       httpPort = await control.start();
     } catch (error) {
       await ntp.stop();
+      await upstreams?.close();
       await agent.stop();
       const code = (error as NodeJS.ErrnoException).code ?? 'EHTTP';
       const hint = code === 'EADDRINUSE' ? ' (another agent? use --http HOST:PORT or --http none)' : '';
@@ -301,6 +328,7 @@ async function startWithStateDir(
       try {
         await control?.stop();
         await ntp.stop();
+        await upstreams?.close();
         await agent.stop();
       } finally {
         lock?.release();
@@ -310,6 +338,7 @@ async function startWithStateDir(
       try {
         await control?.stop();
         await ntp.stop();
+        await upstreams?.close();
         await agent.stopAbruptly();
       } finally {
         lock?.release();

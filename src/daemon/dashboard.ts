@@ -4,6 +4,7 @@
 // so the charts of all agents line up.
 import type { ClusterView, NodeEvent } from '../core/node.ts';
 import type { NodeId, Role } from '../core/types.ts';
+import type { UpstreamMode } from '../core/upstream/reference.ts';
 import { DASHBOARD_EVENTS_MAX, DASHBOARD_HISTORY_POINTS, DASHBOARD_INTEREST_MS, DASHBOARD_SERIES_MAX } from '../core/limits.ts';
 
 export interface DashboardMember {
@@ -30,7 +31,13 @@ export interface DashboardEvent {
 
 export interface DashboardReport {
   /** The agent serving the page. */
-  self: { nodeId: NodeId; cluster: string; role: Role; masterId: NodeId | null; term: number; version: string; pollIntervalMs: number; synchronized: boolean; uptimeMs: number };
+  self: {
+    nodeId: NodeId; cluster: string; role: Role; masterId: NodeId | null; term: number; version: string; pollIntervalMs: number; synchronized: boolean; uptimeMs: number;
+    /** What this agent's time follows: an upstream NTP server (through it as master, or its master) or the cluster itself. */
+    reference: 'upstream' | 'cluster';
+    /** This agent's upstream mode (acquiring, standby, following, holdover, refused); null without --upstream. */
+    upstreamMode: UpstreamMode | null;
+  };
   /** The last view: the master's own, or the one it last sent this agent; null before the first. */
   view: { masterId: NodeId; term: number; round: number; ageMs: number; averageNs: number; members: DashboardMember[] } | null;
   /** Offsets over time, oldest first; `since` in the request returns only newer points. */

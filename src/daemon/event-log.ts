@@ -10,6 +10,8 @@ export class NodeEventLog {
   private readonly peerLimitLog = onceEvery(REJECT_LOG_INTERVAL_MS);
   private readonly peerExpiredLog = onceEvery(REJECT_LOG_INTERVAL_MS);
   private readonly duplicateIdLog = onceEvery(REJECT_LOG_INTERVAL_MS);
+  /** A refused upstream is refused again at each of its samples (each upstream poll). */
+  private readonly upstreamRefusedLog = onceEvery(REJECT_LOG_INTERVAL_MS);
 
   constructor(
     private readonly log: Logger,
@@ -63,6 +65,21 @@ export class NodeEventLog {
         return;
       case 'outbox-full':
         return this.log.error({}, 'outgoing frame queue full; frames dropped');
+      case 'upstream':
+        return this.log.info(
+          { healthy: event.healthy, clockClass: event.clockClass, why: event.why },
+          event.healthy ? 'upstream healthy: this agent now ranks above agents without one' : 'upstream lost: the cluster keeps its time (holdover if it followed it)',
+        );
+      case 'upstream-refused':
+        if (this.upstreamRefusedLog.allow(nowMs)) {
+          this.log.error(
+            { offsetNs: Math.round(event.offsetNs), limitNs: event.limitNs, suppressed: this.upstreamRefusedLog.takeSuppressed() },
+            'upstream refused: its time is beyond --max-correction (panic threshold) from the cluster\'s; the cluster keeps its time',
+          );
+        }
+        return;
+      case 'upstream-takeover':
+        return this.log.info({ from: event.from, term: event.term }, 'took over as master: this agent follows a healthy upstream and its master does not');
     }
   }
 }

@@ -8,7 +8,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DisciplineAction } from '../core/sync/discipline.ts';
 import type { ElectionAlgorithm, Role } from '../core/types.ts';
-import type { StatusReport } from './status.ts';
+import type { StatusReport, UpstreamServerReport } from './status.ts';
 
 const ROLES: readonly Role[] = ['master', 'slave', 'electing'];
 const ELECTION_ALGORITHMS: readonly ElectionAlgorithm[] = ['ring', 'bully', 'takeover'];
@@ -241,6 +241,43 @@ export class AgentMetrics {
       'reason',
       (status) => status.ntp.counters.droppedByReason,
     );
+
+    // ------------------------------------------------------------------ upstream (--upstream)
+    gauge('berkeley_clock_class', 'This agent\'s clock class, the election key\'s leading field: 1 while its upstream NTP server is healthy, else 0.', (status) => status.clockClass ?? 0);
+    gauge('berkeley_upstream_healthy', '1 while this agent\'s upstream (--upstream) is healthy, else 0 (also without --upstream).', (status) => (status.upstream?.healthy ? 1 : 0));
+    gauge(
+      'berkeley_upstream_following',
+      '1 while this agent\'s cluster follows an upstream NTP server (through this agent as master, or through its master), else 0.',
+      (status) => (status.clock.reference === 'upstream' ? 1 : 0),
+    );
+    gauge('berkeley_upstream_stratum', 'Stratum of the upstream server selection chose (the system peer); NaN while none is selected or without --upstream.', (status) =>
+      status.upstream?.selection.ok ? status.upstream.selection.stratum : Number.NaN,
+    );
+    const serverGauge = (name: string, help: string, read: (server: UpstreamServerReport) => number | null): Gauge<'server'> => {
+      return new Gauge({
+        name,
+        help,
+        labelNames: ['server'] as const,
+        registers,
+        collect() {
+          // At most UPSTREAMS_MAX series, rebuilt every scrape.
+          this.reset();
+          for (const server of snapshot().upstream?.servers ?? []) {
+            const value = read(server);
+            if (value !== null) this.set({ server: `${server.host}:${server.port}` }, value);
+          }
+        },
+      });
+    };
+    serverGauge('berkeley_upstream_reachable', '1 when the upstream server answered at least one of the last 8 requests, else 0.', (server) => (server.reachable ? 1 : 0));
+    serverGauge(
+      'berkeley_upstream_offset_seconds',
+      'The upstream server\'s clock minus this agent\'s clock, in seconds (the NTP client\'s least-delay sample; no series before one).',
+      (server) => (server.offsetNs === null ? null : server.offsetNs / NS_PER_S),
+    );
+    counter('berkeley_upstream_acquisitions_total', 'Times this agent\'s upstream became healthy.', (status) => status.upstream?.acquired ?? 0);
+    counter('berkeley_upstream_losses_total', 'Times this agent\'s healthy upstream was lost (no usable estimate for several poll intervals).', (status) => status.upstream?.lost ?? 0);
+    counter('berkeley_upstream_refusals_total', 'Upstream estimates refused as master: beyond --max-correction from the cluster\'s established time.', (status) => status.upstream?.refusals ?? 0);
 
     // ------------------------------------------------------------------ frames and timestamps
     counter('berkeley_frames_received_total', 'UDP datagrams received (valid or not).', (status) => status.counters.framesReceived);

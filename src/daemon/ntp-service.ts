@@ -63,6 +63,7 @@ export function snapshotOf(reading: TimeReading): ClockSnapshot {
     errorBoundNs: reading.errorBoundNs,
     measurementDelayNs: reading.measurementDelayNs,
     lastCorrectionNs: reading.lastCorrectionNs,
+    upstream: reading.upstream === null ? null : { ...reading.upstream, peerAddress: reading.upstreamPeerAddress },
   });
 }
 

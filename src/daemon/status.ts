@@ -8,6 +8,9 @@ import type { DisciplineConfig, DisciplineState } from '../core/sync/discipline.
 import type { ElectionAlgorithm, Endpoint, NodeId, Role } from '../core/types.ts';
 import { PROTOCOL_VERSION, VERDICT_HOLDOVER_POLLS } from '../core/limits.ts';
 import type { NtpReport } from './ntp-service.ts';
+import type { UpstreamMode, UpstreamReport } from '../core/upstream/reference.ts';
+import type { UpstreamServerStatus } from '../net/ntp-client.ts';
+import type { SelectionResult, ServerVerdict } from '../ntp/selection.ts';
 
 export type { NtpReport } from './ntp-service.ts';
 
@@ -31,6 +34,12 @@ export interface PeerReport {
 
 export interface ClockReport {
   mode: ClockMode;
+  /**
+   * What this clock's time follows: 'upstream' while the cluster follows an upstream NTP server
+   * through this agent (its own as master, its master's as member), else 'cluster' (the cluster's
+   * own fault-tolerant average, or a master in holdover).
+   */
+  reference: 'upstream' | 'cluster';
   /** This clock minus the host's system clock at the moment of the reply; 0 in system mode. */
   hostOffsetNs: number;
   /** The discipline's frequency adjustment in effect, ppm (positive = sped up). */
@@ -96,6 +105,61 @@ export interface TrackingReport {
   correctionNsMax: number | null;
 }
 
+/** One upstream server (--upstream) as the NTP client and the selection see it. */
+export interface UpstreamServerReport {
+  host: string;
+  port: number;
+  /** The IPv4 address asked; null until the name resolved. */
+  address: string | null;
+  /** 'resolving', or the client's state: 'burst', 'polling', 'backoff' (a RATE kiss), 'denied' (DENY/RSTR). */
+  state: UpstreamServerStatus['state'];
+  reachable: boolean;
+  /** The 8-bit reach register (newest request in bit 0). */
+  reach: number;
+  stratum: number | null;
+  leap: number | null;
+  /** Server minus this clock, ns (the filter's least-delay sample, shifted by every correction since). */
+  offsetNs: number | null;
+  delayNs: number | null;
+  jitterNs: number | null;
+  rootDistanceNs: number | null;
+  lastSampleAgoMs: number | null;
+  pollIntervalMs: number;
+  /** The selection's verdict: truechimer, falseticker, or why it was no candidate (unreachable, unsynchronized, rejected). */
+  verdict: ServerVerdict;
+  reason: string;
+}
+
+/** status.upstream: --upstream, what the node does with it, and what the client sees. */
+export interface UpstreamStatusReport {
+  /** acquiring, standby (healthy, a member), following, holdover or refused (see README "Status fields"). */
+  mode: UpstreamMode;
+  healthy: boolean;
+  clockClass: number;
+  changedAgoMs: number | null;
+  usableInRow: number;
+  lastUsableAgoMs: number | null;
+  lastUnusable: string | null;
+  recentLosses: number;
+  /** After a loss: how long until a recovered upstream may count as healthy again (route-flap damping). */
+  holdDownRemainingMs: number | null;
+  acquired: number;
+  lost: number;
+  /** The last usable estimate handed to the node (its offset as of then). */
+  estimate: { agoMs: number; offsetNs: number; errorBoundNs: number; rootDistanceNs: number; stratum: number; leap: number; systemPeer: string; truechimers: number } | null;
+  /** As master: estimates turned into corrections of this clock, and the last one. */
+  corrections: number;
+  lastFollowedAgoMs: number | null;
+  /** The last upstream offset refused (beyond --max-correction), and how many were refused since start. */
+  refused: { offsetNs: number; limitNs: number | null; agoMs: number } | null;
+  refusals: number;
+  pollIntervalMs: number;
+  servers: UpstreamServerReport[];
+  selection:
+    | { ok: true; systemPeer: string; offsetNs: number; errorBoundNs: number; stratum: number; leap: number; truechimers: string[] }
+    | { ok: false; code: 'noCandidates' | 'noMajority'; reason: string };
+}
+
 /**
  * One word for scripts and people, in the spirit of `systemctl is-active`; `berkeley-agent status`
  * exits 0 only for "synchronized" (README "Status for scripts").
@@ -104,7 +168,10 @@ export interface TrackingReport {
  * - holdover: synchronized before, but no correction for over VERDICT_HOLDOVER_POLLS poll intervals;
  * - refusing: the last correction exceeded --max-correction (the panic threshold) and was refused;
  * - electing: no master (an election runs, or none was found yet);
- * - alone: the master, with no member answering its rounds.
+ * - alone: the master, with no member answering its rounds (and no upstream followed).
+ * A master following an upstream (--upstream) is synchronized while the upstream's estimates keep
+ * coming (holdover after VERDICT_HOLDOVER_POLLS upstream polls without one), members or not, and
+ * refusing while it refuses the upstream (beyond --max-correction).
  */
 export type Verdict = 'synchronized' | 'unsynchronized' | 'holdover' | 'refusing' | 'electing' | 'alone';
 export const VERDICTS: readonly Verdict[] = ['synchronized', 'unsynchronized', 'holdover', 'refusing', 'electing', 'alone'];
@@ -116,6 +183,8 @@ export interface StatusReport {
   nodeId: NodeId;
   cluster: string;
   priority: number;
+  /** The election key's leading field: 1 while this agent's upstream is healthy, else 0. */
+  clockClass: number;
   /** Started with --never-master: takes part in elections but never stands. */
   neverMaster: boolean;
   role: Role;
@@ -132,6 +201,8 @@ export interface StatusReport {
   tracking: TrackingReport;
   /** The NTP server (--ntp-port): whether it serves, on which addresses, why not, its counters. */
   ntp: NtpReport;
+  /** The upstream NTP servers (--upstream) and what this agent does with them; null without --upstream. */
+  upstream: UpstreamStatusReport | null;
   election: {
     inProgress: { term: number; algorithm: ElectionAlgorithm; forMs: number } | null;
     last: { term: number; algorithm: ElectionAlgorithm; winner: NodeId; durationMs: number; agoMs: number } | null;
@@ -213,6 +284,7 @@ export interface StatusReport {
   };
 }
 
+const formatSeconds = (ns: number | null) => (ns === null ? 'an unknown offset' : `${ns >= 0 ? '+' : ''}${(ns / 1e9).toFixed(3)} s`);
 const agoText = (ms: number | null) => (ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s ago`);
 
 /** The verdict of a status report (an agent's own; `status` also computes it for older agents). */
@@ -221,6 +293,22 @@ export function verdictOf(status: Omit<StatusReport, 'verdict' | 'verdictReason'
   if (status.role === 'electing' || status.masterId === null) {
     const running = status.election.inProgress;
     return { verdict: 'electing', verdictReason: running ? `election for term ${running.term} running (${running.algorithm})` : 'no master known yet' };
+  }
+  // A master following an upstream has a reference even alone, and corrects its own clock only
+  // when the upstream answers (every upstream poll), not every round. (Older agents: no upstream.)
+  const upstream = status.upstream ?? null;
+  if (status.role === 'master' && upstream !== null && (upstream.mode === 'following' || upstream.mode === 'refused')) {
+    const peer = upstream.selection.ok ? `${upstream.selection.systemPeer} (stratum ${upstream.selection.stratum})` : 'its upstream';
+    if (upstream.mode === 'refused') {
+      return { verdict: 'refusing', verdictReason: `master, refusing ${peer}: ${formatSeconds(upstream.refused?.offsetNs ?? null)} from the cluster's time, beyond --max-correction` };
+    }
+    if (!status.clock.synchronized) return { verdict: 'unsynchronized', verdictReason: `master following ${peer}, initial corrections not done yet (${tracking.updates} applied)` };
+    const upstreamQuietMs = VERDICT_HOLDOVER_POLLS * Math.max(status.pollIntervalMs, upstream.pollIntervalMs);
+    if (tracking.lastUpdateAgoMs === null || tracking.lastUpdateAgoMs > upstreamQuietMs) {
+      return { verdict: 'holdover', verdictReason: `master, no correction from ${peer} since ${agoText(tracking.lastUpdateAgoMs)}: running on the learned frequency` };
+    }
+    const round = status.lastRound;
+    return { verdict: 'synchronized', verdictReason: `master following ${peer}, ${round?.answered ?? 0} of ${round?.members ?? 0} members answered the last round` };
   }
   if (status.role === 'master' && (status.lastRound === null || status.lastRound.answered === 0)) {
     return { verdict: 'alone', verdictReason: status.peers.length === 0 ? 'master with no peers' : `master, but none of ${status.peers.length} peers answers its rounds` };
@@ -262,6 +350,8 @@ export interface StatusInputs {
   /** The node's bound on |this clock - the master's| at nowMs (null: not synchronized). */
   errorBoundNs: number | null;
   ntp: NtpReport;
+  /** The NTP client of --upstream, read now; null without --upstream. */
+  upstreams: { servers: UpstreamServerStatus[]; selection: SelectionResult; pollIntervalMs: number; refusals: number } | null;
   virtualDriftPpm: number | null;
   hostClock: { anchorErrorNs: number; reanchors: number; refinements: number };
   discipline: DisciplineState;
@@ -288,6 +378,7 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
     nodeId: core.nodeId,
     cluster: core.cluster,
     priority: core.priority,
+    clockClass: core.clockClass,
     neverMaster: core.neverMaster,
     role: core.role,
     masterId: core.masterId,
@@ -301,6 +392,7 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
     pollIntervalMs: inputs.pollIntervalMs,
     clock: {
       mode: clockState.mode,
+      reference: core.reference,
       hostOffsetNs: clockState.hostOffsetNs,
       frequencyPpm: clockState.frequencyPpm,
       synchronized: discipline.synchronized,
@@ -331,6 +423,7 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
       correctionNsMax: Number.isFinite(policy.correctionNsMax) ? policy.correctionNsMax : null,
     },
     ntp: inputs.ntp,
+    upstream: core.upstream === null || inputs.upstreams === null ? null : upstreamStatus(core.upstream, inputs.upstreams, nowMs),
     election: {
       inProgress: core.election.inProgress
         ? { term: core.election.inProgress.term, algorithm: core.election.inProgress.algorithm, forMs: Math.round(nowMs - core.election.inProgress.sinceMs) }
@@ -409,6 +502,68 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
       correctionsApplied: core.counters.correctionsApplied,
       peersRefused: core.counters.peersRefused,
     },
+  };
+}
+
+const roundOrNull = (value: number | null) => (value === null ? null : Math.round(value));
+const agoOrNull = (nowMs: number, atMs: number | null) => (atMs === null ? null : Math.round(nowMs - atMs));
+
+/** status.upstream from the node's report (monotonic times become ago/remaining) and the client's. */
+export function upstreamStatus(core: UpstreamReport, client: NonNullable<StatusInputs['upstreams']>, nowMs: number): UpstreamStatusReport {
+  const selection = client.selection;
+  const verdicts = new Map(selection.servers.map((server) => [server.id, server]));
+  return {
+    mode: core.mode,
+    healthy: core.healthy,
+    clockClass: core.clockClass,
+    changedAgoMs: agoOrNull(nowMs, core.changedMs),
+    usableInRow: core.usableInRow,
+    lastUsableAgoMs: agoOrNull(nowMs, core.lastUsableMs),
+    lastUnusable: core.lastUnusable,
+    recentLosses: core.recentLosses,
+    holdDownRemainingMs: core.holdDownUntilMs === null ? null : Math.max(0, Math.round(core.holdDownUntilMs - nowMs)),
+    acquired: core.acquired,
+    lost: core.lost,
+    estimate: core.estimate === null ? null : {
+      agoMs: Math.round(nowMs - core.estimate.atMs),
+      offsetNs: Math.round(core.estimate.offsetNs),
+      errorBoundNs: Math.round(core.estimate.errorBoundNs),
+      rootDistanceNs: Math.round(core.estimate.rootDistanceNs),
+      stratum: core.estimate.stratum,
+      leap: core.estimate.leap,
+      systemPeer: core.estimate.systemPeer,
+      truechimers: core.estimate.truechimers,
+    },
+    corrections: core.corrections,
+    lastFollowedAgoMs: agoOrNull(nowMs, core.lastFollowedMs),
+    // An infinite limit (--max-correction 0) cannot refuse anything; JSON has no Infinity anyway.
+    refused: core.refused === null ? null : { offsetNs: Math.round(core.refused.offsetNs), limitNs: Number.isFinite(core.refused.limitNs) ? core.refused.limitNs : null, agoMs: Math.round(nowMs - core.refused.atMs) },
+    refusals: client.refusals,
+    pollIntervalMs: client.pollIntervalMs,
+    servers: client.servers.map((server) => {
+      const judged = verdicts.get(server.id);
+      return {
+        host: server.host,
+        port: server.port,
+        address: server.address,
+        state: server.state,
+        reachable: server.reachable,
+        reach: server.reach,
+        stratum: server.stratum,
+        leap: server.leap,
+        offsetNs: roundOrNull(server.offsetNs),
+        delayNs: roundOrNull(server.delayNs),
+        jitterNs: roundOrNull(server.jitterNs),
+        rootDistanceNs: roundOrNull(server.rootDistanceNs),
+        lastSampleAgoMs: roundOrNull(server.lastSampleAgoMs),
+        pollIntervalMs: server.pollIntervalMs,
+        verdict: judged?.verdict ?? 'unreachable',
+        reason: judged?.reason ?? 'not judged by the selection',
+      };
+    }),
+    selection: selection.ok
+      ? { ok: true, systemPeer: selection.systemPeer, offsetNs: Math.round(selection.offsetNs), errorBoundNs: Math.round(selection.errorBoundNs), stratum: selection.stratum, leap: selection.leap, truechimers: [...selection.selected] }
+      : { ok: false, code: selection.code, reason: selection.reason },
   };
 }
 

@@ -101,7 +101,10 @@
       $('spread').textContent = offsets.length > 1 ? formatNs(Math.max(...offsets) - Math.min(...offsets), false) : '–';
       $('round').textContent = `#${view.round}, ${formatAgo(view.ageMs)}`;
       const source = self.role === 'master' ? 'this agent is the master' : `as ${view.masterId} last reported it`;
-      $('view-note').textContent = `The cluster ${source}. Offsets are each member's clock minus the master's, measured at the round; the master then moves everyone to the fault-tolerant average (${formatNs(view.averageNs, true)} from the master this round).`;
+      const target = self.reference === 'upstream'
+        ? 'the master\u2019s clock, which follows an upstream NTP server'
+        : `the fault-tolerant average (${formatNs(view.averageNs, true)} from the master this round)`;
+      $('view-note').textContent = `The cluster ${source}. Offsets are each member's clock minus the master's, measured at the round; the master then moves everyone to ${target}.`;
     } else {
       $('member-count').textContent = '–';
       $('spread').textContent = '–';
@@ -109,6 +112,9 @@
       $('view-note').textContent = self.role === 'electing' ? 'An election is in progress.' : 'Waiting for the master\u2019s first report…';
     }
     $('self').textContent = `${self.nodeId} (${self.role}${self.synchronized ? ', synchronized' : ''})`;
+    // Older agents send no reference: the cluster's own time.
+    const reference = self.reference === 'upstream' ? 'upstream NTP' : 'cluster (own time)';
+    $('reference').textContent = self.upstreamMode ? `${reference}; upstream ${self.upstreamMode}` : reference;
   }
 
   function renderMembers(view) {

@@ -16,6 +16,12 @@
 //   local agent" reaches the agent at 127.0.0.1: the master would be refused by its own box's
 //   chrony. So the master says "BRKL" (berkeley-agent) in ASCII, which no client has as its
 //   address in practice (read as IPv4 it is 66.82.75.76, a public address, never a LAN box).
+// Following an upstream (issue 18): while the cluster's time comes from an upstream NTP server,
+// the agent is part of the NTP hierarchy below it, as ntpd and chrony would be: the master one
+// stratum below the upstream it follows (its stratum + 1), with that server's IPv4 address as
+// refid (RFC 5905's convention for a server followed, which also lets the upstream's own clients
+// see the loop); a member one further (+ 2), its refid still its master's address; and both pass
+// on the upstream's leap indicator, so a leap second announced upstream reaches every client.
 // Root delay is the round trip of the measurement the last correction rests on and root
 // dispersion the rest of the error bound, so that a client's root distance
 // (delay / 2 + dispersion, RFC 5905) is our error bound.
@@ -55,8 +61,21 @@ export interface ClockSnapshot {
   precisionLog2: number;
 }
 
+/** What the cluster follows while it follows an upstream (the node's timeSource().upstream). */
+export interface FollowedUpstream {
+  stratum: number;
+  leap: number;
+  /** The master's system peer's IPv4 address (its refid); null when unknown. */
+  peerAddress?: string | null;
+}
+
 /** Stratum and refid that say what the cluster's time is (see the comment at the top). */
-export function clusterIdentity(role: 'master' | 'member', masterAddress: string | null, localStratum = NTP_LOCAL_STRATUM_DEFAULT): { stratum: number; refid: number } {
+export function clusterIdentity(role: 'master' | 'member', masterAddress: string | null, localStratum = NTP_LOCAL_STRATUM_DEFAULT, upstream: FollowedUpstream | null = null): { stratum: number; refid: number } {
+  if (upstream !== null) {
+    const stratum = Math.min(upstream.stratum + (role === 'master' ? 1 : 2), NTP_STRATUM_MAX);
+    const address = role === 'master' ? (upstream.peerAddress ?? null) : masterAddress;
+    return { stratum, refid: (address === null ? null : ipv4Refid(address)) ?? REFID_CLUSTER_MASTER };
+  }
   if (role === 'master') return { stratum: Math.min(localStratum, NTP_STRATUM_MAX), refid: REFID_CLUSTER_MASTER };
   const refid = masterAddress === null ? null : ipv4Refid(masterAddress);
   return { stratum: Math.min(localStratum + 1, NTP_STRATUM_MAX), refid: refid ?? REFID_CLUSTER_MASTER };
@@ -115,15 +134,20 @@ export interface AgentTimeState {
   measurementDelayNs: number;
   /** This clock's Unix ns at the last correction (master: the last round); null if never. */
   lastCorrectionNs: bigint | null;
+  /** The upstream the cluster follows through this agent, or null/absent: the cluster's own time. */
+  upstream?: FollowedUpstream | null;
   /** Defaults: NTP_LOCAL_STRATUM_DEFAULT and NTP_PRECISION_LOG2_DEFAULT. */
   localStratum?: number;
   precisionLog2?: number;
 }
 
 export function ntpClockSnapshot(state: AgentTimeState): ClockSnapshot {
-  const identity = clusterIdentity(state.role === 'master' ? 'master' : 'member', state.masterAddress, state.localStratum);
+  const upstream = state.upstream ?? null;
+  const identity = clusterIdentity(state.role === 'master' ? 'master' : 'member', state.masterAddress, state.localStratum, upstream);
   return {
     synchronized: state.synchronized,
+    // The upstream's leap warning (insert or delete); its alarm (3) is never followed, so never passed on.
+    ...(upstream !== null && (upstream.leap === 1 || upstream.leap === 2) ? { leap: upstream.leap } : {}),
     stratum: identity.stratum,
     refid: identity.refid,
     errorBoundNs: state.errorBoundNs,

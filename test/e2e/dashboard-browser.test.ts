@@ -140,6 +140,8 @@ describe.skipIf(!hasChromium)('dashboard in headless Chromium', () => {
     }
     expect(await page.locator('#master').textContent()).toBe(master.id);
     expect(await page.locator('#term').textContent()).toBe(String(master.daemon.agent.status().term));
+    // No --upstream: the cluster keeps its own time, and says so.
+    expect(await page.locator('#reference').textContent()).toBe('cluster (own time)');
     // The chart: one series per member, several rounds, and each member's colour on the canvas.
     await expect.poll(() => bodyNumber(page, 'points'), { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
     expect(await bodyNumber(page, 'series')).toBe(3);

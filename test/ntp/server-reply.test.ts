@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { NTP_LOCAL_STRATUM_DEFAULT } from '../../src/core/limits.ts';
 import { NTP_HEADER_BYTES, ntpShortToNs, ntpToUnixNs, parseRequest, readHeader, unixNsToNtp, type NtpRequest } from '../../src/ntp/packet.ts';
+import { snapshotOf } from '../../src/daemon/ntp-service.ts';
 import { buildServerReply, clusterIdentity, ntpClockSnapshot, REFID_CLUSTER_MASTER, servesSynchronized, type ClockSnapshot } from '../../src/ntp/server-reply.ts';
 
 const CLIENT_TX = 0xe8a1_2345_6789_abcdn;
@@ -132,5 +133,48 @@ describe('ntpClockSnapshot', () => {
     const snapshot = ntpClockSnapshot({ ...base, role: 'slave', synchronized: false, errorBoundNs: null });
     expect(servesSynchronized(snapshot)).toBe(false);
     expect(readHeader(buildServerReply(clientRequest(), RX_NS, snapshot, () => TX_NS)).leap).toBe(3);
+  });
+});
+
+describe('NTP server while the cluster follows an upstream (issue 18)', () => {
+  const state = { synchronized: true, errorBoundNs: 50_000, measurementDelayNs: 90_000, lastCorrectionNs: CORRECTED_NS } as const;
+  const upstream = { stratum: 2, leap: 0, peerAddress: '198.18.0.10' };
+
+  it('the master serves one stratum below the upstream, with the system peer\'s address as refid', () => {
+    const snapshot = ntpClockSnapshot({ ...state, role: 'master', masterAddress: null, upstream });
+    expect(snapshot.stratum).toBe(3);
+    expect(snapshot.refid).toBe(0xc612_000a);
+    const header = readHeader(buildServerReply(clientRequest(), RX_NS, snapshot, () => TX_NS));
+    expect(header).toMatchObject({ leap: 0, stratum: 3, refid: 0xc612_000a });
+  });
+
+  it('a member serves two strata below, its refid still its master\'s address', () => {
+    const snapshot = ntpClockSnapshot({ ...state, role: 'slave', masterAddress: '198.18.0.3', upstream });
+    expect(snapshot).toMatchObject({ stratum: 4, refid: 0xc612_0003 });
+  });
+
+  it('passes the upstream\'s leap warning on (insert or delete), never an alarm', () => {
+    const insert = ntpClockSnapshot({ ...state, role: 'master', masterAddress: null, upstream: { ...upstream, leap: 1 } });
+    expect(readHeader(buildServerReply(clientRequest(), RX_NS, insert, () => TX_NS)).leap).toBe(1);
+    const remove = ntpClockSnapshot({ ...state, role: 'slave', masterAddress: '198.18.0.3', upstream: { ...upstream, leap: 2 } });
+    expect(readHeader(buildServerReply(clientRequest(), RX_NS, remove, () => TX_NS)).leap).toBe(2);
+    expect(ntpClockSnapshot({ ...state, role: 'master', masterAddress: null, upstream: { ...upstream, leap: 3 } }).leap).toBeUndefined();
+  });
+
+  it('caps the stratum at 15; without an upstream (or its address) it is the cluster\'s own identity', () => {
+    expect(ntpClockSnapshot({ ...state, role: 'slave', masterAddress: '198.18.0.3', upstream: { ...upstream, stratum: 15 } }).stratum).toBe(15);
+    expect(ntpClockSnapshot({ ...state, role: 'master', masterAddress: null, upstream: { ...upstream, peerAddress: null } }).refid).toBe(REFID_CLUSTER_MASTER);
+    const own = ntpClockSnapshot({ ...state, role: 'master', masterAddress: null, upstream: null });
+    expect(own).toMatchObject({ stratum: NTP_LOCAL_STRATUM_DEFAULT, refid: REFID_CLUSTER_MASTER });
+    expect(own.leap).toBeUndefined();
+  });
+
+  it('the daemon\'s snapshot of a reading carries the upstream and the system peer\'s address', () => {
+    const reading = {
+      nowNs: RX_NS, synchronized: true, errorBoundNs: 0, measurementDelayNs: 0, role: 'master' as const, masterId: 'a', masterAddress: null,
+      lastCorrectionNs: CORRECTED_NS, clockMode: 'virtual' as const, upstream: { stratum: 1, leap: 1 }, upstreamPeerAddress: '198.18.0.20',
+    };
+    expect(snapshotOf(reading)).toMatchObject({ stratum: 2, refid: 0xc612_0014, leap: 1 });
+    expect(snapshotOf({ ...reading, upstream: null })).toMatchObject({ stratum: NTP_LOCAL_STRATUM_DEFAULT, refid: REFID_CLUSTER_MASTER });
   });
 });

@@ -1,0 +1,39 @@
+// What the core is told of the upstream (issue 18), pure: the selection among the servers
+// (selection.ts) turned into the core's UpstreamEstimate, or null with the selection's reason.
+//
+// `sampledMs` must name each sample exactly once (the core acts on each distinct value once, and
+// counts usable estimates in a row by it), so it comes from the samples' own monotonic stamps
+// (UpstreamSample.atMs, kept per server by the caller), never from "now minus an age", which
+// would differ between two readings of the same sample. It is the newest sample of the
+// truechimers: a new sample from a falseticker changes nothing the estimate rests on, so it
+// yields the same sampledMs and is not counted again.
+import type { UpstreamEstimate } from '../core/upstream/estimate.ts';
+import type { SelectionResult } from './selection.ts';
+
+export type EstimateOutcome = { estimate: UpstreamEstimate; why: null } | { estimate: null; why: string };
+
+/**
+ * The estimate of a selection. `lastSampleAtMs`: per server id, the monotonic ms of its newest
+ * sample (absent: none yet).
+ */
+export function upstreamEstimate(selection: SelectionResult, lastSampleAtMs: ReadonlyMap<string, number>): EstimateOutcome {
+  if (!selection.ok) return { estimate: null, why: selection.reason };
+  const peer = selection.servers.find((server) => server.id === selection.systemPeer);
+  if (peer === undefined || peer.rootDistanceNs === null) return { estimate: null, why: `the system peer ${selection.systemPeer} has no root distance` };
+  let sampledMs = Number.NEGATIVE_INFINITY;
+  for (const id of selection.selected) sampledMs = Math.max(sampledMs, lastSampleAtMs.get(id) ?? Number.NEGATIVE_INFINITY);
+  if (!Number.isFinite(sampledMs)) return { estimate: null, why: 'no sample time known for the selected servers' };
+  return {
+    estimate: {
+      sampledMs,
+      offsetNs: selection.offsetNs,
+      errorBoundNs: selection.errorBoundNs,
+      rootDistanceNs: peer.rootDistanceNs,
+      stratum: selection.stratum,
+      leap: selection.leap,
+      systemPeer: selection.systemPeer,
+      truechimers: selection.selected.length,
+    },
+    why: null,
+  };
+}
