@@ -11,6 +11,8 @@ import { CORRECTION_NS_MAX_DEFAULT } from '../src/core/limits.ts';
 import { FAULT_MIXES, run } from '../src/sim/vopr.ts';
 
 const MS = 1e6;
+/** CPU-bound runs of simulated minutes: seconds alone, much longer on a loaded machine. */
+const SIM_TIMEOUT_MS = 300_000;
 
 /** Five nodes started up to +-2 s and +-100 ppm off; `withUpstream` poll `servers`. */
 function cluster(seed: number, withUpstream: string[], servers: SimUpstreamSpec[], options: { offsetsNs?: number } = {}): Simulation {
@@ -63,7 +65,7 @@ describe('following an upstream in the simulator', () => {
       expect(worstFromNs(sim, 0), `seed ${seed}`).toBeLessThan(0.5 * MS);
       expect(sim.checker?.violations).toEqual([]);
     }
-  });
+  }, SIM_TIMEOUT_MS);
 
   it('an upstream that appears once the cluster\'s time is established: the master changes once, nothing steps, and the cluster slews onto it', () => {
     for (let seed = 1; seed <= 10; seed += 1) {
@@ -82,7 +84,7 @@ describe('following an upstream in the simulator', () => {
       expect(worstFromNs(sim, 40 * MS), `seed ${seed}`).toBeLessThan(1 * MS);
       expect(sim.checker?.violations).toEqual([]);
     }
-  });
+  }, SIM_TIMEOUT_MS);
 
   it('the upstream lost: the master holds over on the learned frequency (no election, no step, ms over minutes); back: it slews onto it again', () => {
     for (let seed = 1; seed <= 6; seed += 1) {
@@ -108,7 +110,7 @@ describe('following an upstream in the simulator', () => {
       expect(worstFromNs(sim, 0), `seed ${seed}`).toBeLessThan(0.5 * MS);
       expect(sim.checker?.violations).toEqual([]);
     }
-  });
+  }, SIM_TIMEOUT_MS);
 
   it('a falseticker among three servers is outvoted; two servers seconds apart are not followed at all', () => {
     for (let seed = 1; seed <= 5; seed += 1) {
@@ -132,7 +134,7 @@ describe('following an upstream in the simulator', () => {
       expect(worstFromNs(two, 0), `seed ${seed}`).toBeLessThan(10 * MS);
       expect(two.checker?.violations).toEqual([]);
     }
-  });
+  }, SIM_TIMEOUT_MS);
 
   it('an upstream-backed master partitioned away: the rest elect a master and hold together; healed, it takes over once and all converge on the upstream', () => {
     for (let seed = 1; seed <= 10; seed += 1) {
@@ -160,7 +162,7 @@ describe('following an upstream in the simulator', () => {
       for (const id of sim.nodeIds()) expect(sim.node(id)?.status().reference).toBe('upstream');
       expect(sim.checker?.violations).toEqual([]);
     }
-  });
+  }, SIM_TIMEOUT_MS);
 
   it('a flapping upstream: its health changes at most once per growing hold-down, and the master does not churn', () => {
     const sim = cluster(3, ['n2', 'n4'], [{ id: 'u1' }]);
@@ -180,7 +182,7 @@ describe('following an upstream in the simulator', () => {
     expect(masters.at(-1)).toBe('n4');
     expect(masters.length).toBeLessThanOrEqual(2);
     expect(sim.checker?.violations).toEqual([]);
-  });
+  }, SIM_TIMEOUT_MS);
 
   it('refuses an upstream beyond the panic threshold from an established cluster, and says so', () => {
     const sim = cluster(4, ['n2'], [{ id: 'u1', offsetNs: 2000e9, up: false }], { offsetsNs: 1e6 });
@@ -196,7 +198,7 @@ describe('following an upstream in the simulator', () => {
     expect(status?.reference).toBe('cluster');
     expect(stepsOf(sim)).toEqual(steps);
     expect(worstFromNs(sim, 0)).toBeLessThan(10 * MS);
-  });
+  }, SIM_TIMEOUT_MS);
 });
 
 describe('VOPR seeds, upstream faults (servers stop and come back, paths cut, falsetickers, with partitions, crashes and loss)', () => {
@@ -206,5 +208,5 @@ describe('VOPR seeds, upstream faults (servers stop and come back, paths cut, fa
     expect(summary.violations, `seed ${seed}`).toEqual([]);
     expect(summary.faults.upstreamEvents, `seed ${seed}: upstream faults drawn`).toBeGreaterThan(0);
     expect(summary.master, `seed ${seed}: a master at the end`).not.toBeNull();
-  });
+  }, SIM_TIMEOUT_MS);
 });

@@ -608,9 +608,8 @@ export class Simulation {
       });
       const outcome = action.kind;
       // The client's kept samples follow every adjustment of the clock (clockAdjusted).
-      // A step adds to a slew in progress; a new slew replaces what the previous one had still to do.
-      if (sim.upstream !== null && action.kind === 'step') sim.upstream.adjustedNs += action.deltaNs;
-      if (sim.upstream !== null && action.kind === 'slew') sim.upstream.adjustedNs += action.phaseNs - slewRemainingNs;
+      // A step or a new slew ends the slew in progress (VirtualClock.rebase drops its unapplied part).
+      if (sim.upstream !== null && (action.kind === 'step' || action.kind === 'slew')) sim.upstream.adjustedNs += (action.kind === 'step' ? action.deltaNs : action.phaseNs) - slewRemainingNs;
       const afterNs = sim.clock.readAtNs(machineNs);
       this.counters.correctionsApplied += 1;
       this.trace.add(`${nodeId} correct ${correction.term}/${correction.round} ${correction.correctionNs}`);

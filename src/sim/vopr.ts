@@ -162,7 +162,7 @@ export interface VoprSummary {
   /** From the faults stopping to liveness first holding for good. */
   livenessMs: number;
   endMs: number;
-  faults: { partitions: number; heals: number; crashes: number; restarts: number; lossBursts: number };
+  faults: { partitions: number; heals: number; crashes: number; restarts: number; lossBursts: number; upstreamEvents: number };
   elections: { started: number; mastersElected: number };
   frames: {
     sent: number;
