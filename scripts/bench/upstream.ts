@@ -11,7 +11,7 @@
 //
 //   npm run bench:upstream -- [--agents 4] [--with-upstream one|all] [--settle-s 30] [--follow-window-s 60]
 //     [--holdover-s 300] [--return-window-s 30] [--upstream-poll 1] [--late-upstream-s S]
-//     [--out bench-results/upstream.json]
+//     [--max-slew-ppm N] [--out bench-results/upstream.json]
 //
 // --late-upstream-s S: chronyd starts only once the cluster agreed on its own time (about +0.5 s
 // from the host) and kept it S seconds: an upstream appearing over an established cluster, which
@@ -53,6 +53,7 @@ try {
       'return-window-s': { type: 'string', default: '30' },
       'upstream-poll': { type: 'string', default: '1' },
       'late-upstream-s': { type: 'string' },
+      'max-slew-ppm': { type: 'string' },
       out: { type: 'string', default: 'bench-results/upstream.json' },
     },
   });
@@ -67,6 +68,7 @@ const holdoverS = Number(values['holdover-s']);
 const returnWindowS = Number(values['return-window-s']);
 const upstreamPollS = Number(values['upstream-poll']);
 const lateUpstreamS = values['late-upstream-s'] === undefined ? null : Number(values['late-upstream-s']);
+const maxSlewPpm = values['max-slew-ppm'] === undefined ? null : Number(values['max-slew-ppm']);
 if (!Number.isInteger(agentCount) || agentCount < 2 || agentCount > 16) fail(`--agents: must be an integer 2..16, got ${values.agents}`);
 if (values['with-upstream'] !== 'one' && values['with-upstream'] !== 'all') fail(`--with-upstream: must be one or all, got ${values['with-upstream']}`);
 if (!(settleS >= 0 && settleS <= 3600)) fail(`--settle-s: must be 0..3600, got ${values['settle-s']}`);
@@ -75,6 +77,7 @@ if (!(followWindowS >= 5 && followWindowS <= 3600)) fail(`--follow-window-s: mus
 if (!(holdoverS >= 40 && holdoverS <= 6 * 3600)) fail(`--holdover-s: must be 40..21600, got ${values['holdover-s']}`);
 if (!(returnWindowS >= 5 && returnWindowS <= 3600)) fail(`--return-window-s: must be 5..3600, got ${values['return-window-s']}`);
 if (lateUpstreamS !== null && !(lateUpstreamS >= 0 && lateUpstreamS <= 3600)) fail(`--late-upstream-s: must be 0..3600, got ${values['late-upstream-s']}`);
+if (maxSlewPpm !== null && !(Number.isInteger(maxSlewPpm) && maxSlewPpm >= 1 && maxSlewPpm <= 100_000)) fail(`--max-slew-ppm: must be an integer 1..100000, got ${values['max-slew-ppm']}`);
 if (!Number.isInteger(upstreamPollS) || upstreamPollS < 1 || upstreamPollS > 64) fail(`--upstream-poll: must be an integer 1..64 (s), got ${values['upstream-poll']}`);
 
 const ON_UPSTREAM_NS = 1_000_000;
@@ -108,7 +111,8 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const withUpstream = values['with-upstream'] === 'all' ? 'all' : [0];
   const scenario = await UpstreamScenario.start({
-    prefix: 'upb', agents: agentCount, withUpstream, upstreamPollS, ...(lateUpstreamS === null ? {} : { lateUpstreamMs: lateUpstreamS * 1000 }), chronydBinary: chronyd.path, log: (line) => process.stderr.write(`  ${line}\n`),
+    prefix: 'upb', agents: agentCount, withUpstream, upstreamPollS, ...(lateUpstreamS === null ? {} : { lateUpstreamMs: lateUpstreamS * 1000 }),
+    ...(maxSlewPpm === null ? {} : { agentArgs: ['--max-slew-ppm', String(maxSlewPpm)] }), chronydBinary: chronyd.path, log: (line) => process.stderr.write(`  ${line}\n`),
   });
   let run;
   try {
@@ -144,7 +148,7 @@ async function main(): Promise<void> {
   const load = (values: number[]) => values.map((value) => value.toFixed(2)).join(' ');
 
   const lines = [
-    `upstream: ${agentCount} agents in namespaces (${withUpstream === 'all' ? 'all' : 'one'} with --upstream, poll 1 s, --upstream-poll ${upstreamPollS}), chronyd -x serving the host clock`,
+    `upstream: ${agentCount} agents in namespaces (${withUpstream === 'all' ? 'all' : 'one'} with --upstream, poll 1 s, --upstream-poll ${upstreamPollS}${maxSlewPpm === null ? '' : `, --max-slew-ppm ${maxSlewPpm}`}), chronyd -x serving the host clock`,
     `load average before ${load(loadBefore)}, after ${load(loadAfter)} (${os.cpus().length} CPUs)`,
     ...(lateUpstreamS === null ? [] : [
       `chronyd started ${(run.upstreamStartedAtMs / 1000).toFixed(1)} s after the agents, over a cluster at ${((establishedOffsetNs ?? Number.NaN) / 1e6).toFixed(3)} ms from the host; `
@@ -169,7 +173,7 @@ async function main(): Promise<void> {
   const result = {
     generatedAt: new Date().toISOString(),
     machine: { cpus: os.cpus().length, node: process.version, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
-    parameters: { agents: agentCount, withUpstream, lateUpstreamS, settleS, followWindowS, holdoverS, returnWindowS, upstreamPollS, pollIntervalS: 1 },
+    parameters: { agents: agentCount, withUpstream, lateUpstreamS, maxSlewPpm, settleS, followWindowS, holdoverS, returnWindowS, upstreamPollS, pollIntervalS: 1 },
     followAtMs: run.followAtMs,
     upstreamStartedAtMs: run.upstreamStartedAtMs,
     followAfterUpstreamMs: run.followAtMs - run.upstreamStartedAtMs,
