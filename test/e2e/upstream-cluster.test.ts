@@ -17,7 +17,7 @@
 //   chronyd's time.
 // - in a second lab at the same time, three agents keep their own time (+0.5 s from the host) past
 //   the provisional minute before chronyd starts: up-1 takes over (at most one master change) and
-//   slews the cluster onto the upstream (--max-slew-ppm 50000 to keep it short) with no step.
+//   slews the cluster onto the upstream (at the default --max-slew-ppm: about 100 s) with no step.
 // Thresholds are generous (a loaded 2-core machine); the precise numbers come from
 // `npm run bench:upstream`. Needs root (namespaces) and a chronyd binary (the machine's, or
 // Debian's package unpacked into the lab cache, never installed): else skipped, saying why.
@@ -65,7 +65,7 @@ describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four
 
   beforeAll(async () => {
     const binary = 'path' in chronyd ? chronyd.path : '';
-    // Both labs at once (the late one mostly waits): the test stays under 3 minutes.
+    // Both labs at once (the late one mostly waits): the test stays under 4 minutes.
     const [main, late] = await Promise.allSettled([
       (async () => {
         scenario = await UpstreamScenario.start({
@@ -76,10 +76,11 @@ describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four
       (async () => {
         lateScenario = await UpstreamScenario.start({
           prefix: 'uptl', agents: LATE_AGENTS, withUpstream: [0], chronydBinary: binary, lateUpstreamMs: LATE_UPSTREAM_MS,
-          // 0.5 s to slew at 50,000 ppm: 10 s (at the default 5,000 ppm it would take 100 s).
-          agentArgs: ['--max-slew-ppm', '50000'], log: (line) => console.info(`[upstream e2e, late] ${line}`),
+          log: (line) => console.info(`[upstream e2e, late] ${line}`),
         });
-        return runPhases(lateScenario, { followTimeoutMs: 120_000, followToleranceNs: ON_UPSTREAM_NS, settleMs: 5_000, followWindowMs: 8_000, holdoverMs: null, returnTimeoutMs: 0, returnWindowMs: 0 });
+        // 0.5 s to slew at the default --max-slew-ppm (5,000 ppm): 100 s. (At 50,000 ppm it passed
+        // in 30 s while the default rate ran away: keep the rate users get.)
+        return runPhases(lateScenario, { followTimeoutMs: 200_000, followToleranceNs: ON_UPSTREAM_NS, settleMs: 5_000, followWindowMs: 8_000, holdoverMs: null, returnTimeoutMs: 0, returnWindowMs: 0 });
       })(),
     ]);
     if (late.status === 'fulfilled') lateRun = late.value;
@@ -91,7 +92,7 @@ describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four
         + `max |hostOffset| following ${ms(Math.max(...run.followWindow.map(maxAbsOffsetNs)))}, in holdover ${ms(Math.max(...run.holdoverWindow.map(maxAbsOffsetNs)))}; `
         + `back ${(run.returnAfterMs / 1000).toFixed(1)} s after chronyd restarted`,
     );
-  }, 330_000);
+  }, 360_000);
 
   afterAll(async () => {
     await Promise.all([scenario?.close(), lateScenario?.close()]);
