@@ -153,8 +153,11 @@ export interface UpstreamReport {
   /** The filter's choice (least delay); null before a sample. */
   offsetNs: number | null;
   delayNs: number | null;
-  /** How old the filter's choice is, ms (null before a sample): an estimate is new when this sample is. */
-  chosenSampleAgoMs: number | null;
+  /**
+   * When the filter's choice was taken (monotonic ms, its own stamp; null before a sample): an
+   * estimate resting on it is new only when this is.
+   */
+  chosenSampleAtMs: number | null;
   /** Its dispersion now (grown with age), ns. */
   dispersionNs: number | null;
   /** RMS of the other kept samples' offsets about the chosen one, ns. */
@@ -272,11 +275,11 @@ export class UpstreamClient {
 
   /**
    * A datagram from the server. `rxNs`: our clock (Unix ns) when it arrived, the kernel's stamp
-   * where there is one; `nowMs`: monotonic ms.
+   * where there is one; `nowMs`: monotonic ms; `slewRemainingNs`: what our clock still had to slew.
    */
-  receive(bytes: Uint8Array, rxNs: bigint, nowMs: number): ReplyOutcome {
+  receive(bytes: Uint8Array, rxNs: bigint, nowMs: number, slewRemainingNs = 0): ReplyOutcome {
     this.counters.replies += 1;
-    const outcome = this.judge(bytes, rxNs, nowMs);
+    const outcome = this.judge(bytes, rxNs, nowMs, slewRemainingNs);
     if (outcome.ok) {
       this.counters.samples += 1;
       this.lastRejectReason = null;
@@ -288,7 +291,7 @@ export class UpstreamClient {
     return outcome;
   }
 
-  private judge(bytes: Uint8Array, rxNs: bigint, nowMs: number): ReplyOutcome {
+  private judge(bytes: Uint8Array, rxNs: bigint, nowMs: number, slewRemainingNs: number): ReplyOutcome {
     if (bytes.byteLength < NTP_HEADER_BYTES) return { ok: false, reason: 'short' };
     const header = readHeader(bytes);
     if (header.version !== 3 && header.version !== 4) return { ok: false, reason: 'version' };
@@ -332,7 +335,9 @@ export class UpstreamClient {
     const measured = sampleFromTimestamps(sent.t1Ns, t2Ns, t3Ns, rxNs);
     const serverPrecisionNs = 2 ** header.precision * 1e9;
     const sample: UpstreamSample = {
-      offsetNs: measured.offsetNs,
+      // As of the end of the slew our clock is still running (clockAdjusted was told all of it when
+      // it began): every kept sample then says where the clock stands once its moves are done.
+      offsetNs: measured.offsetNs - slewRemainingNs,
       // RFC 5905: never below the precision (a negative delay is the two clocks' rounding).
       delayNs: Math.max(measured.delayNs, this.options.localPrecisionNs),
       dispersionNs: serverPrecisionNs + this.options.localPrecisionNs + this.growthNs(Number(rxNs - sent.t1Ns) / 1e6),
@@ -405,7 +410,7 @@ export class UpstreamClient {
       jitterNs,
       rootDistanceNs,
       lastSampleAgoMs: newest === undefined ? null : nowMs - newest.atMs,
-      chosenSampleAgoMs: best === null ? null : nowMs - best.atMs,
+      chosenSampleAtMs: best?.atMs ?? null,
       filterSamples: this.samples.length,
       lastRejectReason: this.lastRejectReason,
       kissCode: this.lastKissCode,
