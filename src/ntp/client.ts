@@ -16,10 +16,10 @@
 // - Reach: an 8-bit register shifted left at every request, bit 0 set by a reply that passed the
 //   header checks (RFC 5905 A.5.1.1): synchronized (LI != 3, stratum 1..15), reference time not
 //   after its transmit time, no zero timestamp, root distance below the maximum.
-// - Filter: the last N samples (UPSTREAM_FILTER_SAMPLES); the one with the least delay stands for
-//   the server (NTP's clock filter; the same idea as the members' delay filter,
-//   core/sync/delay-filter.ts: a sample's offset error is up to half its delay, and queueing only
-//   ever adds delay). Its dispersion grows at the frequency tolerance (15 ppm) with its age.
+// - Filter: the last N samples (UPSTREAM_FILTER_SAMPLES); the newest whose delay is not far above
+//   their minimum stands for the server (the members' delay filter, core/sync/delay-filter.ts: a
+//   sample's offset error is up to half its delay, and queueing only ever adds delay; see best()).
+//   Its dispersion grows at the frequency tolerance (15 ppm) with its age.
 // - Root distance, the bound on |our clock's offset to the server's reference - the estimate|:
 //   (root delay + delay) / 2 + root dispersion + dispersion (the sample's, grown with age) +
 //   jitter (RMS of the other samples' offsets about the chosen one). RFC 5905 also counts the
@@ -28,6 +28,7 @@
 //
 // Offsets are "server minus our clock": positive when the server is ahead (our clock must move
 // forward to agree), the sign of sampleFromTimestamps and of chrony's "System clock wrong by".
+import { isPoorSample } from '../core/sync/delay-filter.ts';
 import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, UPSTREAM_BURST_INTERVAL_MS, UPSTREAM_BURST_REQUESTS, UPSTREAM_BURST_REQUESTS_MAX,
   UPSTREAM_FILTER_SAMPLES, UPSTREAM_LOCAL_PRECISION_NS, UPSTREAM_POLL_INTERVAL_MS_DEFAULT, UPSTREAM_POLL_INTERVAL_MS_MAX,
   UPSTREAM_POLL_INTERVAL_MS_MIN, UPSTREAM_RATE_BACKOFF_MS_MAX, UPSTREAM_ROOT_DISTANCE_NS_MAX, UPSTREAM_STRATUM_MAX } from '../core/limits.ts';
@@ -367,26 +368,25 @@ export class UpstreamClient {
   }
 
   /**
-   * The filter's choice at `nowMs`: the least distance (half the delay plus the dispersion, grown
-   * with age), the newest among equals, as RFC 5905's clock filter sorts. By delay alone an old
-   * sample would stand for the server for eight polls, and a clock running a few ppm off (what
-   * the master following this server is there to correct) moves further from it every poll.
+   * The filter's choice: the newest sample whose delay is not far above the kept samples' minimum
+   * (the members' delay filter, core/sync/delay-filter.ts: a sample queued on the way is off by up
+   * to half its excess delay). Not the least delay alone, as NTP's filter sorts: with delays a few
+   * µs apart an old sample would stand for the server for up to eight polls, and each estimate
+   * resting on it, shifted only by our own corrections, would hide the rate our clock drifted at
+   * since (what a master following this server is there to learn). The minimum itself is never
+   * poor, so there is always a choice.
    */
-  private best(nowMs: number): UpstreamSample | null {
-    let best: UpstreamSample | null = null;
-    let bestDistanceNs = Number.POSITIVE_INFINITY;
-    for (const sample of this.samples) {
-      const distanceNs = sample.delayNs / 2 + sample.dispersionNs + this.growthNs(nowMs - sample.atMs);
-      if (distanceNs <= bestDistanceNs) {
-        best = sample;
-        bestDistanceNs = distanceNs;
-      }
+  private best(): UpstreamSample | null {
+    const delaysNs = this.samples.map((sample) => sample.delayNs);
+    for (let index = this.samples.length - 1; index >= 0; index -= 1) {
+      const sample = this.samples[index] as UpstreamSample;
+      if (!isPoorSample(sample.delayNs, delaysNs)) return sample;
     }
-    return best;
+    return this.samples.at(-1) ?? null;
   }
 
   report(nowMs: number): UpstreamReport {
-    const best = this.best(nowMs);
+    const best = this.best();
     let dispersionNs: number | null = null;
     let jitterNs: number | null = null;
     let rootDistanceNs: number | null = null;

@@ -7,6 +7,7 @@
 // (a falseticker: seconds), its jitter, the path's delay and loss, its stratum and root distance.
 import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, UPSTREAM_BURST_INTERVAL_MS, UPSTREAM_BURST_REQUESTS, UPSTREAM_FILTER_SAMPLES } from '../core/limits.ts';
 import type { UpstreamEstimate } from '../core/upstream/estimate.ts';
+import { isPoorSample } from '../core/sync/delay-filter.ts';
 import type { UpstreamCandidate } from '../ntp/client.ts';
 import { selectUpstreams, type SelectionResult } from '../ntp/selection.ts';
 import { upstreamEstimate } from '../ntp/estimate.ts';
@@ -129,18 +130,14 @@ export function upstreamServer(spec: SimUpstreamSpec): Server {
   };
 }
 
-/** The filter's choice, as the client's: least distance (half the delay, grown with age at 15 ppm), newest among equals. */
-function chosen(samples: readonly Sample[], nowMs: number): Sample {
-  let best = samples[0] as Sample;
-  let bestNs = Number.POSITIVE_INFINITY;
-  for (const sample of samples) {
-    const distanceNs = sample.delayNs / 2 + ERROR_BOUND_FREQUENCY_TOLERANCE_PPM * (nowMs - sample.atMs);
-    if (distanceNs <= bestNs) {
-      best = sample;
-      bestNs = distanceNs;
-    }
+/** The filter's choice, as the client's: the newest sample whose delay is not poor against the kept ones'. */
+function chosen(samples: readonly Sample[], _nowMs: number): Sample {
+  const delaysNs = samples.map((sample) => sample.delayNs);
+  for (let index = samples.length - 1; index >= 0; index -= 1) {
+    const sample = samples[index] as Sample;
+    if (!isPoorSample(sample.delayNs, delaysNs)) return sample;
   }
-  return best;
+  return samples.at(-1) as Sample;
 }
 
 function exponential(random: SeededRandom, meanNs: number): number {
