@@ -3,15 +3,18 @@
 //
 // The agent's clock is the host's CLOCK_REALTIME plus its offset (0 on the kernel clock; a virtual
 // clock's hostOffsetNs). So the instant on the agent's clock is an instant on the host clock, and
-// this process waits for that: it sleeps (timers wake up late on a busy host, never early enough
-// to matter) until SYNC_START_SPIN_NS before it, then spins on clock_gettime(CLOCK_REALTIME) for
-// the last stretch. The agent reads the host clock through an anchor (src/clock/host.ts) known to
-// within its anchorErrorNs, so the wait ends that much later: never before the instant on the
-// participant's own clock.
+// this process waits for that: it sleeps on a timer (timers wake up late on a busy host, never
+// early enough to matter) until SYNC_START_SPIN_NS before it, then sleeps in the kernel until the
+// host clock reads it (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME), src/clock/raw.ts): the
+// scheduler wakes it at the instant instead of it competing for a core in a spin, which on a busy
+// host costs whole time slices. Only where that call cannot be bound does it spin on
+// clock_gettime(CLOCK_REALTIME) for the last stretch. The agent reads the host clock through an
+// anchor (src/clock/host.ts) known to within its anchorErrorNs, so the wait ends that much later:
+// never before the instant on the participant's own clock.
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { HostClock } from '../clock/host.ts';
-import { openClock } from '../clock/raw.ts';
+import { openAbsoluteSleep, openClock } from '../clock/raw.ts';
 import { CLOCK_REALTIME } from '../native/libc.ts';
 import { SYNC_START_SPIN_NS } from '../core/limits.ts';
 
@@ -35,14 +38,31 @@ export interface StartReport {
   startedClockNs: string;
   /** How far past the instant the instant already was when the wait began (0: on time), ns. */
   lateNs: number;
-  /** How far past the instant the wait ended (the spin's last read; a sleep that overslept shows here), ns. */
+  /** How far past the instant the wait ended (the first read after the wait; a timer that overslept shows here), ns. */
   overshootNs: number;
   hostOffsetNs: number;
   errorBoundNs: number | null;
+  /** How the last stretch was waited: in the kernel (clock_nanosleep), spinning where that cannot be bound, or not at all (late). */
+  wokeBy: 'clock_nanosleep' | 'spin' | 'none';
+  /** Why it spun (the binding's or the call's error), when it did. */
+  spinReason?: string;
+}
+
+/** Sleeps in the kernel until the host clock reads targetNs; null, or why it could not. */
+export type SleepUntilHostNs = (targetNs: bigint) => string | null;
+
+let realtimeSleep: { sleepUntilNs: SleepUntilHostNs } | { error: string } | null = null;
+
+/** The kernel sleep until a CLOCK_REALTIME instant, bound once (or why it cannot be). */
+export function hostRealtimeSleep(): { sleepUntilNs: SleepUntilHostNs } | { error: string } {
+  realtimeSleep ??= openAbsoluteSleep(CLOCK_REALTIME, 'CLOCK_REALTIME');
+  return realtimeSleep;
 }
 
 /** The host's CLOCK_REALTIME in ns: clock_gettime through koffi, else the anchored hrtime. */
 export function hostRealtime(): () => bigint {
+  // Bind the kernel sleep too, now: binding it after a release would eat into the margin.
+  hostRealtimeSleep();
   // The one koffi binding of clock_gettime (native/libc.ts); its trial read warms the call up.
   const realtime = openClock(CLOCK_REALTIME, 'CLOCK_REALTIME');
   if (!('error' in realtime)) return realtime.nowNs;
@@ -57,6 +77,9 @@ export interface WaitOptions {
   clock: ParticipantClock;
   refresh?: () => Promise<ParticipantClock>;
   sleepMs?: (ms: number) => Promise<void>;
+  /** The last stretch: a kernel sleep until a host instant (default: clock_nanosleep), or why there is none (spin). */
+  sleepUntilHostNs?: { sleepUntilNs: SleepUntilHostNs } | { error: string };
+  /** How long before the instant the timer sleep hands over to the last stretch, ns. */
   spinNs?: number;
 }
 
@@ -79,6 +102,8 @@ export async function waitForInstant(instantNs: bigint, options: WaitOptions): P
   let targetNs = targetOf(clock);
   const firstNs = options.hostNowNs();
   const lateNs = firstNs > targetNs ? Number(firstNs - targetNs) : 0;
+  let wokeBy: StartReport['wokeBy'] = lateNs > 0 ? 'none' : 'spin';
+  let spinReason: string | undefined;
   if (lateNs === 0) {
     for (;;) {
       const remainingNs = targetNs - options.hostNowNs();
@@ -91,12 +116,16 @@ export async function waitForInstant(instantNs: bigint, options: WaitOptions): P
       }
       await sleepMs(Number(remainingNs - spinNs) / 1e6);
     }
-    // The last stretch: spin (a timer could wake us milliseconds late).
-    while (options.hostNowNs() < targetNs) {
-      // spin
-    }
+    // The last stretch (a timer could wake us milliseconds late): in the kernel, else spinning.
+    const kernel = options.sleepUntilHostNs ?? hostRealtimeSleep();
+    const failed = 'error' in kernel ? kernel.error : kernel.sleepUntilNs(targetNs);
+    if (failed === null) wokeBy = 'clock_nanosleep';
+    else spinReason = failed;
   }
-  const startedHostNs = options.hostNowNs();
+  // After the kernel sleep this reads once and goes on (it returns at the instant or later); the
+  // read is the start's moment.
+  let startedHostNs = options.hostNowNs();
+  while (startedHostNs < targetNs) startedHostNs = options.hostNowNs();
   const overshootNs = Number(startedHostNs - targetNs);
   return {
     overshootNs,
@@ -106,6 +135,8 @@ export async function waitForInstant(instantNs: bigint, options: WaitOptions): P
     lateNs,
     hostOffsetNs: clock.hostOffsetNs,
     errorBoundNs: clock.errorBoundNs,
+    wokeBy,
+    ...(spinReason === undefined ? {} : { spinReason }),
   };
 }
 
