@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parseTime } from '../src/cli/at.ts';
 import { splitCommand, waitForInstant, type ParticipantClock } from '../src/cli/sync-start.ts';
 import { openAbsoluteSleep, openClock } from '../src/clock/raw.ts';
-import { CLOCK_REALTIME, EINTR, PR_SET_TIMERSLACK, TIMER_ABSTIME, loadClockNanosleep, type ClockNanosleep } from '../src/native/libc.ts';
+import { CLOCK_REALTIME, EINTR, PR_SET_TIMERSLACK, SCHED_FIFO, SCHED_OTHER, TIMER_ABSTIME, loadClockNanosleep, type ClockNanosleep } from '../src/native/libc.ts';
 
 describe('at TIME', () => {
   it('+SECONDS and @EPOCH are exact to the nanosecond', () => {
@@ -166,18 +166,32 @@ describe('waiting for the instant', () => {
   });
 });
 
+/** prctl(2): this thread's current timer slack, ns, as the return value. */
+const PR_GET_TIMERSLACK = 30;
+
 describe('the clock_nanosleep binding', () => {
   /** A fake libc: clock_nanosleep answers from `results` in turn (0 once they run out). */
-  function fakeLibc(results: number[], options: { throws?: boolean; prctl?: boolean } = {}) {
+  function fakeLibc(results: number[], options: { throws?: boolean; prctl?: boolean; policy?: number; permitted?: boolean } = {}) {
     const calls: { clockId: number; flags: number; sec: bigint; nsec: bigint }[] = [];
     const slack: number[] = [];
+    const policies: number[] = [];
+    let policy = options.policy ?? SCHED_OTHER;
+    const scheduler = {
+      get: () => policy,
+      set: (to: number) => {
+        if (options.permitted === false) return -1;
+        policy = to;
+        policies.push(to);
+        return 0;
+      },
+    };
     const clockNanosleep: ClockNanosleep = (clockId, flags, request) => {
       if (options.throws) throw new Error('koffi: bad call\nmore');
       calls.push({ clockId, flags, sec: request[0] as bigint, nsec: request[1] as bigint });
       return results.shift() ?? 0;
     };
     const prctl = options.prctl === false ? null : (option: number, value: number) => (option === PR_SET_TIMERSLACK ? (slack.push(value), 0) : -1);
-    return { load: () => ({ clockNanosleep, prctl }), calls, slack };
+    return { load: () => ({ clockNanosleep, prctl, scheduler }), calls, slack, policies };
   }
 
   it('says why when the library cannot be had', () => {
@@ -197,6 +211,20 @@ describe('the clock_nanosleep binding', () => {
     // The trial call, then three tries at the same instant.
     expect(libc.calls.slice(1)).toEqual(Array(3).fill({ clockId: CLOCK_REALTIME, flags: TIMER_ABSTIME, sec: 1_700_000_000n, nsec: 123_456_789n }));
     expect(libc.slack).toEqual([1, 0]);
+    // Real-time priority for the sleep, the ordinary policy again after.
+    expect(libc.policies).toEqual([SCHED_FIFO, SCHED_OTHER]);
+  });
+
+  it('sleeps at the usual priority where a real-time one is not permitted, and leaves a real-time caller as it was', () => {
+    const refused = fakeLibc([], { permitted: false });
+    const sleep = openAbsoluteSleep(CLOCK_REALTIME, 'CLOCK_REALTIME', refused.load);
+    if ('error' in sleep) throw new Error(sleep.error);
+    expect(sleep.sleepUntilNs(5n)).toBeNull();
+    const chrt = fakeLibc([], { policy: SCHED_FIFO });
+    const underChrt = openAbsoluteSleep(CLOCK_REALTIME, 'CLOCK_REALTIME', chrt.load);
+    if ('error' in underChrt) throw new Error(underChrt.error);
+    expect(underChrt.sleepUntilNs(5n)).toBeNull();
+    expect(chrt.policies).toEqual([]);
   });
 
   it('an error other than EINTR is returned (the caller spins), the slack reset all the same; no prctl is no matter', () => {
@@ -205,7 +233,9 @@ describe('the clock_nanosleep binding', () => {
     if ('error' in sleep) throw new Error(sleep.error);
     expect(sleep.sleepUntilNs(5n)).toBe('clock_nanosleep(CLOCK_REALTIME) returned error 22');
     expect(libc.slack).toEqual([1, 0]);
-    const withoutPrctl = openAbsoluteSleep(CLOCK_REALTIME, 'CLOCK_REALTIME', fakeLibc([], { prctl: false }).load);
+    expect(libc.policies).toEqual([SCHED_FIFO, SCHED_OTHER]);
+    const bare = fakeLibc([], { prctl: false });
+    const withoutPrctl = openAbsoluteSleep(CLOCK_REALTIME, 'CLOCK_REALTIME', () => ({ ...bare.load(), scheduler: null }));
     if ('error' in withoutPrctl) throw new Error(withoutPrctl.error);
     expect(withoutPrctl.sleepUntilNs(5n)).toBeNull();
   });
@@ -215,11 +245,15 @@ describe('the clock_nanosleep binding', () => {
   it.skipIf('error' in real)('the real one (koffi, Linux) never returns before the instant on CLOCK_REALTIME', () => {
     const sleep = openAbsoluteSleep(CLOCK_REALTIME, 'CLOCK_REALTIME');
     const now = openClock(CLOCK_REALTIME, 'CLOCK_REALTIME');
-    if ('error' in sleep || 'error' in now) throw new Error('bound above, yet not here');
+    if ('error' in sleep || 'error' in now || 'error' in real) throw new Error('bound above, yet not here');
+    const slackBefore = real.prctl?.(PR_GET_TIMERSLACK, 0);
     for (let trial = 0; trial < 5; trial += 1) {
       const targetNs = now.nowNs() + 2_000_000n;
       expect(sleep.sleepUntilNs(targetNs)).toBeNull();
       expect(now.nowNs()).toBeGreaterThanOrEqual(targetNs);
     }
+    // And the process is back at the ordinary policy and the default slack (what a command inherits).
+    if (real.scheduler !== null) expect(real.scheduler.get()).toBe(SCHED_OTHER);
+    expect(real.prctl?.(PR_GET_TIMERSLACK, 0)).toBe(slackBefore);
   });
 });

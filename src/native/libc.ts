@@ -81,19 +81,34 @@ export const PR_SET_TIMERSLACK = 29;
 export type ClockNanosleep = (clockId: number, flags: number, request: BigInt64Array) => number;
 /** prctl with integer arguments; returns 0 or -1. */
 export type Prctl = (option: number, arg2: number) => number;
+/** sched_getscheduler / sched_setscheduler for this thread: the policy, or -1; 0 or -1. */
+export interface Scheduler {
+  get: () => number;
+  set: (policy: number, priority: number) => number;
+}
+/** sched_setscheduler(2) policies. */
+export const SCHED_OTHER = 0;
+export const SCHED_FIFO = 1;
 
-let cachedClockNanosleep: { clockNanosleep: ClockNanosleep; prctl: Prctl | null } | { error: string } | null = null;
+export interface ClockNanosleepBinding {
+  clockNanosleep: ClockNanosleep;
+  prctl: Prctl | null;
+  scheduler: Scheduler | null;
+}
+
+let cachedClockNanosleep: ClockNanosleepBinding | { error: string } | null = null;
 
 /**
- * libc's clock_nanosleep (and prctl, for the timer slack that would otherwise make a wake-up up
- * to 50 µs late), bound once. Never throws. prctl is null where it cannot be bound.
+ * libc's clock_nanosleep, bound once, with prctl (the timer slack that would otherwise make a
+ * wake-up up to 50 µs late) and the scheduler calls (a real-time priority for the sleep, where
+ * permitted). Never throws. prctl and scheduler are null where they cannot be bound.
  */
-export function loadClockNanosleep(): { clockNanosleep: ClockNanosleep; prctl: Prctl | null } | { error: string } {
+export function loadClockNanosleep(): ClockNanosleepBinding | { error: string } {
   cachedClockNanosleep ??= bindClockNanosleep();
   return cachedClockNanosleep;
 }
 
-function bindClockNanosleep(): { clockNanosleep: ClockNanosleep; prctl: Prctl | null } | { error: string } {
+function bindClockNanosleep(): ClockNanosleepBinding | { error: string } {
   const loaded = loadLibc();
   if ('error' in loaded) return loaded;
   let clockNanosleep: ClockNanosleep;
@@ -111,5 +126,20 @@ function bindClockNanosleep(): { clockNanosleep: ClockNanosleep; prctl: Prctl | 
   } catch {
     prctl = null;
   }
-  return { clockNanosleep, prctl };
+  let scheduler: Scheduler | null = null;
+  try {
+    const get = loaded.libc.func('int sched_getscheduler(int pid)');
+    const set = loaded.libc.func('int sched_setscheduler(int pid, int policy, const void *param)');
+    const param = new Int32Array(1);
+    scheduler = {
+      get: () => get(0) as number,
+      set: (policy, priority) => {
+        param[0] = priority;
+        return set(0, policy, param) as number;
+      },
+    };
+  } catch {
+    scheduler = null;
+  }
+  return { clockNanosleep, prctl, scheduler };
 }

@@ -1,0 +1,188 @@
+// `npm run bench:barrier-sync-wake` (no root, no agents): the participant's side of a synchronized
+// start alone, on this host. N waiter processes (long-lived, as in bench:barrier-sync) wait for one
+// host CLOCK_REALTIME instant with waitForInstant, the code `barrier --synchronized` and `at` use,
+// and record the host clock when the wait ends; the spread is the skew the wait itself adds. Ways
+// of waiting: spin (the fallback), kernel (clock_nanosleep TIMER_ABSTIME), and kernel with a raised
+// priority for the sleep (nice -10 through os.setPriority; SCHED_FIFO 1 through
+// sched_setscheduler), each restored after the wake-up. Then what starting a command costs after
+// the instant: spawn() returning (the child has exec'd by then: libuv waits for the exec) and the
+// child's own first reading of the clock (CHILD prints CLOCK_REALTIME in ns: `date +%s%N` by
+// default, which includes its loader). Prints p50/p99/max and writes bench-results/barrier-sync-wake.json.
+//
+//   npm run bench:barrier-sync-wake [-- --trials 50] [--waiters 4,16] [--ways spin,kernel,nice,fifo] [--child 'date +%s%N']
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { hostRealtime, hostRealtimeSleep, waitForInstant, type SleepUntilHostNs } from '../../src/cli/sync-start.ts';
+import { loadLibc } from '../../src/native/libc.ts';
+
+const SELF = fileURLToPath(import.meta.url);
+const WAYS = ['spin', 'kernel', 'nice', 'fifo'] as const;
+type Way = (typeof WAYS)[number];
+
+/** A priority raised around the kernel sleep, or why it cannot be. */
+function raisedSleep(way: Way): { sleepUntilNs: SleepUntilHostNs } | { error: string } {
+  const kernel = hostRealtimeSleep();
+  if ('error' in kernel || way === 'kernel') return kernel;
+  if (way === 'spin') return { error: 'spin asked for' };
+  if (way === 'nice') {
+    return {
+      sleepUntilNs(targetNs) {
+        const before = os.getPriority();
+        try {
+          os.setPriority(-10);
+        } catch {
+          // EACCES: not permitted; sleep at the usual priority.
+        }
+        try {
+          return kernel.sleepUntilNs(targetNs);
+        } finally {
+          os.setPriority(before);
+        }
+      },
+    };
+  }
+  const libc = loadLibc();
+  if ('error' in libc) return libc;
+  const setScheduler = libc.libc.func('int sched_setscheduler(int pid, int policy, const void *param)');
+  const fifo = new Int32Array([1]);
+  const other = new Int32Array([0]);
+  return {
+    sleepUntilNs(targetNs) {
+      setScheduler(0, 1, fifo);
+      try {
+        return kernel.sleepUntilNs(targetNs);
+      } finally {
+        setScheduler(0, 0, other);
+      }
+    },
+  };
+}
+
+async function waiter(): Promise<void> {
+  const hostNowNs = hostRealtime();
+  const clock = { mode: 'kernel', hostOffsetNs: 0, hostAnchorErrorNs: 0, errorBoundNs: null };
+  const sleepers = new Map(WAYS.map((way) => [way, raisedSleep(way)] as const));
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    const request = JSON.parse(line) as { way: Way; instantNs: string; child: string[] | null };
+    void (async () => {
+      const report = await waitForInstant(BigInt(request.instantNs), { hostNowNs, clock, sleepUntilHostNs: sleepers.get(request.way)! });
+      if (request.child === null) {
+        process.stdout.write(`${JSON.stringify({ startedNs: report.startedHostNs, wokeBy: report.wokeBy })}\n`);
+        return;
+      }
+      const [file, ...args] = request.child as [string, ...string[]];
+      const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+      const spawnedNs = hostNowNs();
+      let output = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      child.once('close', () => {
+        process.stdout.write(`${JSON.stringify({ startedNs: report.startedHostNs, spawnedNs: spawnedNs.toString(), childNs: output.trim().split('\n')[0] ?? '' })}\n`);
+      });
+    })();
+  });
+  process.stdout.write('ready\n');
+}
+
+function percentiles(values: number[]): { p50: number; p99: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (fraction: number) => sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
+  return { p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? Number.NaN };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      trials: { type: 'string', default: '50' },
+      waiters: { type: 'string', default: '4,16' },
+      ways: { type: 'string', default: WAYS.join(',') },
+      child: { type: 'string', default: 'date +%s%N' },
+      out: { type: 'string', default: 'bench-results/barrier-sync-wake.json' },
+    },
+  });
+  const trials = Number(values.trials);
+  const sizes = String(values.waiters).split(',').map(Number);
+  const ways = String(values.ways).split(',') as Way[];
+  if (!Number.isInteger(trials) || trials < 1 || sizes.some((size) => !Number.isInteger(size) || size < 1 || size > 64) || ways.some((way) => !WAYS.includes(way))) {
+    process.stderr.write(`bench:barrier-sync-wake: --trials must be a positive integer, --waiters a list of 1..64, --ways of ${WAYS.join(',')}\n`);
+    process.exit(2);
+  }
+  const hostNowNs = hostRealtime();
+  const largest = Math.max(...sizes);
+  const children: { child: ChildProcess; next: () => Promise<string> }[] = await Promise.all(
+    Array.from({ length: largest }, async () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', SELF, '--waiter'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const lines: string[] = [];
+      const wanted: ((line: string) => void)[] = [];
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        const taker = wanted.shift();
+        if (taker) taker(line);
+        else lines.push(line);
+      });
+      const next = () => new Promise<string>((resolve) => (lines.length > 0 ? resolve(lines.shift()!) : wanted.push(resolve)));
+      await next();
+      return { child, next };
+    }),
+  );
+  const load = () => os.loadavg().map((value) => value.toFixed(2)).join(' ');
+  process.stderr.write(`${largest} waiter processes, ${trials} trials per size and way, ${os.cpus().length} cores, load ${load()}\n`);
+  const results: object[] = [];
+  const ask = async (group: typeof children, request: object) => {
+    for (const { child } of group) child.stdin!.write(`${JSON.stringify(request)}\n`);
+    return Promise.all(group.map(({ next }) => next().then((line) => JSON.parse(line) as Record<string, string>)));
+  };
+  for (const size of sizes) {
+    for (const way of ways) {
+      const skews: number[] = [];
+      const afterInstant: number[] = [];
+      for (let trial = 0; trial < trials; trial += 1) {
+        const instantNs = hostNowNs() + 60_000_000n;
+        const answers = await ask(children.slice(0, size), { way, instantNs: instantNs.toString(), child: null });
+        const moments = answers.map((answer) => Number(BigInt(answer.startedNs!) - instantNs));
+        skews.push((Math.max(...moments) - Math.min(...moments)) / 1e3);
+        afterInstant.push(...moments.map((ns) => ns / 1e3));
+      }
+      const summary = { kind: 'wait', waiters: size, way, trials, skewUs: percentiles(skews), afterInstantUs: percentiles(afterInstant) };
+      results.push(summary);
+      process.stdout.write(
+        `${String(size).padStart(3)} waiters  ${way.padEnd(7)} skew p50 ${summary.skewUs.p50.toFixed(1).padStart(8)} µs  p99 ${summary.skewUs.p99.toFixed(1).padStart(8)}  max ${summary.skewUs.max.toFixed(1).padStart(8)}   woke after the instant p50 ${summary.afterInstantUs.p50.toFixed(1)} µs p99 ${summary.afterInstantUs.p99.toFixed(1)}\n`,
+      );
+    }
+  }
+  // Starting a command after the instant: one waiter at a time (the command's start, not the skew).
+  const childCommand = String(values.child).split(' ').filter((word) => word !== '');
+  const check = spawnSync(childCommand[0]!, childCommand.slice(1), { encoding: 'utf8' });
+  if (check.status === 0 && /^\d{18,}$/.test(check.stdout.trim())) {
+    const spawned: number[] = [];
+    const childRead: number[] = [];
+    for (let trial = 0; trial < trials; trial += 1) {
+      const instantNs = hostNowNs() + 60_000_000n;
+      const [answer] = await ask(children.slice(0, 1), { way: 'kernel', instantNs: instantNs.toString(), child: childCommand });
+      spawned.push(Number(BigInt(answer!.spawnedNs!) - instantNs) / 1e3);
+      childRead.push(Number(BigInt(answer!.childNs!) - instantNs) / 1e3);
+    }
+    const summary = { kind: 'spawn', child: childCommand, trials, spawnReturnedAfterUs: percentiles(spawned), childClockAfterUs: percentiles(childRead) };
+    results.push(summary);
+    process.stdout.write(
+      `spawn ${JSON.stringify(childCommand.join(' '))} after the instant: spawn() returned p50 ${summary.spawnReturnedAfterUs.p50.toFixed(0)} µs p99 ${summary.spawnReturnedAfterUs.p99.toFixed(0)} max ${summary.spawnReturnedAfterUs.max.toFixed(0)}; the child read the clock p50 ${summary.childClockAfterUs.p50.toFixed(0)} µs p99 ${summary.childClockAfterUs.p99.toFixed(0)} max ${summary.childClockAfterUs.max.toFixed(0)}\n`,
+    );
+  } else {
+    process.stderr.write(`--child ${JSON.stringify(values.child)} does not print CLOCK_REALTIME in ns; spawn cost not measured\n`);
+  }
+  for (const { child } of children) child.stdin!.end();
+  const out = String(values.out);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify({ startedAt: new Date().toISOString(), host: { cpus: os.cpus().length, node: process.version, loadAverage: os.loadavg() }, results }, null, 2)}\n`);
+  process.stderr.write(`load ${load()}; written to ${out}\n`);
+}
+
+if (process.argv.includes('--waiter')) void waiter();
+else
+  main().catch((error: unknown) => {
+    process.stderr.write(`bench:barrier-sync-wake: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  });
