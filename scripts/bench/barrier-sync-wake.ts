@@ -1,15 +1,15 @@
-// `npm run bench:barrier-sync-wake` (no root, no agents): the participant's side of a synchronized
+// bench:barrier-sync-wake (no agents; root for the SCHED_FIFO way): the participant's side of a synchronized
 // start alone, on this host. N waiter processes (long-lived, as in bench:barrier-sync) wait for one
 // host CLOCK_REALTIME instant with waitForInstant, the code `barrier --synchronized` and `at` use,
 // and record the host clock when the wait ends; the spread is the skew the wait itself adds. Ways
 // of waiting: spin (the fallback), kernel (clock_nanosleep TIMER_ABSTIME), and kernel with a raised
 // priority for the sleep (nice -10 through os.setPriority; SCHED_FIFO 1 through
-// sched_setscheduler), each restored after the wake-up. Then what starting a command costs after
+// sched_setscheduler, which the commands use where permitted), each restored after the wake-up. Then what starting a command costs after
 // the instant: spawn() returning (the child has exec'd by then: libuv waits for the exec) and the
 // child's own first reading of the clock (CHILD prints CLOCK_REALTIME in ns: `date +%s%N` by
 // default, which includes its loader). Prints p50/p99/max and writes bench-results/barrier-sync-wake.json.
 //
-//   npm run bench:barrier-sync-wake [-- --trials 50] [--waiters 4,16] [--ways spin,kernel,nice,fifo] [--child 'date +%s%N']
+//   npx tsx scripts/bench/barrier-sync-wake.ts [--trials 50] [--waiters 4,16] [--ways spin,kernel,nice,fifo] [--child 'date +%s%N']
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,47 +17,32 @@ import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { hostRealtime, hostRealtimeSleep, waitForInstant, type SleepUntilHostNs } from '../../src/cli/sync-start.ts';
-import { loadLibc } from '../../src/native/libc.ts';
+import { hostRealtime, waitForInstant, type SleepUntilHostNs } from '../../src/cli/sync-start.ts';
+import { openAbsoluteSleep } from '../../src/clock/raw.ts';
+import { CLOCK_REALTIME, loadClockNanosleep } from '../../src/native/libc.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const WAYS = ['spin', 'kernel', 'nice', 'fifo'] as const;
 type Way = (typeof WAYS)[number];
 
-/** A priority raised around the kernel sleep, or why it cannot be. */
+/** The kernel sleep, at the usual priority or raised for the sleep, or why it cannot be had. */
 function raisedSleep(way: Way): { sleepUntilNs: SleepUntilHostNs } | { error: string } {
-  const kernel = hostRealtimeSleep();
-  if ('error' in kernel || way === 'kernel') return kernel;
   if (way === 'spin') return { error: 'spin asked for' };
-  if (way === 'nice') {
-    return {
-      sleepUntilNs(targetNs) {
-        const before = os.getPriority();
-        try {
-          os.setPriority(-10);
-        } catch {
-          // EACCES: not permitted; sleep at the usual priority.
-        }
-        try {
-          return kernel.sleepUntilNs(targetNs);
-        } finally {
-          os.setPriority(before);
-        }
-      },
-    };
-  }
-  const libc = loadLibc();
-  if ('error' in libc) return libc;
-  const setScheduler = libc.libc.func('int sched_setscheduler(int pid, int policy, const void *param)');
-  const fifo = new Int32Array([1]);
-  const other = new Int32Array([0]);
+  // 'fifo' is what the commands do (SCHED_FIFO 1 where permitted); the others sleep without it.
+  const kernel = openAbsoluteSleep(CLOCK_REALTIME, 'CLOCK_REALTIME', loadClockNanosleep, { realtimePriority: way === 'fifo' });
+  if ('error' in kernel || way !== 'nice') return kernel;
   return {
     sleepUntilNs(targetNs) {
-      setScheduler(0, 1, fifo);
+      const before = os.getPriority();
+      try {
+        os.setPriority(-10);
+      } catch {
+        // EACCES: not permitted; sleep at the usual priority.
+      }
       try {
         return kernel.sleepUntilNs(targetNs);
       } finally {
-        setScheduler(0, 0, other);
+        os.setPriority(before);
       }
     },
   };

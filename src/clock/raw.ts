@@ -48,7 +48,12 @@ type LoadClockNanosleep = typeof loadClockNanosleep;
  * child inherits them). Interrupted by a signal handler, it sleeps again to the same instant. Returns null, or
  * why it could not sleep (the caller then spins). `load` is injectable for tests.
  */
-export function openAbsoluteSleep(clockId: number, name: string, load: LoadClockNanosleep = loadClockNanosleep): { sleepUntilNs: (targetNs: bigint) => string | null } | { error: string } {
+export function openAbsoluteSleep(
+  clockId: number,
+  name: string,
+  load: LoadClockNanosleep = loadClockNanosleep,
+  options: { realtimePriority: boolean } = { realtimePriority: true },
+): { sleepUntilNs: (targetNs: bigint) => string | null } | { error: string } {
   const loaded = load();
   if ('error' in loaded) return { error: loaded.error };
   const { clockNanosleep, prctl, scheduler } = loaded;
@@ -68,7 +73,7 @@ export function openAbsoluteSleep(clockId: number, name: string, load: LoadClock
       timespec[1] = targetNs % 1_000_000_000n;
       prctl?.(PR_SET_TIMERSLACK, 1);
       // Only from the ordinary policy: a caller already real-time (chrt) is left as it is.
-      const raised = scheduler !== null && scheduler.get() === SCHED_OTHER && scheduler.set(SCHED_FIFO, 1) === 0;
+      const raised = options.realtimePriority && scheduler !== null && scheduler.get() === SCHED_OTHER && scheduler.set(SCHED_FIFO, 1) === 0;
       try {
         for (;;) {
           const result = clockNanosleep(clockId, TIMER_ABSTIME, timespec);
