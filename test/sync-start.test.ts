@@ -131,7 +131,7 @@ describe('waiting for the instant', () => {
     const report = await waitForInstant(instantNs, { hostNowNs: host.hostNowNs, clock: clock({ hostAnchorErrorNs: 7_000 }), sleepMs: host.sleepMs, sleepUntilHostNs: host.kernel(30_000n) });
     expect(host.kernelSleeps).toEqual([instantNs - 2_500_000_000n + 7_000n]);
     expect(report.wokeBy).toBe('clock_nanosleep');
-    expect(report.spinReason).toBeUndefined();
+    expect(report.fallback).toBeUndefined();
     // The wake-up's latency shows as the overshoot (30 µs here, plus the fake clock's read step).
     expect(report.overshootNs).toBe(31_000);
     expect(BigInt(report.startedClockNs)).toBeGreaterThanOrEqual(instantNs + 7_000n);
@@ -150,7 +150,7 @@ describe('waiting for the instant', () => {
       const instantNs = 1_000_000_000_000n + 2_500_000_000n + 20_000_000n;
       const report = await waitForInstant(instantNs, { hostNowNs: host.hostNowNs, clock: clock(), sleepMs: host.sleepMs, sleepUntilHostNs: sleeper });
       expect(report.wokeBy).toBe('spin');
-      expect(report.spinReason).toBe('error' in sleeper ? sleeper.error : 'clock_nanosleep(CLOCK_REALTIME) returned error 22');
+      expect(report.fallback).toBe('error' in sleeper ? sleeper.error : 'clock_nanosleep(CLOCK_REALTIME) returned error 22');
       expect(BigInt(report.startedClockNs)).toBeGreaterThanOrEqual(instantNs);
       // It spun: many reads of the clock in the last stretch (10 ms at 1 µs a read).
       expect(host.reads).toBeGreaterThan(1_000);

@@ -11,12 +11,13 @@
 // clock_gettime(CLOCK_REALTIME) for the last stretch. The agent reads the host clock through an
 // anchor (src/clock/host.ts) known to within its anchorErrorNs, so the wait ends that much later:
 // never before the instant on the participant's own clock.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { HostClock } from '../clock/host.ts';
 import { openAbsoluteSleep, openClock } from '../clock/raw.ts';
 import { CLOCK_REALTIME } from '../native/libc.ts';
 import { SYNC_START_SPIN_NS } from '../core/limits.ts';
+import { prepareCommand, type PreparedCommand } from './start-command.ts';
 
 /** This agent's clock as a waiting command needs it. */
 export interface ParticipantClock {
@@ -45,7 +46,7 @@ export interface StartReport {
   /** How the last stretch was waited: in the kernel (clock_nanosleep), spinning where that cannot be bound, or not at all (late). */
   wokeBy: 'clock_nanosleep' | 'spin' | 'none';
   /** Why it spun (the binding's or the call's error), when it did. */
-  spinReason?: string;
+  fallback?: string;
 }
 
 /** Sleeps in the kernel until the host clock reads targetNs; null, or why it could not. */
@@ -103,7 +104,7 @@ export async function waitForInstant(instantNs: bigint, options: WaitOptions): P
   const firstNs = options.hostNowNs();
   const lateNs = firstNs > targetNs ? Number(firstNs - targetNs) : 0;
   let wokeBy: StartReport['wokeBy'] = lateNs > 0 ? 'none' : 'spin';
-  let spinReason: string | undefined;
+  let fallback: string | undefined;
   if (lateNs === 0) {
     for (;;) {
       const remainingNs = targetNs - options.hostNowNs();
@@ -120,15 +121,14 @@ export async function waitForInstant(instantNs: bigint, options: WaitOptions): P
     const kernel = options.sleepUntilHostNs ?? hostRealtimeSleep();
     const failed = 'error' in kernel ? kernel.error : kernel.sleepUntilNs(targetNs);
     if (failed === null) wokeBy = 'clock_nanosleep';
-    else spinReason = failed;
+    else fallback = failed;
   }
   // After the kernel sleep this reads once and goes on (it returns at the instant or later); the
   // read is the start's moment.
   let startedHostNs = options.hostNowNs();
   while (startedHostNs < targetNs) startedHostNs = options.hostNowNs();
-  const overshootNs = Number(startedHostNs - targetNs);
   return {
-    overshootNs,
+    overshootNs: Number(startedHostNs - targetNs),
     instantNs: instantNs.toString(),
     startedHostNs: startedHostNs.toString(),
     startedClockNs: (startedHostNs + BigInt(Math.round(clock.hostOffsetNs))).toString(),
@@ -136,7 +136,7 @@ export async function waitForInstant(instantNs: bigint, options: WaitOptions): P
     hostOffsetNs: clock.hostOffsetNs,
     errorBoundNs: clock.errorBoundNs,
     wokeBy,
-    ...(spinReason === undefined ? {} : { spinReason }),
+    ...(fallback === undefined ? {} : { fallback }),
   };
 }
 
@@ -159,36 +159,101 @@ function formatNs(ns: number): string {
 export const COMMAND_EXIT = { cannotExecute: 126, notFound: 127 } as const;
 
 /**
- * Runs `command` now (`onSpawned` once it was started), directly (no shell), with this process's stdio, and resolves with the exit
- * code to pass on: the command's, 128 + signal number if a signal ended it, 126/127 if it could
- * not be started. Node cannot exec in place, so the command is a child of this process.
+ * Runs `command` now (`onSpawned` once it was started, with the host clock when spawn() returned:
+ * the child has exec'd by then), directly (no shell), with this process's stdio, and resolves with
+ * the exit code to pass on: the command's, 128 + signal number if a signal ended it, 126/127 if it
+ * could not be started. Node cannot exec in place, so the command is a child of this process.
  */
-export function runCommand(command: readonly string[], onSpawned: () => void = () => {}): Promise<{ exitCode: number; message: string | null }> {
+export function runCommand(command: readonly string[], onSpawned: (spawnedHostNs: bigint | null) => void = () => {}, hostNowNs: (() => bigint) | null = null): Promise<{ exitCode: number; message: string | null }> {
+  const [file, ...args] = command as [string, ...string[]];
+  const child = spawn(file, args, { stdio: 'inherit' });
+  const spawnedHostNs = hostNowNs === null ? null : hostNowNs();
+  // Anything we print goes out only now, so that it does not delay the start.
+  onSpawned(spawnedHostNs);
+  return awaitCommand(child, file);
+}
+
+/** Waits for a spawned command and passes its end on. */
+function awaitCommand(child: ChildProcess, file: string): Promise<{ exitCode: number; message: string | null }> {
   return new Promise((resolve) => {
-    const [file, ...args] = command as [string, ...string[]];
-    const child = spawn(file, args, { stdio: 'inherit' });
-    // Anything we print goes out only now, so that it does not delay the start.
-    onSpawned();
-    // Signals that would end us go to the command (it is the foreground job); we exit with its status.
-    const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
-    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => [signal, forward(signal)] as const);
-    for (const [signal, handler] of handlers) process.on(signal, handler);
+    const stopForwarding = forwardSignals((signal) => child.kill(signal));
     let finished = false;
     const done = (outcome: { exitCode: number; message: string | null }) => {
       if (finished) return;
       finished = true;
-      for (const [signal, handler] of handlers) process.off(signal, handler);
+      stopForwarding();
       resolve(outcome);
     };
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      const notFound = error.code === 'ENOENT';
-      done({ exitCode: notFound ? COMMAND_EXIT.notFound : COMMAND_EXIT.cannotExecute, message: `cannot run ${JSON.stringify(file)}: ${error.code ?? error.message}` });
-    });
+    child.once('error', (error: NodeJS.ErrnoException) => done(cannotRun(file, error.code ?? error.message)));
     child.once('exit', (code, signal) => {
       if (signal !== null) done({ exitCode: 128 + (osConstants.signals[signal] ?? 0), message: null });
       else done({ exitCode: code ?? 0, message: null });
     });
   });
+}
+
+/** Signals that would end us go to the command (it is the foreground job); we exit with its status. Returns the undo. */
+function forwardSignals(send: (signal: NodeJS.Signals) => void): () => void {
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => [signal, () => send(signal)] as const);
+  for (const [signal, handler] of handlers) process.on(signal, handler);
+  return () => {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
+  };
+}
+
+function cannotRun(file: string, code: string): { exitCode: number; message: string } {
+  return { exitCode: code === 'ENOENT' ? COMMAND_EXIT.notFound : COMMAND_EXIT.cannotExecute, message: `cannot run ${JSON.stringify(file)}: ${code}` };
+}
+
+/** How the command of a start began. */
+export interface CommandStart {
+  /** posix_spawnp (prepared while waiting; vfork, no copy of this process), or child_process.spawn where that cannot be had. */
+  via: 'posix_spawn' | 'spawn';
+  /** From the host instant to the start call's return (the command has exec'd by then), ns; null without an instant (plain release). */
+  startedAfterNs: number | null;
+  /** Why not posix_spawn, when not. */
+  fallback?: string;
+}
+
+/** The command of a start, prepared while waiting for the instant (start-command.ts); or why not. */
+export function commandFor(command: readonly string[] | null): PreparedCommand | { error: string } | null {
+  return command === null ? null : prepareCommand(command);
+}
+
+/**
+ * Starts the command of a start now, directly (no shell), with this process's stdio; `print` runs
+ * once it started, with how. Resolves with the exit code to pass on: the command's, 128 + signal
+ * number if a signal ended it, 126/127 if it could not be started.
+ */
+export function startCommand(
+  command: readonly string[],
+  start: StartReport | null,
+  prepared: PreparedCommand | { error: string } | null,
+  hostNowNs: (() => bigint) | null,
+  print: (how: CommandStart) => void,
+): Promise<{ exitCode: number; message: string | null }> {
+  const targetNs = start === null ? null : BigInt(start.startedHostNs) - BigInt(start.overshootNs);
+  const since = (nowNs: bigint | null): number | null => (targetNs === null || nowNs === null ? null : Number(nowNs - targetNs));
+  const file = command[0] as string;
+  if (prepared !== null && !('error' in prepared)) {
+    const started = prepared.startNow();
+    const startedAfterNs = since(hostNowNs === null ? null : hostNowNs());
+    print({ via: 'posix_spawn', startedAfterNs });
+    if ('error' in started) return Promise.resolve(cannotRun(file, started.error));
+    const stopForwarding = forwardSignals((signal) => {
+      try {
+        process.kill(started.pid, signal);
+      } catch {
+        // Gone already.
+      }
+    });
+    return prepared.wait(started.pid).then((status) => {
+      stopForwarding();
+      return { exitCode: 'code' in status ? status.code : 128 + status.signal, message: null };
+    });
+  }
+  const fallback = prepared === null ? 'not prepared' : prepared.error;
+  return runCommand(command, (spawnedHostNs) => print({ via: 'spawn', startedAfterNs: since(spawnedHostNs), fallback }), hostNowNs);
 }
 
 /** Splits `... -- COMMAND ARGS...` off an argument list (the first `--` only). */
