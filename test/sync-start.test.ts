@@ -6,9 +6,13 @@
 // binding below, with its failure paths), and spins only where that cannot be had.
 import { describe, expect, it } from 'vitest';
 import { parseTime } from '../src/cli/at.ts';
-import { splitCommand, waitForInstant, type ParticipantClock } from '../src/cli/sync-start.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { splitCommand, startCommand, waitForInstant, type CommandStart, type ParticipantClock, type StartReport } from '../src/cli/sync-start.ts';
+import { prepareCommand } from '../src/cli/start-command.ts';
 import { openAbsoluteSleep, openClock } from '../src/clock/raw.ts';
-import { CLOCK_REALTIME, EINTR, PR_SET_TIMERSLACK, SCHED_FIFO, SCHED_OTHER, TIMER_ABSTIME, loadClockNanosleep, type ClockNanosleep } from '../src/native/libc.ts';
+import { CLOCK_REALTIME, EINTR, PR_SET_TIMERSLACK, SCHED_FIFO, SCHED_OTHER, SIGPIPE, SIGXFSZ, TIMER_ABSTIME, loadClockNanosleep, loadSpawn, type ClockNanosleep } from '../src/native/libc.ts';
 
 describe('at TIME', () => {
   it('+SECONDS and @EPOCH are exact to the nanosecond', () => {
@@ -255,5 +259,63 @@ describe('the clock_nanosleep binding', () => {
     // And the process is back at the ordinary policy and the default slack (what a command inherits).
     if (real.scheduler !== null) expect(real.scheduler.get()).toBe(SCHED_OTHER);
     expect(real.prctl?.(PR_GET_TIMERSLACK, 0)).toBe(slackBefore);
+  });
+});
+
+describe('starting the command (posix_spawnp, prepared before the instant)', () => {
+  const spawnBinding = loadSpawn();
+  if ('error' in spawnBinding) console.warn(`[sync-start] SKIPPED the posix_spawnp tests: ${spawnBinding.error}`);
+  const start = (): StartReport => ({ overshootNs: 1_000, instantNs: '1', startedHostNs: '1001', startedClockNs: '1001', lateNs: 0, hostOffsetNs: 0, errorBoundNs: null, wokeBy: 'clock_nanosleep' });
+
+  it('says why when the binding cannot be had, and the start falls back to child_process.spawn with the exit code passed on', async () => {
+    const prepared = prepareCommand(['sh', '-c', 'exit 5'], () => ({ error: 'cannot load koffi (gone); reinstall with npm ci' }));
+    expect(prepared).toEqual({ error: 'cannot load koffi (gone); reinstall with npm ci' });
+    const hows: CommandStart[] = [];
+    const ran = await startCommand(['sh', '-c', 'exit 5'], start(), prepared, () => 5_001n, (how) => hows.push(how));
+    expect(ran).toEqual({ exitCode: 5, message: null });
+    expect(hows).toEqual([{ via: 'spawn', startedAfterNs: 5_000, fallback: 'cannot load koffi (gone); reinstall with npm ci' }]);
+  });
+
+  it.skipIf('error' in spawnBinding)('runs the command with its arguments, no shell, and passes its exit code or signal on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sync-start-'));
+    try {
+      const out = join(dir, 'out');
+      const hows: CommandStart[] = [];
+      // $0 and $@ are the arguments as given: nothing was split or expanded on the way.
+      const ran = await startCommand(['sh', '-c', 'printf "%s|" "$0" "$@" > "$1"; exit 7', 'zero', out, 'a b', '$HOME'], start(), prepareCommand(['sh', '-c', 'printf "%s|" "$0" "$@" > "$1"; exit 7', 'zero', out, 'a b', '$HOME']), () => 3_001n, (how) => hows.push(how));
+      expect(ran).toEqual({ exitCode: 7, message: null });
+      expect(readFileSync(out, 'utf8')).toBe(`zero|${out}|a b|$HOME|`);
+      expect(hows).toEqual([{ via: 'posix_spawn', startedAfterNs: 3_000 }]);
+      const killed = await startCommand(['sh', '-c', 'kill -TERM $$'], start(), prepareCommand(['sh', '-c', 'kill -TERM $$']), () => 3_001n, () => {});
+      expect(killed).toEqual({ exitCode: 128 + 15, message: null });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf('error' in spawnBinding)('a command that cannot be run is 127 (not found) or 126 (not executable), with the reason', async () => {
+    expect(await startCommand(['no-such-command-here'], start(), prepareCommand(['no-such-command-here']), () => 1_001n, () => {})).toEqual({ exitCode: 127, message: 'cannot run "no-such-command-here": ENOENT' });
+    const dir = mkdtempSync(join(tmpdir(), 'sync-start-'));
+    try {
+      expect(await startCommand([dir], start(), prepareCommand([dir]), () => 1_001n, () => {})).toEqual({ exitCode: 126, message: `cannot run ${JSON.stringify(dir)}: EACCES` });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf('error' in spawnBinding)('the command gets SIGPIPE and SIGXFSZ at their defaults (Node ignores them) and no signal blocked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sync-start-'));
+    try {
+      const out = join(dir, 'status');
+      const command = ['sh', '-c', 'grep -E "^Sig(Ign|Blk)" /proc/self/status > "$0"', out];
+      expect(await startCommand(command, start(), prepareCommand(command), () => 1_001n, () => {})).toEqual({ exitCode: 0, message: null });
+      const masks = Object.fromEntries(readFileSync(out, 'utf8').trim().split('\n').map((line) => line.split(/:\s*/) as [string, string]));
+      const ignored = BigInt(`0x${masks.SigIgn}`);
+      expect(ignored & (1n << BigInt(SIGPIPE - 1))).toBe(0n);
+      expect(ignored & (1n << BigInt(SIGXFSZ - 1))).toBe(0n);
+      expect(BigInt(`0x${masks.SigBlk}`)).toBe(0n);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
