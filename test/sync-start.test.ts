@@ -303,13 +303,15 @@ describe('starting the command (posix_spawnp, prepared before the instant)', () 
     }
   });
 
-  it.skipIf('error' in spawnBinding)('the command gets SIGPIPE and SIGXFSZ at their defaults (Node ignores them) and no signal blocked', async () => {
+  it.skipIf('error' in spawnBinding)('the command gets SIGPIPE and SIGXFSZ at their defaults (Node ignores them), no signal blocked, and the ordinary scheduling policy', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sync-start-'));
     try {
       const out = join(dir, 'status');
-      const command = ['sh', '-c', 'grep -E "^Sig(Ign|Blk)" /proc/self/status > "$0"', out];
+      // Field 41 of /proc/PID/stat is the policy (0: SCHED_OTHER), though it was spawned at SCHED_FIFO where permitted.
+      const command = ['sh', '-c', 'grep -E "^Sig(Ign|Blk)" /proc/self/status > "$0"; echo "Policy: $(cut -d" " -f41 /proc/$$/stat)" >> "$0"', out];
       expect(await startCommand(command, start(), prepareCommand(command), () => 1_001n, () => {})).toEqual({ exitCode: 0, message: null });
       const masks = Object.fromEntries(readFileSync(out, 'utf8').trim().split('\n').map((line) => line.split(/:\s*/) as [string, string]));
+      expect(masks.Policy).toBe('0');
       const ignored = BigInt(`0x${masks.SigIgn}`);
       expect(ignored & (1n << BigInt(SIGPIPE - 1))).toBe(0n);
       expect(ignored & (1n << BigInt(SIGXFSZ - 1))).toBe(0n);

@@ -4,20 +4,24 @@
 // and record the host clock when the wait ends; the spread is the skew the wait itself adds. Ways
 // of waiting: spin (the fallback), kernel (clock_nanosleep TIMER_ABSTIME), and kernel with a raised
 // priority for the sleep (nice -10 through os.setPriority; SCHED_FIFO 1 through
-// sched_setscheduler, which the commands use where permitted), each restored after the wake-up. Then what starting a command costs after
-// the instant: spawn() returning (the child has exec'd by then: libuv waits for the exec) and the
-// child's own first reading of the clock (CHILD prints CLOCK_REALTIME in ns: `date +%s%N` by
-// default, which includes its loader). Prints p50/p99/max and writes bench-results/barrier-sync-wake.json.
+// sched_setscheduler, which the commands use where permitted), each restored after the wake-up.
+// Then what starting a command costs after the instant, as the commands do it (startCommand): each
+// trial a fresh process (as every `at` or `barrier` is) waits for an instant 1.5 s ahead and starts
+// CHILD through posix_spawnp (prepared while waiting), or through child_process.spawn; reported are
+// the start call's return (the child has exec'd by then) and the child's own first reading of the
+// clock (CHILD prints CLOCK_REALTIME in ns: `date +%s%N` by default, which includes its loader).
+// Prints p50/p99/max and writes bench-results/barrier-sync-wake.json.
 //
 //   npx tsx scripts/bench/barrier-sync-wake.ts [--trials 50] [--waiters 4,16] [--ways spin,kernel,nice,fifo] [--child 'date +%s%N']
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { hostRealtime, waitForInstant, type SleepUntilHostNs } from '../../src/cli/sync-start.ts';
+import { commandFor, hostRealtime, startCommand, waitForInstant, type SleepUntilHostNs } from '../../src/cli/sync-start.ts';
 import { openAbsoluteSleep } from '../../src/clock/raw.ts';
 import { CLOCK_REALTIME, loadClockNanosleep } from '../../src/native/libc.ts';
 
@@ -53,24 +57,23 @@ async function waiter(): Promise<void> {
   const clock = { mode: 'kernel', hostOffsetNs: 0, hostAnchorErrorNs: 0, errorBoundNs: null };
   const sleepers = new Map(WAYS.map((way) => [way, raisedSleep(way)] as const));
   createInterface({ input: process.stdin }).on('line', (line) => {
-    const request = JSON.parse(line) as { way: Way; instantNs: string; child: string[] | null };
+    const request = JSON.parse(line) as { way: Way; instantNs: string };
     void (async () => {
       const report = await waitForInstant(BigInt(request.instantNs), { hostNowNs, clock, sleepUntilHostNs: sleepers.get(request.way)! });
-      if (request.child === null) {
-        process.stdout.write(`${JSON.stringify({ startedNs: report.startedHostNs, wokeBy: report.wokeBy })}\n`);
-        return;
-      }
-      const [file, ...args] = request.child as [string, ...string[]];
-      const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-      const spawnedNs = hostNowNs();
-      let output = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-      child.once('close', () => {
-        process.stdout.write(`${JSON.stringify({ startedNs: report.startedHostNs, spawnedNs: spawnedNs.toString(), childNs: output.trim().split('\n')[0] ?? '' })}\n`);
-      });
+      process.stdout.write(`${JSON.stringify({ startedNs: report.startedHostNs, wokeBy: report.wokeBy })}\n`);
     })();
   });
   process.stdout.write('ready\n');
+}
+
+/** One start as `at TIME -- CHILD` does it, in this fresh process: prints the child's line, then ours. */
+async function startOnce(via: string, instantNs: bigint, child: string[]): Promise<void> {
+  const hostNowNs = hostRealtime();
+  const prepared = via === 'posix_spawn' ? commandFor(child) : { error: 'spawn asked for' };
+  const report = await waitForInstant(instantNs, { hostNowNs, clock: { mode: 'kernel', hostOffsetNs: 0, hostAnchorErrorNs: 0, errorBoundNs: null } });
+  let how: object = {};
+  const ran = await startCommand(child, report, prepared, hostNowNs, (started) => (how = started));
+  process.stdout.write(`${JSON.stringify({ ...how, overshootNs: report.overshootNs, lateNs: report.lateNs, exitCode: ran.exitCode })}\n`);
 }
 
 function percentiles(values: number[]): { p50: number; p99: number; max: number } {
@@ -126,7 +129,7 @@ async function main(): Promise<void> {
       const afterInstant: number[] = [];
       for (let trial = 0; trial < trials; trial += 1) {
         const instantNs = hostNowNs() + 60_000_000n;
-        const answers = await ask(children.slice(0, size), { way, instantNs: instantNs.toString(), child: null });
+        const answers = await ask(children.slice(0, size), { way, instantNs: instantNs.toString() });
         const moments = answers.map((answer) => Number(BigInt(answer.startedNs!) - instantNs));
         skews.push((Math.max(...moments) - Math.min(...moments)) / 1e3);
         afterInstant.push(...moments.map((ns) => ns / 1e3));
@@ -138,34 +141,49 @@ async function main(): Promise<void> {
       );
     }
   }
-  // Starting a command after the instant: one waiter at a time (the command's start, not the skew).
+  for (const { child } of children) child.stdin!.end();
+  // Starting a command after the instant: a fresh process per trial, one at a time.
   const childCommand = String(values.child).split(' ').filter((word) => word !== '');
   const check = spawnSync(childCommand[0]!, childCommand.slice(1), { encoding: 'utf8' });
   if (check.status === 0 && /^\d{18,}$/.test(check.stdout.trim())) {
-    const spawned: number[] = [];
-    const childRead: number[] = [];
-    for (let trial = 0; trial < trials; trial += 1) {
-      const instantNs = hostNowNs() + 60_000_000n;
-      const [answer] = await ask(children.slice(0, 1), { way: 'kernel', instantNs: instantNs.toString(), child: childCommand });
-      spawned.push(Number(BigInt(answer!.spawnedNs!) - instantNs) / 1e3);
-      childRead.push(Number(BigInt(answer!.childNs!) - instantNs) / 1e3);
+    for (const via of ['spawn', 'posix_spawn']) {
+      const called: number[] = [];
+      const childRead: number[] = [];
+      let late = 0;
+      for (let trial = 0; trial < Math.min(trials, 30); trial += 1) {
+        const instantNs = hostNowNs() + 1_500_000_000n;
+        const once_ = spawn(process.execPath, ['--import', 'tsx', SELF, '--once', via, instantNs.toString(), ...childCommand], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let output = '';
+        once_.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+        await once(once_, 'close');
+        const lines = output.trim().split('\n');
+        const childLine = lines.find((line) => /^\d{18,}$/.test(line));
+        const ours = JSON.parse(lines.at(-1) ?? '{}') as { via?: string; startedAfterNs?: number; lateNs?: number };
+        if (childLine === undefined || ours.startedAfterNs === undefined || ours.via !== via) {
+          process.stderr.write(`a ${via} trial said: ${output.trim().slice(0, 300)}\n`);
+          continue;
+        }
+        if ((ours.lateNs ?? 0) > 0) late += 1;
+        called.push(ours.startedAfterNs / 1e3);
+        childRead.push(Number(BigInt(childLine) - instantNs) / 1e3);
+      }
+      const summary = { kind: 'command', via, child: childCommand, trials: called.length, late, startCallReturnedAfterUs: percentiles(called), childClockAfterUs: percentiles(childRead) };
+      results.push(summary);
+      process.stdout.write(
+        `${via.padEnd(11)} ${JSON.stringify(childCommand.join(' '))} after the instant: the start call returned p50 ${summary.startCallReturnedAfterUs.p50.toFixed(0)} µs p99 ${summary.startCallReturnedAfterUs.p99.toFixed(0)} max ${summary.startCallReturnedAfterUs.max.toFixed(0)}; the child read the clock p50 ${summary.childClockAfterUs.p50.toFixed(0)} µs p99 ${summary.childClockAfterUs.p99.toFixed(0)} max ${summary.childClockAfterUs.max.toFixed(0)} (${called.length} trials${late > 0 ? `, ${late} late` : ''})\n`,
+      );
     }
-    const summary = { kind: 'spawn', child: childCommand, trials, spawnReturnedAfterUs: percentiles(spawned), childClockAfterUs: percentiles(childRead) };
-    results.push(summary);
-    process.stdout.write(
-      `spawn ${JSON.stringify(childCommand.join(' '))} after the instant: spawn() returned p50 ${summary.spawnReturnedAfterUs.p50.toFixed(0)} µs p99 ${summary.spawnReturnedAfterUs.p99.toFixed(0)} max ${summary.spawnReturnedAfterUs.max.toFixed(0)}; the child read the clock p50 ${summary.childClockAfterUs.p50.toFixed(0)} µs p99 ${summary.childClockAfterUs.p99.toFixed(0)} max ${summary.childClockAfterUs.max.toFixed(0)}\n`,
-    );
   } else {
-    process.stderr.write(`--child ${JSON.stringify(values.child)} does not print CLOCK_REALTIME in ns; spawn cost not measured\n`);
+    process.stderr.write(`--child ${JSON.stringify(values.child)} does not print CLOCK_REALTIME in ns; the command's start not measured\n`);
   }
-  for (const { child } of children) child.stdin!.end();
   const out = String(values.out);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify({ startedAt: new Date().toISOString(), host: { cpus: os.cpus().length, node: process.version, loadAverage: os.loadavg() }, results }, null, 2)}\n`);
   process.stderr.write(`load ${load()}; written to ${out}\n`);
 }
 
-if (process.argv.includes('--waiter')) void waiter();
+if (process.argv[2] === '--waiter') void waiter();
+else if (process.argv[2] === '--once') void startOnce(process.argv[3]!, BigInt(process.argv[4]!), process.argv.slice(5));
 else
   main().catch((error: unknown) => {
     process.stderr.write(`bench:barrier-sync-wake: ${(error as Error).stack ?? String(error)}\n`);

@@ -147,6 +147,7 @@ function bindClockNanosleep(): ClockNanosleepBinding | { error: string } {
 /** posix_spawnattr_setflags(3) flags (glibc): reset these signals to the default; set the mask. */
 export const POSIX_SPAWN_SETSIGDEF = 0x04;
 export const POSIX_SPAWN_SETSIGMASK = 0x08;
+export const POSIX_SPAWN_SETSCHEDULER = 0x20;
 /** Signals Node ignores, which an exec'd command would inherit ignored. */
 export const SIGPIPE = 13;
 export const SIGXFSZ = 25;
@@ -158,6 +159,8 @@ export interface SpawnBinding {
   waitpidAsync: (pid: number, statusOut: Int32Array, done: (error: unknown, result: number) => void) => void;
   /** A posix_spawnattr_t that resets SIGPIPE and SIGXFSZ to the default and clears the signal mask. */
   attr: Uint8Array;
+  /** The same, and the child at SCHED_OTHER before its exec (when the caller spawns at SCHED_FIFO). */
+  attrOrdinary: Uint8Array;
   /** fcntl with an int argument (stdio: close-on-exec off, blocking). */
   fcntl: (fd: number, cmd: number, arg: number) => number;
 }
@@ -186,27 +189,32 @@ function bindSpawn(): SpawnBinding | { error: string } {
     const setFlags = f('int posix_spawnattr_setflags(void *attr, short flags)');
     const setSigdefault = f('int posix_spawnattr_setsigdefault(void *attr, const void *set)');
     const setSigmask = f('int posix_spawnattr_setsigmask(void *attr, const void *set)');
+    const setPolicy = f('int posix_spawnattr_setschedpolicy(void *attr, int policy)');
+    const setParam = f('int posix_spawnattr_setschedparam(void *attr, const void *param)');
     const sigemptyset = f('int sigemptyset(void *set)');
     const sigaddset = f('int sigaddset(void *set, int signal)');
     // Opaque glibc structures, sized generously (posix_spawnattr_t is 336 bytes, sigset_t 128 on x86-64).
     const attr = new Uint8Array(1024);
+    const attrOrdinary = new Uint8Array(1024);
     const defaults = new Uint8Array(256);
     const empty = new Uint8Array(256);
     const results = [
-      attrInit(attr),
       sigemptyset(defaults),
       sigaddset(defaults, SIGPIPE),
       sigaddset(defaults, SIGXFSZ),
       sigemptyset(empty),
-      setSigdefault(attr, defaults),
-      setSigmask(attr, empty),
+      ...[attr, attrOrdinary].flatMap((each) => [attrInit(each), setSigdefault(each, defaults), setSigmask(each, empty)]),
       setFlags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK),
+      setPolicy(attrOrdinary, SCHED_OTHER),
+      setParam(attrOrdinary, new Int32Array(1)),
+      setFlags(attrOrdinary, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSCHEDULER),
     ] as number[];
     if (results.some((result) => result !== 0)) return { error: 'cannot set up posix_spawn attributes' };
     return {
       posixSpawnp: (pidOut, file, spawnAttr, argv, envp) => posixSpawnp(pidOut, file, null, spawnAttr, argv, envp) as number,
       waitpidAsync: (pid, statusOut, done) => waitpid.async(pid, statusOut, 0, done),
       attr,
+      attrOrdinary,
       fcntl: (fd, cmd, arg) => fcntl(fd, cmd, arg) as number,
     };
   } catch (error) {
