@@ -12,7 +12,10 @@
 // clock (CHILD prints CLOCK_REALTIME in ns: `date +%s%N` by default, which includes its loader).
 // Prints p50/p99/max and writes bench-results/barrier-sync-wake.json.
 //
-//   npx tsx scripts/bench/barrier-sync-wake.ts [--trials 50] [--waiters 4,16] [--ways spin,kernel,nice,fifo] [--child 'date +%s%N']
+//   npx tsx scripts/bench/barrier-sync-wake.ts [--trials 50] [--waiters 4,16] [--ways spin,kernel,nice,fifo]
+//       [--ahead-ms 60] [--window-ms 10] [--child 'date +%s%N']
+// --ahead-ms: how far ahead the instant is; --window-ms: the timer sleeps until this long before it
+// (SYNC_START_SPIN_NS), the last stretch is the kernel sleep or the spin.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -24,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { commandFor, hostRealtime, startCommand, waitForInstant, type SleepUntilHostNs } from '../../src/cli/sync-start.ts';
 import { openAbsoluteSleep } from '../../src/clock/raw.ts';
 import { CLOCK_REALTIME, loadClockNanosleep } from '../../src/native/libc.ts';
+import { SYNC_START_SPIN_NS } from '../../src/core/limits.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const WAYS = ['spin', 'kernel', 'nice', 'fifo'] as const;
@@ -57,9 +61,9 @@ async function waiter(): Promise<void> {
   const clock = { mode: 'kernel', hostOffsetNs: 0, hostAnchorErrorNs: 0, errorBoundNs: null };
   const sleepers = new Map(WAYS.map((way) => [way, raisedSleep(way)] as const));
   createInterface({ input: process.stdin }).on('line', (line) => {
-    const request = JSON.parse(line) as { way: Way; instantNs: string };
+    const request = JSON.parse(line) as { way: Way; instantNs: string; windowNs: number };
     void (async () => {
-      const report = await waitForInstant(BigInt(request.instantNs), { hostNowNs, clock, sleepUntilHostNs: sleepers.get(request.way)! });
+      const report = await waitForInstant(BigInt(request.instantNs), { hostNowNs, clock, sleepUntilHostNs: sleepers.get(request.way)!, spinNs: request.windowNs });
       process.stdout.write(`${JSON.stringify({ startedNs: report.startedHostNs, wokeBy: report.wokeBy })}\n`);
     })();
   });
@@ -89,10 +93,14 @@ async function main(): Promise<void> {
       waiters: { type: 'string', default: '4,16' },
       ways: { type: 'string', default: WAYS.join(',') },
       child: { type: 'string', default: 'date +%s%N' },
+      'ahead-ms': { type: 'string', default: '60' },
+      'window-ms': { type: 'string', default: String(SYNC_START_SPIN_NS / 1e6) },
       out: { type: 'string', default: 'bench-results/barrier-sync-wake.json' },
     },
   });
   const trials = Number(values.trials);
+  const aheadNs = BigInt(Math.round(Number(values['ahead-ms']) * 1e6));
+  const windowNs = Math.round(Number(values['window-ms']) * 1e6);
   const sizes = String(values.waiters).split(',').map(Number);
   const ways = String(values.ways).split(',') as Way[];
   if (!Number.isInteger(trials) || trials < 1 || sizes.some((size) => !Number.isInteger(size) || size < 1 || size > 64) || ways.some((way) => !WAYS.includes(way))) {
@@ -117,7 +125,7 @@ async function main(): Promise<void> {
     }),
   );
   const load = () => os.loadavg().map((value) => value.toFixed(2)).join(' ');
-  process.stderr.write(`${largest} waiter processes, ${trials} trials per size and way, ${os.cpus().length} cores, load ${load()}\n`);
+  process.stderr.write(`${largest} waiter processes, ${trials} trials per size and way, instant ${values['ahead-ms']} ms ahead, timer until ${windowNs / 1e6} ms before it, ${os.cpus().length} cores, load ${load()}\n`);
   const results: object[] = [];
   const ask = async (group: typeof children, request: object) => {
     for (const { child } of group) child.stdin!.write(`${JSON.stringify(request)}\n`);
@@ -128,16 +136,16 @@ async function main(): Promise<void> {
       const skews: number[] = [];
       const afterInstant: number[] = [];
       for (let trial = 0; trial < trials; trial += 1) {
-        const instantNs = hostNowNs() + 60_000_000n;
-        const answers = await ask(children.slice(0, size), { way, instantNs: instantNs.toString() });
+        const instantNs = hostNowNs() + aheadNs;
+        const answers = await ask(children.slice(0, size), { way, instantNs: instantNs.toString(), windowNs });
         const moments = answers.map((answer) => Number(BigInt(answer.startedNs!) - instantNs));
         skews.push((Math.max(...moments) - Math.min(...moments)) / 1e3);
         afterInstant.push(...moments.map((ns) => ns / 1e3));
       }
-      const summary = { kind: 'wait', waiters: size, way, trials, skewUs: percentiles(skews), afterInstantUs: percentiles(afterInstant) };
+      const summary = { kind: 'wait', waiters: size, way, trials, aheadMs: Number(aheadNs) / 1e6, windowMs: windowNs / 1e6, skewUs: percentiles(skews), afterInstantUs: percentiles(afterInstant) };
       results.push(summary);
       process.stdout.write(
-        `${String(size).padStart(3)} waiters  ${way.padEnd(7)} skew p50 ${summary.skewUs.p50.toFixed(1).padStart(8)} µs  p99 ${summary.skewUs.p99.toFixed(1).padStart(8)}  max ${summary.skewUs.max.toFixed(1).padStart(8)}   woke after the instant p50 ${summary.afterInstantUs.p50.toFixed(1)} µs p99 ${summary.afterInstantUs.p99.toFixed(1)}\n`,
+        `${String(size).padStart(3)} waiters  ${way.padEnd(7)} ${String(values['ahead-ms']).padStart(4)}/${String(windowNs / 1e6).padStart(3)} ms  skew p50 ${summary.skewUs.p50.toFixed(1).padStart(8)} µs  p99 ${summary.skewUs.p99.toFixed(1).padStart(8)}  max ${summary.skewUs.max.toFixed(1).padStart(8)}   woke after the instant p50 ${summary.afterInstantUs.p50.toFixed(1)} µs p99 ${summary.afterInstantUs.p99.toFixed(1)}\n`,
       );
     }
   }
