@@ -16,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { StringDecoder } from 'node:string_decoder';
 import { parseArgs } from 'node:util';
 import { NetnsLab, netnsAvailable, sleep } from '../../lab/netns/netns.ts';
 import { startAgent, statusOf, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
@@ -62,8 +63,11 @@ function startParticipant(lab: NetnsLab, host: NetnsLab['hosts'][number]): Promi
   const participant: Participant = { child, pending: new Map() };
   return new Promise((resolve) => {
     let buffer = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      buffer += chunk;
+    // Buffers decoded here, not setEncoding: the lab keeps the same chunks in its output ring, which
+    // needs them as Buffers (strings broke it once the ring overflowed, at 100 trials).
+    const decoder = new StringDecoder('utf8');
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffer += decoder.write(chunk);
       for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
         const line = buffer.slice(0, newline);
         buffer = buffer.slice(newline + 1);
