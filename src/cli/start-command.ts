@@ -1,19 +1,19 @@
 // The command of a synchronized start (`barrier --synchronized -- CMD`, `at TIME -- CMD`, issue 19),
 // started right at the instant. child_process.spawn forks this Node process (copying the page
-// tables of a few hundred MB of mappings) and then execs: 1.4-4 ms from the call to the command's
-// first clock reading at load 4 on this 2-core host, 13 ms p99 at load 9 (bench:barrier-sync-wake).
-// glibc's posix_spawnp starts the child with CLONE_VM | CLONE_VFORK instead (no copy; the call
-// returns once the child has exec'd): about 0.1 ms. So the command is prepared while we wait (the
-// binding, its environment, stdio made inheritable) and started with posix_spawnp through koffi the
-// moment the wait ends, no shell; it is reaped by waitpid on a koffi worker thread, so that the
-// event loop stays free to forward signals. Undone for the command what Node did to this process:
-// SIGPIPE and SIGXFSZ ignored (posix_spawnattr resets them), stdio close-on-exec and non-blocking
-// (cleared on fds 0-2 here, as libuv's own spawn does in its child). Where the binding cannot be had,
-// the caller spawns with child_process instead.
+// tables of a few hundred MB of mappings) and then execs. glibc's posix_spawnp starts the child
+// with CLONE_VM | CLONE_VFORK instead (no copy; the call returns once the child has exec'd): in a
+// fresh process at load 10 on this 2-core host, 1.3 ms p50 from the instant to the call's return
+// against 4.6 ms for spawn (bench:barrier-sync-wake; about 90 µs in a long-lived process). So the
+// command is prepared while we wait (the binding, its environment, stdio made inheritable) and
+// started with posix_spawnp through koffi the moment the wait ends, no shell; it is reaped by
+// waitpid on a koffi worker thread, so that the event loop stays free to forward signals. Undone
+// for the command what Node did to this process: SIGPIPE and SIGXFSZ ignored (posix_spawnattr
+// resets them), stdio close-on-exec and non-blocking (cleared on fds 0-2 here, as libuv's own
+// spawn does in its child). Where the binding cannot be had, the caller spawns with child_process.
 //
 // A pre-started launcher (a second Node process that execs the command at the instant) was tried:
 // Node cannot fork without exec, and the exec of a Node process tears down its threads and heap,
-// so the command started 3.7-6 ms after the instant, no better than a spawn.
+// so the command started 3.7-6 ms after the instant at load 4, no better than a spawn.
 import { constants as osConstants } from 'node:os';
 import { SCHED_FIFO, SCHED_OTHER, loadClockNanosleep, loadSpawn, type Scheduler, type SpawnBinding } from '../native/libc.ts';
 
