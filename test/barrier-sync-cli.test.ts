@@ -2,7 +2,8 @@
 // loopback (no root), one of them started 2.5 s off so that the virtual clocks sit away from the
 // host clock: the commands never return (or start COMMAND) before the instant on the participant's
 // own clock, COMMAND gets its arguments and passes its exit code on, `at` refuses an
-// unsynchronized agent unless told, and bad input is one line with the documented exit code.
+// unsynchronized agent unless told, and bad input is one line with the documented exit code. The
+// JSON says how the wait ended (clock_nanosleep) and how the command was started (posix_spawn).
 // Semantics only: how close to the instant they start is the benchmark's business.
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,9 +109,13 @@ describe('synchronized starts (agents on loopback)', () => {
     const [first, second] = await Promise.all(runs);
     for (const result of [first!, second!]) {
       expect(result.code, describeResult(result)).toBe(7);
-      const answer = jsonLine(result.stdout) as { releaseAtNs: string; clock: { hostOffsetNs: number; hostAnchorErrorNs: number } };
+      const answer = jsonLine(result.stdout) as { releaseAtNs: string; clock: { hostOffsetNs: number; hostAnchorErrorNs: number }; start: { lateNs: number; wokeBy: string; command: { via: string; startedAfterNs: number } } };
       const started = result.stdout.split('\n').find((line) => /^\d{19}$/.test(line));
       expect(started, result.stdout).toBeDefined();
+      // The last stretch in the kernel (or none: late), the command through posix_spawn, and how long after the instant it was started.
+      expect(answer.start.wokeBy).toBe(answer.start.lateNs > 0 ? 'none' : 'clock_nanosleep');
+      expect(answer.start.command.via).toBe('posix_spawn');
+      expect(answer.start.command.startedAfterNs).toBeGreaterThanOrEqual(0);
       // The command's first act, on the host clock, is not before the instant on its agent's clock.
       const hostTargetNs = BigInt(answer.releaseAtNs) - BigInt(Math.round(answer.clock.hostOffsetNs));
       expect(BigInt(started!)).toBeGreaterThanOrEqual(hostTargetNs);
@@ -155,8 +160,10 @@ describe('synchronized starts (agents on loopback)', () => {
     const epoch = `@${instantNs / 1_000_000_000n}.${(instantNs % 1_000_000_000n).toString().padStart(9, '0')}`;
     const result = await runCli(['at', epoch, '--json', '--http', `127.0.0.1:${a.httpPort}`, '--', 'sh', '-c', 'date +%s%N; exit 3'], { timeoutMs: 30_000 });
     expect(result.code, describeResult(result)).toBe(3);
-    const report = jsonLine(result.stdout) as { instantNs: string; hostOffsetNs: number };
+    const report = jsonLine(result.stdout) as { instantNs: string; hostOffsetNs: number; command: { via: string; startedAfterNs: number } };
     expect(report.instantNs).toBe(instantNs.toString());
+    expect(report.command.via).toBe('posix_spawn');
+    expect(report.command.startedAfterNs).toBeGreaterThanOrEqual(0);
     const started = result.stdout.split('\n').find((line) => /^\d{19}$/.test(line));
     expect(BigInt(started!)).toBeGreaterThanOrEqual(instantNs - BigInt(Math.round(report.hostOffsetNs)));
   }, 40_000);

@@ -1,4 +1,4 @@
-// The bookkeeping between clock actions and the upstream NTP client (src/daemon/upstream-feed.ts),
+// The bookkeeping between clock actions and the upstream NTP client (src/core/upstream/feed.ts),
 // against the real virtual clock and the real client: a server on true time, our clock 2 ms ahead,
 // one sample taken; then slews (one replacing another half done) and a step while a slew runs.
 // After each, the client's shifted sample plus the slew still to come must be the true offset
@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../src/clock/virtual.ts';
 import type { DisciplineAction } from '../src/core/sync/discipline.ts';
 import type { UpstreamEstimate } from '../src/core/upstream/estimate.ts';
-import { clockMoveNs, estimateNow } from '../src/daemon/upstream-feed.ts';
+import { clockMoveNs, estimateNow } from '../src/core/upstream/feed.ts';
 import { UpstreamClient } from '../src/ntp/client.ts';
 import { asciiRefid, NtpMode, nsToNtpShort, readHeader, unixNsToNtp, writeHeader } from '../src/ntp/packet.ts';
 
@@ -61,6 +61,30 @@ describe('clockMoveNs and estimateNow', () => {
     // slew), -0.495 ms (0.99 s of the second at 500 ppm, until the step), -0.15 ms, -0.05 ms.
     expect(movedNs).toBeCloseTo(-1_195_000, -1);
     expect(clock.offsetAtNs(H0_NS + 10_000n * MS) - 2_000_000).toBeCloseTo(movedNs, -1);
+  });
+
+  it('a sample taken while a slew runs is kept as of the slew\'s end (receive with the slew remaining), so the estimate is the true offset', () => {
+    // Found in the simulator: the master slewing 40 ms onto its upstream took its next burst
+    // sample mid-slew; kept as measured, the estimate added the slew still to come twice and the
+    // master's frequency ran 400 ppm off.
+    const clock = new VirtualClock({ initialOffsetNs: 2_000_000, driftPpm: 0, startHostNs: H0_NS });
+    clock.slew(-2_000_000, RATE_PPM, H0_NS);
+    const client = new UpstreamClient({ pollIntervalMs: 16_000 });
+    const sentAtNs = H0_NS + 1_000n * MS; // half of the slew done
+    const request = client.request(1_000, () => clock.readAtNs(sentAtNs)) as Uint8Array;
+    const t2 = sentAtNs + 100_000n;
+    const reply = writeHeader({
+      leap: 0, version: 4, mode: NtpMode.server, stratum: 1, poll: 4, precision: -20, rootDelay: 0, rootDispersion: nsToNtpShort(20_000), refid: asciiRefid('GPS'),
+      referenceTs: unixNsToNtp(t2 - 1_000_000_000n), originTs: readHeader(request).transmitTs, receiveTs: unixNsToNtp(t2), transmitTs: unixNsToNtp(t2),
+    });
+    const arrivedNs = sentAtNs + 200_000n;
+    expect(client.receive(reply, clock.readAtNs(arrivedNs), 1_000.2, clock.slewRemainingAtNs(arrivedNs)).ok).toBe(true);
+    for (const atMs of [1_001n, 1_500n, 5_000n]) {
+      const hostNs = H0_NS + atMs * MS;
+      const estimatedNs = estimateNow(estimateOf(client.report(Number(atMs)).offsetNs as number), clock.slewRemainingAtNs(hostNs)).offsetNs;
+      // Within 0.5 us: the clock slews 100 ns during the 200 us round trip.
+      expect(estimatedNs).toBeCloseTo(-clock.offsetAtNs(hostNs), -3);
+    }
   });
 
   it('counting each action in full instead (the slew left over included) would be wrong', () => {

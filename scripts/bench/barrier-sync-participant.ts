@@ -21,13 +21,13 @@ async function handle(request: Request): Promise<object> {
     const outcome = await runAt({ time: { kind: 'absolute', instantNs: BigInt(request.instantNs) }, timeText: request.instantNs, target, allowUnsynchronized: false, command: null }, (report) => {
       releasedNs = report.startedHostNs;
     });
-    return { id: request.id, exitCode: outcome.exitCode, releasedNs, lateNs: outcome.report?.lateNs ?? null, overshootNs: outcome.report?.overshootNs ?? null };
+    return { id: request.id, exitCode: outcome.exitCode, releasedNs, lateNs: outcome.report?.lateNs ?? null, overshootNs: outcome.report?.overshootNs ?? null, wokeBy: outcome.report?.wokeBy ?? null };
   }
   const command = { name: request.name, count: request.count, wait: true, errorCode: 0, timeoutMs: 60_000, host: target.host, port: target.port, synchronized: request.synchronized };
   const outcome = await runBarrier(command);
   if (!request.synchronized) return { id: request.id, exitCode: outcome.exitCode, releasedNs: hostNowNs().toString(), lateNs: null };
   const started = await startAtRelease(outcome, command, hostNowNs);
-  return { id: request.id, exitCode: outcome.exitCode, releasedNs: started.start?.startedHostNs ?? hostNowNs().toString(), lateNs: started.start?.lateNs ?? null, overshootNs: started.start?.overshootNs ?? null, messages: started.messages };
+  return { id: request.id, exitCode: outcome.exitCode, releasedNs: started.start?.startedHostNs ?? hostNowNs().toString(), lateNs: started.start?.lateNs ?? null, overshootNs: started.start?.overshootNs ?? null, wokeBy: started.start?.wokeBy ?? null, messages: started.messages };
 }
 
 createInterface({ input: process.stdin }).on('line', (line) => {

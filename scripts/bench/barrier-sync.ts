@@ -5,8 +5,10 @@
 // the moment it is released. Namespaces share the host clock, so the spread of those readings is the
 // true skew. For 4 and 16 participants (round-robin over the hosts): plain release (on arrival),
 // --synchronized (at the master's release instant) and `at` (an instant 300 ms ahead). Prints
-// p50/p99/max skew per mode and writes bench-results/barrier-sync.json. It reports; it never fails
-// on a number.
+// p50/p99/max skew per mode (and how late after the instant the waits ended, and how they waited:
+// clock_nanosleep or the spin fallback) and writes bench-results/barrier-sync.json. It reports; it
+// never fails on a number. The participants do not start a command: what that adds is measured by
+// bench:barrier-sync-wake (scripts/bench/barrier-sync-wake.ts).
 //
 //   npm run bench:barrier-sync [-- --trials 100] [--participants 4,16] [--hosts 4] [--out FILE]
 import type { ChildProcess } from 'node:child_process';
@@ -14,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { StringDecoder } from 'node:string_decoder';
 import { parseArgs } from 'node:util';
 import { NetnsLab, netnsAvailable, sleep } from '../../lab/netns/netns.ts';
 import { startAgent, statusOf, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
@@ -39,6 +42,10 @@ interface Answer {
   exitCode: number;
   releasedNs: string;
   lateNs: number | null;
+  /** How far past its target the participant's wait ended, ns (synchronized and at). */
+  overshootNs?: number | null;
+  /** How it waited the last stretch (synchronized and at). */
+  wokeBy?: string | null;
   error?: string;
 }
 
@@ -56,8 +63,11 @@ function startParticipant(lab: NetnsLab, host: NetnsLab['hosts'][number]): Promi
   const participant: Participant = { child, pending: new Map() };
   return new Promise((resolve) => {
     let buffer = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-      buffer += chunk;
+    // Buffers decoded here, not setEncoding: the lab keeps the same chunks in its output ring, which
+    // needs them as Buffers (strings broke it once the ring overflowed, at 100 trials).
+    const decoder = new StringDecoder('utf8');
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffer += decoder.write(chunk);
       for (let newline = buffer.indexOf('\n'); newline >= 0; newline = buffer.indexOf('\n')) {
         const line = buffer.slice(0, newline);
         buffer = buffer.slice(newline + 1);
@@ -85,6 +95,10 @@ interface Summary {
   skewUs: { p50: number; p99: number; max: number };
   /** Participants that started late (the release or the command came after the instant). */
   late: number;
+  /** How far past the instant (its host target) each participant's wait ended, µs (synchronized and at). */
+  afterInstantUs: { p50: number; p99: number; max: number } | null;
+  /** How the participants waited the last stretch: counts per way (clock_nanosleep, spin, none when late). */
+  wokeBy: Record<string, number>;
   failures: number;
 }
 
@@ -118,6 +132,8 @@ async function main(): Promise<void> {
         const offsets = (await Promise.all(agents.map((agent) => statusOf(lab, agent)))).map((report) => report?.clock.hostOffsetNs ?? Number.NaN);
         const clockSpreadUs = (Math.max(...offsets) - Math.min(...offsets)) / 1e3;
         const skews: number[] = [];
+        const afterInstant: number[] = [];
+        const wokeBy: Record<string, number> = {};
         let late = 0;
         let failures = 0;
         for (let trial = 0; trial < trials; trial += 1) {
@@ -144,16 +160,31 @@ async function main(): Promise<void> {
           const released = answers.filter((answer) => answer.error === undefined && answer.exitCode === 0 && answer.releasedNs !== '');
           failures += answers.length - released.length;
           late += released.filter((answer) => (answer.lateNs ?? 0) > 0).length;
+          for (const answer of released) {
+            if (typeof answer.overshootNs === 'number' && (answer.lateNs ?? 0) === 0) afterInstant.push(answer.overshootNs / 1e3);
+            if (typeof answer.wokeBy === 'string') wokeBy[answer.wokeBy] = (wokeBy[answer.wokeBy] ?? 0) + 1;
+          }
           if (released.length < 2) continue;
           const moments = released.map((answer) => BigInt(answer.releasedNs));
           const spreadNs = moments.reduce((a, b) => (b > a ? b : a)) - moments.reduce((a, b) => (b < a ? b : a));
           skews.push(Number(spreadNs) / 1e3);
         }
         skews.sort((a, b) => a - b);
-        const summary: Summary = { participants: size, mode, trials, clockSpreadUs, skewUs: { p50: percentile(skews, 0.5), p99: percentile(skews, 0.99), max: skews.at(-1) ?? Number.NaN }, late, failures };
+        afterInstant.sort((a, b) => a - b);
+        const summary: Summary = {
+          participants: size,
+          mode,
+          trials,
+          clockSpreadUs,
+          skewUs: { p50: percentile(skews, 0.5), p99: percentile(skews, 0.99), max: skews.at(-1) ?? Number.NaN },
+          late,
+          afterInstantUs: afterInstant.length === 0 ? null : { p50: percentile(afterInstant, 0.5), p99: percentile(afterInstant, 0.99), max: afterInstant.at(-1)! },
+          wokeBy,
+          failures,
+        };
         summaries.push(summary);
         process.stdout.write(
-          `${String(size).padStart(3)} participants  ${mode.padEnd(12)}  skew p50 ${summary.skewUs.p50.toFixed(1).padStart(9)} µs  p99 ${summary.skewUs.p99.toFixed(1).padStart(9)} µs  max ${summary.skewUs.max.toFixed(1).padStart(9)} µs  late ${late}/${trials * size}  clocks ${clockSpreadUs.toFixed(1)} µs apart${failures > 0 ? `  failures ${failures}` : ''}\n`,
+          `${String(size).padStart(3)} participants  ${mode.padEnd(12)}  skew p50 ${summary.skewUs.p50.toFixed(1).padStart(9)} µs  p99 ${summary.skewUs.p99.toFixed(1).padStart(9)} µs  max ${summary.skewUs.max.toFixed(1).padStart(9)} µs  late ${late}/${trials * size}${summary.afterInstantUs === null ? '' : `  woke p50 ${summary.afterInstantUs.p50.toFixed(0)} µs after`}  clocks ${clockSpreadUs.toFixed(1)} µs apart${failures > 0 ? `  failures ${failures}` : ''}\n`,
         );
       }
     }

@@ -6,7 +6,7 @@ import type { HostPort } from '../daemon/config.ts';
 import type { StatusReport } from '../daemon/status.ts';
 import { STATUS_REQUEST_TIMEOUT_MS, SYNC_START_WAIT_NS_MAX } from '../core/limits.ts';
 import { ControlRequestError, getJson } from './control-client.ts';
-import { describeStart, hostRealtime, runCommand, waitForInstant, type ParticipantClock, type StartReport } from './sync-start.ts';
+import { commandFor, describeStart, hostRealtime, startCommand, waitForInstant, type CommandStart, type ParticipantClock, type StartReport } from './sync-start.ts';
 
 /** Exit codes of `at` (as `status`'s): the command's own when one runs. */
 export const AT_EXIT = { reached: 0, notSynchronized: 1, usage: 2, unreachable: 3 } as const;
@@ -67,7 +67,7 @@ export interface AtCommand {
   command: string[] | null;
 }
 
-export type AtReport = StartReport & { synchronized: boolean; mode: string };
+export type AtReport = StartReport & { synchronized: boolean; mode: string; command?: CommandStart };
 
 export interface AtOutcome {
   exitCode: number;
@@ -92,6 +92,8 @@ export async function runAt(command: AtCommand, print: (report: AtReport, messag
   const where = `${command.target.host}:${command.target.port}`;
   const ask = async () => clockOf(await getJson<StatusReport>(command.target, '/status', STATUS_REQUEST_TIMEOUT_MS));
   const hostNowNs = hostRealtime();
+  // The command is made ready to start at once (start-command.ts) before the wait, not after it.
+  const prepared = commandFor(command.command);
   let clock: ParticipantClock & { synchronized: boolean };
   try {
     clock = await ask();
@@ -131,6 +133,6 @@ export async function runAt(command: AtCommand, print: (report: AtReport, messag
     print(fullReport, messages);
     return { exitCode: AT_EXIT.reached, messages, report: fullReport };
   }
-  const ran = await runCommand(command.command, () => print(fullReport, messages));
+  const ran = await startCommand(command.command, report, prepared, hostNowNs, (how) => print({ ...fullReport, command: how }, messages));
   return { exitCode: ran.exitCode, messages: ran.message === null ? [] : [`at: ${ran.message}`], report: fullReport };
 }

@@ -27,7 +27,7 @@ import { ENV_FILE_DEFAULT, install, InstallError, UNIT_DIR_DEFAULT } from './ins
 import path from 'node:path';
 import { BARRIER_EXIT, runBarrier, startAtRelease } from './barrier.ts';
 import { parseTime, runAt } from './at.ts';
-import { hostRealtime, runCommand, splitCommand } from './sync-start.ts';
+import { commandFor, hostRealtime, splitCommand, startCommand, type CommandStart } from './sync-start.ts';
 import { generateKeyLine, KeyFileError, loadKeyFile } from '../daemon/keys.ts';
 import { FrameAuth, KEY_ID_MAX } from '../wire/auth.ts';
 import { barrierNameProblem } from '../core/barrier/frames.ts';
@@ -503,6 +503,8 @@ export async function main(argv: string[]): Promise<void> {
         if (target === null) usageError("--http: 'none' leaves nothing to ask; give the agent's control server HOST:PORT");
         // Bound before asking: loading it after the release would eat into the margin.
         const hostNowNs = args.synchronized ? hostRealtime() : null;
+        // The command is made ready to start at once (start-command.ts) before the wait, not after the release.
+        const prepared = commandFor(trailingCommand);
         const outcome = await runBarrier({
           name,
           count,
@@ -518,8 +520,9 @@ export async function main(argv: string[]): Promise<void> {
           released && hostNowNs !== null
             ? await startAtRelease(outcome, { name, count, wait: true, errorCode, timeoutMs: null, host: target.host, port: target.port }, hostNowNs)
             : { start: null, messages: [] };
-        const print = () => {
-          if (args.json && outcome.result !== null) process.stdout.write(`${JSON.stringify(started.start === null ? outcome.result : { ...outcome.result, start: started.start })}\n`);
+        const print = (how?: CommandStart) => {
+          const start = started.start === null ? null : how === undefined ? started.start : { ...started.start, command: how };
+          if (args.json && outcome.result !== null) process.stdout.write(`${JSON.stringify(start === null ? outcome.result : { ...outcome.result, start })}\n`);
           for (const line of started.messages) process.stderr.write(`berkeley-agent: ${line}\n`);
           if (outcome.message !== null) process.stderr.write(`berkeley-agent: ${outcome.message}\n`);
         };
@@ -529,7 +532,7 @@ export async function main(argv: string[]): Promise<void> {
           process.exitCode = outcome.exitCode;
           return;
         }
-        const ran = await runCommand(trailingCommand, print);
+        const ran = await startCommand(trailingCommand, started.start, prepared, hostNowNs, print);
         if (ran.message !== null) process.stderr.write(`berkeley-agent: barrier ${name}: ${ran.message}\n`);
         process.exitCode = ran.exitCode;
       },

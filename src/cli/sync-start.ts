@@ -3,17 +3,21 @@
 //
 // The agent's clock is the host's CLOCK_REALTIME plus its offset (0 on the kernel clock; a virtual
 // clock's hostOffsetNs). So the instant on the agent's clock is an instant on the host clock, and
-// this process waits for that: it sleeps (timers wake up late on a busy host, never early enough
-// to matter) until SYNC_START_SPIN_NS before it, then spins on clock_gettime(CLOCK_REALTIME) for
-// the last stretch. The agent reads the host clock through an anchor (src/clock/host.ts) known to
-// within its anchorErrorNs, so the wait ends that much later: never before the instant on the
-// participant's own clock.
-import { spawn } from 'node:child_process';
+// this process waits for that: it sleeps on a timer (timers wake up late on a busy host, never
+// early enough to matter) until SYNC_START_SPIN_NS before it, then sleeps in the kernel until the
+// host clock reads it (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME), src/clock/raw.ts): the
+// scheduler wakes it at the instant instead of it competing for a core in a spin, which on a busy
+// host costs whole time slices. Only where that call cannot be bound does it spin on
+// clock_gettime(CLOCK_REALTIME) for the last stretch. The agent reads the host clock through an
+// anchor (src/clock/host.ts) known to within its anchorErrorNs, so the wait ends that much later:
+// never before the instant on the participant's own clock.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { HostClock } from '../clock/host.ts';
-import { openClock } from '../clock/raw.ts';
+import { openAbsoluteSleep, openClock } from '../clock/raw.ts';
 import { CLOCK_REALTIME } from '../native/libc.ts';
 import { SYNC_START_SPIN_NS } from '../core/limits.ts';
+import { prepareCommand, type PreparedCommand } from './start-command.ts';
 
 /** This agent's clock as a waiting command needs it. */
 export interface ParticipantClock {
@@ -35,14 +39,31 @@ export interface StartReport {
   startedClockNs: string;
   /** How far past the instant the instant already was when the wait began (0: on time), ns. */
   lateNs: number;
-  /** How far past the instant the wait ended (the spin's last read; a sleep that overslept shows here), ns. */
+  /** How far past the instant the wait ended (the first read after the wait; a timer that overslept shows here), ns. */
   overshootNs: number;
   hostOffsetNs: number;
   errorBoundNs: number | null;
+  /** How the last stretch was waited: in the kernel (clock_nanosleep), spinning where that cannot be bound, or not at all (late). */
+  wokeBy: 'clock_nanosleep' | 'spin' | 'none';
+  /** Why it spun (the binding's or the call's error), when it did. */
+  fallback?: string;
+}
+
+/** Sleeps in the kernel until the host clock reads targetNs; null, or why it could not. */
+export type SleepUntilHostNs = (targetNs: bigint) => string | null;
+
+let realtimeSleep: { sleepUntilNs: SleepUntilHostNs } | { error: string } | null = null;
+
+/** The kernel sleep until a CLOCK_REALTIME instant, bound once (or why it cannot be). */
+export function hostRealtimeSleep(): { sleepUntilNs: SleepUntilHostNs } | { error: string } {
+  realtimeSleep ??= openAbsoluteSleep(CLOCK_REALTIME, 'CLOCK_REALTIME');
+  return realtimeSleep;
 }
 
 /** The host's CLOCK_REALTIME in ns: clock_gettime through koffi, else the anchored hrtime. */
 export function hostRealtime(): () => bigint {
+  // Bind the kernel sleep too, now: binding it after a release would eat into the margin.
+  hostRealtimeSleep();
   // The one koffi binding of clock_gettime (native/libc.ts); its trial read warms the call up.
   const realtime = openClock(CLOCK_REALTIME, 'CLOCK_REALTIME');
   if (!('error' in realtime)) return realtime.nowNs;
@@ -57,6 +78,9 @@ export interface WaitOptions {
   clock: ParticipantClock;
   refresh?: () => Promise<ParticipantClock>;
   sleepMs?: (ms: number) => Promise<void>;
+  /** The last stretch: a kernel sleep until a host instant (default: clock_nanosleep), or why there is none (spin). */
+  sleepUntilHostNs?: { sleepUntilNs: SleepUntilHostNs } | { error: string };
+  /** How long before the instant the timer sleep hands over to the last stretch, ns. */
   spinNs?: number;
 }
 
@@ -79,6 +103,8 @@ export async function waitForInstant(instantNs: bigint, options: WaitOptions): P
   let targetNs = targetOf(clock);
   const firstNs = options.hostNowNs();
   const lateNs = firstNs > targetNs ? Number(firstNs - targetNs) : 0;
+  let wokeBy: StartReport['wokeBy'] = lateNs > 0 ? 'none' : 'spin';
+  let fallback: string | undefined;
   if (lateNs === 0) {
     for (;;) {
       const remainingNs = targetNs - options.hostNowNs();
@@ -91,21 +117,26 @@ export async function waitForInstant(instantNs: bigint, options: WaitOptions): P
       }
       await sleepMs(Number(remainingNs - spinNs) / 1e6);
     }
-    // The last stretch: spin (a timer could wake us milliseconds late).
-    while (options.hostNowNs() < targetNs) {
-      // spin
-    }
+    // The last stretch (a timer could wake us milliseconds late): in the kernel, else spinning.
+    const kernel = options.sleepUntilHostNs ?? hostRealtimeSleep();
+    const failed = 'error' in kernel ? kernel.error : kernel.sleepUntilNs(targetNs);
+    if (failed === null) wokeBy = 'clock_nanosleep';
+    else fallback = failed;
   }
-  const startedHostNs = options.hostNowNs();
-  const overshootNs = Number(startedHostNs - targetNs);
+  // After the kernel sleep this reads once and goes on (it returns at the instant or later); the
+  // read is the start's moment.
+  let startedHostNs = options.hostNowNs();
+  while (startedHostNs < targetNs) startedHostNs = options.hostNowNs();
   return {
-    overshootNs,
+    overshootNs: Number(startedHostNs - targetNs),
     instantNs: instantNs.toString(),
     startedHostNs: startedHostNs.toString(),
     startedClockNs: (startedHostNs + BigInt(Math.round(clock.hostOffsetNs))).toString(),
     lateNs,
     hostOffsetNs: clock.hostOffsetNs,
     errorBoundNs: clock.errorBoundNs,
+    wokeBy,
+    ...(fallback === undefined ? {} : { fallback }),
   };
 }
 
@@ -128,36 +159,101 @@ function formatNs(ns: number): string {
 export const COMMAND_EXIT = { cannotExecute: 126, notFound: 127 } as const;
 
 /**
- * Runs `command` now (`onSpawned` once it was started), directly (no shell), with this process's stdio, and resolves with the exit
- * code to pass on: the command's, 128 + signal number if a signal ended it, 126/127 if it could
- * not be started. Node cannot exec in place, so the command is a child of this process.
+ * Runs `command` now (`onSpawned` once it was started, with the host clock when spawn() returned:
+ * the child has exec'd by then), directly (no shell), with this process's stdio, and resolves with
+ * the exit code to pass on: the command's, 128 + signal number if a signal ended it, 126/127 if it
+ * could not be started. Node cannot exec in place, so the command is a child of this process.
  */
-export function runCommand(command: readonly string[], onSpawned: () => void = () => {}): Promise<{ exitCode: number; message: string | null }> {
+export function runCommand(command: readonly string[], onSpawned: (spawnedHostNs: bigint | null) => void = () => {}, hostNowNs: (() => bigint) | null = null): Promise<{ exitCode: number; message: string | null }> {
+  const [file, ...args] = command as [string, ...string[]];
+  const child = spawn(file, args, { stdio: 'inherit' });
+  const spawnedHostNs = hostNowNs === null ? null : hostNowNs();
+  // Anything we print goes out only now, so that it does not delay the start.
+  onSpawned(spawnedHostNs);
+  return awaitCommand(child, file);
+}
+
+/** Waits for a spawned command and passes its end on. */
+function awaitCommand(child: ChildProcess, file: string): Promise<{ exitCode: number; message: string | null }> {
   return new Promise((resolve) => {
-    const [file, ...args] = command as [string, ...string[]];
-    const child = spawn(file, args, { stdio: 'inherit' });
-    // Anything we print goes out only now, so that it does not delay the start.
-    onSpawned();
-    // Signals that would end us go to the command (it is the foreground job); we exit with its status.
-    const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
-    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => [signal, forward(signal)] as const);
-    for (const [signal, handler] of handlers) process.on(signal, handler);
+    const stopForwarding = forwardSignals((signal) => child.kill(signal));
     let finished = false;
     const done = (outcome: { exitCode: number; message: string | null }) => {
       if (finished) return;
       finished = true;
-      for (const [signal, handler] of handlers) process.off(signal, handler);
+      stopForwarding();
       resolve(outcome);
     };
-    child.once('error', (error: NodeJS.ErrnoException) => {
-      const notFound = error.code === 'ENOENT';
-      done({ exitCode: notFound ? COMMAND_EXIT.notFound : COMMAND_EXIT.cannotExecute, message: `cannot run ${JSON.stringify(file)}: ${error.code ?? error.message}` });
-    });
+    child.once('error', (error: NodeJS.ErrnoException) => done(cannotRun(file, error.code ?? error.message)));
     child.once('exit', (code, signal) => {
       if (signal !== null) done({ exitCode: 128 + (osConstants.signals[signal] ?? 0), message: null });
       else done({ exitCode: code ?? 0, message: null });
     });
   });
+}
+
+/** Signals that would end us go to the command (it is the foreground job); we exit with its status. Returns the undo. */
+function forwardSignals(send: (signal: NodeJS.Signals) => void): () => void {
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((signal) => [signal, () => send(signal)] as const);
+  for (const [signal, handler] of handlers) process.on(signal, handler);
+  return () => {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
+  };
+}
+
+function cannotRun(file: string, code: string): { exitCode: number; message: string } {
+  return { exitCode: code === 'ENOENT' ? COMMAND_EXIT.notFound : COMMAND_EXIT.cannotExecute, message: `cannot run ${JSON.stringify(file)}: ${code}` };
+}
+
+/** How the command of a start began. */
+export interface CommandStart {
+  /** posix_spawnp (prepared while waiting; vfork, no copy of this process), or child_process.spawn where that cannot be had. */
+  via: 'posix_spawn' | 'spawn';
+  /** From the host instant to the start call's return (the command has exec'd by then), ns; null without an instant (plain release). */
+  startedAfterNs: number | null;
+  /** Why not posix_spawn, when not. */
+  fallback?: string;
+}
+
+/** The command of a start, prepared while waiting for the instant (start-command.ts); or why not. */
+export function commandFor(command: readonly string[] | null): PreparedCommand | { error: string } | null {
+  return command === null ? null : prepareCommand(command);
+}
+
+/**
+ * Starts the command of a start now, directly (no shell), with this process's stdio; `print` runs
+ * once it started, with how. Resolves with the exit code to pass on: the command's, 128 + signal
+ * number if a signal ended it, 126/127 if it could not be started.
+ */
+export function startCommand(
+  command: readonly string[],
+  start: StartReport | null,
+  prepared: PreparedCommand | { error: string } | null,
+  hostNowNs: (() => bigint) | null,
+  print: (how: CommandStart) => void,
+): Promise<{ exitCode: number; message: string | null }> {
+  const targetNs = start === null ? null : BigInt(start.startedHostNs) - BigInt(start.overshootNs);
+  const since = (nowNs: bigint | null): number | null => (targetNs === null || nowNs === null ? null : Number(nowNs - targetNs));
+  const file = command[0] as string;
+  if (prepared !== null && !('error' in prepared)) {
+    const started = prepared.startNow();
+    const startedAfterNs = since(hostNowNs === null ? null : hostNowNs());
+    print({ via: 'posix_spawn', startedAfterNs });
+    if ('error' in started) return Promise.resolve(cannotRun(file, started.error));
+    const stopForwarding = forwardSignals((signal) => {
+      try {
+        process.kill(started.pid, signal);
+      } catch {
+        // Gone already.
+      }
+    });
+    return prepared.wait(started.pid).then((status) => {
+      stopForwarding();
+      return { exitCode: 'code' in status ? status.code : 128 + status.signal, message: null };
+    });
+  }
+  const fallback = prepared === null ? 'not prepared' : prepared.error;
+  return runCommand(command, (spawnedHostNs) => print({ via: 'spawn', startedAfterNs: since(spawnedHostNs), fallback }), hostNowNs);
 }
 
 /** Splits `... -- COMMAND ARGS...` off an argument list (the first `--` only). */

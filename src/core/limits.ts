@@ -341,9 +341,10 @@ export const BARRIER_SYNC_MARGIN_MAX_NS = 1_000_000_000;
 /** A participant's command never waits for an instant further ahead than this (a wrong clock or a
  *  hostile master must not park it for days); `at` refuses TIMEs further ahead with exit 2. */
 export const SYNC_START_WAIT_NS_MAX = 7 * 24 * 3600 * 1_000_000_000;
-/** The command sleeps until this long before the instant, then spins on the host clock: timers in
- *  Node wake up several ms late on a loaded host (measured 3-6 ms at load 15 on 2 cores), and a
- *  spin costs one core that long, once per start. */
+/** The waiter sleeps on a Node timer until this long before the instant (timers wake several ms
+ *  late on a loaded host: 3-6 ms measured at load 15 on 2 cores), then in the kernel to the instant
+ *  (clock_nanosleep, TIMER_ABSTIME; src/cli/sync-start.ts), spinning on the host clock for that
+ *  stretch only where the binding is missing. */
 export const SYNC_START_SPIN_NS = 10_000_000;
 
 // ---------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import { timeReport, type TimeReport } from './time-report.ts';
 import type { Upstreams } from '../net/ntp-client.ts';
 import type { UpstreamSample } from '../ntp/client.ts';
 import { upstreamEstimate } from '../ntp/estimate.ts';
-import { clockMoveNs, estimateNow } from './upstream-feed.ts';
+import { clockMoveNs, estimateNow } from '../core/upstream/feed.ts';
 
 /** status.ntp of an agent whose daemon started no NTP service. */
 const NTP_NOT_RUNNING: NtpReport = {
@@ -116,9 +116,8 @@ export class Agent {
   private framesSent = 0;
   private readonly sendErrorLog = onceEvery(REJECT_LOG_INTERVAL_MS);
   private readonly refusedLog = onceEvery(REJECT_LOG_INTERVAL_MS);
-  /** The NTP client of --upstream (attachUpstreams), and each server's newest sample time (monotonic ms). */
+  /** The NTP client of --upstream (attachUpstreams). */
   private upstreams: Upstreams | null = null;
-  private readonly upstreamSampleAtMs = new Map<string, number>();
   private upstreamTimer: NodeJS.Timeout | null = null;
   private upstreamPeerAddress: string | null = null;
   private upstreamPollIntervalMs = 0;
@@ -280,18 +279,19 @@ export class Agent {
   }
 
   /** The client took a sample of server `id` (UpstreamsOptions.onSample). */
-  upstreamSample(id: string, sample: UpstreamSample): void {
-    this.upstreamSampleAtMs.set(id, sample.atMs);
+  upstreamSample(_id: string, _sample: UpstreamSample): void {
     this.feedUpstream();
   }
 
   private feedUpstream(): void {
     const upstreams = this.upstreams;
     if (this.stopped || upstreams === null) return;
-    const outcome = upstreamEstimate(upstreams.selection(), this.upstreamSampleAtMs);
+    // Named by the samples the filters chose: a new sample that the filter passes over (a worse
+    // one) is no new estimate, and a kept one is not taken again as a fresh rate measurement.
+    const outcome = upstreamEstimate(upstreams.selection(), upstreams.chosenSamples());
     let estimate = outcome.estimate;
     if (estimate !== null) {
-      // As of now, not as of the end of the slew in progress (upstream-feed.ts).
+      // As of now, not as of the end of the slew in progress (core/upstream/feed.ts).
       estimate = estimateNow(estimate, this.options.clock.state().slewRemainingNs);
       const peer = estimate.systemPeer;
       this.upstreamPeerAddress = upstreams.status().find((server) => server.id === peer)?.address ?? null;
@@ -387,7 +387,7 @@ export class Agent {
         this.log.debug({ ...context, ...(correction.source ? { source: correction.source } : {}), phaseNs: Math.round(action.phaseNs), frequencyPpm: action.frequencyPpm }, 'clock slewed');
         break;
     }
-    // Every move of the clock, whatever its source, to the upstream client (upstream-feed.ts).
+    // Every move of the clock, whatever its source, to the upstream client (core/upstream/feed.ts).
     const moveNs = clockMoveNs(action, slewRemainingNs);
     if (moveNs !== null) this.upstreams?.clockAdjusted(moveNs);
     const tracking = this.options.discipline.state();

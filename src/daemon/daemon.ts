@@ -277,7 +277,7 @@ async function startWithStateDir(
     try {
       upstreams = await startUpstreams({
         servers: config.upstreams,
-        clock,
+        clock: { nowNs: () => clock.nowNs(), slewRemainingNs: () => clock.state().slewRemainingNs },
         // The agent's monotonic clock: sample times and the node's times are on one scale.
         monoMs: () => hostClock.monoMs(),
         logger,

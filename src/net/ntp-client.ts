@@ -44,8 +44,11 @@ export interface UpstreamsLogger {
 
 export interface UpstreamsOptions {
   servers: readonly UpstreamServerAddress[];
-  /** The clock measured against the servers: this agent's clock (kernel or virtual), Unix ns. */
-  clock: { nowNs(): bigint };
+  /**
+   * The clock measured against the servers: this agent's clock (kernel or virtual), Unix ns, and
+   * what it still has to slew (a driver's state().slewRemainingNs; absent: nothing).
+   */
+  clock: { nowNs(): bigint; slewRemainingNs?(): number };
   /** Monotonic ms (default performance.now). */
   monoMs?: () => number;
   logger: UpstreamsLogger;
@@ -109,6 +112,8 @@ export interface Upstreams {
   status(): UpstreamServerStatus[];
   /** Selection among the servers now (src/ntp/selection.ts). */
   selection(): SelectionResult;
+  /** Per server id, when its filter's choice was taken (monotonic ms): what an estimate rests on. */
+  chosenSamples(): Map<string, number>;
   /**
    * This agent's clock was moved by `deltaNs` (positive: forward), a step or the amount of a slew:
    * the kept samples follow (UpstreamClient.clockAdjusted). Call it with every correction applied
@@ -189,7 +194,7 @@ export async function startUpstreams(options: UpstreamsOptions): Promise<Upstrea
       counters.unknownSource += 1;
       return;
     }
-    const outcome = server.client.receive(bytes, rxNs, monoMs());
+    const outcome = server.client.receive(bytes, rxNs, monoMs(), options.clock.slewRemainingNs?.() ?? 0);
     if (outcome.ok) {
       options.onSample?.(server.id, outcome.sample);
     } else if (outcome.reason === 'kissDeny') {
@@ -289,6 +294,15 @@ export async function startUpstreams(options: UpstreamsOptions): Promise<Upstrea
     },
     selection(): SelectionResult {
       return selectUpstreams(servers.map(candidate));
+    },
+    chosenSamples(): Map<string, number> {
+      const nowMs = monoMs();
+      const chosen = new Map<string, number>();
+      for (const server of servers) {
+        const atMs = server.client.report(nowMs).chosenSampleAtMs;
+        if (atMs !== null) chosen.set(server.id, atMs);
+      }
+      return chosen;
     },
     close(): Promise<void> {
       if (closed) return Promise.resolve();

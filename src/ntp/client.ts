@@ -16,10 +16,10 @@
 // - Reach: an 8-bit register shifted left at every request, bit 0 set by a reply that passed the
 //   header checks (RFC 5905 A.5.1.1): synchronized (LI != 3, stratum 1..15), reference time not
 //   after its transmit time, no zero timestamp, root distance below the maximum.
-// - Filter: the last N samples (UPSTREAM_FILTER_SAMPLES); the one with the least delay stands for
-//   the server (NTP's clock filter; the same idea as the members' delay filter,
-//   core/sync/delay-filter.ts: a sample's offset error is up to half its delay, and queueing only
-//   ever adds delay). Its dispersion grows at the frequency tolerance (15 ppm) with its age.
+// - Filter: the last N samples (UPSTREAM_FILTER_SAMPLES); the newest whose delay is not far above
+//   their minimum stands for the server (the members' delay filter, core/sync/delay-filter.ts: a
+//   sample's offset error is up to half its delay, and queueing only ever adds delay; see best()).
+//   Its dispersion grows at the frequency tolerance (15 ppm) with its age.
 // - Root distance, the bound on |our clock's offset to the server's reference - the estimate|:
 //   (root delay + delay) / 2 + root dispersion + dispersion (the sample's, grown with age) +
 //   jitter (RMS of the other samples' offsets about the chosen one). RFC 5905 also counts the
@@ -28,6 +28,7 @@
 //
 // Offsets are "server minus our clock": positive when the server is ahead (our clock must move
 // forward to agree), the sign of sampleFromTimestamps and of chrony's "System clock wrong by".
+import { isPoorSample } from '../core/sync/delay-filter.ts';
 import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, UPSTREAM_BURST_INTERVAL_MS, UPSTREAM_BURST_REQUESTS, UPSTREAM_BURST_REQUESTS_MAX,
   UPSTREAM_FILTER_SAMPLES, UPSTREAM_LOCAL_PRECISION_NS, UPSTREAM_POLL_INTERVAL_MS_DEFAULT, UPSTREAM_POLL_INTERVAL_MS_MAX,
   UPSTREAM_POLL_INTERVAL_MS_MIN, UPSTREAM_RATE_BACKOFF_MS_MAX, UPSTREAM_ROOT_DISTANCE_NS_MAX, UPSTREAM_STRATUM_MAX } from '../core/limits.ts';
@@ -153,8 +154,11 @@ export interface UpstreamReport {
   /** The filter's choice (least delay); null before a sample. */
   offsetNs: number | null;
   delayNs: number | null;
-  /** How old the filter's choice is, ms (null before a sample): an estimate is new when this sample is. */
-  chosenSampleAgoMs: number | null;
+  /**
+   * When the filter's choice was taken (monotonic ms, its own stamp; null before a sample): an
+   * estimate resting on it is new only when this is.
+   */
+  chosenSampleAtMs: number | null;
   /** Its dispersion now (grown with age), ns. */
   dispersionNs: number | null;
   /** RMS of the other kept samples' offsets about the chosen one, ns. */
@@ -272,11 +276,11 @@ export class UpstreamClient {
 
   /**
    * A datagram from the server. `rxNs`: our clock (Unix ns) when it arrived, the kernel's stamp
-   * where there is one; `nowMs`: monotonic ms.
+   * where there is one; `nowMs`: monotonic ms; `slewRemainingNs`: what our clock still had to slew.
    */
-  receive(bytes: Uint8Array, rxNs: bigint, nowMs: number): ReplyOutcome {
+  receive(bytes: Uint8Array, rxNs: bigint, nowMs: number, slewRemainingNs = 0): ReplyOutcome {
     this.counters.replies += 1;
-    const outcome = this.judge(bytes, rxNs, nowMs);
+    const outcome = this.judge(bytes, rxNs, nowMs, slewRemainingNs);
     if (outcome.ok) {
       this.counters.samples += 1;
       this.lastRejectReason = null;
@@ -288,7 +292,7 @@ export class UpstreamClient {
     return outcome;
   }
 
-  private judge(bytes: Uint8Array, rxNs: bigint, nowMs: number): ReplyOutcome {
+  private judge(bytes: Uint8Array, rxNs: bigint, nowMs: number, slewRemainingNs: number): ReplyOutcome {
     if (bytes.byteLength < NTP_HEADER_BYTES) return { ok: false, reason: 'short' };
     const header = readHeader(bytes);
     if (header.version !== 3 && header.version !== 4) return { ok: false, reason: 'version' };
@@ -332,7 +336,9 @@ export class UpstreamClient {
     const measured = sampleFromTimestamps(sent.t1Ns, t2Ns, t3Ns, rxNs);
     const serverPrecisionNs = 2 ** header.precision * 1e9;
     const sample: UpstreamSample = {
-      offsetNs: measured.offsetNs,
+      // As of the end of the slew our clock is still running (clockAdjusted was told all of it when
+      // it began): every kept sample then says where the clock stands once its moves are done.
+      offsetNs: measured.offsetNs - slewRemainingNs,
       // RFC 5905: never below the precision (a negative delay is the two clocks' rounding).
       delayNs: Math.max(measured.delayNs, this.options.localPrecisionNs),
       dispersionNs: serverPrecisionNs + this.options.localPrecisionNs + this.growthNs(Number(rxNs - sent.t1Ns) / 1e6),
@@ -362,26 +368,25 @@ export class UpstreamClient {
   }
 
   /**
-   * The filter's choice at `nowMs`: the least distance (half the delay plus the dispersion, grown
-   * with age), the newest among equals, as RFC 5905's clock filter sorts. By delay alone an old
-   * sample would stand for the server for eight polls, and a clock running a few ppm off (what
-   * the master following this server is there to correct) moves further from it every poll.
+   * The filter's choice: the newest sample whose delay is not far above the kept samples' minimum
+   * (the members' delay filter, core/sync/delay-filter.ts: a sample queued on the way is off by up
+   * to half its excess delay). Not the least delay alone, as NTP's filter sorts: with delays a few
+   * µs apart an old sample would stand for the server for up to eight polls, and each estimate
+   * resting on it, shifted only by our own corrections, would hide the rate our clock drifted at
+   * since (what a master following this server is there to learn). The minimum itself is never
+   * poor, so there is always a choice.
    */
-  private best(nowMs: number): UpstreamSample | null {
-    let best: UpstreamSample | null = null;
-    let bestDistanceNs = Number.POSITIVE_INFINITY;
-    for (const sample of this.samples) {
-      const distanceNs = sample.delayNs / 2 + sample.dispersionNs + this.growthNs(nowMs - sample.atMs);
-      if (distanceNs <= bestDistanceNs) {
-        best = sample;
-        bestDistanceNs = distanceNs;
-      }
+  private best(): UpstreamSample | null {
+    const delaysNs = this.samples.map((sample) => sample.delayNs);
+    for (let index = this.samples.length - 1; index >= 0; index -= 1) {
+      const sample = this.samples[index] as UpstreamSample;
+      if (!isPoorSample(sample.delayNs, delaysNs)) return sample;
     }
-    return best;
+    return this.samples.at(-1) ?? null;
   }
 
   report(nowMs: number): UpstreamReport {
-    const best = this.best(nowMs);
+    const best = this.best();
     let dispersionNs: number | null = null;
     let jitterNs: number | null = null;
     let rootDistanceNs: number | null = null;
@@ -405,7 +410,7 @@ export class UpstreamClient {
       jitterNs,
       rootDistanceNs,
       lastSampleAgoMs: newest === undefined ? null : nowMs - newest.atMs,
-      chosenSampleAgoMs: best === null ? null : nowMs - best.atMs,
+      chosenSampleAtMs: best?.atMs ?? null,
       filterSamples: this.samples.length,
       lastRejectReason: this.lastRejectReason,
       kissCode: this.lastKissCode,

@@ -3,18 +3,18 @@
 //
 // `sampledMs` must name each sample exactly once (the core acts on each distinct value once, and
 // counts usable estimates in a row by it), so it comes from the samples' own monotonic stamps
-// (UpstreamSample.atMs, kept per server by the caller), never from "now minus an age", which
-// would differ between two readings of the same sample. It is the newest sample of the
-// truechimers: a new sample from a falseticker changes nothing the estimate rests on, so it
-// yields the same sampledMs and is not counted again.
+// (the atMs of the sample each server's filter chose, Upstreams.chosenSamples()), never from "now
+// minus an age", which would differ between two readings of the same sample. It is the newest of
+// the truechimers' chosen samples: a new sample from a falseticker, or one the filter passes over,
+// changes nothing the estimate rests on, so it yields the same sampledMs and is not counted again.
 import type { UpstreamEstimate } from '../core/upstream/estimate.ts';
 import type { SelectionResult } from './selection.ts';
 
 export type EstimateOutcome = { estimate: UpstreamEstimate; why: null } | { estimate: null; why: string };
 
 /**
- * The estimate of a selection. `lastSampleAtMs`: per server id, the monotonic ms of its newest
- * sample (absent: none yet).
+ * The estimate of a selection. `lastSampleAtMs`: per server id, the monotonic ms of the sample
+ * its filter chose (absent: none yet).
  */
 export function upstreamEstimate(selection: SelectionResult, lastSampleAtMs: ReadonlyMap<string, number>): EstimateOutcome {
   if (!selection.ok) return { estimate: null, why: selection.reason };

@@ -21,6 +21,7 @@ import { EventLoop } from './harness.ts';
 import { SeededRandom } from './random.ts';
 import { TraceHash } from './trace.ts';
 import { SimUpstreamClient, upstreamServer, type SimUpstreamSpec } from './upstream.ts';
+import { clockMoveNs } from '../core/upstream/feed.ts';
 import type { SelectionResult } from '../ntp/selection.ts';
 
 export interface SimNodeSpec {
@@ -340,8 +341,9 @@ export class Simulation {
   /** One poll of the node's upstream client, then the next one scheduled (for this incarnation). */
   private pollUpstreams(sim: SimNode, client: SimUpstreamClient): void {
     if (sim.node === null || sim.upstream !== client) return;
-    const nextMs = client.poll(this.upstreamServers, this.nowMs, this.trueNs(), this.readClock(sim), this.random, this.upstreamPollIntervalMs);
-    const { estimate, why } = client.estimate(this.upstreamServers, this.nowMs);
+    const slewRemainingNs = sim.clock.slewRemainingAtNs(this.machineNs(sim.oscillator));
+    const nextMs = client.poll(this.upstreamServers, this.nowMs, this.trueNs(), this.readClock(sim), slewRemainingNs, this.random, this.upstreamPollIntervalMs);
+    const { estimate, why } = client.estimate(this.upstreamServers, this.nowMs, slewRemainingNs);
     this.reportClock(sim);
     sim.node.upstreamUpdate(this.nowMs, estimate, why);
     this.afterInput(sim);
@@ -608,8 +610,9 @@ export class Simulation {
       });
       const outcome = action.kind;
       // The client's kept samples follow every adjustment of the clock (clockAdjusted).
-      // A step or a new slew ends the slew in progress (VirtualClock.rebase drops its unapplied part).
-      if (sim.upstream !== null && (action.kind === 'step' || action.kind === 'slew')) sim.upstream.adjustedNs += (action.kind === 'step' ? action.deltaNs : action.phaseNs) - slewRemainingNs;
+      // Every move of the clock to its upstream client, as the daemon does (core/upstream/feed.ts).
+      const movedNs = clockMoveNs(action, slewRemainingNs);
+      if (sim.upstream !== null && movedNs !== null) sim.upstream.adjustedNs += movedNs;
       const afterNs = sim.clock.readAtNs(machineNs);
       this.counters.correctionsApplied += 1;
       this.trace.add(`${nodeId} correct ${correction.term}/${correction.round} ${correction.correctionNs}`);

@@ -7,8 +7,11 @@
 // (a falseticker: seconds), its jitter, the path's delay and loss, its stratum and root distance.
 import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, UPSTREAM_BURST_INTERVAL_MS, UPSTREAM_BURST_REQUESTS, UPSTREAM_FILTER_SAMPLES } from '../core/limits.ts';
 import type { UpstreamEstimate } from '../core/upstream/estimate.ts';
+import { isPoorSample } from '../core/sync/delay-filter.ts';
 import type { UpstreamCandidate } from '../ntp/client.ts';
 import { selectUpstreams, type SelectionResult } from '../ntp/selection.ts';
+import { upstreamEstimate } from '../ntp/estimate.ts';
+import { estimateNow } from '../core/upstream/feed.ts';
 import type { SeededRandom } from './random.ts';
 
 export interface SimUpstreamSpec {
@@ -62,7 +65,7 @@ export class SimUpstreamClient {
    * One request to every server at true time `trueNs`, the node's clock reading `clockNs`; returns
    * when to poll next (ms from now).
    */
-  poll(servers: ReadonlyMap<string, Server>, nowMs: number, trueNs: bigint, clockNs: bigint, random: SeededRandom, pollIntervalMs: number): number {
+  poll(servers: ReadonlyMap<string, Server>, nowMs: number, trueNs: bigint, clockNs: bigint, slewRemainingNs: number, random: SeededRandom, pollIntervalMs: number): number {
     if (this.burstLeft === 0 && [...this.polled.values()].every((polled) => polled.reach === 0)) this.burstLeft = UPSTREAM_BURST_REQUESTS;
     for (const id of this.serverIds) {
       const server = servers.get(id);
@@ -73,7 +76,8 @@ export class SimUpstreamClient {
       const backNs = server.delayNs / 2 + exponential(random, server.delayJitterNs);
       const serverErrorNs = server.offsetNs + (random.next() < 0.5 ? -1 : 1) * exponential(random, server.jitterNs);
       // Server time minus our clock, as the four timestamps measure it: the path's asymmetry shows.
-      const offsetNs = Number(trueNs - clockNs) + serverErrorNs + (outNs - backNs) / 2;
+      // ... as of the end of the clock's slew in progress, as the client keeps it.
+      const offsetNs = Number(trueNs - clockNs) + serverErrorNs + (outNs - backNs) / 2 - slewRemainingNs;
       polled.reach |= 1;
       polled.samples.push({ offsetNs, delayNs: outNs + backNs, adjustedNs: this.adjustedNs, atMs: nowMs });
       if (polled.samples.length > UPSTREAM_FILTER_SAMPLES) polled.samples.shift();
@@ -82,8 +86,11 @@ export class SimUpstreamClient {
     return this.burstLeft > 0 ? UPSTREAM_BURST_INTERVAL_MS : pollIntervalMs;
   }
 
-  /** Selection now, and what the core is told: an estimate, or null and why. */
-  estimate(servers: ReadonlyMap<string, Server>, nowMs: number): { estimate: UpstreamEstimate | null; why: string | null } {
+  /**
+   * Selection now, and what the core is told (the daemon's conversion, src/ntp/estimate.ts): an
+   * estimate as of now (with `slewRemainingNs` of the clock's slew still to come), or null and why.
+   */
+  estimate(servers: ReadonlyMap<string, Server>, nowMs: number, slewRemainingNs: number): { estimate: UpstreamEstimate | null; why: string | null } {
     const candidates: UpstreamCandidate[] = this.serverIds.map((id) => {
       const polled = this.polled.get(id) as PolledServer;
       const server = servers.get(id);
@@ -101,23 +108,11 @@ export class SimUpstreamClient {
     });
     const selection = selectUpstreams(candidates);
     this.lastSelection = selection;
-    if (!selection.ok) return { estimate: null, why: selection.reason };
-    const peer = candidates.find((candidate) => candidate.id === selection.systemPeer);
-    // New when a selected server's chosen sample is (each is acted on once).
-    const sampledMs = Math.max(...selection.selected.map((id) => chosen((this.polled.get(id) as PolledServer).samples, nowMs).atMs));
-    return {
-      estimate: {
-        sampledMs,
-        offsetNs: selection.offsetNs,
-        errorBoundNs: selection.errorBoundNs,
-        rootDistanceNs: peer !== undefined && peer.usable ? peer.rootDistanceNs : selection.errorBoundNs,
-        stratum: selection.stratum,
-        leap: selection.leap,
-        systemPeer: selection.systemPeer,
-        truechimers: selection.selected.length,
-      },
-      why: null,
-    };
+    // Each server's chosen sample names the estimate: a new one is a new estimate.
+    const chosenAtMs = new Map<string, number>();
+    for (const [id, polled] of this.polled) if (polled.samples.length > 0) chosenAtMs.set(id, chosen(polled.samples, nowMs).atMs);
+    const outcome = upstreamEstimate(selection, chosenAtMs);
+    return outcome.estimate === null ? outcome : { estimate: estimateNow(outcome.estimate, slewRemainingNs), why: null };
   }
 }
 
@@ -135,18 +130,14 @@ export function upstreamServer(spec: SimUpstreamSpec): Server {
   };
 }
 
-/** The filter's choice, as the client's: least distance (half the delay, grown with age at 15 ppm), newest among equals. */
-function chosen(samples: readonly Sample[], nowMs: number): Sample {
-  let best = samples[0] as Sample;
-  let bestNs = Number.POSITIVE_INFINITY;
-  for (const sample of samples) {
-    const distanceNs = sample.delayNs / 2 + ERROR_BOUND_FREQUENCY_TOLERANCE_PPM * (nowMs - sample.atMs);
-    if (distanceNs <= bestNs) {
-      best = sample;
-      bestNs = distanceNs;
-    }
+/** The filter's choice, as the client's: the newest sample whose delay is not poor against the kept ones'. */
+function chosen(samples: readonly Sample[], _nowMs: number): Sample {
+  const delaysNs = samples.map((sample) => sample.delayNs);
+  for (let index = samples.length - 1; index >= 0; index -= 1) {
+    const sample = samples[index] as Sample;
+    if (!isPoorSample(sample.delayNs, delaysNs)) return sample;
   }
-  return best;
+  return samples.at(-1) as Sample;
 }
 
 function exponential(random: SeededRandom, meanNs: number): number {

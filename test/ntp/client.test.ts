@@ -260,18 +260,31 @@ describe('filter', () => {
       header: { rootDelay: nsToNtpShort(1_000_000), rootDispersion: nsToNtpShort(500_000) },
     }));
     const report = client.report(nowMs);
-    expect(Math.round(report.offsetNs as number)).toBe(1_000_000);
+    // Two samples are too few to call one queued: the newest stands for the server.
+    expect(Math.round(report.offsetNs as number)).toBe(1_100_000);
     expect(Math.round(report.jitterNs as number)).toBe(100_000);
     const rootDelayNs = report.server?.rootDelayNs as number;
     const rootDispersionNs = report.server?.rootDispersionNs as number;
     const expectedNs = (rootDelayNs + (report.delayNs as number)) / 2 + rootDispersionNs + (report.dispersionNs as number) + 100_000;
     expect(report.rootDistanceNs).toBeCloseTo(expectedNs, 3);
     expect(report.rootDistanceNs as number).toBeGreaterThan(1_000_000 / 2 + 500_000 + 100_000 / 2 + 100_000);
-    // 100 s later: 15 ppm of 100 s = 1.5 ms more.
-    const later = client.report(nowMs + 100_000);
-    expect((later.rootDistanceNs as number) - (report.rootDistanceNs as number)).toBeCloseTo(1_500_000, 0);
+    // 100 s after the sample (taken at nowMs + 1): 15 ppm of 100 s = 1.5 ms more.
+    const later = client.report(nowMs + 100_001);
+    expect((later.rootDistanceNs as number) - (client.report(nowMs + 1).rootDistanceNs as number)).toBeCloseTo(1_500_000, 0);
     // The sample was taken at nowMs + 1 (run() receives 1 ms after sending).
-    expect(later.lastSampleAgoMs).toBe(100_000 - 1);
+    expect(later.lastSampleAgoMs).toBe(100_000);
+  });
+
+  it('the filter takes the newest sample, unless its delay is far above the kept minimum (queued): then the newest good one', () => {
+    const client = new UpstreamClient({ pollIntervalMs: 1_000, burstRequests: 1 });
+    // Delays 200, 220, 240 us, then a queued 5 ms one: the 240 us sample (offset 3) stands.
+    const delaysNs = [100_000n, 110_000n, 120_000n, 2_500_000n];
+    let nowMs = run(client, 4, (index) => ({ offsetNs: BigInt(1_000_000 * (index + 1)), outNs: delaysNs[index] as bigint, backNs: delaysNs[index] as bigint }));
+    expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(3_000_000);
+    expect(client.report(nowMs).chosenSampleAtMs).toBeLessThan(nowMs - 500);
+    // A fresh good sample takes over at once (not the old least-delay one).
+    nowMs = run(client, 1, { offsetNs: 7_000_000n, outNs: 115_000n, backNs: 115_000n }, nowMs);
+    expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(7_000_000);
   });
 
   it('a usable candidate carries offset, root distance, stratum and leap', () => {

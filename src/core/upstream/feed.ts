@@ -8,8 +8,8 @@
 // its samples then say where the clock will be once the slew in progress is done. The node (and
 // the discipline, which subtracts the slew in progress itself) wants the offset as of now: the
 // estimate plus the slew still to come.
-import type { DisciplineAction } from '../core/sync/discipline.ts';
-import type { UpstreamEstimate } from '../core/upstream/estimate.ts';
+import type { DisciplineAction } from '../sync/discipline.ts';
+import type { UpstreamEstimate } from './estimate.ts';
 
 /** How far `action` will have moved the clock once done, ns; null: it does not move it. */
 export function clockMoveNs(action: DisciplineAction, slewRemainingNs: number): number | null {
