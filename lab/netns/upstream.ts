@@ -12,9 +12,10 @@
 //   with --upstream B and W (two servers seconds apart: no majority), one with B, C and W (W is a
 //   falseticker). They start 1 s off the host, so "followed the right one" (-> 0), "followed the
 //   wrong one" (-> +3 s) and "followed neither" (stays at +1 s) tell apart.
-// Phases (each a method; the caller orders them): wait until the cluster follows the upstream,
-// observe a window, stop the upstream and observe the holdover, start it again and wait for the
-// return. Every status read is kept as a Snapshot, so the test asserts and the bench measures the
+// Phases (runPhases; each also a method): optionally let the cluster keep its own time first and
+// only then start the upstream (lateUpstreamMs: an upstream appearing over an established cluster),
+// wait until the cluster follows the upstream, let it settle, observe a window, stop the upstream
+// and observe the holdover, start it again and wait for the return. Every status read is kept as a Snapshot, so the test asserts and the bench measures the
 // same records. Agents always run --clock virtual. Cleanup (close()) kills every process and deletes
 // every namespace; the lab also does so from exit and signal handlers.
 import type { ChildProcess } from 'node:child_process';
