@@ -329,7 +329,9 @@ describe.skipIf(!availability.ok)('the product on three separate kernels under s
       expect(virtual.ntp.addresses).toContain(`127.0.0.1:${RECIPE_NTP_PORT}`);
 
       // 2. The kernel clock made wrong: +0.5 s, and +100 ppm (tick) with the learned frequency gone.
-      await guest.run(`date -s "@$(node -p 'Date.now() / 1000 + 0.5')" > /dev/null && adjtimex --tick 10001 --frequency 0`);
+      // The target is read right before the step (date, not node: a Node start in a guest takes
+      // 100 ms or more, and the step came out that much short of 0.5 s, under the wait's -0.4 s).
+      await guest.run(`date -s "@$(date +%s.%N | awk '{ printf "%.6f", $1 + 0.5 }')" > /dev/null && adjtimex --tick 10001 --frequency 0`);
       let lastSeen: unknown = null;
       const stepped = await waitFor('the agent to see the step of the host clock', 30_000, async () => {
         const status = await agentStatus(guest) as Status | null;
