@@ -834,17 +834,15 @@ export class ProtocolNode {
       else this.takeOverByClass(nowMs);
     }
     if (this.role !== 'master') return;
-    const refusedBefore = upstream.report(nowMs, true).refused?.atMs ?? null;
     // Established: our own time is locked, or a member's locked time answered our last round.
     const established = (this.clockSynchronized && this.clockProvisionalNs === null) || this.master.establishedMemberSeen;
     const steering = upstream.steer(nowMs, established);
-    if (steering !== null) {
+    if (steering?.kind === 'refuse') {
+      this.emit({ kind: 'upstream-refused', offsetNs: steering.offsetNs, limitNs: steering.limitNs });
+    } else if (steering?.kind === 'correct') {
       this.counters.correctionsApplied += 1;
-      this.corrections.push({ correctionNs: steering.correctionNs, term: this.term, round: upstream.report(nowMs, true).corrections, masterId: this.config.nodeId, source: 'upstream', slewOnly: steering.slewOnly, pollIntervalMs: this.config.upstream?.upstreamPollIntervalMs });
-      return;
+      this.corrections.push({ correctionNs: steering.correctionNs, term: this.term, round: steering.count, masterId: this.config.nodeId, source: 'upstream', slewOnly: steering.slewOnly, pollIntervalMs: this.config.upstream?.upstreamPollIntervalMs });
     }
-    const refused = upstream.report(nowMs, true).refused;
-    if (refused !== null && refused.atMs !== refusedBefore) this.emit({ kind: 'upstream-refused', offsetNs: refused.offsetNs, limitNs: refused.limitNs });
   }
 
   /**

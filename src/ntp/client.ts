@@ -367,22 +367,9 @@ export class UpstreamClient {
     return Math.max(0, ms) * 1e6 * this.options.frequencyTolerancePpm * 1e-6;
   }
 
-  /**
-   * The filter's choice: the newest sample whose delay is not far above the kept samples' minimum
-   * (the members' delay filter, core/sync/delay-filter.ts: a sample queued on the way is off by up
-   * to half its excess delay). Not the least delay alone, as NTP's filter sorts: with delays a few
-   * µs apart an old sample would stand for the server for up to eight polls, and each estimate
-   * resting on it, shifted only by our own corrections, would hide the rate our clock drifted at
-   * since (what a master following this server is there to learn). The minimum itself is never
-   * poor, so there is always a choice.
-   */
+  /** The filter's choice (filterChoice). */
   private best(): UpstreamSample | null {
-    const delaysNs = this.samples.map((sample) => sample.delayNs);
-    for (let index = this.samples.length - 1; index >= 0; index -= 1) {
-      const sample = this.samples[index] as UpstreamSample;
-      if (!isPoorSample(sample.delayNs, delaysNs)) return sample;
-    }
-    return this.samples.at(-1) ?? null;
+    return filterChoice(this.samples);
   }
 
   report(nowMs: number): UpstreamReport {
@@ -437,4 +424,22 @@ export class UpstreamClient {
     }
     return { id, usable: true, offsetNs: report.offsetNs, rootDistanceNs: report.rootDistanceNs, stratum: accepted.stratum, leap: accepted.leap };
   }
+}
+
+/**
+ * The filter's choice among a server's kept samples (oldest first): the newest whose delay is not
+ * far above their minimum (the members' delay filter, core/sync/delay-filter.ts: a sample queued on
+ * the way is off by up to half its excess delay). Not the least delay alone, as NTP's filter
+ * sorts: with delays a few us apart an old sample would stand for the server for up to eight
+ * polls, and each estimate resting on it, shifted only by our own corrections, would hide the rate
+ * our clock drifted at since (what a master following this server is there to learn). The
+ * minimum itself is never poor, so there is always a choice. The simulator's client uses it too.
+ */
+export function filterChoice<T extends { delayNs: number }>(samples: readonly T[]): T | null {
+  const delaysNs = samples.map((sample) => sample.delayNs);
+  for (let index = samples.length - 1; index >= 0; index -= 1) {
+    const sample = samples[index] as T;
+    if (!isPoorSample(sample.delayNs, delaysNs)) return sample;
+  }
+  return samples.at(-1) ?? null;
 }

@@ -7,8 +7,7 @@
 // (a falseticker: seconds), its jitter, the path's delay and loss, its stratum and root distance.
 import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, UPSTREAM_BURST_INTERVAL_MS, UPSTREAM_BURST_REQUESTS, UPSTREAM_FILTER_SAMPLES } from '../core/limits.ts';
 import type { UpstreamEstimate } from '../core/upstream/estimate.ts';
-import { isPoorSample } from '../core/sync/delay-filter.ts';
-import type { UpstreamCandidate } from '../ntp/client.ts';
+import { filterChoice, type UpstreamCandidate } from '../ntp/client.ts';
 import { selectUpstreams, type SelectionResult } from '../ntp/selection.ts';
 import { upstreamEstimate } from '../ntp/estimate.ts';
 import { estimateNow } from '../core/upstream/feed.ts';
@@ -95,7 +94,7 @@ export class SimUpstreamClient {
       const polled = this.polled.get(id) as PolledServer;
       const server = servers.get(id);
       if (server === undefined || polled.reach === 0 || polled.samples.length === 0) return { id, usable: false, exclusion: 'unreachable', reason: 'no answer to the last 8 requests' };
-      const best = chosen(polled.samples, nowMs);
+      const best = filterChoice(polled.samples) as Sample;
       const ageMs = nowMs - best.atMs;
       return {
         id,
@@ -110,7 +109,7 @@ export class SimUpstreamClient {
     this.lastSelection = selection;
     // Each server's chosen sample names the estimate: a new one is a new estimate.
     const chosenAtMs = new Map<string, number>();
-    for (const [id, polled] of this.polled) if (polled.samples.length > 0) chosenAtMs.set(id, chosen(polled.samples, nowMs).atMs);
+    for (const [id, polled] of this.polled) if (polled.samples.length > 0) chosenAtMs.set(id, (filterChoice(polled.samples) as Sample).atMs);
     const outcome = upstreamEstimate(selection, chosenAtMs);
     return outcome.estimate === null ? outcome : { estimate: estimateNow(outcome.estimate, slewRemainingNs), why: null };
   }
@@ -128,16 +127,6 @@ export function upstreamServer(spec: SimUpstreamSpec): Server {
     up: true,
     ...spec,
   };
-}
-
-/** The filter's choice, as the client's: the newest sample whose delay is not poor against the kept ones'. */
-function chosen(samples: readonly Sample[], _nowMs: number): Sample {
-  const delaysNs = samples.map((sample) => sample.delayNs);
-  for (let index = samples.length - 1; index >= 0; index -= 1) {
-    const sample = samples[index] as Sample;
-    if (!isPoorSample(sample.delayNs, delaysNs)) return sample;
-  }
-  return samples.at(-1) as Sample;
 }
 
 function exponential(random: SeededRandom, meanNs: number): number {

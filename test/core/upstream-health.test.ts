@@ -87,10 +87,10 @@ describe('the master and its upstream (reference)', () => {
     const reference = new UpstreamReference({ upstreamPollIntervalMs: POLL_MS, correctionNsMax: 600e9 });
     const atMs = healthy(reference);
     expect(reference.mode(false)).toBe('standby');
-    expect(reference.steer(atMs, false)).toEqual({ correctionNs: 5e6, slewOnly: false });
+    expect(reference.steer(atMs, false)).toEqual({ kind: 'correct', correctionNs: 5e6, slewOnly: false, count: 1 });
     expect(reference.steer(atMs + 1, true)).toBeNull(); // the same sample: once
     reference.update(atMs + 2_000, estimate(atMs + 2_000, { offsetNs: 3e6 }));
-    expect(reference.steer(atMs + 2_000, true)).toEqual({ correctionNs: 3e6, slewOnly: true });
+    expect(reference.steer(atMs + 2_000, true)).toEqual({ kind: 'correct', correctionNs: 3e6, slewOnly: true, count: 2 });
     expect(reference.mode(true)).toBe('following');
     expect(reference.referencesRounds(true)).toBe(true);
     expect(reference.passedOn(true)).toEqual({ stratum: 1, leap: 0 });
@@ -102,13 +102,13 @@ describe('the master and its upstream (reference)', () => {
     const reference = new UpstreamReference({ upstreamPollIntervalMs: POLL_MS, correctionNsMax: 1e9 });
     let atMs = 0;
     for (; atMs < UPSTREAM_HEALTHY_SAMPLES * 2_000; atMs += 2_000) reference.update(atMs, estimate(atMs, { offsetNs: 5e9 }));
-    expect(reference.steer(atMs, true)).toBeNull();
+    expect(reference.steer(atMs, true)).toEqual({ kind: 'refuse', offsetNs: 5e9, limitNs: 1e9 });
     expect(reference.mode(true)).toBe('refused');
     expect(reference.referencesRounds(true)).toBe(false);
     expect(reference.report(atMs, true).refused).toEqual({ offsetNs: 5e9, limitNs: 1e9, atMs });
     // A cluster still forming may step there instead.
     reference.update(atMs + 2_000, estimate(atMs + 2_000, { offsetNs: 5e9 }));
-    expect(reference.steer(atMs + 2_000, false)).toEqual({ correctionNs: 5e9, slewOnly: false });
+    expect(reference.steer(atMs + 2_000, false)).toEqual({ kind: 'correct', correctionNs: 5e9, slewOnly: false, count: 1 });
   });
 
   it('lost after following: holdover (the rounds still reference the master, its bound grows); a new mastership starts over', () => {

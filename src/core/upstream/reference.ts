@@ -26,11 +26,17 @@ import { UpstreamHealth, type UpstreamHealthReport } from './health.ts';
  */
 export type UpstreamMode = 'acquiring' | 'standby' | 'following' | 'holdover' | 'refused';
 
-export interface UpstreamSteering {
-  correctionNs: number;
-  /** The cluster's time is established: slew only, never step. */
-  slewOnly: boolean;
-}
+/** What the newest estimate asks of the master's clock: a correction (the count-th), or a refusal. */
+export type UpstreamSteering =
+  | {
+    kind: 'correct';
+    correctionNs: number;
+    /** The cluster's time is established: slew only, never step. */
+    slewOnly: boolean;
+    /** Corrections onto the upstream so far, this one included (numbers them). */
+    count: number;
+  }
+  | { kind: 'refuse'; offsetNs: number; limitNs: number };
 
 export interface UpstreamReport extends UpstreamHealthReport {
   mode: UpstreamMode;
@@ -92,9 +98,9 @@ export class UpstreamReference {
   }
 
   /**
-   * As master, with the health settled: the correction the newest estimate asks for, once per
-   * sample, or null (nothing new, not healthy, or refused). `established`: the cluster's time is
-   * established (this clock is locked, or a locked member answered the last round).
+   * As master, with the health settled: what the newest estimate asks for, once per sample (null:
+   * nothing new, or not healthy). `established`: the cluster's time is established (this clock is
+   * locked, or a locked member answered the last round).
    */
   steer(nowMs: number, established: boolean): UpstreamSteering | null {
     const estimate = this.estimate;
@@ -104,13 +110,13 @@ export class UpstreamReference {
     if (established && Math.abs(estimate.offsetNs) > this.config.correctionNsMax) {
       this.refusedNow = true;
       this.lastRefused = { offsetNs: estimate.offsetNs, limitNs: this.config.correctionNsMax, atMs: nowMs };
-      return null;
+      return { kind: 'refuse', offsetNs: estimate.offsetNs, limitNs: this.config.correctionNsMax };
     }
     this.refusedNow = false;
     this.followedAsMaster = true;
     this.followed = { offsetNs: estimate.offsetNs, errorBoundNs: estimate.errorBoundNs, atMs: nowMs };
     this.corrections += 1;
-    return { correctionNs: estimate.offsetNs, slewOnly: established };
+    return { kind: 'correct', correctionNs: estimate.offsetNs, slewOnly: established, count: this.corrections };
   }
 
   mode(isMaster: boolean): UpstreamMode {
