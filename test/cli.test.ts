@@ -320,6 +320,7 @@ const SPECS: AgentSpec[] = [
   { nodeId: 'cli-c', priority: 100, offsetS: 1, driftPpm: 0 },
 ];
 const EXPECTED_MASTER = 'cli-b';
+const DISCOVERY_WINDOW_S = 4;
 const CONVERGENCE_TIMEOUT_MS = 60_000;
 const SPREAD_LIMIT_NS = 1_000_000;
 
@@ -368,8 +369,11 @@ describe('a three-agent loopback cluster', () => {
         String(agent.priority),
         '--cluster',
         CLUSTER,
+        // An agent that hears of a master follows it whatever its key (no churn when a box
+        // joins), so every agent must be up before the first window ends: a loaded machine can
+        // take more than a second to start one.
         '--discovery-window',
-        '1',
+        String(DISCOVERY_WINDOW_S),
         '--poll-interval',
         '0.5',
         '--virtual-offset',

@@ -74,7 +74,9 @@ class OutputRing {
 
   constructor(private readonly capacity: number) {}
 
-  push(chunk: Buffer): void {
+  /** A caller may have set an encoding on the stream (then chunks come as strings). */
+  push(data: Buffer | string): void {
+    const chunk = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     this.chunks.push(chunk);
     this.bytes += chunk.length;
     while (this.bytes > this.capacity && this.chunks.length > 0) {
@@ -337,8 +339,8 @@ export class NetnsLab {
       exited: false,
     };
     this.children.add(tracked);
-    child.stdout?.on('data', (chunk: Buffer) => tracked.ring.push(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => tracked.ring.push(chunk));
+    child.stdout?.on('data', (chunk: Buffer | string) => tracked.ring.push(chunk));
+    child.stderr?.on('data', (chunk: Buffer | string) => tracked.ring.push(chunk));
     child.on('exit', () => {
       tracked.exited = true;
     });
