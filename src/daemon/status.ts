@@ -118,7 +118,7 @@ export interface UpstreamServerReport {
   reach: number;
   stratum: number | null;
   leap: number | null;
-  /** Server minus this clock, ns (the filter's least-delay sample, shifted by every correction since). */
+  /** Server minus this clock, ns (the filter's choice: the newest sample whose delay is not poor, shifted by every correction since). */
   offsetNs: number | null;
   delayNs: number | null;
   jitterNs: number | null;

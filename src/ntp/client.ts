@@ -151,7 +151,7 @@ export interface UpstreamReport {
   pollIntervalMs: number;
   /** From the last reply that answered our request; null before one. */
   server: ServerHeader | null;
-  /** The filter's choice (least delay); null before a sample. */
+  /** The filter's choice (filterChoice: the newest sample whose delay is not poor); null before a sample. */
   offsetNs: number | null;
   delayNs: number | null;
   /**

@@ -1,6 +1,6 @@
 // Upstream NTP servers in the simulator (issue 18): each node that has some polls them as the
 // daemon's client does (src/ntp/client.ts), in outline: a burst while nothing answers, then one
-// request per poll interval; an eight-bit reach register; the least-delay sample of the last
+// request per poll interval; an eight-bit reach register; the filter's choice (filterChoice) among the last
 // eight; the kept samples shifted by every correction the node's clock takes (clockAdjusted).
 // Selection is the real one (src/ntp/selection.ts), so falsetickers and disagreeing servers meet
 // the same Marzullo vote as in the daemon. A server is modelled by its error against true time
