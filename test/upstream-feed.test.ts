@@ -15,7 +15,7 @@ const H0_NS = 1_700_000_000_000_000_000n;
 const MS = 1_000_000n;
 const RATE_PPM = 500;
 
-const estimateOf = (offsetNs: number): UpstreamEstimate => ({ sampledMs: 0, offsetNs, errorBoundNs: 0, rootDistanceNs: 0, stratum: 1, leap: 0, systemPeer: 's:123', truechimers: 1 });
+const estimateOf = (offsetNs: number): UpstreamEstimate => ({ sampledMs: 0, peerSampledMs: 0, offsetNs, errorBoundNs: 0, rootDistanceNs: 0, stratum: 1, leap: 0, systemPeer: 's:123', truechimers: 1 });
 
 describe('clockMoveNs and estimateNow', () => {
   it('keep the client\'s estimate equal to the true offset through slews and a step', () => {
@@ -63,7 +63,7 @@ describe('clockMoveNs and estimateNow', () => {
     expect(clock.offsetAtNs(H0_NS + 10_000n * MS) - 2_000_000).toBeCloseTo(movedNs, -1);
   });
 
-  it('a sample taken while a slew runs is kept as of the slew\'s end (receive with the slew remaining), so the estimate is the true offset', () => {
+  it('a sample taken while a slew runs is kept as of the slew\'s end (request and receive told the slew remaining), so the estimate is the true offset', () => {
     // Found in the simulator: the master slewing 40 ms onto its upstream took its next burst
     // sample mid-slew; kept as measured, the estimate added the slew still to come twice and the
     // master's frequency ran 400 ppm off.
@@ -71,7 +71,7 @@ describe('clockMoveNs and estimateNow', () => {
     clock.slew(-2_000_000, RATE_PPM, H0_NS);
     const client = new UpstreamClient({ pollIntervalMs: 16_000 });
     const sentAtNs = H0_NS + 1_000n * MS; // half of the slew done
-    const request = client.request(1_000, () => clock.readAtNs(sentAtNs)) as Uint8Array;
+    const request = client.request(1_000, () => clock.readAtNs(sentAtNs), clock.slewRemainingAtNs(sentAtNs)) as Uint8Array;
     const t2 = sentAtNs + 100_000n;
     const reply = writeHeader({
       leap: 0, version: 4, mode: NtpMode.server, stratum: 1, poll: 4, precision: -20, rootDelay: 0, rootDispersion: nsToNtpShort(20_000), refid: asciiRefid('GPS'),

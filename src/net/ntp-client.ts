@@ -227,7 +227,7 @@ export async function startUpstreams(options: UpstreamsOptions): Promise<Upstrea
         // Only a warm-up.
       }
     }
-    const request = server.client.request(monoMs(), () => options.clock.nowNs());
+    const request = server.client.request(monoMs(), () => options.clock.nowNs(), options.clock.slewRemainingNs?.() ?? 0);
     if (request !== null) {
       try {
         socket.send(request, server.config.port, address, (error) => {

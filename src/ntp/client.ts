@@ -212,6 +212,12 @@ interface Outstanding {
   originTs: bigint;
   /** The same reading in ns (exact: unixNsToNtp/ntpToUnixNs round-trip). */
   t1Ns: bigint;
+  /**
+   * What turns t1 into a reading of the *settled* clock (where it stands once its moves are done,
+   * the scale the samples are kept on): the slew still to come when it was read, plus every move
+   * decided since (clockAdjusted). A reply that straddles a correction is measured on one scale.
+   */
+  settledShiftNs: number;
 }
 
 export class UpstreamClient {
@@ -248,9 +254,10 @@ export class UpstreamClient {
 
   /**
    * The next request, to be sent at once; null when stopped. Call when due. `readTransmitNs`
-   * reads our clock (Unix ns) and is called last, right before the bytes are final.
+   * reads our clock (Unix ns) and is called last, right before the bytes are final;
+   * `slewRemainingNs`: what our clock still had to slew then.
    */
-  request(nowMs: number, readTransmitNs: () => bigint): Uint8Array | null {
+  request(nowMs: number, readTransmitNs: () => bigint, slewRemainingNs = 0): Uint8Array | null {
     if (this.state === 'denied') return null;
     const burstIntervalMs = Math.min(this.options.burstIntervalMs, this.pollIntervalMs);
     if (this.burstLeft > 0) {
@@ -270,7 +277,7 @@ export class UpstreamClient {
     };
     const t1Ns = readTransmitNs();
     const originTs = unixNsToNtp(t1Ns);
-    this.outstanding = { originTs, t1Ns };
+    this.outstanding = { originTs, t1Ns, settledShiftNs: slewRemainingNs };
     return writeHeader({ ...header, transmitTs: originTs });
   }
 
@@ -333,12 +340,16 @@ export class UpstreamClient {
 
     const t2Ns = ntpToUnixNs(header.receiveTs, rxNs);
     const t3Ns = ntpToUnixNs(header.transmitTs, rxNs);
-    const measured = sampleFromTimestamps(sent.t1Ns, t2Ns, t3Ns, rxNs);
+    // Both of our stamps on the settled clock (where it stands once its moves are done: the
+    // slew still running counted in, clockAdjusted having been told all of it when it began), so
+    // that every kept sample says the same of it, and a reply that straddles a correction (the
+    // master steered on another server's reply meanwhile) is as good as any.
+    const t1SettledNs = sent.t1Ns + BigInt(Math.round(sent.settledShiftNs));
+    const t4SettledNs = rxNs + BigInt(Math.round(slewRemainingNs));
+    const measured = sampleFromTimestamps(t1SettledNs, t2Ns, t3Ns, t4SettledNs);
     const serverPrecisionNs = 2 ** header.precision * 1e9;
     const sample: UpstreamSample = {
-      // As of the end of the slew our clock is still running (clockAdjusted was told all of it when
-      // it began): every kept sample then says where the clock stands once its moves are done.
-      offsetNs: measured.offsetNs - slewRemainingNs,
+      offsetNs: measured.offsetNs,
       // RFC 5905: never below the precision (a negative delay is the two clocks' rounding).
       delayNs: Math.max(measured.delayNs, this.options.localPrecisionNs),
       dispersionNs: serverPrecisionNs + this.options.localPrecisionNs + this.growthNs(Number(rxNs - sent.t1Ns) / 1e6),
@@ -353,13 +364,13 @@ export class UpstreamClient {
 
   /**
    * Our clock was moved by `deltaNs` (positive: forward), by a step or by a slew's amount: every
-   * kept sample's offset (server minus us) shifts by -deltaNs, and the outstanding request is
-   * forgotten (its transmit stamp was read on the old scale; its reply would straddle the move and
-   * is dropped as bogus). Without this the filter would keep pointing at the offset already corrected.
+   * kept sample's offset (server minus us) shifts by -deltaNs, and the outstanding request's
+   * transmit stamp is carried onto the moved clock's scale (its reply then measures the clock as
+   * moved). Without this the filter would keep pointing at the offset already corrected.
    */
   clockAdjusted(deltaNs: number): void {
     for (const sample of this.samples) sample.offsetNs -= deltaNs;
-    this.outstanding = null;
+    if (this.outstanding !== null) this.outstanding.settledShiftNs += deltaNs;
   }
 
   /** Dispersion growth over `ms` at the frequency tolerance, ns. */

@@ -1,8 +1,9 @@
 // The upstream NTP client (src/ntp/client.ts), driven by a scripted server: requests are client
 // mode v4 with our clock as transmit stamp; replies are matched by origin (bogus, duplicate
 // dropped); kiss-o'-death RATE backs off and DENY stops; unsynchronized and insane headers give
-// no sample; bursts at start; the reach register; the filter picks the least-delay sample and the
-// offset has the sign "server minus us".
+// no sample; bursts at start; the reach register; the filter picks the newest sample whose delay
+// is not poor, and the offset has the sign "server minus us"; a reply straddling a move of our
+// clock measures the moved clock.
 import { describe, expect, it } from 'vitest';
 import { UPSTREAM_ROOT_DISTANCE_NS_MAX } from '../../src/core/limits.ts';
 import { kissCode, UpstreamClient } from '../../src/ntp/client.ts';
@@ -341,18 +342,60 @@ describe('against our own NTP server reply (src/ntp/server-reply.ts), as the sim
 });
 
 describe('clockAdjusted', () => {
-  it('shifts the kept samples by the move and drops the reply that straddles it', () => {
+  it('shifts the kept samples by the move, and a reply that straddles a step measures the stepped clock', () => {
     const client = new UpstreamClient({ pollIntervalMs: 1_000, burstRequests: 1 });
     let nowMs = run(client, 3, { offsetNs: 3_000_000n });
     expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(3_000_000);
-    // A request goes out, then our clock is stepped 3 ms forward before the reply.
+    // A request goes out, then our clock is stepped 3 ms forward before the reply (the master
+    // steered on another server's reply meanwhile): its arrival stamp is 3 ms later.
     nowMs = client.nextRequestAtMs() as number;
     const { reply, rxNs } = exchange(client, nowMs, T0_NS + BigInt(nowMs) * 1_000_000n, { offsetNs: 3_000_000n });
     client.clockAdjusted(3_000_000);
     expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(0);
-    expect(client.receive(reply, rxNs + 3_000_000n, nowMs + 1)).toEqual({ ok: false, reason: 'bogus' });
+    const outcome = client.receive(reply, rxNs + 3_000_000n, nowMs + 1);
+    if (!outcome.ok) throw new Error(`dropped: ${outcome.reason}`);
+    // Server minus the stepped clock: 0; the round trip is the path's 200 us, not the step's 3 ms.
+    expect(Math.round(outcome.sample.offsetNs)).toBe(0);
+    expect(Math.round(outcome.sample.delayNs)).toBe(200_000);
+    expect(Math.round(client.report(nowMs + 1).offsetNs as number)).toBe(0);
     // The next exchange measures the new offset directly: the filter agrees with it.
     nowMs = run(client, 1, { offsetNs: 0n }, nowMs);
     expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(0);
   });
+
+  it('a reply that straddles the start of a slew is kept as of the slew\'s end, as every sample is', () => {
+    const client = new UpstreamClient({ pollIntervalMs: 1_000, burstRequests: 1 });
+    const nowMs = run(client, 3, { offsetNs: 3_000_000n });
+    const atMs = client.nextRequestAtMs() as number;
+    const { reply, rxNs } = exchange(client, atMs, T0_NS + BigInt(atMs) * 1_000_000n, { offsetNs: 3_000_000n });
+    // A slew of +2 ms begins; by the reply's arrival our clock has slewed 0.5 ms of it.
+    client.clockAdjusted(2_000_000);
+    const outcome = client.receive(reply, rxNs + 500_000n, atMs + 1, 1_500_000);
+    if (!outcome.ok) throw new Error(`dropped: ${outcome.reason}`);
+    // Once the slew is done our clock is 2 ms further: 1 ms behind the server.
+    expect(Math.round(outcome.sample.offsetNs)).toBe(1_000_000);
+    expect(Math.round(outcome.sample.delayNs)).toBe(200_000);
+    expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(1_000_000);
+  });
+
+  it('a request sent mid-slew measures the settled clock too', () => {
+    const client = new UpstreamClient({ pollIntervalMs: 1_000, burstRequests: 1 });
+    const atMs = client.nextRequestAtMs() as number;
+    // 1 ms still to slew when the request goes out, 0.99 ms when the reply arrives (the clock
+    // slewed 10 us on the way): both stamps say the same of the settled clock.
+    const request = client.request(atMs, () => T0_NS, 1_000_000);
+    if (request === null) throw new Error('no request');
+    const sent = readHeader(request);
+    const t2 = T0_NS + 100_000n + 5_000_000n;
+    const reply = writeHeader({
+      leap: 0, version: 4, mode: NtpMode.server, stratum: 1, poll: sent.poll, precision: -20, rootDelay: 0, rootDispersion: nsToNtpShort(20_000),
+      refid: asciiRefid('GPS'), referenceTs: unixNsToNtp(t2 - 1_000_000_000n), originTs: sent.transmitTs, receiveTs: unixNsToNtp(t2), transmitTs: unixNsToNtp(t2 + 10_000n),
+    });
+    const outcome = client.receive(reply, T0_NS + 210_000n + 10_000n, atMs + 1, 990_000);
+    if (!outcome.ok) throw new Error(`dropped: ${outcome.reason}`);
+    // The server is 5 ms ahead of the clock as it read; 1 ms of that is still to be slewed.
+    expect(Math.round(outcome.sample.offsetNs)).toBe(4_000_000);
+    expect(Math.round(outcome.sample.delayNs)).toBe(200_000);
+  });
 });
+
