@@ -136,6 +136,34 @@ describe('following an upstream in the simulator', () => {
     }
   }, SIM_TIMEOUT_MS);
 
+  it('three servers polled together every second (each reply its own event, as in the daemon): one correction a poll, and the frequency settles on the clock\'s own error', () => {
+    // Steered on every reply, the master corrected a few ms apart and read the phase it had left
+    // as a rate: its frequency swung between the +-500 ppm limits for good (seen in namespaces).
+    for (let seed = 1; seed <= 4; seed += 1) {
+      const servers: SimUpstreamSpec[] = [{ id: 'good1', delayNs: 100_000 }, { id: 'good2', delayNs: 150_000 }, { id: 'false', delayNs: 120_000, offsetNs: 3000 * MS }];
+      const driftPpm = 40 - 20 * seed;
+      const sim = new Simulation({ seed, discoverAll: true, upstreams: servers, upstreamPollIntervalMs: 1_000,
+        nodes: [{ nodeId: 'lone', initialOffsetNs: 1e9, driftPpm, upstreams: servers.map((server) => server.id) }] });
+      sim.runUntil(120_000);
+      const correctionsAt120 = sim.node('lone')?.status().upstream?.corrections ?? 0;
+      let worstPpm = 0;
+      for (let atMs = 130_000; atMs <= 400_000; atMs += 10_000) {
+        sim.runUntil(atMs);
+        // The clock's rate cancels its oscillator's error: frequency = -drift.
+        worstPpm = Math.max(worstPpm, Math.abs(sim.clockReport('lone').frequencyPpm + driftPpm));
+      }
+      const status = sim.node('lone')?.status();
+      expect(status?.upstream?.mode, `seed ${seed}`).toBe('following');
+      expect(worstPpm, `seed ${seed}: frequency off its error by up to ${worstPpm.toFixed(1)} ppm`).toBeLessThan(10);
+      // One correction per poll of the system peer (280 polls), not one per reply (two truechimers: 560).
+      const corrections = (status?.upstream?.corrections ?? 0) - correctionsAt120;
+      expect(corrections, `seed ${seed}`).toBeLessThanOrEqual(300);
+      expect(corrections, `seed ${seed}`).toBeGreaterThan(200);
+      expect(worstFromNs(sim, 0), `seed ${seed}`).toBeLessThan(0.3 * MS);
+      expect(sim.checker?.violations).toEqual([]);
+    }
+  }, SIM_TIMEOUT_MS);
+
   it('an upstream-backed master partitioned away: the rest elect a master and hold together; healed, it takes over once and all converge on the upstream', () => {
     for (let seed = 1; seed <= 10; seed += 1) {
       const sim = cluster(seed, ['n1'], [{ id: 'u1' }]);

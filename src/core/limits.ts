@@ -533,5 +533,18 @@ export const UPSTREAM_LOST_AFTER_MS_MIN = 30_000;
 export const UPSTREAM_HOLDDOWN_MS = 60_000;
 export const UPSTREAM_HOLDDOWN_MS_MAX = 30 * 60_000;
 export const UPSTREAM_FLAP_WINDOW_MS = 60 * 60_000;
+/**
+ * The master steers on the system peer's new samples, once a poll. If the system peer falls
+ * silent while it stays selected (its reach empties over 8 polls), the newest sample of another
+ * truechimer is steered on once this many poll intervals passed without a correction.
+ */
+export const UPSTREAM_STEER_STALL_POLLS = 2;
+/**
+ * The discipline reads no rate out of an upstream correction that came less than this share of
+ * the expected spacing of samples (the poll interval, or the burst's interval) after the previous
+ * one: what is left then is the phase the loop chose to leave, not drift, and dividing it by a
+ * short interval would throw the frequency by hundreds of ppm.
+ */
+export const UPSTREAM_RATE_INTERVAL_SHARE_MIN = 0.5;
 /** Losses remembered for the damping (older than the window are dropped anyway). */
 export const UPSTREAM_FLAPS_KEPT = 16;

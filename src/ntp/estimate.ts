@@ -7,6 +7,7 @@
 // minus an age", which would differ between two readings of the same sample. It is the newest of
 // the truechimers' chosen samples: a new sample from a falseticker, or one the filter passes over,
 // changes nothing the estimate rests on, so it yields the same sampledMs and is not counted again.
+// `peerSampledMs` is the system peer's chosen sample: what the master steers on (once a poll).
 import type { UpstreamEstimate } from '../core/upstream/estimate.ts';
 import type { SelectionResult } from './selection.ts';
 
@@ -26,6 +27,7 @@ export function upstreamEstimate(selection: SelectionResult, lastSampleAtMs: Rea
   return {
     estimate: {
       sampledMs,
+      peerSampledMs: lastSampleAtMs.get(selection.systemPeer) ?? sampledMs,
       offsetNs: selection.offsetNs,
       errorBoundNs: selection.errorBoundNs,
       rootDistanceNs: peer.rootDistanceNs,

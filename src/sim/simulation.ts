@@ -20,7 +20,7 @@ import { Oscillator } from './oscillator.ts';
 import { EventLoop } from './harness.ts';
 import { SeededRandom } from './random.ts';
 import { TraceHash } from './trace.ts';
-import { SimUpstreamClient, upstreamServer, type SimUpstreamSpec } from './upstream.ts';
+import { SimUpstreamClient, type SimUpstreamReply, upstreamServer, type SimUpstreamSpec } from './upstream.ts';
 import { clockMoveNs } from '../core/upstream/feed.ts';
 import type { SelectionResult } from '../ntp/selection.ts';
 
@@ -338,16 +338,31 @@ export class Simulation {
     return this.simNode(nodeId).upstream?.lastSelection ?? null;
   }
 
-  /** One poll of the node's upstream client, then the next one scheduled (for this incarnation). */
+  /** One poll of the node's upstream client, its replies on their way, then the next poll scheduled (for this incarnation). */
   private pollUpstreams(sim: SimNode, client: SimUpstreamClient): void {
     if (sim.node === null || sim.upstream !== client) return;
     const slewRemainingNs = sim.clock.slewRemainingAtNs(this.machineNs(sim.oscillator));
-    const nextMs = client.poll(this.upstreamServers, this.nowMs, this.trueNs(), this.readClock(sim), slewRemainingNs, this.random, this.upstreamPollIntervalMs);
+    const { replies, nextMs } = client.poll(this.upstreamServers, this.nowMs, this.trueNs(), this.readClock(sim), slewRemainingNs, this.random, this.upstreamPollIntervalMs);
+    for (const reply of replies) this.after(reply.roundTripMs, `upstream reply ${reply.serverId} to ${sim.spec.nodeId}`, () => this.upstreamReply(sim, client, reply));
+    this.after(nextMs, `upstream poll ${sim.spec.nodeId}`, () => this.pollUpstreams(sim, client));
+    // The selection as it stands, every poll (the daemon's timer): a server gone quiet is told too.
+    this.feedUpstream(sim, client);
+  }
+
+  /** A reply reaches the node's client: selection, and the core is told, once per reply (as the daemon does). */
+  private upstreamReply(sim: SimNode, client: SimUpstreamClient, reply: SimUpstreamReply): void {
+    if (sim.node === null || sim.upstream !== client) return;
+    client.receive(reply, this.nowMs);
+    this.feedUpstream(sim, client);
+  }
+
+  private feedUpstream(sim: SimNode, client: SimUpstreamClient): void {
+    if (sim.node === null) return;
+    const slewRemainingNs = sim.clock.slewRemainingAtNs(this.machineNs(sim.oscillator));
     const { estimate, why } = client.estimate(this.upstreamServers, this.nowMs, slewRemainingNs);
     this.reportClock(sim);
     sim.node.upstreamUpdate(this.nowMs, estimate, why);
     this.afterInput(sim);
-    this.after(nextMs, `upstream poll ${sim.spec.nodeId}`, () => this.pollUpstreams(sim, client));
   }
 
   // ---------------------------------------------------------------- clocks

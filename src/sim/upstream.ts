@@ -32,6 +32,13 @@ export interface SimUpstreamSpec {
 
 type Server = Required<SimUpstreamSpec>;
 
+/** A reply on its way back from a server. */
+export interface SimUpstreamReply {
+  serverId: string;
+  roundTripMs: number;
+  sample: Sample;
+}
+
 interface Sample {
   offsetNs: number;
   delayNs: number;
@@ -61,11 +68,13 @@ export class SimUpstreamClient {
   }
 
   /**
-   * One request to every server at true time `trueNs`, the node's clock reading `clockNs`; returns
-   * when to poll next (ms from now).
+   * One request to every server at true time `trueNs`, the node's clock reading `clockNs`: the
+   * replies that will come back, each with its round trip (deliver them with receive(), one event
+   * each, as the daemon's socket hands them over one by one), and when to poll next (ms from now).
    */
-  poll(servers: ReadonlyMap<string, Server>, nowMs: number, trueNs: bigint, clockNs: bigint, slewRemainingNs: number, random: SeededRandom, pollIntervalMs: number): number {
+  poll(servers: ReadonlyMap<string, Server>, nowMs: number, trueNs: bigint, clockNs: bigint, slewRemainingNs: number, random: SeededRandom, pollIntervalMs: number): { replies: SimUpstreamReply[]; nextMs: number } {
     if (this.burstLeft === 0 && [...this.polled.values()].every((polled) => polled.reach === 0)) this.burstLeft = UPSTREAM_BURST_REQUESTS;
+    const replies: SimUpstreamReply[] = [];
     for (const id of this.serverIds) {
       const server = servers.get(id);
       const polled = this.polled.get(id) as PolledServer;
@@ -75,14 +84,21 @@ export class SimUpstreamClient {
       const backNs = server.delayNs / 2 + exponential(random, server.delayJitterNs);
       const serverErrorNs = server.offsetNs + (random.next() < 0.5 ? -1 : 1) * exponential(random, server.jitterNs);
       // Server time minus our clock, as the four timestamps measure it: the path's asymmetry shows.
-      // ... as of the end of the clock's slew in progress, as the client keeps it.
+      // ... as of the end of the clock's slew in progress, as the client keeps it; the moves of the
+      // clock until the reply arrives shift it as they shift every kept sample (adjustedNs).
       const offsetNs = Number(trueNs - clockNs) + serverErrorNs + (outNs - backNs) / 2 - slewRemainingNs;
-      polled.reach |= 1;
-      polled.samples.push({ offsetNs, delayNs: outNs + backNs, adjustedNs: this.adjustedNs, atMs: nowMs });
-      if (polled.samples.length > UPSTREAM_FILTER_SAMPLES) polled.samples.shift();
+      replies.push({ serverId: id, roundTripMs: (outNs + backNs) / 1e6, sample: { offsetNs, delayNs: outNs + backNs, adjustedNs: this.adjustedNs, atMs: nowMs } });
     }
     if (this.burstLeft > 0) this.burstLeft -= 1;
-    return this.burstLeft > 0 ? UPSTREAM_BURST_INTERVAL_MS : pollIntervalMs;
+    return { replies, nextMs: this.burstLeft > 0 ? UPSTREAM_BURST_INTERVAL_MS : pollIntervalMs };
+  }
+
+  /** A reply arrives at `nowMs` (its sample named by its arrival, as the daemon's client names it). */
+  receive(reply: SimUpstreamReply, nowMs: number): void {
+    const polled = this.polled.get(reply.serverId) as PolledServer;
+    polled.reach |= 1;
+    polled.samples.push({ ...reply.sample, atMs: nowMs });
+    if (polled.samples.length > UPSTREAM_FILTER_SAMPLES) polled.samples.shift();
   }
 
   /**

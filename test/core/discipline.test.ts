@@ -377,6 +377,19 @@ describe('corrections onto an upstream (issue 18)', () => {
     expect(discipline.correct(900_000, 46_000, 0, UPSTREAM).kind).toBe('slew');
   });
 
+  it('an upstream correction that came a few ms after the previous one moves the phase but reads no rate out of it', () => {
+    const discipline = synchronized();
+    discipline.correct(200_000, 100_000, 0, UPSTREAM);
+    const before = discipline.frequencyPpm;
+    // 200 us left 5 ms later (the phase the loop chose to leave, not drift): as a rate, 40,000 ppm.
+    const action = discipline.correct(200_000, 100_005, 0, UPSTREAM);
+    expect(action.kind).toBe('slew');
+    expect(discipline.frequencyPpm).toBe(before);
+    // A poll later the same residual is a rate, and it is taken.
+    discipline.correct(200_000, 116_005, 0, UPSTREAM);
+    expect(discipline.frequencyPpm).not.toBe(before);
+  });
+
   it('a change of reference learns the new rate without weighting the old frequency: a clock 60 ppm off the upstream is within 1 ppm after ten polls', () => {
     const clock = new VirtualClock({ initialOffsetNs: 0, driftPpm: 0, startHostNs: 0n });
     const discipline = synchronized();

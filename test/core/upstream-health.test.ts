@@ -4,13 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { UpstreamHealth } from '../../src/core/upstream/health.ts';
 import { UpstreamReference } from '../../src/core/upstream/reference.ts';
 import type { UpstreamEstimate } from '../../src/core/upstream/estimate.ts';
-import { UPSTREAM_HEALTHY_SAMPLES, UPSTREAM_HOLDDOWN_MS, UPSTREAM_LOST_AFTER_MS_MIN, UPSTREAM_LOST_AFTER_POLLS } from '../../src/core/limits.ts';
+import { UPSTREAM_HEALTHY_SAMPLES, UPSTREAM_HOLDDOWN_MS, UPSTREAM_LOST_AFTER_MS_MIN, UPSTREAM_LOST_AFTER_POLLS, UPSTREAM_STEER_STALL_POLLS } from '../../src/core/limits.ts';
 
 const POLL_MS = 16_000;
 const LOST_AFTER_MS = Math.max(UPSTREAM_LOST_AFTER_MS_MIN, UPSTREAM_LOST_AFTER_POLLS * POLL_MS);
 
 function estimate(sampledMs: number, patch: Partial<UpstreamEstimate> = {}): UpstreamEstimate {
-  return { sampledMs, offsetNs: 1_000, errorBoundNs: 50_000, rootDistanceNs: 100_000, stratum: 1, leap: 0, systemPeer: 'u1:123', truechimers: 1, ...patch };
+  return { sampledMs, peerSampledMs: sampledMs, offsetNs: 1_000, errorBoundNs: 50_000, rootDistanceNs: 100_000, stratum: 1, leap: 0, systemPeer: 'u1:123', truechimers: 1, ...patch };
 }
 
 /** Feeds usable estimates every `everyMs` from `fromMs` to `toMs`; returns the last time fed. */
@@ -96,6 +96,28 @@ describe('the master and its upstream (reference)', () => {
     expect(reference.passedOn(true)).toEqual({ stratum: 1, leap: 0 });
     // Its own bound: the last offset and error bound, grown at 15 ppm.
     expect(reference.ownBoundNs(atMs + 2_000 + 10_000, true)).toBe(3e6 + 50_000 + 15 * 10_000);
+  });
+
+  it('steers once per sample of the system peer, not on each other server\'s reply; a silent system peer does not stall it', () => {
+    const reference = new UpstreamReference({ upstreamPollIntervalMs: POLL_MS, correctionNsMax: 600e9 });
+    const atMs = healthy(reference);
+    expect(reference.steer(atMs, true)?.kind).toBe('correct');
+    // Another truechimer's reply 5 ms later: a new sample behind the estimate, but not the peer's.
+    reference.update(atMs + 5, estimate(atMs + 5, { peerSampledMs: atMs - 2_000, offsetNs: 4e6 }));
+    expect(reference.steer(atMs + 5, true)).toBeNull();
+    // The system peer's next reply, a poll later: steered.
+    reference.update(atMs + POLL_MS, estimate(atMs + POLL_MS, { offsetNs: 2e6 }));
+    expect(reference.steer(atMs + POLL_MS, true)).toMatchObject({ kind: 'correct', correctionNs: 2e6, count: 2 });
+    // The peer falls silent (still selected): the others' samples are steered on once
+    // UPSTREAM_STEER_STALL_POLLS poll intervals passed without a correction, then once a poll.
+    let nowMs = atMs + POLL_MS;
+    const steered: number[] = [];
+    for (let poll = 1; poll <= 5; poll += 1) {
+      nowMs += POLL_MS;
+      reference.update(nowMs, estimate(nowMs, { peerSampledMs: atMs + POLL_MS, offsetNs: 1e6 }));
+      if (reference.steer(nowMs, true) !== null) steered.push(poll);
+    }
+    expect(steered).toEqual(Array.from({ length: Math.floor(5 / UPSTREAM_STEER_STALL_POLLS) }, (_, index) => (index + 1) * UPSTREAM_STEER_STALL_POLLS));
   });
 
   it('beyond the panic threshold from an established cluster: refused, and the cluster stays the reference', () => {

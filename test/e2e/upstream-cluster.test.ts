@@ -192,7 +192,22 @@ describe.skipIf(skipReason !== null)('following an upstream: chronyd -x and four
     expect(agent.upstream?.mode, context).toBe('following');
     expect(agent.reference, context).toBe('upstream');
     expect(Math.abs(agent.hostOffsetNs), context).toBeLessThan(ON_UPSTREAM_NS);
-  });
+    // And it stays there: its oscillator is not detuned, so its frequency stays near 0. Steered on
+    // every server's reply, a few ms apart, it swung between the +-500 ppm limits and wandered by
+    // ms (the master now steers once per sample of its system peer).
+    const held: AgentSample[] = [];
+    for (let reading = 0; reading < 10; reading += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const three = (await s.disagreementSamples())[1] ?? null;
+      if (three !== null) held.push(three);
+    }
+    expect(held.length, 'dis-3 answered').toBeGreaterThan(5);
+    for (const reading of held) {
+      const readingContext = JSON.stringify({ hostOffsetNs: reading.hostOffsetNs, frequencyPpm: reading.frequencyPpm, mode: reading.upstream?.mode });
+      expect(Math.abs(reading.frequencyPpm), readingContext).toBeLessThan(50);
+      expect(Math.abs(reading.hostOffsetNs), readingContext).toBeLessThan(ON_UPSTREAM_NS);
+    }
+  }, 90_000);
 
   it('an upstream appearing over an established cluster: one takeover, slewed onto it without a step', () => {
     if (lateError !== undefined) throw lateError;

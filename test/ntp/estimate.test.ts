@@ -44,6 +44,20 @@ describe('upstreamEstimate', () => {
     expect(upstreamEstimate(selectUpstreams(candidates), times).estimate?.sampledMs).toBe(450);
   });
 
+  it('names the system peer\'s sample apart (peerSampledMs): another truechimer\'s new sample does not change it', () => {
+    const candidates = [server('a:123', 1, 5), server('b:123', 2, 10), server('c:123', 3, 10)];
+    const times = new Map([['a:123', 100], ['b:123', 200], ['c:123', 300]]);
+    const first = upstreamEstimate(selectUpstreams(candidates), times).estimate;
+    expect(first?.systemPeer).toBe('a:123');
+    expect(first?.peerSampledMs).toBe(100);
+    times.set('b:123', 400);
+    const second = upstreamEstimate(selectUpstreams(candidates), times).estimate;
+    expect(second?.sampledMs).toBe(400);
+    expect(second?.peerSampledMs).toBe(100);
+    times.set('a:123', 500);
+    expect(upstreamEstimate(selectUpstreams(candidates), times).estimate?.peerSampledMs).toBe(500);
+  });
+
   it('is null with the selection\'s reason when no majority agrees or no server is usable', () => {
     const disagree = upstreamEstimate(selectUpstreams([server('a:123', 0, 5), server('b:123', 2000, 5)]), new Map([['a:123', 1], ['b:123', 2]]));
     expect(disagree.estimate).toBeNull();

@@ -38,7 +38,7 @@ export function upstreamCore(change: Partial<UpstreamReport> = {}): UpstreamRepo
     healthy: true, clockClass: 1, changedMs: UPSTREAM_NOW_MS - 40_000, usableInRow: 9, lastUsableMs: UPSTREAM_NOW_MS - 1_500,
     lastUnusable: null, recentLosses: 1, holdDownUntilMs: null, acquired: 2, lost: 1,
     mode: 'following',
-    estimate: { sampledMs: UPSTREAM_NOW_MS - 1_500, offsetNs: 14_999.7, errorBoundNs: 52_000.2, rootDistanceNs: 60_000.4, stratum: 1, leap: 0, systemPeer: '198.18.0.10:123', truechimers: 2, atMs: UPSTREAM_NOW_MS - 1_500 },
+    estimate: { sampledMs: UPSTREAM_NOW_MS - 1_500, peerSampledMs: UPSTREAM_NOW_MS - 1_500, offsetNs: 14_999.7, errorBoundNs: 52_000.2, rootDistanceNs: 60_000.4, stratum: 1, leap: 0, systemPeer: '198.18.0.10:123', truechimers: 2, atMs: UPSTREAM_NOW_MS - 1_500 },
     corrections: 7, lastFollowedMs: UPSTREAM_NOW_MS - 1_500,
     refused: { offsetNs: 3e9, limitNs: 600e9, atMs: UPSTREAM_NOW_MS - 90_000 },
     ...change,

@@ -26,6 +26,8 @@ import {
   FREQUENCY_INTERVAL_POLLS_MAX,
   FREQUENCY_PPM_MAX,
   INITIAL_STEPS,
+  UPSTREAM_BURST_INTERVAL_MS,
+  UPSTREAM_RATE_INTERVAL_SHARE_MIN,
   OFFSET_RMS_WEIGHT,
   PROVISIONAL_NS_MAX,
   PROVISIONAL_STEP_NS_MIN,
@@ -307,7 +309,10 @@ export class Discipline {
     // interval apart, where a rate error of tens of ppm is a correction of a millisecond: bounded
     // by the jump limit alone (the recent noise of a 2 s burst would cut the rate short).
     const upstream = source.source === 'upstream';
-    if ((spikeLimitNs !== null || upstream) && intervalMs !== null && intervalMs > 0 && intervalMs <= intervalMsMax) {
+    // ... and are meant to come a sample's spacing apart (a burst's interval at the least): one
+    // that came much sooner (the master steered on another server's reply) carries no rate.
+    const intervalMsMin = upstream ? UPSTREAM_RATE_INTERVAL_SHARE_MIN * Math.min(UPSTREAM_BURST_INTERVAL_MS, source.pollIntervalMs ?? this.config.pollIntervalMs) : 0;
+    if ((spikeLimitNs !== null || upstream) && intervalMs !== null && intervalMs > intervalMsMin && intervalMs <= intervalMsMax) {
       // The integral: what is left after the previous correction was applied is, on average, the
       // rate error times the interval. Its input is bounded by the jump limit and by the recent
       // noise, so that neither a jump nor a bad measurement throws the frequency off.

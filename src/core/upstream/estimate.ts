@@ -4,8 +4,14 @@
 import { UPSTREAM_ROOT_DISTANCE_NS_MAX, UPSTREAM_STRATUM_MAX } from '../limits.ts';
 
 export interface UpstreamEstimate {
-  /** Monotonic ms when the newest sample behind it was taken: each estimate is acted on once. */
+  /** Monotonic ms when the newest sample behind it was taken: the health counts each once. */
   sampledMs: number;
+  /**
+   * Monotonic ms of the system peer's sample behind it: the master steers on each once (ntpd's
+   * clock update on a new sample of the system peer), so that N servers polled together make one
+   * correction a poll, not N at uneven intervals (see UpstreamReference.steer).
+   */
+  peerSampledMs: number;
   /**
    * Upstream time minus this node's clock, ns, as of now: the client shifts its kept samples by
    * every correction this clock takes, so it is current, not as of the sample.

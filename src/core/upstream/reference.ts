@@ -13,7 +13,7 @@
 //   the learned frequency; nothing steps, and its bound grows by the frequency tolerance.
 // - Upstream back (after the health's hold-down): following again, slewed onto it.
 // Members only report: their master's CORRECT says whether it follows an upstream, at which stratum.
-import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, ERROR_BOUND_NS_MAX } from '../limits.ts';
+import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, ERROR_BOUND_NS_MAX, UPSTREAM_STEER_STALL_POLLS } from '../limits.ts';
 import { unusableReason, type UpstreamEstimate } from './estimate.ts';
 import { UpstreamHealth, type UpstreamHealthReport } from './health.ts';
 
@@ -58,8 +58,11 @@ export interface UpstreamReferenceConfig {
 export class UpstreamReference {
   readonly health: UpstreamHealth;
   private estimate: (UpstreamEstimate & { atMs: number }) | null = null;
-  /** The sample behind the last estimate acted on as master (each is acted on once). */
+  /** The system peer's sample behind the last estimate acted on as master (each is acted on once). */
+  private steeredPeerMs: number | null = null;
+  /** The newest sample behind it, and when it was acted on (for a silent system peer). */
   private steeredSampleMs: number | null = null;
+  private steeredAtMs: number | null = null;
   /** The last followed estimate's offset and bound, and when (for the master's own bound). */
   private followed: { offsetNs: number; errorBoundNs: number; atMs: number } | null = null;
   /** Followed the upstream during this mastership: its loss means holdover. */
@@ -105,8 +108,16 @@ export class UpstreamReference {
   steer(nowMs: number, established: boolean): UpstreamSteering | null {
     const estimate = this.estimate;
     if (!this.health.isHealthy || estimate === null) return null;
-    if (this.steeredSampleMs !== null && estimate.sampledMs <= this.steeredSampleMs) return null;
+    // Once per sample of the system peer (ntpd's rule): with several servers polled together,
+    // acting on each one's reply would correct a few ms apart, and the discipline's rate estimate
+    // (what is left over the interval) is meant for corrections a poll apart.
+    const peerNew = this.steeredPeerMs === null || estimate.peerSampledMs > this.steeredPeerMs;
+    const stalled = this.steeredAtMs !== null && (this.steeredSampleMs === null || estimate.sampledMs > this.steeredSampleMs)
+      && nowMs - this.steeredAtMs >= UPSTREAM_STEER_STALL_POLLS * this.config.upstreamPollIntervalMs;
+    if (!peerNew && !stalled) return null;
+    this.steeredPeerMs = Math.max(this.steeredPeerMs ?? Number.NEGATIVE_INFINITY, estimate.peerSampledMs);
     this.steeredSampleMs = estimate.sampledMs;
+    this.steeredAtMs = nowMs;
     if (established && Math.abs(estimate.offsetNs) > this.config.correctionNsMax) {
       this.refusedNow = true;
       this.lastRefused = { offsetNs: estimate.offsetNs, limitNs: this.config.correctionNsMax, atMs: nowMs };
