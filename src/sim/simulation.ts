@@ -384,7 +384,7 @@ export class Simulation {
 
   /** The machine clock of a node now (one rounding, so it never runs backwards). */
   private machineNs(oscillator: Oscillator): bigint {
-    return EPOCH_NS + BigInt(Math.round(this.nowMs * 1e6 + oscillator.offsetNs(this.nowMs)));
+    return EPOCH_NS + oscillator.wholeOffsetNs + BigInt(Math.round(this.nowMs * 1e6 + oscillator.restNs(this.nowMs)));
   }
 
   /** The node's (virtual) clock now: what its agent reads and stamps frames with. */
