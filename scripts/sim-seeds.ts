@@ -46,7 +46,7 @@ interface SeedResult {
   nodes: number;
   elections: number;
   /** --mix coldstart: what the seed drew. */
-  coldStart?: { kind: 'majority' | 'middle'; wild: number; wildMaster: boolean; uncorrectable: number; staggered: boolean };
+  coldStart?: { kind: 'majority' | 'middle'; wild: number; wildMaster: boolean; epoch: 'master' | 'member' | null; staggered: boolean };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -63,7 +63,7 @@ function runColdStartSeed(spec: RunSpec, seed: number): SeedResult {
   try {
     const result = runColdStart(seed, options);
     const what = `${result.nodes} clocks, ${result.wild} wild${result.wildMaster ? ' (one the master)' : ''}, ${result.kind}${result.staggered ? ', two waves' : ''}`;
-    const coldStart = { kind: result.kind, wild: result.wild, wildMaster: result.wildMaster, uncorrectable: result.uncorrectable.length, staggered: result.staggered };
+    const coldStart = { kind: result.kind, wild: result.wild, wildMaster: result.wildMaster, epoch: result.epoch, staggered: result.staggered };
     if (result.problem === null) return { ...base, ok: true, kind: 'pass', message: what, nodes: result.nodes, coldStart };
     return { ...base, ok: false, kind: 'cold-start', message: `seed ${seed}: ${what}: ${result.problem}`, nodes: result.nodes, coldStart };
   } catch (error) {
@@ -268,7 +268,8 @@ async function main(): Promise<void> {
             middle: results.filter((result) => result.coldStart?.kind === 'middle').length,
             withWild: results.filter((result) => (result.coldStart?.wild ?? 0) > 0).length,
             wildMaster: results.filter((result) => result.coldStart?.wildMaster === true).length,
-            withUncorrectable: results.filter((result) => (result.coldStart?.uncorrectable ?? 0) > 0).length,
+            epochMaster: results.filter((result) => result.coldStart?.epoch === 'master').length,
+            epochMember: results.filter((result) => result.coldStart?.epoch === 'member').length,
             staggered: results.filter((result) => result.coldStart?.staggered === true).length,
             staggeredMajority: results.filter((result) => result.coldStart?.staggered === true && result.coldStart.kind === 'majority').length,
           }
@@ -299,7 +300,7 @@ async function main(): Promise<void> {
       const drawn = report.coldStart;
       log(
         `cold starts: ${drawn.majority} with an agreeing majority, ${drawn.middle} without; ${drawn.withWild} with wild clocks, ${drawn.wildMaster} with a wild master, ` +
-          `${drawn.withUncorrectable} with a member over a year off (never corrected: beyond a CORRECT frame's limit); ` +
+          `${drawn.epochMaster + drawn.epochMember} with a clock at the Unix epoch (1970; ${drawn.epochMaster} of them the master); ` +
           `${drawn.staggered} booted in two waves (${drawn.staggeredMajority} of them with an agreeing majority)`,
       );
     } else {

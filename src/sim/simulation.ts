@@ -196,7 +196,7 @@ function describeFrame(frame: Frame): string {
 }
 
 /** Simulated true time starts at a realistic epoch so 64-bit timestamps are exercised. */
-const EPOCH_NS = 1_790_000_000_000_000_000n;
+export const EPOCH_NS = 1_790_000_000_000_000_000n;
 
 const NETWORK_DEFAULTS: SimNetworkSpec = {
   latencyMs: 0.1,
