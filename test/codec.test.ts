@@ -172,6 +172,25 @@ describe('round trips', () => {
     for (const frame of edges) expect(decodeFrame(encodeFrame(frame)), JSON.stringify(frame, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))).toEqual({ ok: true, frame });
   });
 
+  it('a CORRECT carries 56 years (a box at 1970, a master in 2026) and every difference of two valid timestamps, both ways', () => {
+    // The master at 2026-01-01, the member's RTC reset to the epoch: ~1.77e18 ns, far above 2^53.
+    const fiftySixYearsNs = Number(1_767_225_600_000_000_000n - 1_000_000_000n);
+    const span = Number(TIMESTAMP_NS_MAX - 0n);
+    expect(CORRECTION_NS_MAX).toBeGreaterThanOrEqual(span);
+    for (const correctionNs of [fiftySixYearsNs, -fiftySixYearsNs, span, -span]) {
+      const frame = { ...SAMPLES.correct!, correctionNs, delayNs: 120_000, boundNs: Math.abs(correctionNs) * 2 } as Frame;
+      const result = decodeFrame(encodeFrame(frame));
+      expect(result.ok, String(correctionNs)).toBe(true);
+      if (result.ok && result.frame.type === FrameType.correct) {
+        expect(result.frame.correctionNs).toBe(correctionNs);
+        expect(result.frame.boundNs).toBe(Math.abs(correctionNs) * 2);
+      }
+    }
+    // A REPLY of a box that stepped those 56 years while provisional says so truthfully.
+    const reply = decodeFrame(encodeFrame({ ...SAMPLES.reply!, provisionalNs: fiftySixYearsNs } as Frame));
+    expect(reply.ok && reply.frame.type === FrameType.reply && reply.frame.provisionalNs).toBe(fiftySixYearsNs);
+  });
+
   it('encodeFrame refuses to produce a frame over the size limit', () => {
     const huge = { ...SAMPLES.bully!, cluster: 'c'.repeat(2000) } as Frame;
     expect(() => encodeFrame(huge)).toThrow(FrameTooLargeError);
@@ -293,8 +312,9 @@ describe('wrong shape and wrong types', () => {
     ['NaN', Number.NaN],
     ['Infinity', Number.POSITIVE_INFINITY],
     ['-Infinity', Number.NEGATIVE_INFINITY],
-    ['over one year', CORRECTION_NS_MAX * 1.01],
-    ['under minus one year', -CORRECTION_NS_MAX * 1.01],
+    ['beyond any difference of two timestamps', CORRECTION_NS_MAX * 1.01],
+    ['below minus any difference of two timestamps', -CORRECTION_NS_MAX * 1.01],
+    ['1e300', 1e300],
     ['as bigint', 5n],
     ['as string', '5'],
   ])('correctionNs %s is a bad field', (_name, correctionNs) => {

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { buildRunConfig, ConfigError, parseBoolean, parseDecimal, parseHostPort, parseHttp, type RawRunOptions, type RunConfig } from '../src/daemon/config.ts';
 import {
   CLUSTER_BYTES_MAX,
+  CORRECTION_NS_MAX,
   DISCOVERY_WINDOW_MS_DEFAULT,
   HTTP_PORT_DEFAULT,
   NODE_ID_BYTES_MAX,
@@ -184,11 +185,11 @@ describe('buildRunConfig numeric options', () => {
     { option: 'poll-interval', valid: [0.1, 3600, '2.5'], invalid: [0, 0.05, -1, 3601], fractionRefused: false },
     { option: 'discovery-window', valid: [0, 600, '0.25'], invalid: [-0.1, 601], fractionRefused: false },
     { option: 'outlier-threshold', valid: [0.001, 3600], invalid: [0, -1, 3601], fractionRefused: false },
-    { option: 'virtual-offset', valid: [-1e6, 1e6, '-0.5'], invalid: [-1e6 - 1, 1e6 + 1], fractionRefused: false },
     { option: 'virtual-drift', valid: [-250, 250, '12.5'], invalid: [-251, 251, 1000], fractionRefused: false },
     { option: 'step-threshold', valid: [0, 1e6], invalid: [-0.001, 1e6 + 1], fractionRefused: false },
     { option: 'max-slew-ppm', valid: [1, 100_000], invalid: [0, 0.5, 100_001], fractionRefused: false },
-    { option: 'max-correction', valid: [0, 31_536_000, '3600'], invalid: [-1, 31_536_001], fractionRefused: false },
+    // Up to any difference of two timestamps (CORRECTION_NS_MAX, ~292 years).
+    { option: 'max-correction', valid: [0, 31_536_000, '3600', 1_767_225_600, CORRECTION_NS_MAX / 1e9], invalid: [-1, (CORRECTION_NS_MAX / 1e9) * 1.01], fractionRefused: false },
     { option: 'probes', valid: [1, 32, '16'], invalid: [0, 33], fractionRefused: true },
   ];
   // Text must be a plain decimal: no hexadecimal, octal, binary, exponent or Infinity.
@@ -497,5 +498,37 @@ describe('--mdns and --interface', () => {
     expect(rejects({ interface: 'eth 0' }, 'interface')).toMatch(/interface name/);
     expect(rejects({ interface: 'a'.repeat(16) }, 'interface')).toMatch(/interface name/);
     expect(rejects({ interface: '' }, 'interface')).toMatch(/interface name/);
+  });
+});
+
+describe('--virtual-offset: any start from 1970-01-01 to the end of the 64-bit range (2262)', () => {
+  // The host's time, fixed: 2026-01-01T00:00:00Z.
+  const hostNowMs = 1_767_225_600_000;
+  const hostNowS = hostNowMs / 1000;
+  /** The last whole second a 64-bit ns timestamp holds, minus the host's time. */
+  const maxS = 9_223_372_036 - hostNowS;
+
+  it('accepts a box at the epoch (minus the host\'s epoch seconds), a little after it, and far ahead, from every source', () => {
+    expect(buildRunConfig({ 'virtual-offset': -hostNowS }, hostNowMs).virtualOffsetNs).toBe(-hostNowS * 1e9);
+    expect(buildRunConfig({ 'virtual-offset': String(-hostNowS + 5) }, hostNowMs).virtualOffsetNs).toBe((-hostNowS + 5) * 1e9);
+    expect(buildRunConfig({ 'virtual-offset': '-0.5' }, hostNowMs).virtualOffsetNs).toBe(-0.5e9);
+    expect(buildRunConfig({ 'virtual-offset': 40 * 365 * 86400 }, hostNowMs).virtualOffsetNs).toBe(40 * 365 * 86400 * 1e9);
+    expect(buildRunConfig({ 'virtual-offset': maxS - 1 }, hostNowMs).virtualOffsetNs).toBe((maxS - 1) * 1e9);
+    // The old bound (1e6 s) is no bound any more; the default is the host's time.
+    expect(buildRunConfig({ 'virtual-offset': -1e6 - 1 }, hostNowMs).virtualOffsetNs).toBe((-1e6 - 1) * 1e9);
+    expect(buildRunConfig({}, hostNowMs).virtualOffsetNs).toBe(0);
+  });
+
+  it('refuses a start before 1970 or past the 64-bit range with one line naming the option and the range', () => {
+    for (const value of [-hostNowS - 1, -hostNowS - 0.001, '-1e10'.replace('e10', '0000000000'), maxS + 1, 1e12]) {
+      const message = configError(() => buildRunConfig({ 'virtual-offset': value }, hostNowMs), 'virtual-offset');
+      expect(message).toMatch(/must keep the virtual clock between 1970-01-01 and 2262-04-11T23:47:16Z \(from -1767225600 to 7456146436 seconds now\)/);
+    }
+  });
+
+  it('refuses values that are not plain decimals', () => {
+    for (const value of ['abc', '1e3', 'Infinity', Number.NaN, Number.NEGATIVE_INFINITY, '']) {
+      configError(() => buildRunConfig({ 'virtual-offset': value }, hostNowMs), 'virtual-offset');
+    }
   });
 });

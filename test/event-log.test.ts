@@ -39,3 +39,18 @@ describe('NodeEventLog, upstream events', () => {
     expect(refusals[1]?.object.suppressed).toBe(REJECT_LOG_INTERVAL_MS / 1000 - 1);
   });
 });
+
+describe('NodeEventLog, corrections no frame can carry', () => {
+  it('logs an unsendable member correction at error, once per interval with a count, and the master\'s own differently', () => {
+    const { log, lines } = capture();
+    const events = new NodeEventLog(log, { nodeId: 'm', peersMax: 8 });
+    // Every round (1 s) meets the same member again.
+    for (let atMs = 0; atMs <= REJECT_LOG_INTERVAL_MS; atMs += 1000) events.record({ kind: 'correction-unsendable', nodeId: 'old', correctionNs: Number.NaN, round: atMs / 1000 + 1 }, atMs);
+    expect(lines.map((line) => line.level)).toEqual(['error', 'error']);
+    expect(lines[0]?.message).toMatch(/^correction not sent: no frame can carry it/);
+    expect(lines[0]?.object).toMatchObject({ peer: 'old', round: 1 });
+    expect(lines[1]?.object.suppressed).toBe(REJECT_LOG_INTERVAL_MS / 1000 - 1);
+    events.record({ kind: 'correction-unsendable', nodeId: 'm', correctionNs: 1.8e19, round: 40 }, 3 * REJECT_LOG_INTERVAL_MS);
+    expect(lines.at(-1)?.message).toMatch(/^own correction not applied/);
+  });
+});

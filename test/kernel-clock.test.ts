@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeKernel, type Call } from './support/fake-kernel.ts';
-import { KernelClockDriver, KernelClockError, type KernelClockOptions, type SlewScheduler } from '../src/clock/kernel.ts';
+import { KernelClockDriver, KernelClockError, timespecOf, type KernelClockOptions, type SlewScheduler } from '../src/clock/kernel.ts';
 import { findTimeDaemons, hasCapSysTime, openSystemClock } from '../src/clock/system-check.ts';
 import {
   ADJ_ESTERROR,
@@ -430,6 +430,27 @@ describe('step', () => {
     expect(kernel.stepsNs).toEqual([2_250_000_000, -1_500_000_000, -1]);
     expect(stepped).toEqual([2_250_000_000, -1_500_000_000, -1]);
     expect(driver.steps).toBe(3);
+  });
+
+  it('a step of decades (a box at 1970) is an exact normalized timespec, both ways', () => {
+    const { driver, kernel } = setup();
+    // 56 years and a bit: above 2^53, where float64 arithmetic on the seconds rounds by 256 ns.
+    const forwardNs = 1_767_225_600_123_456_768;
+    driver.step(forwardNs);
+    driver.step(-forwardNs);
+    expect(kernel.writes()).toEqual([
+      { via: 'clockAdjtime', request: { modes: ADJ_SETOFFSET | ADJ_NANO, time: { tv_sec: 1_767_225_600, tv_usec: 123_456_768 } } },
+      { via: 'clockAdjtime', request: { modes: ADJ_SETOFFSET | ADJ_NANO, time: { tv_sec: -1_767_225_601, tv_usec: 876_543_232 } } },
+    ]);
+    expect(timespecOf(-1)).toEqual({ seconds: -1, nanoseconds: 999_999_999 });
+    expect(timespecOf(-1_000_000_000)).toEqual({ seconds: -1, nanoseconds: 0 });
+    // Every float64 step near 2^62 still gives 0 <= tv_nsec < 1e9 and adds up exactly.
+    for (const wholeNs of [2 ** 62, -(2 ** 62), 2 ** 62 + 2 ** 10, 9_000_000_000_000_000_000, -9_000_000_000_000_000_000]) {
+      const { seconds, nanoseconds } = timespecOf(wholeNs);
+      expect(nanoseconds).toBeGreaterThanOrEqual(0);
+      expect(nanoseconds).toBeLessThan(1e9);
+      expect(BigInt(seconds) * 1_000_000_000n + BigInt(nanoseconds)).toBe(BigInt(wholeNs));
+    }
   });
 
   it('cancels a slew in progress first (base frequency back), then steps', () => {

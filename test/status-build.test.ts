@@ -20,6 +20,7 @@ function peer(nodeId: string, lastHeardMs: number | null, sample: { offsetNs: nu
     lastHeardMs,
     suspect: lastHeardMs === null,
     excluded: false,
+    correctionUnsendable: false,
     lastSample: sample === null ? null : { ...sample, round: 4, atMs: NOW_MS - 500, discarded: false },
   } as unknown as PeerState;
 }
@@ -102,6 +103,18 @@ describe('buildStatus', () => {
     expect(report.tracking.frequencyPpm).toBe(1.235);
     expect(report.tracking.lastUpdateAgoMs).toBe(2500);
     expect(report.election.last).toEqual({ term: 9, algorithm: 'ring', winner: 'node-m', durationMs: 12.346, agoMs: 30_000 });
+  });
+
+  it('a peer whose last correction could not be sent says so, and the counter is reported', () => {
+    const report = buildStatus(
+      inputs((input) => {
+        (input.node.peers[0] as PeerState).correctionUnsendable = true;
+        input.node.counters.correctionsUnsendable = 3;
+      }),
+    );
+    expect(report.peers.find((p) => p.nodeId === 'node-b')?.correctionUnsendable).toBe(true);
+    expect(report.peers.find((p) => p.nodeId === 'node-a')?.correctionUnsendable).toBe(false);
+    expect(report.counters.correctionsUnsendable).toBe(3);
   });
 
   it('clock.provisional follows the discipline: true while its time is provisional, false once locked', () => {

@@ -117,6 +117,17 @@ describe('the table', () => {
     expect(formatStatus(worstCase(MASTER))).toMatch(/^n+…\s/m);
   });
 
+  it('a peer whose last correction could not be sent reads NOT CORRECTED on the master (older agents: no field, no change)', () => {
+    const report = status(MASTER, (copy) => {
+      copy.peers[0]!.correctionUnsendable = true;
+    });
+    expect(formatStatus(report)).toMatch(new RegExp(`^${literal(report.peers[0]!.nodeId)}\\s.*\\sNOT CORRECTED$`, 'm'));
+    const older = status(MASTER, (copy) => {
+      for (const peer of copy.peers) delete peer.correctionUnsendable;
+    });
+    expect(formatStatus(older)).not.toMatch(/NOT CORRECTED/);
+  });
+
   it('table cells use at most four significant digits', () => {
     expect(formatShortNs(-999_999_999, true)).toBe('-1.000 s');
     expect(formatShortNs(999_949_999)).toBe('999.9 ms');
@@ -230,3 +241,8 @@ describe('against real agents', () => {
     expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 });
+
+/** A node id as a literal in a regular expression. */
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -170,3 +170,28 @@ describe('slewing', () => {
     expect(c.offsetAtNs(at(1))).toBeCloseTo(-500_000 + driftPpm * 1000, 3);
   });
 });
+
+describe('a clock decades off (a box at 1970)', () => {
+  // The host at START_NS (2026), the virtual clock at the epoch plus 3 s: an offset of ~-1.79e18
+  // ns, where a float64 resolves 256 ns. The offset's whole ns are kept exactly.
+  const offsetNs = -Number(START_NS) + 3 * S;
+
+  it('drifts without 256 ns rounding, and a step of 56 years lands within a float64 rounding, the next one exactly', () => {
+    const c = clock({ initialOffsetNs: offsetNs, driftPpm: 1 });
+    expect(c.readAtNs(at(0))).toBe(START_NS + BigInt(offsetNs));
+    expect(c.readAtNs(at(0))).toBeLessThan(4_000_000_000n);
+    // 1 ppm over 1 ms is 1 ns: kept, not rounded away in the offset.
+    expect(c.readAtNs(at(0.001)) - c.readAtNs(at(0))).toBe(1_000_001n);
+    // The correction onto the host's time, as a frame carries it (a float64: rounded to 256 ns).
+    const stepNs = Number(at(1) - c.readAtNs(at(1)));
+    c.step(stepNs, at(1));
+    const residualNs = Number(at(1) - c.readAtNs(at(1)));
+    expect(Math.abs(residualNs)).toBeLessThanOrEqual(128);
+    // The next correction is small, so exact.
+    c.step(residualNs, at(1));
+    expect(c.readAtNs(at(1))).toBe(at(1));
+    expect(c.offsetAtNs(at(2))).toBeCloseTo(1000, 6);
+    // And it keeps running forward, 1 ns resolution, as any clock.
+    expect(c.readAtNs(at(2) + 1n) - c.readAtNs(at(2))).toBe(1n);
+  });
+});

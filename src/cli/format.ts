@@ -111,7 +111,8 @@ function peerRows(status: StatusReport, view: MasterView | null): { title: strin
   };
   if (status.role === 'master') {
     const rows = status.peers.map((peer) => {
-      const state = peer.suspect ? 'not answering' : peer.excluded ? 'outlier' : peer.sampleDiscarded ? 'slow sample' : 'ok';
+      // correctionUnsendable: absent from older agents.
+      const state = peer.suspect ? 'not answering' : peer.correctionUnsendable === true ? 'NOT CORRECTED' : peer.excluded ? 'outlier' : peer.sampleDiscarded ? 'slow sample' : 'ok';
       return [peer.nodeId, `${peer.address}:${peer.port}`, heard(peer.lastHeardAgoMs), formatShortNs(peer.offsetNs, true), formatShortNs(peer.delayNs), state];
     });
     return { title: `Peers (${status.peers.length}), as this master measures them:`, rows: [header, ...rows] };

@@ -246,8 +246,9 @@ export class KernelClockDriver implements ClockDriver {
     const wholeNs = Math.round(deltaNs);
     if (wholeNs === 0) return;
     // The kernel wants a normalized timespec: 0 <= tv_nsec < 1e9, so -1.5 s is { -2 s, 0.5 s }.
-    const seconds = Math.floor(wholeNs / 1e9);
-    const nanoseconds = wholeNs - seconds * 1e9;
+    // In bigint: a step of decades (a box at 1970) is ~1.8e18 ns, where float64 division and
+    // multiplication round by hundreds of ns and could leave tv_nsec negative or >= 1e9.
+    const { seconds, nanoseconds } = timespecOf(wholeNs);
     const result = this.syscall.clockAdjtime({ modes: ADJ_SETOFFSET | ADJ_NANO, time: { tv_sec: seconds, tv_usec: nanoseconds } });
     if (!this.check('step', result)) return;
     this.steps += 1;
@@ -368,3 +369,15 @@ function writeFailureReason(result: Extract<TimexResult, { ok: false }>): string
   return `cannot adjust the kernel clock: ${result.message}${hint}`;
 }
 
+/** A whole number of ns as a normalized timespec (seconds floored, 0 <= nanoseconds < 1e9), exactly. */
+export function timespecOf(wholeNs: number): { seconds: number; nanoseconds: number } {
+  const totalNs = BigInt(wholeNs);
+  let seconds = totalNs / 1_000_000_000n;
+  let nanoseconds = totalNs - seconds * 1_000_000_000n;
+  // bigint division truncates toward zero; a timespec floors.
+  if (nanoseconds < 0n) {
+    seconds -= 1n;
+    nanoseconds += 1_000_000_000n;
+  }
+  return { seconds: Number(seconds), nanoseconds: Number(nanoseconds) };
+}

@@ -13,7 +13,14 @@ export interface VirtualClockOptions {
 
 export class VirtualClock {
   private baseHostNs: bigint;
-  /** Offset at baseHostNs, not counting the slew in progress. */
+  /**
+   * Offset at baseHostNs, not counting the slew in progress: a whole number of ns (exact, in
+   * bigint) plus the rest (a float, below 1 ns after every rebase). A clock decades off (a box at
+   * 1970, --virtual-offset of minus 56 years) has an offset of ~1.8e18 ns, where a float64 alone
+   * resolves only 256 ns: its readings would move in 256 ns jumps and its slews and frequency be
+   * rounded away.
+   */
+  private baseOffsetWholeNs: bigint;
   private baseOffsetNs: number;
   readonly driftPpm: number;
   /** The discipline's frequency adjustment, ppm. */
@@ -24,7 +31,9 @@ export class VirtualClock {
 
   constructor(options: VirtualClockOptions) {
     this.baseHostNs = options.startHostNs;
-    this.baseOffsetNs = options.initialOffsetNs;
+    this.baseOffsetWholeNs = 0n;
+    this.baseOffsetNs = 0;
+    this.addOffset(options.initialOffsetNs);
     this.driftPpm = options.driftPpm;
   }
 
@@ -34,14 +43,26 @@ export class VirtualClock {
     return Math.sign(this.slewTotalNs) * Math.min(Math.abs(this.slewTotalNs), possibleNs);
   }
 
-  /** This clock minus host time, at host time `hostNs`. */
-  offsetAtNs(hostNs: bigint): number {
+  /** Moves the base offset by `deltaNs`, its whole ns into the exact part. */
+  private addOffset(deltaNs: number): void {
+    const wholeNs = Math.trunc(deltaNs);
+    this.baseOffsetWholeNs += BigInt(wholeNs);
+    this.baseOffsetNs += deltaNs - wholeNs;
+  }
+
+  /** The offset at host time `hostNs` beyond the exact whole part (small: drift, frequency and slew since the base). */
+  private restAtNs(hostNs: bigint): number {
     const elapsedNs = Number(hostNs - this.baseHostNs);
     return this.baseOffsetNs + (elapsedNs * (this.driftPpm + this.frequency)) / 1e6 + this.slewAppliedNs(elapsedNs);
   }
 
+  /** This clock minus host time, at host time `hostNs` (a float64: 256 ns resolution at decades). */
+  offsetAtNs(hostNs: bigint): number {
+    return Number(this.baseOffsetWholeNs) + this.restAtNs(hostNs);
+  }
+
   readAtNs(hostNs: bigint): bigint {
-    return hostNs + BigInt(Math.round(this.offsetAtNs(hostNs)));
+    return hostNs + this.baseOffsetWholeNs + BigInt(Math.round(this.restAtNs(hostNs)));
   }
 
   slewRemainingAtNs(hostNs: bigint): number {
@@ -55,7 +76,9 @@ export class VirtualClock {
 
   /** Fold everything up to `hostNs` into the base, dropping the unapplied part of any slew. */
   private rebase(hostNs: bigint): void {
-    this.baseOffsetNs = this.offsetAtNs(hostNs);
+    const restNs = this.restAtNs(hostNs);
+    this.baseOffsetNs = 0;
+    this.addOffset(restNs);
     this.baseHostNs = hostNs;
     this.slewTotalNs = 0;
     this.slewRate = 0;
@@ -67,12 +90,12 @@ export class VirtualClock {
    */
   hostShifted(moveNs: number): void {
     this.baseHostNs += BigInt(moveNs);
-    this.baseOffsetNs -= moveNs;
+    this.addOffset(-moveNs);
   }
 
   step(deltaNs: number, hostNs: bigint): void {
     this.rebase(hostNs);
-    this.baseOffsetNs += deltaNs;
+    this.addOffset(deltaNs);
   }
 
   /** Slews `phaseNs` at `ratePpm`, replacing what is left of the previous slew. */

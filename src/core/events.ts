@@ -79,7 +79,9 @@ export type NodeEvent =
   | { kind: 'upstream-refused'; offsetNs: number; limitNs: number }
   /** A member whose clock class beats its master's took over (the master changes once). */
   | { kind: 'upstream-takeover'; from: NodeId; term: number }
-  | { kind: 'outbox-full' };
+  | { kind: 'outbox-full' }
+  /** As master: a member's correction no frame can carry (not finite, or beyond CORRECTION_NS_MAX); not sent. */
+  | { kind: 'correction-unsendable'; nodeId: NodeId; correctionNs: number; round: number };
 
 export interface Correction {
   correctionNs: number;

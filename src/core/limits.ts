@@ -23,10 +23,17 @@ export const TERM_SLOT_BITS = 24;
 export const TERM_ADOPT_MAX = 2 ** 52;
 /** Probes per member per round (a burst; the lowest-delay sample is kept). */
 export const PROBES_PER_ROUND_MAX = 32;
-/** Largest correction a frame may carry: one year. Anything larger is garbage. */
-export const CORRECTION_NS_MAX = 365 * 24 * 3600 * 1e9;
 /** Timestamps are unsigned 64-bit nanoseconds since the Unix epoch. */
 export const TIMESTAMP_NS_MAX = (1n << 63n) - 1n;
+/**
+ * Largest correction (and offset, delay) a frame may carry: any difference between two valid
+ * timestamps, so that a box whose RTC reset to 1970 (or a bad image decades off) is brought onto
+ * the cluster's time by its first correction, as chrony's makestep or ntpdate would. Frames carry
+ * it as a float64: above 2^53 ns (104 days) it loses sub-microsecond precision (256 ns at 56
+ * years), so a first step of decades may be off by a few hundred ns; the next round fixes that.
+ * A synchronized clock still refuses anything beyond --max-correction (the panic threshold).
+ */
+export const CORRECTION_NS_MAX = Number(TIMESTAMP_NS_MAX);
 
 export const PEERS_MAX_DEFAULT = 1024;
 /** Static --peer endpoints whose node id we have not learned yet. */
@@ -188,8 +195,12 @@ export const PROVISIONAL_STEP_NS_MIN = 1_000_000;
  * clocks worth guarding against (a dead RTC battery, a bad image) are minutes to years off.
  */
 export const PROVISIONAL_BAND_SLACK_NS = 1e9;
-/** What a REPLY's provisionalNs may carry (the corrections of one window; a CORRECT is at most a year). */
-export const PROVISIONAL_NS_MAX = 16 * 365 * 24 * 3600 * 1e9;
+/**
+ * What a REPLY's provisionalNs may carry: the clock's time minus its raw time, both valid
+ * timestamps, so any difference of two. A box that stepped 56 years (from 1970) in its window must
+ * report that truthfully: the master's cold-start rules (berkeleyRound) judge its raw time from it.
+ */
+export const PROVISIONAL_NS_MAX = CORRECTION_NS_MAX;
 /** Clock discipline defaults. */
 export const STEP_THRESHOLD_NS_DEFAULT = 128_000_000; // like ntpd's 128 ms
 // Ten times adjtime(3)'s 500 ppm (chrony allows 83333): a millisecond is slewed in 200 ms, so a
@@ -460,7 +471,7 @@ export const NTP_RATE_CLIENTS_MAX = 4096;
  * a lost master can leave several ppm, so we keep NTP's 15: at a 1 s poll it adds 15 us.
  */
 export const ERROR_BOUND_FREQUENCY_TOLERANCE_PPM = 15;
-/** What a CORRECT's boundNs may carry: a measured offset and an average of up to a year each, and more. */
+/** What a CORRECT's boundNs may carry: a measured offset and an average of up to CORRECTION_NS_MAX each, and more. */
 export const ERROR_BOUND_NS_MAX = 4 * CORRECTION_NS_MAX;
 
 // ---------------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ export interface NodeCounters {
   /** POLLs sent as master (probes); against roundsCompleted, the cost of a round. */
   probesSent: number;
   correctionsApplied: number;
+  /** As master: members' corrections not sent because no frame can carry them (see correction-unsendable). */
+  correctionsUnsendable: number;
   electionsStarted: number;
   electionsWon: number;
   electionsByAlgorithm: Record<ElectionAlgorithm, number>;
@@ -64,6 +66,7 @@ export function newNodeCounters(): NodeCounters {
     samplesDiscarded: 0,
     probesSent: 0,
     correctionsApplied: 0,
+    correctionsUnsendable: 0,
     electionsStarted: 0,
     electionsWon: 0,
     electionsByAlgorithm: { ring: 0, bully: 0, takeover: 0 },

@@ -7,6 +7,7 @@ import {
   CLUSTER_BYTES_MAX,
   CLUSTER_DEFAULT,
   CORRECTION_NS_MAX,
+  TIMESTAMP_NS_MAX,
   CORRECTION_NS_MAX_DEFAULT,
   DISCOVERY_WINDOW_MS_DEFAULT,
   HTTP_PORT_DEFAULT,
@@ -287,7 +288,27 @@ export function isInterfaceName(name: string): boolean {
   return /^[A-Za-z0-9_.:@-]{1,15}$/.test(name);
 }
 
-export function buildRunConfig(raw: RawRunOptions): RunConfig {
+/**
+ * --virtual-offset: any offset that keeps the virtual clock's start a valid timestamp, from
+ * 1970-01-01 (a box whose RTC battery died: minus the host's epoch seconds) to the end of the
+ * 64-bit range (2262). Checked against the host's time now; the clock starts a moment later.
+ */
+function virtualOffsetNs(raw: RawRunOptions, hostNowMs: number): number {
+  const seconds = numberOption(raw, 'virtual-offset', 0, { min: Number.NEGATIVE_INFINITY, max: Number.POSITIVE_INFINITY });
+  const hostNowS = hostNowMs / 1000;
+  const minS = -hostNowS;
+  const maxS = Number(TIMESTAMP_NS_MAX / 1_000_000_000n) - hostNowS;
+  if (seconds < minS || seconds >= maxS) {
+    fail('virtual-offset', `must keep the virtual clock between 1970-01-01 and ${TIMESTAMP_END_TEXT} (from ${Math.ceil(minS)} to ${Math.floor(maxS)} seconds now)`, raw['virtual-offset']);
+  }
+  return seconds * 1e9;
+}
+
+/** The last second a 64-bit nanosecond timestamp holds (2^63 - 1 ns after the epoch). */
+const TIMESTAMP_END_TEXT = new Date(Number(TIMESTAMP_NS_MAX / 1_000_000n)).toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** `hostNowMs`: the host's time (for the range of --virtual-offset), the system clock unless a test says otherwise. */
+export function buildRunConfig(raw: RawRunOptions, hostNowMs: number = Date.now()): RunConfig {
   const port = numberOption(raw, 'port', UDP_PORT_DEFAULT, { min: 0, max: 65535, integer: true });
   const pollIntervalMs = numberOption(raw, 'poll-interval', POLL_INTERVAL_MS_DEFAULT / 1000, { min: POLL_INTERVAL_MS_MIN / 1000, max: POLL_INTERVAL_MS_MAX / 1000 }) * 1000;
   const probesPerRound = numberOption(raw, 'probes', PROBES_PER_ROUND_DEFAULT, { min: 1, max: PROBES_PER_ROUND_MAX, integer: true });
@@ -331,7 +352,7 @@ export function buildRunConfig(raw: RawRunOptions): RunConfig {
     discoveryWindowMs: numberOption(raw, 'discovery-window', DISCOVERY_WINDOW_MS_DEFAULT / 1000, { min: 0, max: 600 }) * 1000,
     outlierThresholdNs: numberOption(raw, 'outlier-threshold', OUTLIER_THRESHOLD_MS_DEFAULT / 1000, { min: 0, max: 3600, minExclusive: true }) * 1e9,
     clock,
-    virtualOffsetNs: numberOption(raw, 'virtual-offset', 0, { min: -1e6, max: 1e6 }) * 1e9,
+    virtualOffsetNs: virtualOffsetNs(raw, hostNowMs),
     // Within what the discipline can take back (its frequency stays within +-500 ppm).
     virtualDriftPpm: numberOption(raw, 'virtual-drift', 0, { min: -VIRTUAL_DRIFT_PPM_MAX, max: VIRTUAL_DRIFT_PPM_MAX }),
     stepThresholdNs: numberOption(raw, 'step-threshold', STEP_THRESHOLD_NS_DEFAULT / 1e9, { min: 0, max: 1e6 }) * 1e9,

@@ -185,6 +185,8 @@ export function describeEvent(event: NodeEvent, selfId: NodeId): string | null {
       return event.healthy ? 'upstream healthy: this agent now ranks above agents without one' : `upstream lost${event.why ? ` (${event.why})` : ''}`;
     case 'upstream-refused':
       return `upstream refused: ${(event.offsetNs / 1e9).toFixed(3)} s away, beyond --max-correction (${(event.limitNs / 1e9).toFixed(3)} s); the cluster keeps its time`;
+    case 'correction-unsendable':
+      return `correction for ${event.nodeId} not ${event.nodeId === selfId ? 'applied' : 'sent'}: ${String(event.correctionNs)} ns is beyond the range of a timestamp`;
     case 'upstream-takeover':
       return `took over from ${event.from} (its clock class is lower: this agent follows a healthy upstream), term ${event.term}`;
     case 'round':

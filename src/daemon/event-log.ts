@@ -12,6 +12,8 @@ export class NodeEventLog {
   private readonly duplicateIdLog = onceEvery(REJECT_LOG_INTERVAL_MS);
   /** A refused upstream is refused again at each of its samples (each upstream poll). */
   private readonly upstreamRefusedLog = onceEvery(REJECT_LOG_INTERVAL_MS);
+  /** A member no frame can correct is met again every round. */
+  private readonly unsendableLog = onceEvery(REJECT_LOG_INTERVAL_MS);
 
   constructor(
     private readonly log: Logger,
@@ -75,6 +77,16 @@ export class NodeEventLog {
           this.log.error(
             { offsetNs: Math.round(event.offsetNs), limitNs: event.limitNs, suppressed: this.upstreamRefusedLog.takeSuppressed() },
             'upstream refused: its time is beyond --max-correction (panic threshold) from the cluster\'s; the cluster keeps its time',
+          );
+        }
+        return;
+      case 'correction-unsendable':
+        if (this.unsendableLog.allow(nowMs)) {
+          this.log.error(
+            { peer: event.nodeId, correctionNs: event.correctionNs, round: event.round, suppressed: this.unsendableLog.takeSuppressed() },
+            event.nodeId === this.self.nodeId
+              ? 'own correction not applied: it would take this clock outside the range of a timestamp (1970 to 2262)'
+              : 'correction not sent: no frame can carry it (not finite, or beyond the range of a timestamp); the member stays where it is',
           );
         }
         return;

@@ -204,6 +204,7 @@ export class AgentMetrics {
     counter('berkeley_probes_sent_total', 'POLLs sent as master (probes; a round stops probing a member early on a sample near its recent minimum delay).', (status) => status.counters.probesSent);
     counter('berkeley_samples_discarded_total', 'Round samples dropped by the delay filter (delay far above the recent minimum).', (status) => status.counters.samplesDiscarded);
     counter('berkeley_corrections_total', 'Corrections received from the master (or computed as master) and handed to the discipline, whatever it did with them.', (status) => status.counters.correctionsApplied);
+    counter('berkeley_corrections_unsendable_total', 'Master only: corrections not sent (its own: not applied) because no frame can carry them (not finite, or beyond the range of a timestamp).', (status) => status.counters.correctionsUnsendable ?? 0);
     counter('berkeley_peers_refused_total', 'Peers ignored because the peer limit was reached.', (status) => status.counters.peersRefused);
 
     // ------------------------------------------------------------------ limits

@@ -30,6 +30,11 @@ export interface PeerReport {
   excluded: boolean;
   /** Master only: the last sample's delay was far above the recent minimum, so it was not used. */
   sampleDiscarded: boolean;
+  /**
+   * Master only: the last round's correction for this peer could not be sent (not finite, or
+   * beyond the range of a timestamp; logged as "correction not sent"). Absent from older agents.
+   */
+  correctionUnsendable?: boolean;
 }
 
 export interface ClockReport {
@@ -280,6 +285,8 @@ export interface StatusReport {
     /** POLLs sent as master; per round and member, what the early stop saved (PROBES_MIN_DEFAULT). */
     probesSent: number;
     correctionsApplied: number;
+    /** As master: corrections not sent (or, its own, not applied) because no frame can carry them. Absent from older agents. */
+    correctionsUnsendable?: number;
     peersRefused: number;
   };
 }
@@ -474,6 +481,7 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
         delayNs: peer.lastSample ? Math.round(peer.lastSample.delayNs) : null,
         excluded: peer.excluded,
         sampleDiscarded: peer.lastSample?.discarded ?? false,
+        correctionUnsendable: peer.correctionUnsendable,
       }))
       .sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0)),
     auth: {
@@ -500,6 +508,7 @@ function statusWithoutVerdict(inputs: StatusInputs): Omit<StatusReport, 'verdict
       samplesDiscarded: core.counters.samplesDiscarded,
       probesSent: core.counters.probesSent,
       correctionsApplied: core.counters.correctionsApplied,
+      correctionsUnsendable: core.counters.correctionsUnsendable,
       peersRefused: core.counters.peersRefused,
     },
   };

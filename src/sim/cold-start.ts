@@ -1,6 +1,7 @@
 // Cold starts (issue 14): a cluster whose clocks have never been synchronized boots at once, with
-// random offsets and a minority of wild clocks (seconds to years off, ahead or behind, master or
-// not). The property: if more than half of the clocks agree within the outlier threshold, the
+// random offsets and a minority of wild clocks (seconds to decades off, ahead or behind, master or
+// not; in some seeds one at the Unix epoch, a box whose RTC battery died). Every clock, wild ones
+// included, must end on the cluster's time: a CORRECT carries any difference of two timestamps. The property: if more than half of the clocks agree within the outlier threshold, the
 // cluster ends within it of them; otherwise it ends inside the range of the middle clocks (those
 // left when the f lowest and f highest are discarded, f < n/2, widened only by clocks that agree
 // with them). Never at a lone extreme clock.
@@ -12,9 +13,9 @@
 // may keep where the first wave met, but only inside the band of the clocks left when the
 // f = floor((n - 1) / 3) lowest and highest are set aside (widened by clocks that agree with it,
 // and by PROVISIONAL_BAND_SLACK_NS): never held at an extreme by a minority.
-import { CORRECTION_NS_MAX, OUTLIER_THRESHOLD_MS_DEFAULT, PROVISIONAL_BAND_SLACK_NS } from '../core/limits.ts';
+import { OUTLIER_THRESHOLD_MS_DEFAULT, PROVISIONAL_BAND_SLACK_NS } from '../core/limits.ts';
 import { SeededRandom } from './random.ts';
-import { Simulation, type SimNodeSpec } from './simulation.ts';
+import { EPOCH_NS, Simulation, type SimNodeSpec } from './simulation.ts';
 
 export interface ColdStartOptions {
   nodes: { min: number; max: number };
@@ -27,6 +28,8 @@ export interface ColdStartOptions {
   /** Wild clocks are this far or more beyond the good ones (log-uniform up to wildNsMax). */
   wildNsMin: number;
   wildNsMax: number;
+  /** Fraction of seeds with wild clocks in which one of them reads the Unix epoch (1970) at boot. */
+  epochFraction: number;
   lossRate: number;
   /** Fraction of seeds that boot in two waves. */
   staggeredFraction: number;
@@ -40,8 +43,9 @@ export const COLD_START_DEFAULTS: ColdStartOptions = {
   driftPpmMax: 100,
   spreadNsMax: 5e9,
   wildNsMin: 1e9,
-  // Three years: beyond the one-year limit of a CORRECT frame (such a member is never corrected).
-  wildNsMax: 3 * 365 * 24 * 3600 * 1e9,
+  // Forty years (a bad image, a clock set decades ahead); behind, never before the epoch.
+  wildNsMax: 40 * 365 * 24 * 3600 * 1e9,
+  epochFraction: 0.3,
   lossRate: 0.01,
   staggeredFraction: 0.5,
   secondWaveMs: { min: 2_000, max: 10_000 },
@@ -58,7 +62,12 @@ export interface ColdStartCase {
   drawnToAgree: boolean;
   /** The nodes of the first wave, when the seed boots in two waves. */
   firstWave: Set<string> | null;
+  /** The wild clock that boots at the Unix epoch (1970), if the seed has one. */
+  epoch: string | null;
 }
+
+/** Simulated true time is EPOCH_NS after the Unix epoch: a clock this far behind reads 1970. */
+const UNIX_EPOCH_OFFSET_NS = -Number(EPOCH_NS);
 
 /** The cluster a seed describes. */
 export function coldStartCase(seed: number, options: ColdStartOptions = COLD_START_DEFAULTS): ColdStartCase {
@@ -81,17 +90,23 @@ export function coldStartCase(seed: number, options: ColdStartOptions = COLD_STA
   const highNs = Math.max(...good);
   const wild = Array.from({ length: wildCount }, () => {
     const beyondNs = Math.exp(random.between(Math.log(options.wildNsMin), Math.log(options.wildNsMax)));
-    return random.next() < 0.5 ? highNs + beyondNs : lowNs - beyondNs;
+    // Behind, never before 1970: a timestamp cannot say so (the clock would read the epoch at most).
+    return random.next() < 0.5 ? highNs + beyondNs : Math.max(UNIX_EPOCH_OFFSET_NS + 1e9, lowNs - beyondNs);
   });
-  const offsets = [...good.map((offsetNs) => ({ offsetNs, wild: false })), ...wild.map((offsetNs) => ({ offsetNs, wild: true }))];
+  // A dead RTC battery: the box boots at the epoch (within a second of it).
+  const hasEpoch = wildCount > 0 && random.next() < options.epochFraction;
+  if (hasEpoch) wild[0] = UNIX_EPOCH_OFFSET_NS + random.between(0, 1e9);
+  const offsets = [...good.map((offsetNs, index) => ({ offsetNs, wild: false, epoch: false, index })), ...wild.map((offsetNs, index) => ({ offsetNs, wild: true, epoch: hasEpoch && index === 0, index }))];
   // Shuffled, so wild clocks get any priority: sometimes the master, sometimes not.
   for (let index = offsets.length - 1; index > 0; index -= 1) {
     const other = random.integer(index + 1);
     [offsets[index], offsets[other]] = [offsets[other] as (typeof offsets)[number], offsets[index] as (typeof offsets)[number]];
   }
+  // The epoch box is the master (the highest priority) in half of its seeds, a member in the rest.
+  const epochMaster = hasEpoch && random.next() < 0.5;
   const specs: SimNodeSpec[] = offsets.map((entry, index) => ({
     nodeId: `n${index}${entry.wild ? 'w' : ''}`,
-    priority: 100 + random.integer(3),
+    priority: entry.epoch && epochMaster ? 103 : 100 + random.integer(3),
     initialOffsetNs: Math.round(entry.offsetNs),
     driftPpm: random.between(-options.driftPpmMax, options.driftPpmMax),
     startMs: random.between(0, 300),
@@ -108,7 +123,9 @@ export function coldStartCase(seed: number, options: ColdStartOptions = COLD_STA
     order.slice(firstCount).forEach((spec) => (spec.startMs = laterMs + random.between(0, 300)));
     firstWave = new Set(order.slice(0, firstCount).map((spec) => spec.nodeId));
   }
-  return { specs, wild: new Set(specs.filter((spec) => spec.nodeId.endsWith('w')).map((spec) => spec.nodeId)), drawnToAgree, firstWave };
+  const epochIndex = offsets.findIndex((entry) => entry.epoch);
+  const epoch = epochIndex < 0 ? null : (specs[epochIndex] as SimNodeSpec).nodeId;
+  return { specs, wild: new Set(specs.filter((spec) => spec.nodeId.endsWith('w')).map((spec) => spec.nodeId)), drawnToAgree, firstWave, epoch };
 }
 
 export interface ColdStartResult {
@@ -124,14 +141,14 @@ export interface ColdStartResult {
   /** Where the cluster may end (clock minus true time at the end), and where it did. */
   allowedNs: [number, number];
   settledNs: number | null;
-  /** Members too far off for a CORRECT frame (over a year): left where they are, not judged. */
-  uncorrectable: string[];
+  /** A clock booted at the Unix epoch (1970): 'master' if it was the master at the end, else 'member'. */
+  epoch: 'master' | 'member' | null;
   problem: string | null;
 }
 
 /** Runs one cold start and judges it. */
 export function runColdStart(seed: number, options: ColdStartOptions = COLD_START_DEFAULTS): ColdStartResult {
-  const { specs, wild, firstWave } = coldStartCase(seed, options);
+  const { specs, wild, firstWave, epoch } = coldStartCase(seed, options);
   const staggered = firstWave !== null;
   const lastStartMs = Math.max(...specs.map((spec) => spec.startMs ?? 0));
   const sim = new Simulation({
@@ -178,19 +195,22 @@ export function runColdStart(seed: number, options: ColdStartOptions = COLD_STAR
   const allowedNs: [number, number] = [allowed[0] - driftNs, allowed[1] + driftNs];
   const offsets = sim.offsetsNs();
   const masters = sim.masters();
-  const base = { seed, nodes: n, wild: wild.size, wildMaster: masters.length === 1 && wild.has(masters[0] as string), kind, staggered, allowedNs };
-  const fail = (problem: string, settledNs: number | null = null, uncorrectable: string[] = []): ColdStartResult => ({ ...base, settledNs, uncorrectable, problem });
+  const epochRole: ColdStartResult['epoch'] = epoch === null ? null : masters.length === 1 && masters[0] === epoch ? 'master' : 'member';
+  const base = { seed, nodes: n, wild: wild.size, wildMaster: masters.length === 1 && wild.has(masters[0] as string), kind, staggered, allowedNs, epoch: epochRole };
+  const fail = (problem: string, settledNs: number | null = null): ColdStartResult => ({ ...base, settledNs, problem });
   if (masters.length !== 1) return fail(`${masters.length} masters after ${options.settleMs} ms`);
   const settledNs = offsets.get(masters[0] as string) as number;
-  const uncorrectable = [...offsets].filter(([, offsetNs]) => Math.abs(offsetNs - settledNs) > CORRECTION_NS_MAX).map(([id]) => id);
-  const judged = [...offsets].filter(([id]) => !uncorrectable.includes(id));
-  for (const id of uncorrectable) if (!wild.has(id)) return fail(`${id} is not wild but ended over a year from the master`, settledNs, uncorrectable);
-  for (const [id] of judged) if (!sim.clockReport(id).synchronized) return fail(`${id} not synchronized after ${options.settleMs} ms`, settledNs, uncorrectable);
-  const spreadNs = Math.max(...judged.map(([, offsetNs]) => offsetNs)) - Math.min(...judged.map(([, offsetNs]) => offsetNs));
-  if (spreadNs > 1e6) return fail(`spread ${(spreadNs / 1e6).toFixed(3)} ms after ${options.settleMs} ms`, settledNs, uncorrectable);
+  // Every clock, wild ones too (decades off, at the epoch): synchronized, and on the cluster's time.
+  for (const [id] of offsets) if (!sim.clockReport(id).synchronized) return fail(`${id} not synchronized after ${options.settleMs} ms`, settledNs);
+  const values = [...offsets.values()];
+  const spreadNs = Math.max(...values) - Math.min(...values);
+  if (spreadNs > 1e6) {
+    const far = [...offsets].reduce((worst, entry) => (Math.abs(entry[1] - settledNs) > Math.abs(worst[1] - settledNs) ? entry : worst));
+    return fail(`spread ${(spreadNs / 1e6).toFixed(3)} ms after ${options.settleMs} ms (${far[0]} ${((far[1] - settledNs) / 1e9).toFixed(6)} s from the master)`, settledNs);
+  }
   if (settledNs < allowedNs[0] || settledNs > allowedNs[1]) {
     const at = (valueNs: number) => `${(valueNs / 1e9).toFixed(6)} s`;
-    return fail(`settled at ${at(settledNs)}, outside ${kind === 'majority' ? 'the agreeing majority' : staggered ? 'the band of the middle clocks' : 'the middle clocks'} [${at(allowedNs[0])}, ${at(allowedNs[1])}]`, settledNs, uncorrectable);
+    return fail(`settled at ${at(settledNs)}, outside ${kind === 'majority' ? 'the agreeing majority' : staggered ? 'the band of the middle clocks' : 'the middle clocks'} [${at(allowedNs[0])}, ${at(allowedNs[1])}]`, settledNs);
   }
-  return { ...base, settledNs, uncorrectable, problem: null };
+  return { ...base, settledNs, problem: null };
 }

@@ -20,7 +20,12 @@ export interface OscillatorSpec {
 export class Oscillator {
   private readonly spec: OscillatorSpec;
   private readonly random: SeededRandom;
-  /** Offset from true time at `baseMs`. */
+  /**
+   * The initial offset's whole ns, exact: a machine clock decades off (a box at 1970) is ~1.8e18
+   * ns off, where a float64 resolves only 256 ns. The rest (drift, wander) stays small.
+   */
+  readonly wholeOffsetNs: bigint;
+  /** Offset from true time at `baseMs`, beyond wholeOffsetNs. */
   private baseOffsetNs: number;
   private baseMs = 0;
   private drift: number;
@@ -31,7 +36,9 @@ export class Oscillator {
     if (Math.abs(spec.driftPpm) > spec.driftPpmMax) throw new Error(`driftPpm ${spec.driftPpm} beyond driftPpmMax ${spec.driftPpmMax}`);
     this.spec = spec;
     this.random = new SeededRandom(seed);
-    this.baseOffsetNs = spec.initialOffsetNs;
+    const wholeNs = Math.trunc(spec.initialOffsetNs);
+    this.wholeOffsetNs = BigInt(wholeNs);
+    this.baseOffsetNs = spec.initialOffsetNs - wholeNs;
     this.drift = spec.driftPpm;
     this.nextWanderMs = spec.wanderPpmPerStep > 0 ? spec.wanderStepMs : Number.POSITIVE_INFINITY;
     if (spec.wanderPpmPerStep > 0 && !(spec.wanderStepMs > 0)) throw new Error('wanderStepMs must be positive');
@@ -50,6 +57,11 @@ export class Oscillator {
 
   /** Machine clock minus true time at simulated time `nowMs` (never earlier than a previous read). */
   offsetNs(nowMs: number): number {
+    return Number(this.wholeOffsetNs) + this.restNs(nowMs);
+  }
+
+  /** The offset beyond wholeOffsetNs at `nowMs` (small, full float64 precision). */
+  restNs(nowMs: number): number {
     this.advance(nowMs);
     return this.baseOffsetNs + (nowMs - this.baseMs) * this.drift;
   }

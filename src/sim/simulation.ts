@@ -196,7 +196,7 @@ function describeFrame(frame: Frame): string {
 }
 
 /** Simulated true time starts at a realistic epoch so 64-bit timestamps are exercised. */
-const EPOCH_NS = 1_790_000_000_000_000_000n;
+export const EPOCH_NS = 1_790_000_000_000_000_000n;
 
 const NETWORK_DEFAULTS: SimNetworkSpec = {
   latencyMs: 0.1,
@@ -399,7 +399,7 @@ export class Simulation {
 
   /** The machine clock of a node now (one rounding, so it never runs backwards). */
   private machineNs(oscillator: Oscillator): bigint {
-    return EPOCH_NS + BigInt(Math.round(this.nowMs * 1e6 + oscillator.offsetNs(this.nowMs)));
+    return EPOCH_NS + oscillator.wholeOffsetNs + BigInt(Math.round(this.nowMs * 1e6 + oscillator.restNs(this.nowMs)));
   }
 
   /** The node's (virtual) clock now: what its agent reads and stamps frames with. */

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { FrameType, type Frame, type FrameBody } from '../../src/core/frames.ts';
 import type { NodeEvent } from '../../src/core/events.ts';
-import { VIEW_PAGE_RETRY_MS, VIEW_PAGES_PER_PEER_PER_SECOND } from '../../src/core/limits.ts';
+import { CORRECTION_NS_MAX, VIEW_PAGE_RETRY_MS, VIEW_PAGES_PER_PEER_PER_SECOND } from '../../src/core/limits.ts';
 import type { Outbox } from '../../src/core/outbox.ts';
 import { ClusterViewPull, ClusterViewServer, type ViewedMember } from '../../src/core/view/cluster-view.ts';
 
@@ -80,6 +80,26 @@ describe('cluster view paging', () => {
     expect(pulled!.members).toEqual(own!.members.map((member) => ({ ...member, offsetNs: member.offsetNs === null ? null : Math.round(member.offsetNs) })));
     expect(own!.members[0]).toMatchObject({ nodeId: 'master', master: true, synced: true, lastHeardAgoMs: 0 });
     expect(own!.members[2]).toMatchObject({ nodeId: 'member-0001', suspect: true, synced: false });
+  });
+
+  it('a box decades off (1970) is listed with its offset; values a VIEW cannot carry are brought into its range', () => {
+    const serverOut = new RecordingOutbox();
+    const pullOut = new RecordingOutbox();
+    const server = new ClusterViewServer(serverOut);
+    const pull = new ClusterViewPull(pullOut, 10_000);
+    const epochOffsetNs = -1_767_225_590_000_000_000;
+    server.record(9, 0, 1000, { nodeId: 'master', synced: true }, [
+      { nodeId: 'old', suspect: false, excluded: true, synced: false, lastSample: { offsetNs: epochOffsetNs, delayNs: 90_000, discarded: false }, lastHeardMs: 1000 },
+      // A delay made negative (a clock step between the poll's arrival and the reply), and garbage.
+      { nodeId: 'odd', suspect: false, excluded: false, synced: true, lastSample: { offsetNs: Number.NaN, delayNs: -5, discarded: false }, lastHeardMs: 1000 },
+      { nodeId: 'far', suspect: false, excluded: false, synced: true, lastSample: { offsetNs: 1e20, delayNs: 1e20, discarded: false }, lastHeardMs: 1000 },
+    ]);
+    pull.request('master', TERM, 1500);
+    exchange(serverOut, server, pullOut, pull, 1500);
+    const byId = new Map(pull.last!.members.map((member) => [member.nodeId, member]));
+    expect(byId.get('old')).toMatchObject({ offsetNs: epochOffsetNs, delayNs: 90_000 });
+    expect(byId.get('odd')).toMatchObject({ offsetNs: 0, delayNs: 0 });
+    expect(byId.get('far')).toMatchObject({ offsetNs: CORRECTION_NS_MAX, delayNs: CORRECTION_NS_MAX });
   });
 
   it('a lost page is asked for again after VIEW_PAGE_RETRY_MS, not before', () => {

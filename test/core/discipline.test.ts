@@ -412,3 +412,39 @@ describe('corrections onto an upstream (issue 18)', () => {
     expect(Math.abs(discipline.frequencyPpm - upstreamRatePpm)).toBeLessThan(1);
   });
 });
+
+describe('a box decades off (RTC reset to 1970, a bad image)', () => {
+  // The member at the epoch, the cluster at 2026-01-01: ~1.77e18 ns, far beyond 2^53 (a float64
+  // resolves 256 ns there) and beyond any panic threshold.
+  const FIFTY_SIX_YEARS_NS = 1_767_225_600 * S;
+  const WINDOW_MS = 60_000;
+
+  it('an unsynchronized clock steps the whole 56 years with its first correction, and reads the cluster\'s time after it', () => {
+    const discipline = new Discipline({ ...CONFIG, provisionalWindowMs: WINDOW_MS });
+    const hostNs = 1_767_225_600_000_000_000n;
+    const clock = new VirtualClock({ initialOffsetNs: -Number(hostNs) + 5 * S, driftPpm: 0, startHostNs: hostNs });
+    const correctionNs = Number(hostNs - clock.readAtNs(hostNs));
+    expect(correctionNs).toBeGreaterThan(FIFTY_SIX_YEARS_NS - 10 * S);
+    const action = discipline.correct(correctionNs, 0);
+    expect(action).toEqual({ kind: 'step', deltaNs: correctionNs, frequencyPpm: 0, why: 'initial' });
+    carryOut(action, { step: (deltaNs) => clock.step(deltaNs, hostNs), slew: () => {}, setFrequency: (ppm) => clock.setFrequency(ppm, hostNs) });
+    expect(clock.readAtNs(hostNs)).toBe(hostNs);
+    // Provisional: it reports the whole step truthfully (the master judges its raw time by it).
+    expect(discipline.provisionalNsAt(0, 0)).toBe(correctionNs);
+    expect(discipline.state()).toMatchObject({ steps: 1, refused: 0 });
+  });
+
+  it('a synchronized, locked clock refuses it in either direction (the panic threshold still holds), and with --max-correction 0 takes it', () => {
+    const locked = new Discipline(CONFIG, { synchronized: true });
+    expect(locked.correct(FIFTY_SIX_YEARS_NS, 0)).toEqual({ kind: 'refuse', correctionNs: FIFTY_SIX_YEARS_NS, correctionNsMax: 600 * S });
+    expect(locked.correct(-FIFTY_SIX_YEARS_NS, 1000).kind).toBe('refuse');
+    const afterInitial = synchronized();
+    expect(afterInitial.correct(FIFTY_SIX_YEARS_NS, 5000).kind).toBe('refuse');
+    expect(afterInitial.state().refused).toBe(1);
+    // 0 = never refuse (Infinity): a forward step, after the spike hold confirms it.
+    const unlimited = new Discipline({ ...CONFIG, correctionNsMax: Number.POSITIVE_INFINITY }, { synchronized: true });
+    unlimited.correct(0, 0);
+    expect(unlimited.correct(FIFTY_SIX_YEARS_NS, 1000).kind).toBe('hold');
+    expect(unlimited.correct(FIFTY_SIX_YEARS_NS, 2000)).toMatchObject({ kind: 'step', deltaNs: FIFTY_SIX_YEARS_NS, why: 'threshold' });
+  });
+});

@@ -17,7 +17,9 @@ describe('the bound a master sends with a correction', () => {
     const base = { delayNs: 0, offsetNs: 0, averageNs: 0, masterBoundNs: 0 };
     expect(roundBoundNs({ ...base, sinceRoundMs: 200 })).toBe(200 * ERROR_BOUND_FREQUENCY_TOLERANCE_PPM);
     expect(roundBoundNs({ ...base, delayNs: 10, sinceRoundMs: -100, masterBoundNs: -5 })).toBe(5);
-    expect(roundBoundNs({ ...base, offsetNs: 1e17, averageNs: -1e17, delayNs: 1e16, sinceRoundMs: 0 })).toBe(ERROR_BOUND_NS_MAX);
+    // Beyond any two timestamps apart (offsets of 56 years are a legitimate bound: not capped).
+    expect(roundBoundNs({ ...base, offsetNs: 1.77e18, averageNs: 0, delayNs: 1e5, sinceRoundMs: 0 })).toBe(1.77e18 + 5e4);
+    expect(roundBoundNs({ ...base, offsetNs: 3e19, averageNs: -3e19, delayNs: 1e16, sinceRoundMs: 0 })).toBe(ERROR_BOUND_NS_MAX);
   });
 
   it('holds for every split of the correction between member and master (parts in [0, 1] each)', () => {

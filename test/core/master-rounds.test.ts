@@ -6,7 +6,8 @@ import { FrameType, type Frame, type FrameBody } from '../../src/core/frames.ts'
 import type { Correction, NodeEvent } from '../../src/core/events.ts';
 import { PeerTable } from '../../src/core/membership/peers.ts';
 import type { Outbox } from '../../src/core/outbox.ts';
-import { MasterRounds, type MasterConfig } from '../../src/core/sync/master.ts';
+import { correctionSendable, MasterRounds, type MasterConfig } from '../../src/core/sync/master.ts';
+import { CORRECTION_NS_MAX } from '../../src/core/limits.ts';
 import { ClusterViewServer } from '../../src/core/view/cluster-view.ts';
 import type { Endpoint, NodeId } from '../../src/core/types.ts';
 
@@ -21,7 +22,7 @@ function setup(memberIds: NodeId[], config: MasterConfig = CONFIG, clock: { sync
     sendTo: (to, body) => sent.push({ to, body }),
     emit: (event) => events.push(event),
   };
-  const counters = { roundsCompleted: 0, samplesDiscarded: 0, probesSent: 0, peersRefused: 0, peersExpired: 0, greetingsDeferred: 0 };
+  const counters = { roundsCompleted: 0, samplesDiscarded: 0, probesSent: 0, correctionsUnsendable: 0, peersRefused: 0, peersExpired: 0, greetingsDeferred: 0 };
   const peers = new PeerTable({ nodeId: 'm', bootId: 1, peersMax: 10, pollIntervalMs: 1000, replayProtection: false }, { masterId: 'm', sendHello: () => {} }, outbox, counters);
   memberIds.forEach((nodeId, index) => peers.heard({ type: FrameType.hello, from: nodeId, prio: 0, boot: 1, seq: 1, to: 'm', toBoot: 1 } as unknown as Frame, { address: '198.18.0.3', port: index + 1 } as Endpoint, 0));
   events.length = 0;
@@ -52,6 +53,57 @@ describe('master rounds', () => {
     const toW = sent.find(({ to }) => to === 'w')?.body as { correctionNs: number };
     expect(Math.abs(toW.correctionNs + 1800e9)).toBeLessThan(1e6);
     expect(rounds.lastRound?.reference).toBe('majority');
+  });
+
+  it('a 1970 member is sent its whole 56-year correction: the CORRECT carries it', () => {
+    // m, a, b at the master's time; old's clock at the epoch while the master reads 2026.
+    const config = { ...CONFIG, outlierThresholdNs: 20e6 };
+    const { rounds, sent, events, counters } = setup(['a', 'b', 'old'], config, { synchronized: false, provisionalNs: 0 });
+    const masterNs = 1_767_225_600_000_000_000n;
+    rounds.pollNow(0);
+    rounds.tick(0);
+    sent.length = 0;
+    const replyAt = (from: string, memberNs: bigint) =>
+      ({ type: FrameType.reply, from, term: 3, round: 1, probe: 0, pollTxNs: masterNs, rxNs: memberNs, txNs: memberNs, synced: false, provisionalNs: 0 }) as Frame & { type: typeof FrameType.reply };
+    rounds.onReply(replyAt('a', masterNs + 500_000n), masterNs + 1_000_000n, 5);
+    rounds.onReply(replyAt('b', masterNs + 500_000n), masterNs + 1_000_000n, 5);
+    rounds.onReply(replyAt('old', 3_000_000_000n), masterNs + 1_000_000n, 6);
+    const toOld = sent.find(({ to }) => to === 'old')?.body as { type: number; correctionNs: number };
+    expect(toOld.type).toBe(FrameType.correct);
+    // The master read masterNs + 0.5 ms when old read 3 s (mid round trip); within the float64 resolution there (256 ns).
+    expect(Math.abs(toOld.correctionNs - Number(masterNs + 500_000n - 3_000_000_000n))).toBeLessThan(1000);
+    expect(counters.correctionsUnsendable).toBe(0);
+    expect(events.filter((event) => event.kind === 'correction-unsendable')).toEqual([]);
+    expect(rounds.lastRound?.reference).toBe('majority');
+  });
+
+  it('a correction no frame can carry is not sent: counted, reported as an event and on the peer, never a silent drop', () => {
+    // a, b, c claim raw times (clock minus provisionalNs) ~1.8e19 ns ahead, past the end of the
+    // timestamp range (a broken or lying member), and agree there while their clocks do not: the
+    // cluster would follow them, and the master's and d's corrections exceed what a frame carries.
+    const config = { ...CONFIG, outlierThresholdNs: 20e6 };
+    const { rounds, peers, sent, events, own, counters } = setup(['a', 'b', 'c', 'd'], config, { synchronized: false, provisionalNs: 0 });
+    rounds.pollNow(0);
+    rounds.tick(0);
+    sent.length = 0;
+    const nowOffsets = { a: 9.0e18, b: 9.1e18, c: 9.2e18 };
+    for (const [id, offsetNs] of Object.entries(nowOffsets)) {
+      rounds.onReply({ ...reply(id, 1, offsetNs), synced: false, provisionalNs: offsetNs - 1.8e19 }, 1_000_000n, 5);
+    }
+    rounds.onReply({ ...reply('d', 1, 0), synced: false, provisionalNs: 0 }, 1_000_000n, 6);
+    expect(sent.map(({ to }) => to)).not.toContain('d');
+    expect(own).toEqual([]);
+    const unsendable = events.filter((event) => event.kind === 'correction-unsendable');
+    expect(unsendable.map((event) => event.kind === 'correction-unsendable' && event.nodeId).sort()).toEqual(['d', 'm']);
+    for (const event of unsendable) expect(event.kind === 'correction-unsendable' && event.correctionNs).toBeGreaterThan(CORRECTION_NS_MAX);
+    expect(counters.correctionsUnsendable).toBe(2);
+    expect(peers.get('d')?.correctionUnsendable).toBe(true);
+    expect(peers.get('a')?.correctionUnsendable).toBe(false);
+    // Those that can be corrected still are.
+    expect(sent.filter(({ body }) => body.type === FrameType.correct).map(({ to }) => to).sort()).toEqual(['a', 'b', 'c']);
+    expect(correctionSendable(Number.NaN)).toBe(false);
+    expect(correctionSendable(Number.POSITIVE_INFINITY)).toBe(false);
+    expect(correctionSendable(-CORRECTION_NS_MAX)).toBe(true);
   });
 
   it('runs nothing until told to poll, then one round every pollIntervalMs', () => {

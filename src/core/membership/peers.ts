@@ -39,6 +39,8 @@ export interface PeerState {
   discardStreak: number;
   /** Whether it was left out of the last average. */
   excluded: boolean;
+  /** The last round's correction for it could not be sent: no frame can carry it (see MasterRounds). */
+  correctionUnsendable: boolean;
   /**
    * Replay protection, per stream (frames addressed to this node, and those sent before the sender
    * knew our id): its newest boot id, highest sequence number, and which of the 64 below it were seen.
@@ -199,6 +201,7 @@ export class PeerTable {
       recentDelaysNs: [],
       discardStreak: 0,
       excluded: false,
+      correctionUnsendable: false,
       replay: newReplayStreams(),
       bootSeen: 0,
       answered: false,

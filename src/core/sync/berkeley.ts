@@ -60,11 +60,13 @@ export function faultTolerantAverage(offsets: ReadonlyMap<string, number>, thres
   const boundNs = Math.min(thresholdNs, Math.max(boundNsMin, OUTLIER_MAD_FACTOR * deviationNs));
   const included: string[] = [];
   const excluded: string[] = [];
-  let sumNs = 0;
+  // Summed as distances from the median: offsets of decades (a box at 1970) are float64s with a
+  // resolution of hundreds of ns, and a plain sum of a dozen would lose microseconds.
+  let sumFromMedianNs = 0;
   for (const [id, offsetNs] of offsets) {
     if (Math.abs(offsetNs - medianNs) <= boundNs) {
       included.push(id);
-      sumNs += offsetNs;
+      sumFromMedianNs += offsetNs - medianNs;
     } else {
       excluded.push(id);
     }
@@ -73,7 +75,7 @@ export function faultTolerantAverage(offsets: ReadonlyMap<string, number>, thres
   if (included.length === 0) {
     return { medianNs, averageNs: medianNs, boundNs, included, excluded };
   }
-  return { medianNs, averageNs: sumNs / included.length, boundNs, included, excluded };
+  return { medianNs, averageNs: medianNs + sumFromMedianNs / included.length, boundNs, included, excluded };
 }
 
 /**
@@ -241,7 +243,9 @@ export function berkeleyRound(
 /** The mean of the middle clocks, all of them included (they have no company to filter them). */
 function midpointOf(middle: ReadonlyMap<string, number>): AverageResult {
   const values = [...middle.values()];
-  const averageNs = values.reduce((sum, value) => sum + value, 0) / values.length;
+  // From the lowest, not a plain sum: two clocks at +-decades would overflow nothing but lose precision.
+  const lowNs = Math.min(...values);
+  const averageNs = lowNs + values.reduce((sum, value) => sum + (value - lowNs), 0) / values.length;
   return { medianNs: median(values), averageNs, boundNs: 0, included: [...middle.keys()], excluded: [] };
 }
 

@@ -3,7 +3,7 @@
 // average (sync/berkeley.ts), a CORRECT to every member, the round's record and view, and the
 // master's own correction. The stored deadline is the next round's start, or the running round's.
 import { FrameType, type Frame } from '../frames.ts';
-import { FULL_PROBE_ROUND_EVERY } from '../limits.ts';
+import { CORRECTION_NS_MAX, FULL_PROBE_ROUND_EVERY } from '../limits.ts';
 import type { Correction, RoundRecord } from '../events.ts';
 import type { PeerTable } from '../membership/peers.ts';
 import type { Outbox } from '../outbox.ts';
@@ -44,6 +44,16 @@ export interface MasterCounters {
   roundsCompleted: number;
   samplesDiscarded: number;
   probesSent: number;
+  correctionsUnsendable: number;
+}
+
+/**
+ * Whether a frame can carry this correction (the member's decoder refuses anything else as a bad
+ * field, without a word back). Any difference of two valid timestamps fits, so this fails only
+ * for arithmetic gone wrong (not finite) or a clock pushed outside the timestamp range.
+ */
+export function correctionSendable(correctionNs: number): boolean {
+  return Number.isFinite(correctionNs) && Math.abs(correctionNs) <= CORRECTION_NS_MAX;
 }
 
 const NEVER = Number.POSITIVE_INFINITY;
@@ -169,11 +179,19 @@ export class MasterRounds {
       if (nodeId === selfId) continue;
       const peer = this.peers.get(nodeId);
       if (peer) peer.excluded = excluded.has(nodeId);
+      // Never a silent drop: a correction no frame can carry is counted, reported and kept off the wire.
+      const sendable = correctionSendable(correctionNs);
+      if (peer) peer.correctionUnsendable = !sendable;
+      if (!sendable) {
+        this.counters.correctionsUnsendable += 1;
+        this.outbox.emit({ kind: 'correction-unsendable', nodeId, correctionNs, round: round.round });
+        continue;
+      }
       const delayNs = round.sampleOf(nodeId)?.delayNs ?? 0;
       const offsetNs = offsetsNs.get(nodeId) ?? 0;
       const boundNs = roundBoundNs({ delayNs, offsetNs, averageNs: result.averageNs, sinceRoundMs: nowMs - round.startedMs, masterBoundNs: this.host.ownErrorBoundNs });
       const reference = passedOn === null ? {} : { refStratum: passedOn.stratum, refLeap: passedOn.leap };
-      this.outbox.sendTo(nodeId, { type: FrameType.correct, round: round.round, correctionNs, delayNs: Math.max(0, delayNs), boundNs, ...reference });
+      this.outbox.sendTo(nodeId, { type: FrameType.correct, round: round.round, correctionNs, delayNs: Math.min(CORRECTION_NS_MAX, Math.max(0, delayNs)), boundNs, ...reference });
     }
     this.counters.roundsCompleted += 1;
     const term = this.host.term;
@@ -195,6 +213,13 @@ export class MasterRounds {
     this.outbox.emit({ kind: 'round', record });
     // The master moves to the average too (unless it is the reference); a round with nobody
     // answering changes nothing.
-    if (offsetsNs.size > 0 && !referenced) this.host.applyCorrection({ correctionNs: result.averageNs, term, round: round.round, masterId: selfId }, nowMs);
+    if (offsetsNs.size > 0 && !referenced) {
+      // The same bound for its own: beyond it the clock would leave the range of a timestamp.
+      if (correctionSendable(result.averageNs)) this.host.applyCorrection({ correctionNs: result.averageNs, term, round: round.round, masterId: selfId }, nowMs);
+      else {
+        this.counters.correctionsUnsendable += 1;
+        this.outbox.emit({ kind: 'correction-unsendable', nodeId: selfId, correctionNs: result.averageNs, round: round.round });
+      }
+    }
   }
 }

@@ -4,6 +4,7 @@
 // sending through the node's outbox. Neither has a deadline: pulls are driven by requests.
 import { FrameType, VIEW_FLAGS, type Frame, type ViewEntryTuple } from '../frames.ts';
 import {
+  CORRECTION_NS_MAX,
   VIEW_ENTRY_FIXED_BYTES,
   VIEW_PAGE_BYTES_BUDGET,
   VIEW_PAGE_ENTRIES_MAX,
@@ -60,11 +61,11 @@ export class ClusterViewServer {
         (member.excluded ? VIEW_FLAGS.excluded : 0) |
         (sample?.discarded ? VIEW_FLAGS.discarded : 0) |
         (member.synced ? VIEW_FLAGS.synced : 0);
-      entries.push([member.nodeId, flags, sample ? Math.round(sample.offsetNs) : null, sample ? Math.round(sample.delayNs) : null, null]);
+      entries.push([member.nodeId, flags, sample ? inViewRange(sample.offsetNs, -CORRECTION_NS_MAX) : null, sample ? inViewRange(sample.delayNs, 0) : null, null]);
       lastHeardMs.push(member.lastHeardMs);
     }
     this.previousSnapshot = this.snapshot;
-    this.snapshot = { round, atMs: nowMs, averageNs, entries, lastHeardMs };
+    this.snapshot = { round, atMs: nowMs, averageNs: inViewRange(averageNs, -CORRECTION_NS_MAX), entries, lastHeardMs };
   }
 
   /** Answers one page (the caller checks that this node is master). */
@@ -214,4 +215,14 @@ function viewMemberOf(entry: ViewEntryTuple, lastHeardMs: number | null, atMs: n
     delayNs,
     lastHeardAgoMs: lastHeardMs === null ? null : Math.max(0, atMs - lastHeardMs),
   };
+}
+
+/**
+ * A value as a VIEW frame may carry it (whole ns, from `minNs` to CORRECTION_NS_MAX, finite):
+ * one value outside (a delay made negative by a clock step mid-probe) would get the whole page
+ * refused by the puller. Decades (a box at 1970) are within the range.
+ */
+function inViewRange(valueNs: number, minNs: number): number {
+  if (!Number.isFinite(valueNs)) return 0;
+  return Math.max(minNs, Math.min(CORRECTION_NS_MAX, Math.round(valueNs)));
 }
