@@ -44,6 +44,8 @@ const STATUS_TIMEOUT_MS = 3_000;
 export interface UpstreamStatusView {
   mode?: 'acquiring' | 'standby' | 'following' | 'holdover' | 'refused';
   healthy?: boolean;
+  /** Estimates turned into corrections of the clock (as master). */
+  corrections?: number;
   servers?: { host?: string; port?: number; reachable?: boolean; offsetNs?: number | null; stratum?: number | null; verdict?: string | null; reason?: string | null }[];
   selection?: { ok?: boolean; offsetNs?: number | null; errorBoundNs?: number | null; code?: string | null; reason?: string | null; servers?: { id?: string; verdict?: string; reason?: string }[] };
 }
