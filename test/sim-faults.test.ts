@@ -423,6 +423,29 @@ describe('invariant checker', () => {
     check.observeCorrection('a', correction('n', 4, 1), slave(4, 'n'), clock);
   });
 
+  it('a term claimed again by a master that restarted without its state is a new mastership, not a replay', () => {
+    // Seed 186 of the upstream mix: m crashed, lost its state, was alone in a partition and
+    // claimed the same term again (its slot's first), counting rounds from 1; a, restarted with
+    // its state (its term, not its replay window), followed it. Counted, not a violation.
+    const check = checker();
+    check.started('a', { persistedState: false, clockKept: true });
+    check.started('m', { persistedState: false, clockKept: true });
+    check.observeCorrection('a', correction('m', 3, 16), slave(3, 'm'), clock);
+    check.started('m', { persistedState: false, clockKept: true });
+    check.started('a', { persistedState: true, clockKept: true });
+    check.observeCorrection('a', correction('m', 3, 5), slave(3, 'm'), clock);
+    expect(check.termsReusedAfterStateLoss).toBe(1);
+    expect(check.violations).toEqual([]);
+    // Within that new life, an old round again is a replay.
+    expectViolation(() => check.observeCorrection('a', correction('m', 3, 4), slave(3, 'm'), clock), 'correction-replayed');
+    // A restart that kept the master's state does not excuse it either.
+    const kept = checker();
+    kept.started('a', { persistedState: false, clockKept: true });
+    kept.observeCorrection('a', correction('m', 3, 16), slave(3, 'm'), clock);
+    kept.started('m', { persistedState: true, clockKept: true });
+    expectViolation(() => kept.observeCorrection('a', correction('m', 3, 5), slave(3, 'm'), clock), 'correction-replayed');
+  });
+
   it('a synchronized clock stepped backwards, or running backwards between corrections', () => {
     const check = checker();
     check.started('a', { persistedState: false, clockKept: true });

@@ -7,7 +7,8 @@
 //   term-decreased      a node's term never decreases (a restart without persisted state excepted)
 //   foreign-correction  a node applies a correction only from the master it follows in its
 //                       current term (the master's own correction names itself)
-//   correction-replayed a node never applies the same (term, round) twice, nor an older one
+//   correction-replayed a node never applies the same (term, round) twice, nor an older one (but
+//                       from a master that restarted without its state and claimed the term again)
 //   clock-stepped-back  once synchronized and locked, a clock is never stepped backwards; while its
 //                       time is provisional, only by PROVISIONAL_STEP_NS_MIN or more
 //   clock-stepped-back-twice  before synchronization, a clock steps backwards at most once (per
@@ -96,8 +97,8 @@ export interface CheckerOptions {
 interface Tracked {
   alive: boolean;
   view: NodeView | null;
-  /** Highest (term, round) applied by this incarnation. */
-  applied: { term: number; round: number } | null;
+  /** Highest (term, round) applied by this incarnation, and the life of the master that sent it. */
+  applied: { term: number; round: number; masterLife: number } | null;
   /** Last clock reading, or null when the clock was replaced. */
   lastReadingNs: bigint | null;
   /** Backward steps of this clock before it was synchronized. */
@@ -114,6 +115,14 @@ export class InvariantChecker {
    * after restarts that lost state; kept as a statistic.
    */
   termsReusedByAnotherMaster = 0;
+  /**
+   * Corrections in a term that a master which lost its state (restarted without it) claimed
+   * again, alone, with its rounds counted from 1: a new mastership, not a replay. The protocol
+   * cannot tell such a master which terms it used in its earlier life; kept as a statistic.
+   */
+  termsReusedAfterStateLoss = 0;
+  /** Restarts without persisted state, per node: each begins a new life whose terms may repeat. */
+  private readonly lives = new Map<NodeId, number>();
   private readonly options: Required<Omit<CheckerOptions, 'nowMs'>> & Pick<CheckerOptions, 'nowMs'>;
   private readonly nodes = new Map<NodeId, Tracked>();
   private readonly masterOfTerm = new Map<number, NodeId>();
@@ -148,6 +157,7 @@ export class InvariantChecker {
     if (!options.persistedState) {
       tracked.view = null;
       tracked.applied = null;
+      this.lives.set(nodeId, (this.lives.get(nodeId) ?? 0) + 1);
     }
     if (!options.clockKept) {
       tracked.lastReadingNs = null;
@@ -202,14 +212,17 @@ export class InvariantChecker {
     if (upstream && correction.slewOnly === true && clock.afterNs !== clock.beforeNs) {
       this.violate('established-stepped', [nodeId], `${nodeId} stepped its clock by ${clock.afterNs - clock.beforeNs} ns onto its upstream although the cluster's time was established (correction ${correction.correctionNs} ns)`);
     }
-    if (!upstream && applied !== null && (correction.term < applied.term || (correction.term === applied.term && correction.round <= applied.round))) {
+    const masterLife = this.lives.get(correction.masterId) ?? 0;
+    const reusedAfterStateLoss = !upstream && applied !== null && correction.term === applied.term && masterLife !== applied.masterLife;
+    if (reusedAfterStateLoss) this.termsReusedAfterStateLoss += 1;
+    if (!upstream && !reusedAfterStateLoss && applied !== null && (correction.term < applied.term || (correction.term === applied.term && correction.round <= applied.round))) {
       this.violate(
         'correction-replayed',
         [nodeId],
         `${nodeId} applied term ${correction.term} round ${correction.round} after term ${applied.term} round ${applied.round}`,
       );
     }
-    if (!upstream) tracked.applied = { term: correction.term, round: correction.round };
+    if (!upstream) tracked.applied = { term: correction.term, round: correction.round, masterLife };
     // A provisional clock may step back to where boxes that booted later moved the reference.
     const stepThresholdNs = clock.stepThresholdNs ?? 0;
     const provisionalStep = clock.provisional === true && stepThresholdNs > 0 && clock.beforeNs - clock.afterNs >= BigInt(Math.round(Math.min(stepThresholdNs, PROVISIONAL_STEP_NS_MIN)));
