@@ -25,6 +25,15 @@ export interface AgentProcess {
   alive: boolean;
 }
 
+/**
+ * Starts an agent of a static-peer cluster: mDNS off, bound to its host's address, every other of
+ * `hosts` (by default the lab's) as a --peer on the default port, after `args`.
+ */
+export function startStaticAgent(lab: NetnsLab, host: LabHost, nodeId: string, args: string[], hosts: readonly LabHost[] = lab.hosts): AgentProcess {
+  const peers = hosts.filter((other) => other !== host).flatMap((other) => ['--peer', `${other.address}:7412`]);
+  return startAgent(lab, host, nodeId, ['--no-mdns', '--bind', host.address, ...args, ...peers]);
+}
+
 /** Starts `berkeley-agent` in the host's namespace (control server on its own 127.0.0.1:7413). */
 export function startAgent(lab: NetnsLab, host: LabHost, nodeId: string, args: string[]): AgentProcess {
   // Never the kernel clock (tests run as root): --clock virtual unless the test chose a clock

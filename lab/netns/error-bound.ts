@@ -9,7 +9,7 @@
 // (clock.slewRemainingNs).
 import { once } from 'node:events';
 import type { StatusReport } from '../../src/daemon/status.ts';
-import { percentile, startAgent, statuses, waitForAgreement, type AgentProcess } from './agents.ts';
+import { percentile, startStaticAgent, statuses, waitForAgreement, type AgentProcess } from './agents.ts';
 import { NetnsLab, sleep } from './netns.ts';
 
 const SAMPLE_INTERVAL_MS = 300;
@@ -49,9 +49,8 @@ export async function measureErrorBound(options: { agents: number; measureS: num
   const agents: AgentProcess[] = [];
   try {
     for (const host of lab.hosts) {
-      const peers = lab.hosts.filter((other) => other !== host).flatMap((other) => ['--peer', `${other.address}:7412`]);
       const offsetS = (host.index - 1) * (2 / (agentCount - 1)) - 1;
-      agents.push(startAgent(lab, host, `eb-${host.index}`, ['--no-mdns', '--bind', host.address, '--poll-interval', '1', '--discovery-window', '5', '--ntp-port', '0', '--virtual-offset', offsetS.toFixed(3), ...peers]));
+      agents.push(startStaticAgent(lab, host, `eb-${host.index}`, ['--poll-interval', '1', '--discovery-window', '5', '--ntp-port', '0', '--virtual-offset', offsetS.toFixed(3)]));
     }
     const first = await waitForAgreement(lab, agents, 120_000);
     if (lossPercent > 0) for (const host of lab.hosts) await lab.setEgressLoss(host, lossPercent / 100);

@@ -26,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startChronydServer } from '../ntp/chronyd-server.ts';
 import type { ProbeConfig } from '../ntp/upstream-probe.ts';
-import { startAgent, statusOf, type AgentProcess } from './agents.ts';
+import { startAgent, startStaticAgent, statusOf, type AgentProcess } from './agents.ts';
 import { NetnsLab, sleep, type LabHost } from './netns.ts';
 
 const PROBE = fileURLToPath(new URL('../ntp/upstream-probe.ts', import.meta.url));
@@ -174,19 +174,18 @@ export class UpstreamScenario {
     const { options, lab } = this;
     const upstreamArg = ['--upstream', `${this.upstreamHost.address}:${CHRONY_PORT}`];
     const pollArgs = ['--upstream-poll', String(options.upstreamPollS ?? 1)];
-    const common = ['--no-mdns', '--poll-interval', String(options.pollIntervalS ?? 1), '--discovery-window', '3', '--ntp-port', '0', ...(options.agentArgs ?? [])];
+    const common = ['--poll-interval', String(options.pollIntervalS ?? 1), '--discovery-window', '3', '--ntp-port', '0', ...(options.agentArgs ?? [])];
     if (options.lateUpstreamMs === undefined) this.upstream = await startChronydServer(lab, this.upstreamHost, { binary: options.chronydBinary, port: CHRONY_PORT, dir: this.dir });
     if (options.disagreement === true) await this.launchDisagreement(pollArgs, common);
     this.startedMs = Date.now();
     const hosts = this.agentHosts();
     for (const [index, host] of hosts.entries()) {
-      const peers = hosts.filter((other) => other !== host).flatMap((other) => ['--peer', `${other.address}:7412`]);
       const upstream = options.withUpstream === 'all' || options.withUpstream.includes(index) ? [...upstreamArg, ...pollArgs] : [];
       const offsetS = startOffsetS(index, hosts.length);
       const driftPpm = startDriftPpm(index, hosts.length);
-      this.agents.push(startAgent(lab, host, `up-${index + 1}`, [
-        ...common, '--bind', host.address, '--virtual-offset', offsetS.toFixed(3), '--virtual-drift', driftPpm.toFixed(1), ...upstream, ...peers,
-      ]));
+      this.agents.push(startStaticAgent(lab, host, `up-${index + 1}`, [
+        ...common, '--virtual-offset', offsetS.toFixed(3), '--virtual-drift', driftPpm.toFixed(1), ...upstream,
+      ], hosts));
       this.log(`agent up-${index + 1} in h${host.index}: offset ${offsetS.toFixed(3)} s, drift ${driftPpm.toFixed(1)} ppm${upstream.length > 0 ? ', --upstream' : ''}`);
     }
   }
@@ -201,7 +200,7 @@ export class UpstreamScenario {
     const config: ProbeConfig = { durationMs: WRONG_SERVER_LIFETIME_MS, pollIntervalMs: 1000, runs: [], ntpServer: { address: wrong.address, port: WRONG_PORT, offsetNs: WRONG_OFFSET_NS } };
     lab.spawn(wrong, process.execPath, ['--import', 'tsx', PROBE, JSON.stringify(config)], { label: `wrong upstream (host + 3 s) h${wrong.index}` });
     const server = (host: LabHost, port: number) => ['--upstream', `${host.address}:${port}`];
-    const lone = ['--virtual-offset', (DISAGREEMENT_START_OFFSET_NS / 1e9).toFixed(3), ...pollArgs, ...common];
+    const lone = ['--no-mdns', '--virtual-offset', (DISAGREEMENT_START_OFFSET_NS / 1e9).toFixed(3), ...pollArgs, ...common];
     this.disagreementAgents.push(
       startAgent(lab, two, 'dis-2', [...lone, '--bind', two.address, ...server(chronyB, CHRONY_PORT), ...server(wrong, WRONG_PORT)]),
       startAgent(lab, three, 'dis-3', [...lone, '--bind', three.address, ...server(chronyB, CHRONY_PORT), ...server(wrong, WRONG_PORT), ...server(chronyC, CHRONY_PORT)]),

@@ -5,7 +5,7 @@
 // in the issue) and once with it as the master. Prints where the clocks settled.
 import { afterEach, describe, expect, it } from 'vitest';
 import { NetnsLab, netnsAvailable } from '../../lab/netns/netns.ts';
-import { SPREAD_LIMIT_NS, startAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
+import { SPREAD_LIMIT_NS, startStaticAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
 
 const availability = netnsAvailable();
 if (!availability.ok) console.warn(`SKIPPED e2e cold-start tests: ${availability.reason}`);
@@ -28,17 +28,13 @@ describe.skipIf(!availability.ok)('cold start with one clock an hour ahead (real
   ])('the hour-ahead box as %s: the cluster settles at the middle clock, not at +3600 s', async (role, hourAheadPriority) => {
     lab = await NetnsLab.create({ hosts: OFFSETS_S.length, prefix: `cold${hourAheadPriority}` });
     const agents: AgentProcess[] = lab.hosts.map((host) => {
-      const peers = lab!.hosts.filter((other) => other !== host).flatMap((other) => ['--peer', `${other.address}:7412`]);
       const hourAhead = host.index === 1;
-      return startAgent(lab!, host, `cold-${host.index}`, [
-        '--no-mdns',
-        '--bind', host.address,
+      return startStaticAgent(lab!, host, `cold-${host.index}`, [
         '--poll-interval', '1',
         // Five processes starting at once on a 2-core machine take ~3 s to load.
         '--discovery-window', '5',
         '--virtual-offset', String(OFFSETS_S[host.index - 1]),
         '--priority', String(hourAhead ? hourAheadPriority : 100),
-        ...peers,
       ]);
     });
     const agreement = await waitForAgreement(lab, agents, 60_000);
@@ -69,10 +65,8 @@ describe.skipIf(!availability.ok)('cold start with one clock an hour ahead (real
     const offsetsS = [3600, 0, 0.001, 0.002, 0.003];
     const start = (index: number) => {
       const host = lab!.hosts[index - 1]!;
-      const peers = lab!.hosts.filter((other) => other !== host).flatMap((other) => ['--peer', `${other.address}:7412`]);
-      return startAgent(lab!, host, `cold-${index}`, [
-        '--no-mdns', '--bind', host.address, '--poll-interval', '1', '--discovery-window', '3',
-        '--virtual-offset', String(offsetsS[index - 1]), '--priority', index === 1 ? '200' : '100', ...peers,
+      return startStaticAgent(lab!, host, `cold-${index}`, [
+        '--poll-interval', '1', '--discovery-window', '3', '--virtual-offset', String(offsetsS[index - 1]), '--priority', index === 1 ? '200' : '100',
       ]);
     };
     const first = [start(1), start(2)];

@@ -3,7 +3,7 @@
 import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NetnsLab, netnsAvailable } from '../../lab/netns/netns.ts';
-import { startAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
+import { startAgent, startStaticAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
 
 const availability = netnsAvailable();
 if (!availability.ok) console.warn(`SKIPPED e2e handover tests: ${availability.reason}`);
@@ -49,10 +49,8 @@ describe.skipIf(!availability.ok)('handover and static peers (real processes in 
 
   it('static peers with mDNS off form a working cluster', async () => {
     lab = await NetnsLab.create({ hosts: 3, prefix: 'static' });
-    const agents: AgentProcess[] = lab.hosts.map((host) => {
-      const peers = lab!.hosts.filter((other) => other !== host).flatMap((other) => ['--peer', `${other.address}:7412`]);
-      return startAgent(lab!, host, `static-${host.index}`, ['--no-mdns', '--bind', host.address, '--poll-interval', '1', '--discovery-window', '4', '--virtual-offset', String(-host.index * 0.5), ...peers]);
-    });
+    const agents: AgentProcess[] = lab.hosts.map((host) =>
+      startStaticAgent(lab!, host, `static-${host.index}`, ['--poll-interval', '1', '--discovery-window', '4', '--virtual-offset', String(-host.index * 0.5)]));
     const agreement = await waitForAgreement(lab, agents, 40_000);
     expect(agreement.masterId).toBe('static-3');
     const reports = await statuses(lab, agents);

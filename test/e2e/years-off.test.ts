@@ -6,7 +6,7 @@
 // others; the majority never steps back. Once with the 1970 box as a member, once as the master.
 import { afterEach, describe, expect, it } from 'vitest';
 import { NetnsLab, netnsAvailable } from '../../lab/netns/netns.ts';
-import { SPREAD_LIMIT_NS, startAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
+import { SPREAD_LIMIT_NS, startStaticAgent, statuses, waitForAgreement, type AgentProcess } from '../../lab/netns/agents.ts';
 import { INITIAL_STEPS } from '../../src/core/limits.ts';
 
 const availability = netnsAvailable();
@@ -41,19 +41,13 @@ describe.skipIf(!availability.ok)('a box at 1970 and one 400 days ahead join thr
     // years-1 at 1970-01-01T00:00:10Z, years-2 400 days ahead, years-3..5 on the host's time (all
     // at 0: any step of theirs beyond the measurement noise would be a drag by a wild clock).
     const offsetsS = [-hostNowS + 10, 400 * DAY_S, 0, 0, 0];
-    const agents: AgentProcess[] = lab.hosts.map((host) => {
-      const peers = lab!.hosts.filter((other) => other !== host).flatMap((other) => ['--peer', `${other.address}:7412`]);
-      return startAgent(lab!, host, `years-${host.index}`, [
-        '--no-mdns',
-        '--bind', host.address,
-        '--poll-interval', '1',
-        // Five processes starting at once on a 2-core machine take ~3 s to load.
-        '--discovery-window', '5',
-        '--virtual-offset', String(offsetsS[host.index - 1]),
-        '--priority', String(host.index === 1 ? epochPriority : 100),
-        ...peers,
-      ]);
-    });
+    const agents: AgentProcess[] = lab.hosts.map((host) => startStaticAgent(lab!, host, `years-${host.index}`, [
+      '--poll-interval', '1',
+      // Five processes starting at once on a 2-core machine take ~3 s to load.
+      '--discovery-window', '5',
+      '--virtual-offset', String(offsetsS[host.index - 1]),
+      '--priority', String(host.index === 1 ? epochPriority : 100),
+    ]));
     const agreement = await waitForAgreement(lab, agents, 45_000);
     // Equal priorities: the highest node id (years-5) is master; priority 200 makes it years-1.
     expect(agreement.masterId).toBe(epochPriority > 100 ? 'years-1' : 'years-5');

@@ -183,8 +183,7 @@ export class MasterRounds {
       const sendable = correctionSendable(correctionNs);
       if (peer) peer.correctionUnsendable = !sendable;
       if (!sendable) {
-        this.counters.correctionsUnsendable += 1;
-        this.outbox.emit({ kind: 'correction-unsendable', nodeId, correctionNs, round: round.round });
+        this.unsendable(nodeId, correctionNs, round.round);
         continue;
       }
       const delayNs = round.sampleOf(nodeId)?.delayNs ?? 0;
@@ -216,10 +215,13 @@ export class MasterRounds {
     if (offsetsNs.size > 0 && !referenced) {
       // The same bound for its own: beyond it the clock would leave the range of a timestamp.
       if (correctionSendable(result.averageNs)) this.host.applyCorrection({ correctionNs: result.averageNs, term, round: round.round, masterId: selfId }, nowMs);
-      else {
-        this.counters.correctionsUnsendable += 1;
-        this.outbox.emit({ kind: 'correction-unsendable', nodeId: selfId, correctionNs: result.averageNs, round: round.round });
-      }
+      else this.unsendable(selfId, result.averageNs, round.round);
     }
+  }
+
+  /** A correction no frame can carry (for a member: not sent; its own: not applied), counted and told. */
+  private unsendable(nodeId: NodeId, correctionNs: number, round: number): void {
+    this.counters.correctionsUnsendable += 1;
+    this.outbox.emit({ kind: 'correction-unsendable', nodeId, correctionNs, round });
   }
 }
