@@ -10,7 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { kernelTimex, offsetsNs, sleep, spread, statuses, waitAgreed, waitSpreadBelow } from '../../lab/vm/cluster.ts';
+import { kernelBaseFrequencyPpm, kernelTimex, offsetsNs, sleep, spread, statuses, waitAgreed, waitSpreadBelow } from '../../lab/vm/cluster.ts';
 import { VmLab, vmLabAvailable } from '../../lab/vm/lab.ts';
 import { enableService, installOnGuest, packAndInstall } from '../../lab/vm/product.ts';
 
@@ -75,10 +75,11 @@ try {
     await sleep(intervalS * 1000);
   }
   const timex = await Promise.all(lab.guests.map((guest) => kernelTimex(guest)));
+  const frequenciesPpm = await Promise.all(lab.guests.map((guest) => kernelBaseFrequencyPpm(guest)));
   const reports = await statuses(lab.guests);
   const rss = await Promise.all(lab.guests.map(async (guest) => Number((await guest.run('ps -o rss= -p $(systemctl show -p MainPID --value berkeley-agent)')).trim()) / 1024));
   const sorted = [...spreadsNs].sort((a, b) => a - b);
-  const rates = timex.map((t, i) => (t.frequency ?? 0) / 65536 + ((ticks[i] ?? 10000) - 10000) * 100);
+  const rates = frequenciesPpm.map((frequencyPpm, i) => frequencyPpm + ((ticks[i] ?? 10000) - 10000) * 100);
   const result = {
     startedAt: new Date(startedMs).toISOString(),
     host: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? null, node: process.version, kernel: lab.kernel },
@@ -86,7 +87,7 @@ try {
     synchronizedAfterS: synchronizedS, spreadUnder1msAfterS: under1msS,
     spreadUs: { p50: percentile(sorted, 0.5) / 1e3, p90: percentile(sorted, 0.9) / 1e3, p99: percentile(sorted, 0.99) / 1e3, max: (sorted.at(-1) ?? NaN) / 1e3 },
     clusterMinusHostUs: { first: (clusterMinusHostNs[0] ?? NaN) / 1e3, last: (clusterMinusHostNs.at(-1) ?? NaN) / 1e3 },
-    kernel: timex.map((t, i) => ({ guest: lab.guests[i]?.name, tick: t.tick, frequencyPpm: (t.frequency ?? 0) / 65536, effectiveRatePpm: rates[i], maxerrorUs: t.maxerror, esterrorUs: t.esterror, status: t.status })),
+    kernel: timex.map((t, i) => ({ guest: lab.guests[i]?.name, tick: t.tick, frequencyPpm: frequenciesPpm[i], effectiveRatePpm: rates[i], maxerrorUs: t.maxerror, esterrorUs: t.esterror, status: t.status })),
     agents: reports.map((r, i) => ({ guest: lab.guests[i]?.name, role: r?.role, rmsOffsetNs: r?.tracking?.rmsOffsetNs, rssMB: rss[i], rxTimestamps: r?.timestamps?.rx })),
     // The round trip the master measured to each member (its best probe of the last round).
     masterDelaysUs: (reports.find((r) => r?.role === 'master')?.peers ?? []).map((peer: { nodeId: string; delayNs: number | null }) => ({ member: peer.nodeId, delayUs: peer.delayNs === null ? null : peer.delayNs / 1e3 })),
