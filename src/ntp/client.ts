@@ -18,7 +18,8 @@
 //   after its transmit time, no zero timestamp, root distance below the maximum.
 // - Filter: the last N samples (UPSTREAM_FILTER_SAMPLES); the newest whose delay is not far above
 //   their minimum stands for the server (the members' delay filter, core/sync/delay-filter.ts: a
-//   sample's offset error is up to half its delay, and queueing only ever adds delay; see best()).
+//   sample's offset error is up to half its delay, and queueing only ever adds delay; see best()),
+//   unless the newest three in a row are poor: then the newest stands (never starved).
 //   Its dispersion grows at the frequency tolerance (15 ppm) with its age.
 // - Root distance, the bound on |our clock's offset to the server's reference - the estimate|:
 //   (root delay + delay) / 2 + root dispersion + dispersion (the sample's, grown with age) +
@@ -29,7 +30,7 @@
 // Offsets are "server minus our clock": positive when the server is ahead (our clock must move
 // forward to agree), the sign of sampleFromTimestamps and of chrony's "System clock wrong by".
 import { isPoorSample } from '../core/sync/delay-filter.ts';
-import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, UPSTREAM_BURST_INTERVAL_MS, UPSTREAM_BURST_REQUESTS, UPSTREAM_BURST_REQUESTS_MAX,
+import { ERROR_BOUND_FREQUENCY_TOLERANCE_PPM, POOR_SAMPLE_STREAK_MAX, UPSTREAM_BURST_INTERVAL_MS, UPSTREAM_BURST_REQUESTS, UPSTREAM_BURST_REQUESTS_MAX,
   UPSTREAM_FILTER_SAMPLES, UPSTREAM_LOCAL_PRECISION_NS, UPSTREAM_POLL_INTERVAL_MS_DEFAULT, UPSTREAM_POLL_INTERVAL_MS_MAX,
   UPSTREAM_POLL_INTERVAL_MS_MIN, UPSTREAM_RATE_BACKOFF_MS_MAX, UPSTREAM_ROOT_DISTANCE_NS_MAX, UPSTREAM_STRATUM_MAX } from '../core/limits.ts';
 import { sampleFromTimestamps } from '../core/sync/berkeley.ts';
@@ -444,13 +445,17 @@ export class UpstreamClient {
  * sorts: with delays a few us apart an old sample would stand for the server for up to eight
  * polls, and each estimate resting on it, shifted only by our own corrections, would hide the rate
  * our clock drifted at since (what a master following this server is there to learn). The
- * minimum itself is never poor, so there is always a choice. The simulator's client uses it too.
+ * minimum itself is never poor, so there is always a choice. Never starves the server, as the
+ * members' filter never starves a member: once more than POOR_SAMPLE_STREAK_MAX of the newest
+ * samples in a row are poor (a loaded box, a path that got slower), the newest stands. The
+ * simulator's client uses it too.
  */
 export function filterChoice<T extends { delayNs: number }>(samples: readonly T[]): T | null {
   const delaysNs = samples.map((sample) => sample.delayNs);
   for (let index = samples.length - 1; index >= 0; index -= 1) {
     const sample = samples[index] as T;
     if (!isPoorSample(sample.delayNs, delaysNs)) return sample;
+    if (samples.length - index > POOR_SAMPLE_STREAK_MAX) return samples.at(-1) ?? null;
   }
   return samples.at(-1) ?? null;
 }

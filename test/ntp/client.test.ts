@@ -5,7 +5,7 @@
 // is not poor, and the offset has the sign "server minus us"; a reply straddling a move of our
 // clock measures the moved clock.
 import { describe, expect, it } from 'vitest';
-import { UPSTREAM_ROOT_DISTANCE_NS_MAX } from '../../src/core/limits.ts';
+import { POOR_SAMPLE_STREAK_MAX, UPSTREAM_ROOT_DISTANCE_NS_MAX } from '../../src/core/limits.ts';
 import { kissCode, UpstreamClient } from '../../src/ntp/client.ts';
 import { asciiRefid, NTP_HEADER_BYTES, NtpMode, nsToNtpShort, parseRequest, readHeader, unixNsToNtp, writeHeader, type NtpHeader } from '../../src/ntp/packet.ts';
 import { buildServerReply, REFID_CLUSTER_MASTER, type ClockSnapshot } from '../../src/ntp/server-reply.ts';
@@ -286,6 +286,26 @@ describe('filter', () => {
     // A fresh good sample takes over at once (not the old least-delay one).
     nowMs = run(client, 1, { offsetNs: 7_000_000n, outNs: 115_000n, backNs: 115_000n }, nowMs);
     expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(7_000_000);
+  });
+
+  it('never starves the server: once more than POOR_SAMPLE_STREAK_MAX newest samples in a row are poor, the newest stands', () => {
+    const client = new UpstreamClient({ pollIntervalMs: 1_000, burstRequests: 1 });
+    // Three quiet samples (offsets 1, 2, 3 ms), then the path (or the box) gets slow for good.
+    let nowMs = run(client, 3, (index) => ({ offsetNs: BigInt(1_000_000 * (index + 1)), outNs: 100_000n, backNs: 100_000n }));
+    const slow = (offsetMs: number) => ({ offsetNs: BigInt(offsetMs * 1_000_000), outNs: 1_000_000n, backNs: 1_000_000n });
+    for (let streak = 1; streak <= POOR_SAMPLE_STREAK_MAX; streak += 1) {
+      nowMs = run(client, 1, slow(10 + streak), nowMs);
+      expect(Math.round(client.report(nowMs).offsetNs as number), `poor sample ${streak} of a streak is passed over`).toBe(3_000_000);
+    }
+    nowMs = run(client, 1, slow(20), nowMs);
+    expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(20_000_000);
+    // Still slow: each newest sample stands (the kept minimum is the old quiet one until it ages out).
+    nowMs = run(client, 1, slow(21), nowMs);
+    expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(21_000_000);
+    // Quiet again: a good sample takes over at once, and a lone poor one after it is passed over.
+    nowMs = run(client, 1, { offsetNs: 5_000_000n, outNs: 100_000n, backNs: 100_000n }, nowMs);
+    nowMs = run(client, 1, slow(30), nowMs);
+    expect(Math.round(client.report(nowMs).offsetNs as number)).toBe(5_000_000);
   });
 
   it('a usable candidate carries offset, root distance, stratum and leap', () => {
