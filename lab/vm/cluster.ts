@@ -98,27 +98,32 @@ export async function waitSpreadBelow(guests: Guest[], boundNs: number, timeoutM
   }
 }
 
-/**
- * The kernel's base frequency, ppm: the median of adjtimex readings over a few seconds. The kernel
- * driver slews by raising the kernel frequency for a moment (up to hundreds of ppm), so one reading
- * taken during a slew says nothing about the learned frequency; slews fill a small share of the
- * time once converged, so the median is the base.
- */
-export async function kernelBaseFrequencyPpm(guest: Guest, samples = 15, intervalS = 0.2): Promise<number> {
-  const out = await guest.run(`for i in $(seq ${samples}); do adjtimex -p | grep '^ *frequency:'; sleep ${intervalS}; done`);
-  const readings = [...out.matchAll(/frequency:\s+(-?[0-9]+)/g)].map((match) => Number(match[1]) / 65536).sort((a, b) => a - b);
-  if (readings.length === 0) throw new Error(`no adjtimex frequency read on ${guest.name}: ${out.slice(0, 200)}`);
-  return readings[Math.floor(readings.length / 2)] as number;
-}
-
-/** adjtimex -p as numbers (mode, offset, frequency, maxerror, esterror, status, tick, ...). */
-export async function kernelTimex(guest: Guest): Promise<Record<string, number>> {
-  const out = await guest.run('adjtimex -p');
+/** adjtimex -p's output as numbers (mode, offset, frequency, maxerror, esterror, status, tick, ...). */
+function parseTimex(out: string): Record<string, number> {
   const fields: Record<string, number> = {};
   for (const line of out.split('\n')) {
     const match = /^\s*([a-z_ ]+):\s+(-?[0-9.]+)\s*$/.exec(line);
     if (match) fields[(match[1] ?? '').trim().replace(/ /g, '_')] = Number(match[2]);
   }
   return fields;
+}
+
+/** adjtimex -p as numbers (mode, offset, frequency, maxerror, esterror, status, tick, ...). */
+export async function kernelTimex(guest: Guest): Promise<Record<string, number>> {
+  return parseTimex(await guest.run('adjtimex -p'));
+}
+
+/**
+ * The kernel's base frequency, ppm: the median of adjtimex readings over a few seconds (one shell
+ * loop in the guest). The kernel driver slews by raising the kernel frequency for a moment (up to
+ * hundreds of ppm), so one reading taken during a slew says nothing about the learned frequency;
+ * slews fill a small share of the time once converged, so the median is the base.
+ */
+export async function kernelBaseFrequencyPpm(guest: Guest, samples = 15, intervalS = 0.2): Promise<number> {
+  const out = await guest.run(`for i in $(seq ${samples}); do adjtimex -p; echo ---; sleep ${intervalS}; done`);
+  const readings = out.split('---').map(parseTimex).flatMap((fields) => (fields.frequency === undefined ? [] : [fields.frequency / 65536]));
+  if (readings.length === 0) throw new Error(`no adjtimex frequency read on ${guest.name}: ${out.slice(0, 200)}`);
+  readings.sort((a, b) => a - b);
+  return readings[Math.floor(readings.length / 2)] as number;
 }
 

@@ -19,7 +19,8 @@
 // - Filter: the last N samples (UPSTREAM_FILTER_SAMPLES); the newest whose delay is not far above
 //   their minimum stands for the server (the members' delay filter, core/sync/delay-filter.ts: a
 //   sample's offset error is up to half its delay, and queueing only ever adds delay; see best()),
-//   unless the newest three in a row are poor: then the newest stands (never starved).
+//   unless more than POOR_SAMPLE_STREAK_MAX of the newest in a row are poor: then the newest
+//   stands (never starved, as the members' filter never starves a member).
 //   Its dispersion grows at the frequency tolerance (15 ppm) with its age.
 // - Root distance, the bound on |our clock's offset to the server's reference - the estimate|:
 //   (root delay + delay) / 2 + root dispersion + dispersion (the sample's, grown with age) +

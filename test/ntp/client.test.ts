@@ -2,7 +2,8 @@
 // mode v4 with our clock as transmit stamp; replies are matched by origin (bogus, duplicate
 // dropped); kiss-o'-death RATE backs off and DENY stops; unsynchronized and insane headers give
 // no sample; bursts at start; the reach register; the filter picks the newest sample whose delay
-// is not poor, and the offset has the sign "server minus us"; a reply straddling a move of our
+// is not poor (the newest once a streak of poor ones is long), and the offset has the sign
+// "server minus us"; a reply straddling a move of our
 // clock measures the moved clock.
 import { describe, expect, it } from 'vitest';
 import { POOR_SAMPLE_STREAK_MAX, UPSTREAM_ROOT_DISTANCE_NS_MAX } from '../../src/core/limits.ts';
